@@ -1,0 +1,331 @@
+//! `qemu-pr-helper`: the drop-in daemon's command line, exactly the C helper's.
+//!
+//! Options are read twice: in command-line order for what C does while parsing (help and
+//! version exit where they stand, `-k` must be absolute, users and groups must exist, `-T`
+//! must parse), then by argh from the canonical argv for the final values.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions};
+use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
+use crate::daemon::{
+    self, Config, DEFAULT_MAX_WORKERS, DEFAULT_PIDFILE, DEFAULT_SOCKET, privileges,
+};
+use crate::trace::{self, TraceConfig};
+
+/// The C helper's options (short string "hVk:f:dT:u:g:vq"), then ours, long-only.
+const SPECS: &[OptSpec] = &[
+    OptSpec::new('h', "help", HasArg::No),
+    OptSpec::new('V', "version", HasArg::No),
+    OptSpec::new('k', "socket", HasArg::Required),
+    OptSpec::new('f', "pidfile", HasArg::Required),
+    OptSpec::new('d', "daemon", HasArg::No),
+    OptSpec::new('T', "trace", HasArg::Required),
+    OptSpec::new('u', "user", HasArg::Required),
+    OptSpec::new('g', "group", HasArg::Required),
+    OptSpec::new('v', "verbose", HasArg::No),
+    OptSpec::new('q', "quiet", HasArg::No),
+    OptSpec::long_only("sgio-timeout", HasArg::Required),
+    OptSpec::long_only("max-workers", HasArg::Required),
+];
+
+/// Persistent Reservation helper program for QEMU.
+#[derive(FromArgs, Debug)]
+struct Options {
+    /// path to the unix socket (last one wins)
+    #[argh(option, short = 'k')]
+    socket: Vec<String>,
+    /// PID file when running as a daemon
+    #[argh(option, short = 'f')]
+    pidfile: Vec<String>,
+    /// run in the background
+    #[argh(switch, short = 'd')]
+    daemon: bool,
+    /// tracing options (applied from the ordered pass, which also validates them)
+    #[allow(dead_code)]
+    #[argh(option, short = 'T')]
+    trace: Vec<String>,
+    /// user to drop privileges to
+    #[argh(option, short = 'u')]
+    user: Vec<String>,
+    /// group to drop privileges to
+    #[argh(option, short = 'g')]
+    group: Vec<String>,
+    /// more messages
+    #[argh(switch, short = 'v')]
+    verbose: u8,
+    /// fewer messages
+    #[argh(switch, short = 'q')]
+    quiet: bool,
+    /// SG_IO timeout in milliseconds
+    #[argh(option)]
+    sgio_timeout: Vec<u32>,
+    /// worker threads at most
+    #[argh(option)]
+    max_workers: Vec<usize>,
+    /// ignored, as in C
+    #[argh(positional, greedy)]
+    _file: Vec<String>,
+}
+
+fn help_text(argv0: &str, pidfile: &str, socket: &str) -> String {
+    format!(
+        "Usage: {argv0} [OPTIONS] FILE
+Persistent Reservation helper program for QEMU
+
+  -h, --help                display this help and exit
+  -V, --version             output version information and exit
+
+  -d, --daemon              run in the background
+  -f, --pidfile=PATH        PID file when running as a daemon
+                            (default '{pidfile}')
+  -k, --socket=PATH         path to the unix socket
+                            (default '{socket}')
+  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]
+                            specify tracing options
+  -u, --user=USER           user to drop privileges to
+  -g, --group=GROUP         group to drop privileges to
+  -q, --quiet               do not print per-connection errors
+  -v, --verbose             increase verbosity (may be repeated)
+
+pr-helper extensions (long options only):
+      --sgio-timeout=MS     SG_IO timeout in milliseconds, 0 for the device
+                            queue's default (default {DEFAULT_SGIO_TIMEOUT_MS}; the C helper uses 1)
+      --max-workers=N       threads running SG_IO at most (default {DEFAULT_MAX_WORKERS})
+
+See pr-helper(1) for how to report bugs.
+More information on the QEMU project at <https://qemu.org>.
+"
+    )
+}
+
+fn version_text(argv0: &str) -> String {
+    format!(
+        "{argv0} {} (pr-helper)
+Written by the pr-helper developers, after Paolo Bonzini's qemu-pr-helper.
+
+Copyright (c) 2026 the pr-helper developers
+This is free software; see the source for copying conditions.  There is NO
+warranty; not even for MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.
+",
+        crate::VERSION
+    )
+}
+
+/// What parsing decided: run, or exit now with a status.
+enum Parsed {
+    Run(Box<Config>, TraceConfig),
+    Exit(ExitCode),
+}
+
+/// `argv0` as typed; messages use its basename, as QEMU's `error_init(argv[0])` does.
+pub fn main(argv0: &str, args: &[String]) -> ExitCode {
+    let prog = Path::new(argv0)
+        .file_name()
+        .map_or_else(|| argv0.to_owned(), |b| b.to_string_lossy().into_owned());
+    // Before anything else: threads spawned later inherit the blocked mask (C installs its
+    // termination handler first too).
+    let signals = match daemon::termination_signals() {
+        Ok(fd) => fd,
+        Err(e) => return fail(&prog, &e.to_string()),
+    };
+    let (config, trace_config) = match parse(argv0, &prog, args) {
+        Parsed::Run(config, trace_config) => (config, trace_config),
+        Parsed::Exit(code) => return code,
+    };
+    if let Err(message) = trace_config.activate() {
+        // QEMU prints events-file errors without a space after the colon.
+        let _ = writeln!(std::io::stderr(), "{prog}:{message}");
+        return ExitCode::from(1);
+    }
+    match daemon::run(&config, signals) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(daemon::Error::ChildFailed) => ExitCode::from(1),
+        Err(e) => fail(&prog, &e.to_string()),
+    }
+}
+
+fn fail(prog: &str, message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr(), "{prog}: {message}");
+    ExitCode::from(1)
+}
+
+fn usage_error(argv0: &str, prog: &str, message: &str) -> Parsed {
+    // getopt prefixes argv[0] as typed; QEMU's own hint uses the basename prefix.
+    let _ = writeln!(std::io::stderr(), "{argv0}: {message}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "{prog}: Try `{argv0} --help' for more information."
+    );
+    Parsed::Exit(ExitCode::from(1))
+}
+
+fn parse(argv0: &str, prog: &str, args: &[String]) -> Parsed {
+    let parsed = match getopt::normalize(args, SPECS) {
+        Ok(p) => p,
+        Err(e) => return usage_error(argv0, prog, &e.to_string()),
+    };
+    // First pass, in order: what C does at the moment it meets each option.
+    let mut socket = DEFAULT_SOCKET.to_owned();
+    let mut pidfile = DEFAULT_PIDFILE.to_owned();
+    let mut trace_config = TraceConfig::default();
+    for arg in &parsed {
+        let Arg::Opt { index, value } = arg else {
+            continue;
+        };
+        let value = value.as_deref().unwrap_or_default();
+        match SPECS[*index].long {
+            "help" => {
+                let _ = std::io::stdout().write_all(help_text(argv0, &pidfile, &socket).as_bytes());
+                return Parsed::Exit(ExitCode::SUCCESS);
+            }
+            "version" => {
+                let _ = std::io::stdout().write_all(version_text(argv0).as_bytes());
+                return Parsed::Exit(ExitCode::SUCCESS);
+            }
+            "socket" => {
+                if !value.starts_with('/') {
+                    return Parsed::Exit(fail(prog, "socket path must be absolute"));
+                }
+                value.clone_into(&mut socket);
+            }
+            "pidfile" => value.clone_into(&mut pidfile),
+            "trace" => {
+                if let Err(message) = trace_config.add(value) {
+                    return Parsed::Exit(fail(prog, &message));
+                }
+                if trace_config.help {
+                    let _ = std::io::stdout().write_all(trace::help_text().as_bytes());
+                    return Parsed::Exit(ExitCode::SUCCESS);
+                }
+            }
+            "user" if privileges::lookup_user(value).is_none() => {
+                return Parsed::Exit(fail(prog, &format!("invalid user '{value}'")));
+            }
+            "group" if privileges::lookup_group(value).is_none() => {
+                return Parsed::Exit(fail(prog, &format!("invalid group '{value}'")));
+            }
+            _ => {}
+        }
+    }
+    // Second pass: argh reads the canonical argv into the final values.
+    let canonical = getopt::canonical_argv(&parsed, SPECS);
+    let canonical_refs: Vec<&str> = canonical.iter().map(String::as_str).collect();
+    let options = match Options::from_args(&[prog], &canonical_refs) {
+        Ok(o) => o,
+        Err(early) => return usage_error(argv0, prog, early.output.trim_end()),
+    };
+    let loglevel = 1u8.saturating_add(options.verbose);
+    let config = Config {
+        prog: prog.to_owned(),
+        argv0: argv0.to_owned(),
+        socket: PathBuf::from(options.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
+        socket_specified: !options.socket.is_empty(),
+        pidfile: PathBuf::from(
+            options
+                .pidfile
+                .last()
+                .map_or(DEFAULT_PIDFILE, String::as_str),
+        ),
+        pidfile_specified: !options.pidfile.is_empty(),
+        daemonize: options.daemon,
+        quiet: options.quiet,
+        verbose: if options.quiet { 0 } else { loglevel.min(3) },
+        uid: options.user.last().and_then(|u| privileges::lookup_user(u)),
+        gid: options
+            .group
+            .last()
+            .and_then(|g| privileges::lookup_group(g)),
+        exec: ExecOptions {
+            sgio_timeout_ms: options
+                .sgio_timeout
+                .last()
+                .copied()
+                .unwrap_or(DEFAULT_SGIO_TIMEOUT_MS),
+        },
+        max_workers: options
+            .max_workers
+            .last()
+            .copied()
+            .unwrap_or(DEFAULT_MAX_WORKERS)
+            .max(1),
+    };
+    Parsed::Run(Box::new(config), trace_config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_parse(args: &[&str]) -> Option<Config> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse("qemu-pr-helper", "qemu-pr-helper", &args) {
+            Parsed::Run(c, _) => Some(*c),
+            Parsed::Exit(_) => None,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run_parse(&[]).unwrap();
+        assert_eq!(c.socket, PathBuf::from("/var/run/qemu-pr-helper.sock"));
+        assert_eq!(c.pidfile, PathBuf::from("/var/run/qemu-pr-helper.pid"));
+        assert!(!c.socket_specified && !c.pidfile_specified && !c.daemonize);
+        assert_eq!(c.verbose, 1);
+        assert_eq!(c.exec.sgio_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn verbosity_as_c_derives_it() {
+        assert_eq!(run_parse(&["-v"]).unwrap().verbose, 2);
+        assert_eq!(run_parse(&["-vvvv"]).unwrap().verbose, 3);
+        let q = run_parse(&["-qv"]).unwrap();
+        assert_eq!(q.verbose, 0);
+        assert!(q.quiet);
+    }
+
+    #[test]
+    fn last_socket_wins_and_numeric_ids() {
+        let c = run_parse(&[
+            "-k",
+            "/a",
+            "--sock=/b",
+            "-u",
+            "65534",
+            "-g",
+            "0",
+            "x",
+            "--sgio-timeout",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(c.socket, PathBuf::from("/b"));
+        assert!(c.socket_specified);
+        assert_eq!(c.uid, Some(65534));
+        assert_eq!(c.gid, Some(0));
+        assert_eq!(c.exec.sgio_timeout_ms, 5);
+    }
+
+    #[test]
+    fn trace_patterns_may_start_with_a_dash() {
+        let args: Vec<String> = ["-T", "-pr_helper_sgio*", "-T", "pr_helper_*"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        match parse("qemu-pr-helper", "qemu-pr-helper", &args) {
+            Parsed::Run(_, t) => assert_eq!(t.patterns, vec!["-pr_helper_sgio*", "pr_helper_*"]),
+            Parsed::Exit(_) => panic!("parse failed"),
+        }
+    }
+
+    #[test]
+    fn relative_socket_and_unknown_user_fail() {
+        assert!(run_parse(&["-k", "rel"]).is_none());
+        assert!(run_parse(&["-u", "no-such-user-here"]).is_none());
+        assert!(run_parse(&["-g", "no-such-group-here"]).is_none());
+    }
+}

@@ -1,0 +1,124 @@
+//! Backends run one checked PR command on the device fd a client passed and fill the reply.
+//!
+//! Today every fd goes to SG_IO ([`sgio`]); multipath maps and the block layer's IOC_PR_*
+//! ioctls plug in here, behind the same `execute`.
+
+pub mod sgio;
+
+use std::os::fd::OwnedFd;
+
+use crate::protocol::{
+    CheckedCdb, PR_HELPER_DATA_SIZE, PR_HELPER_MAX_REPLY_SIZE, PR_HELPER_REPLY_HEADER_SIZE,
+};
+use crate::scsi::sense::{self, SenseCode};
+use crate::scsi::status;
+
+/// How backends run commands, fixed at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    /// SG_IO timeout in milliseconds (the C helper passes 1).
+    pub sgio_timeout_ms: u32,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            sgio_timeout_ms: DEFAULT_SGIO_TIMEOUT_MS,
+        }
+    }
+}
+
+/// Default SG_IO timeout: QEMU's scsi-generic default for guest commands.
+pub const DEFAULT_SGIO_TIMEOUT_MS: u32 = 30_000;
+
+/// One request ready to run: the checked CDB, the device fd, and the access mode the fd was
+/// opened with (read when it arrived).
+#[derive(Debug)]
+pub struct Request {
+    pub cdb: CheckedCdb,
+    pub device: OwnedFd,
+    pub read_only: bool,
+}
+
+/// A reply buffer: header, then payload. For PR OUT the parameter list is received into the
+/// payload area, which the device reads from there; PR OUT replies carry no payload.
+pub struct ReplyBuffer {
+    bytes: Box<[u8; PR_HELPER_MAX_REPLY_SIZE]>,
+}
+
+impl Default for ReplyBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ReplyBuffer {
+    /// A zeroed buffer.
+    pub fn new() -> Self {
+        ReplyBuffer {
+            bytes: Box::new([0u8; PR_HELPER_MAX_REPLY_SIZE]),
+        }
+    }
+    /// The payload area: PR IN data from the device, or the PR OUT parameter list.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[PR_HELPER_REPLY_HEADER_SIZE..]
+    }
+    /// The first `len` bytes, as they go on the wire.
+    pub fn wire(&self, len: usize) -> &[u8] {
+        &self.bytes[..len]
+    }
+    /// Header fields and payload area, borrowed apart so SG_IO can fill both.
+    fn split(&mut self) -> (&mut [u8], &mut [u8], &mut [u8]) {
+        let (header, payload) = self.bytes.split_at_mut(PR_HELPER_REPLY_HEADER_SIZE);
+        let (fields, sense) = header.split_at_mut(8);
+        (fields, sense, payload)
+    }
+}
+
+/// What a command produced, as the reply reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: u8,
+    /// Payload bytes (PR IN with GOOD status only).
+    pub payload_len: usize,
+}
+
+impl Outcome {
+    /// Bytes of the whole reply on the wire.
+    pub fn wire_len(&self) -> usize {
+        PR_HELPER_REPLY_HEADER_SIZE + self.payload_len
+    }
+}
+
+/// Runs `req` and writes the complete reply (header, sense, payload) into `buf`.
+pub fn execute(req: &Request, buf: &mut ReplyBuffer, opts: &ExecOptions) -> Outcome {
+    let (fields, sense_area, payload) = buf.split();
+    sense_area.fill(0);
+    let outcome = if req.cdb.is_pr_out() && req.read_only {
+        // do_pr_out refuses PR OUT on a read-only fd before touching the device.
+        sense::build_fixed(sense::INVALID_OPCODE, sense_area);
+        Outcome {
+            status: status::CHECK_CONDITION,
+            payload_len: 0,
+        }
+    } else {
+        sgio::run(req, sense_area, payload, opts)
+    };
+    fields[0..4].copy_from_slice(&i32::from(outcome.status).to_be_bytes());
+    fields[4..8].copy_from_slice(&(outcome.payload_len as i32).to_be_bytes());
+    outcome
+}
+
+/// Fills a status-and-sense outcome for errors found without running the command.
+pub fn fail_with(code: SenseCode, sense_area: &mut [u8]) -> Outcome {
+    sense::build_fixed(code, sense_area);
+    Outcome {
+        status: status::CHECK_CONDITION,
+        payload_len: 0,
+    }
+}
+
+/// PR IN payload length: what the device returned, clipped to the allocation length.
+fn clip_payload(transferred: usize, allocation_length: usize) -> usize {
+    transferred.min(allocation_length).min(PR_HELPER_DATA_SIZE)
+}

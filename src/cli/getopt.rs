@@ -1,0 +1,302 @@
+//! A `getopt_long` normaliser: every GNU spelling of an option becomes one canonical form.
+//!
+//! argh accepts `--name value` and `-n value` only. C programs also accept `--name=value`,
+//! `-nvalue`, clusters (`-qv`, `-qk P`), unambiguous long prefixes (`--sock=P`), options after
+//! positional arguments (GNU permutation) and `--`. [`normalize`] reads argv with glibc's rules
+//! and errors, and returns the options in order, each with its full long name, so the applet
+//! can hand argh a canonical argv and still act on options in command-line order.
+
+use std::fmt;
+
+/// Whether an option takes an argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HasArg {
+    No,
+    Required,
+}
+
+/// One option as `struct option` and the short-option string describe it.
+#[derive(Debug, Clone, Copy)]
+pub struct OptSpec {
+    pub short: Option<char>,
+    pub long: &'static str,
+    pub has_arg: HasArg,
+}
+
+impl OptSpec {
+    /// An option with both spellings.
+    pub const fn new(short: char, long: &'static str, has_arg: HasArg) -> Self {
+        OptSpec {
+            short: Some(short),
+            long,
+            has_arg,
+        }
+    }
+    /// A long-only option.
+    pub const fn long_only(long: &'static str, has_arg: HasArg) -> Self {
+        OptSpec {
+            short: None,
+            long,
+            has_arg,
+        }
+    }
+}
+
+/// One parsed command-line element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    /// An option: index into the spec table, and its argument.
+    Opt { index: usize, value: Option<String> },
+    /// A non-option argument.
+    Positional(String),
+}
+
+/// A usage error, worded as glibc's getopt prints it (after `argv[0]: `).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetoptError {
+    InvalidShort(char),
+    MissingShortArgument(char),
+    Unrecognized(String),
+    Ambiguous {
+        given: String,
+        candidates: Vec<&'static str>,
+    },
+    MissingLongArgument(&'static str),
+    UnexpectedLongArgument(&'static str),
+}
+
+impl fmt::Display for GetoptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetoptError::InvalidShort(c) => write!(f, "invalid option -- '{c}'"),
+            GetoptError::MissingShortArgument(c) => {
+                write!(f, "option requires an argument -- '{c}'")
+            }
+            GetoptError::Unrecognized(arg) => write!(f, "unrecognized option '{arg}'"),
+            GetoptError::Ambiguous { given, candidates } => {
+                write!(f, "option '{given}' is ambiguous; possibilities:")?;
+                for c in candidates {
+                    write!(f, " '--{c}'")?;
+                }
+                Ok(())
+            }
+            GetoptError::MissingLongArgument(name) => {
+                write!(f, "option '--{name}' requires an argument")
+            }
+            GetoptError::UnexpectedLongArgument(name) => {
+                write!(f, "option '--{name}' doesn't allow an argument")
+            }
+        }
+    }
+}
+
+impl std::error::Error for GetoptError {}
+
+/// Reads `args` (without argv[0]) the way `getopt_long` with a permuting short-option string does.
+///
+/// # Errors
+/// The first usage error, as glibc reports it.
+pub fn normalize(args: &[String], specs: &[OptSpec]) -> Result<Vec<Arg>, GetoptError> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut positionals = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--" {
+            positionals.extend(args[i..].iter().cloned().map(Arg::Positional));
+            break;
+        }
+        if let Some(body) = arg.strip_prefix("--") {
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_owned())),
+                None => (body, None),
+            };
+            let index = find_long(name, arg, specs)?;
+            let spec = &specs[index];
+            let value = match (spec.has_arg, inline) {
+                (HasArg::No, Some(_)) => {
+                    return Err(GetoptError::UnexpectedLongArgument(spec.long));
+                }
+                (HasArg::No, None) => None,
+                (HasArg::Required, Some(v)) => Some(v),
+                (HasArg::Required, None) => match args.get(i) {
+                    Some(v) => {
+                        i += 1;
+                        Some(v.clone())
+                    }
+                    None => return Err(GetoptError::MissingLongArgument(spec.long)),
+                },
+            };
+            out.push(Arg::Opt { index, value });
+        } else if arg.len() > 1 && arg.starts_with('-') {
+            let cluster: Vec<char> = arg[1..].chars().collect();
+            let mut j = 0;
+            while j < cluster.len() {
+                let c = cluster[j];
+                j += 1;
+                let index = specs
+                    .iter()
+                    .position(|s| s.short == Some(c))
+                    .ok_or(GetoptError::InvalidShort(c))?;
+                if specs[index].has_arg == HasArg::No {
+                    out.push(Arg::Opt { index, value: None });
+                    continue;
+                }
+                let value = if j < cluster.len() {
+                    cluster[j..].iter().collect()
+                } else if let Some(v) = args.get(i) {
+                    i += 1;
+                    v.clone()
+                } else {
+                    return Err(GetoptError::MissingShortArgument(c));
+                };
+                out.push(Arg::Opt {
+                    index,
+                    value: Some(value),
+                });
+                break;
+            }
+        } else {
+            positionals.push(Arg::Positional(arg.clone()));
+        }
+    }
+    out.extend(positionals);
+    Ok(out)
+}
+
+/// Finds a long option by exact name, else by unique prefix (glibc: prefixes of several options
+/// that all have the same flags still count as ambiguous when they differ in index).
+fn find_long(name: &str, whole: &str, specs: &[OptSpec]) -> Result<usize, GetoptError> {
+    if let Some(i) = specs.iter().position(|s| s.long == name) {
+        return Ok(i);
+    }
+    let matches: Vec<usize> = if name.is_empty() {
+        Vec::new()
+    } else {
+        specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.long.starts_with(name))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    match matches.as_slice() {
+        [] => Err(GetoptError::Unrecognized(whole.to_owned())),
+        [one] => Ok(*one),
+        many => Err(GetoptError::Ambiguous {
+            given: format!("--{name}"),
+            candidates: many.iter().map(|&i| specs[i].long).collect(),
+        }),
+    }
+}
+
+/// Rebuilds a canonical argv (`--long value`, positionals after `--`) for argh.
+pub fn canonical_argv(parsed: &[Arg], specs: &[OptSpec]) -> Vec<String> {
+    let mut argv = Vec::with_capacity(parsed.len() * 2 + 1);
+    let mut tail = Vec::new();
+    for arg in parsed {
+        match arg {
+            Arg::Opt { index, value } => {
+                argv.push(format!("--{}", specs[*index].long));
+                if let Some(v) = value {
+                    argv.push(v.clone());
+                }
+            }
+            Arg::Positional(p) => tail.push(p.clone()),
+        }
+    }
+    if !tail.is_empty() {
+        argv.push("--".to_owned());
+        argv.extend(tail);
+    }
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPECS: &[OptSpec] = &[
+        OptSpec::new('h', "help", HasArg::No),
+        OptSpec::new('V', "version", HasArg::No),
+        OptSpec::new('k', "socket", HasArg::Required),
+        OptSpec::new('f', "pidfile", HasArg::Required),
+        OptSpec::new('d', "daemon", HasArg::No),
+        OptSpec::new('T', "trace", HasArg::Required),
+        OptSpec::new('v', "verbose", HasArg::No),
+        OptSpec::new('q', "quiet", HasArg::No),
+    ];
+
+    fn canon(args: &[&str]) -> Result<Vec<String>, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        normalize(&args, SPECS)
+            .map(|p| canonical_argv(&p, SPECS))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_spelling_of_an_argument() {
+        let want = Ok(vec!["--socket".to_string(), "/s".to_string()]);
+        assert_eq!(canon(&["-k", "/s"]), want);
+        assert_eq!(canon(&["-k/s"]), want);
+        assert_eq!(canon(&["--socket", "/s"]), want);
+        assert_eq!(canon(&["--socket=/s"]), want);
+        assert_eq!(canon(&["--sock=/s"]), want);
+        assert_eq!(canon(&["--s", "/s"]), want);
+    }
+
+    #[test]
+    fn clusters_permutation_and_double_dash() {
+        assert_eq!(canon(&["-qv"]).unwrap(), vec!["--quiet", "--verbose"]);
+        assert_eq!(
+            canon(&["-qk", "/s"]).unwrap(),
+            vec!["--quiet", "--socket", "/s"]
+        );
+        assert_eq!(
+            canon(&["-qk/s", "-v"]).unwrap(),
+            vec!["--quiet", "--socket", "/s", "--verbose"]
+        );
+        assert_eq!(
+            canon(&["file", "-d"]).unwrap(),
+            vec!["--daemon", "--", "file"]
+        );
+        assert_eq!(canon(&["--", "-x"]).unwrap(), vec!["--", "-x"]);
+        assert_eq!(canon(&["-", "-d"]).unwrap(), vec!["--daemon", "--", "-"]);
+        assert_eq!(canon(&["-k", "-d"]).unwrap(), vec!["--socket", "-d"]);
+        assert_eq!(canon(&["--socket="]).unwrap(), vec!["--socket", ""]);
+    }
+
+    #[test]
+    fn glibc_error_messages() {
+        assert_eq!(canon(&["-x"]).unwrap_err(), "invalid option -- 'x'");
+        assert_eq!(
+            canon(&["-k"]).unwrap_err(),
+            "option requires an argument -- 'k'"
+        );
+        assert_eq!(
+            canon(&["-dvqk"]).unwrap_err(),
+            "option requires an argument -- 'k'"
+        );
+        assert_eq!(
+            canon(&["--foo"]).unwrap_err(),
+            "unrecognized option '--foo'"
+        );
+        assert_eq!(
+            canon(&["--foo=1"]).unwrap_err(),
+            "unrecognized option '--foo=1'"
+        );
+        assert_eq!(
+            canon(&["--v"]).unwrap_err(),
+            "option '--v' is ambiguous; possibilities: '--version' '--verbose'"
+        );
+        assert_eq!(
+            canon(&["--sock"]).unwrap_err(),
+            "option '--socket' requires an argument"
+        );
+        assert_eq!(
+            canon(&["--verb=3"]).unwrap_err(),
+            "option '--verbose' doesn't allow an argument"
+        );
+    }
+}

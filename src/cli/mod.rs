@@ -1,0 +1,3 @@
+//! Command-line plumbing shared by the applets.
+
+pub mod getopt;

@@ -1,0 +1,377 @@
+//! One client connection as a state machine over a non-blocking socket: negotiate, read a
+//! request (CDB with its fd, then the PR OUT parameter list), wait for the worker, write the
+//! reply, and again. Every read and write may stop half-way and resume on the next event.
+
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
+
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendFlags};
+
+use crate::backend::{ReplyBuffer, Request};
+use crate::protocol::{self, CdbError, PR_HELPER_CDB_SIZE, PR_HELPER_FEATURES_SIZE};
+use crate::trace::{self, TracePoint};
+
+/// Descriptors one read may carry before the kernel truncates: QEMU's `SOCKET_MAX_FDS`.
+const SOCKET_MAX_FDS: usize = 16;
+
+/// Where a connection is in the protocol.
+pub enum State {
+    /// Waiting for the client's feature word.
+    Negotiating {
+        got: u8,
+        buf: [u8; PR_HELPER_FEATURES_SIZE],
+    },
+    /// Reading the 16-byte CDB and collecting the fd that rides on it.
+    ReadingCdb {
+        got: u8,
+        cdb: [u8; PR_HELPER_CDB_SIZE],
+        device: Option<(OwnedFd, bool)>,
+    },
+    /// Reading the PR OUT parameter list into the reply buffer's payload area.
+    ReadingParams {
+        request: Request,
+        reply: ReplyBuffer,
+        got: usize,
+    },
+    /// A worker has the request.
+    Executing,
+    /// Writing the reply.
+    Writing {
+        reply: ReplyBuffer,
+        len: usize,
+        sent: usize,
+    },
+}
+
+/// Why a connection closes; `message` is what C prints for it (unless -q).
+#[derive(Debug)]
+pub struct Close {
+    pub reason: &'static str,
+    pub message: Option<String>,
+}
+
+impl Close {
+    fn silent(reason: &'static str) -> Self {
+        Close {
+            reason,
+            message: None,
+        }
+    }
+    fn loud(reason: &'static str, message: String) -> Self {
+        Close {
+            reason,
+            message: Some(message),
+        }
+    }
+}
+
+/// What the event loop must do after a connection made progress.
+pub enum Step {
+    /// Nothing until the next readiness event.
+    Wait,
+    /// Run this request; the connection is now `Executing`.
+    Dispatch(Request, ReplyBuffer),
+    /// The reply went out: recycle the buffer and read the next request.
+    Replied(ReplyBuffer),
+    /// Drop the connection.
+    Close(Close),
+}
+
+/// A client connection.
+pub struct Conn {
+    pub sock: OwnedFd,
+    pub state: State,
+}
+
+impl Conn {
+    /// A connection whose feature word has been sent.
+    pub fn new(sock: OwnedFd) -> Conn {
+        Conn {
+            sock,
+            state: State::Negotiating {
+                got: 0,
+                buf: [0; PR_HELPER_FEATURES_SIZE],
+            },
+        }
+    }
+
+    /// Whether a worker holds this connection's request.
+    pub fn is_executing(&self) -> bool {
+        matches!(self.state, State::Executing)
+    }
+
+    /// Reads as far as the socket allows. `take_buffer` provides a reply buffer when a request
+    /// needs one.
+    pub fn on_readable(&mut self, take_buffer: &mut dyn FnMut() -> ReplyBuffer) -> Step {
+        loop {
+            let step = match &mut self.state {
+                State::Negotiating { got, buf } => {
+                    match recv_into(&self.sock, &mut buf[usize::from(*got)..]) {
+                        Err(step) => return step.into_step("negotiation"),
+                        Ok(n) => {
+                            *got += n as u8;
+                            if usize::from(*got) < PR_HELPER_FEATURES_SIZE {
+                                continue;
+                            }
+                            let requested = *buf;
+                            trace::emit(TracePoint::Negotiate, || {
+                                format!("features=0x{:08x}", u32::from_be_bytes(requested))
+                            });
+                            if !protocol::features_acceptable(requested) {
+                                return Step::Close(Close::silent(
+                                    "unsupported features requested",
+                                ));
+                            }
+                            self.state = State::ReadingCdb {
+                                got: 0,
+                                cdb: [0; PR_HELPER_CDB_SIZE],
+                                device: None,
+                            };
+                            continue;
+                        }
+                    }
+                }
+                State::ReadingCdb { got, cdb, device } => {
+                    match recv_with_fd(&self.sock, &mut cdb[usize::from(*got)..], device) {
+                        Err(step) => return step.into_step("reading request"),
+                        Ok(n) => {
+                            *got += n as u8;
+                            if usize::from(*got) < PR_HELPER_CDB_SIZE {
+                                continue;
+                            }
+                            let cdb = *cdb;
+                            let device = device.take();
+                            self.request_complete_cdb(cdb, device, take_buffer)
+                        }
+                    }
+                }
+                State::ReadingParams {
+                    request,
+                    reply,
+                    got,
+                } => {
+                    let need = request.cdb.parameter_length();
+                    match recv_into(&self.sock, &mut reply.payload_mut()[*got..need]) {
+                        Err(Interrupted::WouldBlock) => return Step::Wait,
+                        Err(Interrupted::Eof) => {
+                            return Step::Close(Close::loud(
+                                "end of file in parameter list",
+                                "Unexpected end-of-file before all data were read".into(),
+                            ));
+                        }
+                        Err(Interrupted::Failed(e)) => {
+                            return Step::Close(Close::loud(
+                                "read error in parameter list",
+                                format!(
+                                    "Unable to read from socket: {}",
+                                    crate::errors::strerror(&e.into())
+                                ),
+                            ));
+                        }
+                        Ok(n) => {
+                            *got += n;
+                            if *got < need {
+                                continue;
+                            }
+                            Some(self.dispatch())
+                        }
+                    }
+                }
+                State::Executing | State::Writing { .. } => return Step::Wait,
+            };
+            match step {
+                Some(step) => return step,
+                None => continue,
+            }
+        }
+    }
+
+    /// Checks a complete CDB as `prh_read_request` does; `None` to keep reading (parameters).
+    fn request_complete_cdb(
+        &mut self,
+        cdb: [u8; PR_HELPER_CDB_SIZE],
+        device: Option<(OwnedFd, bool)>,
+        take_buffer: &mut dyn FnMut() -> ReplyBuffer,
+    ) -> Option<Step> {
+        let Some((device, read_only)) = device else {
+            return Some(Step::Close(Close::loud(
+                "no fd",
+                "No file descriptor in request.".into(),
+            )));
+        };
+        let checked = match protocol::check_cdb(cdb) {
+            Ok(c) => c,
+            Err(CdbError::InvalidOpcode(_)) => {
+                return Some(Step::Close(Close::loud(
+                    "invalid opcode",
+                    "Invalid CDB, closing socket.".into(),
+                )));
+            }
+            Err(CdbError::TooLong(_)) => {
+                return Some(Step::Close(Close::silent("transfer length over 8192")));
+            }
+        };
+        trace::emit(TracePoint::Request, || {
+            format!(
+                "opcode=0x{:02x} sa=0x{:02x} len={}",
+                cdb[0],
+                cdb[1] & 0x1f,
+                checked.transfer_length
+            )
+        });
+        let request = Request {
+            cdb: checked,
+            device,
+            read_only,
+        };
+        self.state = State::ReadingParams {
+            request,
+            reply: take_buffer(),
+            got: 0,
+        };
+        if checked.parameter_length() == 0 {
+            Some(self.dispatch())
+        } else {
+            None
+        }
+    }
+
+    fn dispatch(&mut self) -> Step {
+        match std::mem::replace(&mut self.state, State::Executing) {
+            State::ReadingParams { request, reply, .. } => Step::Dispatch(request, reply),
+            other => {
+                self.state = other;
+                Step::Wait
+            }
+        }
+    }
+
+    /// Starts writing a reply of `len` bytes.
+    pub fn start_reply(&mut self, reply: ReplyBuffer, len: usize) -> Step {
+        self.state = State::Writing {
+            reply,
+            len,
+            sent: 0,
+        };
+        self.on_writable()
+    }
+
+    /// Writes as much of the pending reply as the socket takes.
+    pub fn on_writable(&mut self) -> Step {
+        let State::Writing { reply, len, sent } = &mut self.state else {
+            return Step::Wait;
+        };
+        while *sent < *len {
+            match rustix::net::send(&self.sock, &reply.wire(*len)[*sent..], SendFlags::NOSIGNAL) {
+                Ok(n) => *sent += n,
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => return Step::Wait,
+                Err(e) => {
+                    return Step::Close(Close::loud(
+                        "write error",
+                        format!(
+                            "Unable to write to socket: {}",
+                            crate::errors::strerror(&e.into())
+                        ),
+                    ));
+                }
+            }
+        }
+        match std::mem::replace(
+            &mut self.state,
+            State::ReadingCdb {
+                got: 0,
+                cdb: [0; 16],
+                device: None,
+            },
+        ) {
+            State::Writing { reply, .. } => Step::Replied(reply),
+            _ => Step::Wait,
+        }
+    }
+}
+
+/// Why a read stopped short.
+enum Interrupted {
+    WouldBlock,
+    Eof,
+    Failed(Errno),
+}
+
+impl Interrupted {
+    /// Before a request is complete C closes silently on EOF and errors.
+    fn into_step(self, phase: &'static str) -> Step {
+        match self {
+            Interrupted::WouldBlock => Step::Wait,
+            Interrupted::Eof | Interrupted::Failed(_) => Step::Close(Close::silent(phase)),
+        }
+    }
+}
+
+/// Plain read: descriptors sent with these bytes are discarded by the kernel, as in C.
+fn recv_into(sock: &OwnedFd, buf: &mut [u8]) -> Result<usize, Interrupted> {
+    loop {
+        return match rustix::io::read(sock, &mut *buf) {
+            Ok(0) => Err(Interrupted::Eof),
+            Ok(n) => Ok(n),
+            Err(Errno::INTR) => continue,
+            Err(Errno::AGAIN) => Err(Interrupted::WouldBlock),
+            Err(e) => Err(Interrupted::Failed(e)),
+        };
+    }
+}
+
+/// Reads CDB bytes and keeps the one descriptor that may come with them. A second descriptor,
+/// in this read or an earlier one, fails the request (all of them are closed).
+fn recv_with_fd(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+    device: &mut Option<(OwnedFd, bool)>,
+) -> Result<usize, Interrupted> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(SOCKET_MAX_FDS))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [std::io::IoSliceMut::new(&mut *buf)];
+        let received =
+            match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+                Ok(r) => r,
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Err(Interrupted::WouldBlock),
+                Err(e) => return Err(Interrupted::Failed(e)),
+            };
+        let mut too_many = false;
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = message {
+                for fd in fds {
+                    if device.is_some() {
+                        too_many = true;
+                        continue; // dropped, so closed
+                    }
+                    *device = Some(adopt_device(fd).map_err(Interrupted::Failed)?);
+                }
+            }
+        }
+        if too_many {
+            *device = None;
+            return Err(Interrupted::Failed(Errno::INVAL));
+        }
+        if received.bytes == 0 {
+            return Err(Interrupted::Eof);
+        }
+        return Ok(received.bytes);
+    }
+}
+
+/// Clears O_NONBLOCK on a received device fd, as QEMU's channel does for every fd it
+/// receives ("O_NONBLOCK is preserved across SCM_RIGHTS so reset it"), and notes whether it
+/// was opened read-only (PR OUT is refused on those).
+fn adopt_device(fd: OwnedFd) -> Result<(OwnedFd, bool), Errno> {
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    if flags.contains(OFlags::NONBLOCK) {
+        rustix::fs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK)?;
+    }
+    let read_only = (flags & OFlags::RWMODE) == OFlags::RDONLY;
+    Ok((fd, read_only))
+}

@@ -1,0 +1,214 @@
+//! The listening socket: bound by us (appearing at its path only once it accepts), or
+//! inherited from systemd socket activation.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+use super::Error;
+use crate::sys;
+
+/// Longest path `sun_path` holds with its terminating NUL.
+pub const UNIX_PATH_MAX: usize = 108;
+
+/// A listening socket and what to clean up when it closes.
+#[derive(Debug)]
+pub struct Listener {
+    fd: OwnedFd,
+    /// Where the socket lives once published, and its inode, for the unlink at exit.
+    published: Option<Published>,
+    /// The temporary name it was bound under, until published.
+    staging: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct Published {
+    path: PathBuf,
+    ino: u64,
+    dev: u64,
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Listener {
+    /// Binds and listens on a temporary name next to `path`; [`Listener::publish`] renames it
+    /// into place. libvirt connects as soon as the path exists, so it must only ever name a
+    /// socket that already accepts.
+    ///
+    /// # Errors
+    /// Path too long, socket, bind or listen failures, with the C helper's wording.
+    pub fn bind(path: &Path) -> Result<Listener, Error> {
+        if path.as_os_str().len() >= UNIX_PATH_MAX {
+            return Err(Error::SocketPathTooLong(path.to_owned()));
+        }
+        let staging = staging_name(path);
+        let addr =
+            SocketAddrUnix::new(&staging).map_err(|e| Error::Bind(path.to_owned(), e.into()))?;
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .map_err(|e| Error::Bind(path.to_owned(), e.into()))?;
+        // A stale staging socket from a killed instance with our pid would make bind fail.
+        let _ = rustix::fs::unlink(&staging);
+        rustix::net::bind(&fd, &addr).map_err(|e| Error::Bind(path.to_owned(), e.into()))?;
+        rustix::net::listen(&fd, libc::SOMAXCONN)
+            .map_err(|e| Error::Listen(path.to_owned(), e.into()))?;
+        Ok(Listener {
+            fd,
+            published: Some(Published {
+                path: path.to_owned(),
+                ino: 0,
+                dev: 0,
+            }),
+            staging: Some(staging),
+        })
+    }
+
+    /// Renames the bound socket to its final path, replacing any stale file there (the C
+    /// helper unlinks it before binding), and remembers its inode for the unlink at exit.
+    ///
+    /// # Errors
+    /// The rename failed.
+    pub fn publish(&mut self) -> Result<(), Error> {
+        let (Some(staging), Some(published)) = (self.staging.take(), self.published.as_mut())
+        else {
+            return Ok(());
+        };
+        if let Err(e) = rustix::fs::rename(&staging, &published.path) {
+            let _ = rustix::fs::unlink(&staging);
+            return Err(Error::Bind(published.path.clone(), e.into()));
+        }
+        if let Ok(st) = rustix::fs::stat(&published.path) {
+            published.ino = st.st_ino;
+            published.dev = st.st_dev;
+        }
+        Ok(())
+    }
+
+    /// Adopts the socket systemd passed as fd 3; systemd owns its path, so nothing is unlinked.
+    ///
+    /// # Errors
+    /// fd 3 is not open.
+    pub fn inherited() -> Result<Listener, Error> {
+        let fd = sys::adopt_inherited_fd(sys::SD_LISTEN_FDS_START).map_err(Error::Activation)?;
+        // The C helper serves the socket as it is; make it non-blocking for the event loop.
+        let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::Activation(e.into()))?;
+        rustix::fs::fcntl_setfl(&fd, flags | OFlags::NONBLOCK)
+            .map_err(|e| Error::Activation(e.into()))?;
+        Ok(Listener {
+            fd,
+            published: None,
+            staging: None,
+        })
+    }
+
+    /// The path clients connect to, when we bound it.
+    pub fn path(&self) -> Option<&Path> {
+        self.published.as_ref().map(|p| p.path.as_path())
+    }
+
+    /// Closes the socket and removes its path, if it still names our socket.
+    ///
+    /// Returns the unlink error to report, as C prints "Failed to unlink socket".
+    pub fn close(mut self) -> Option<(PathBuf, std::io::Error)> {
+        if let Some(staging) = self.staging.take() {
+            let _ = rustix::fs::unlink(&staging);
+        }
+        let published = self.published.take()?;
+        match rustix::fs::stat(&published.path) {
+            Ok(st)
+                if published.ino != 0
+                    && (st.st_ino != published.ino || st.st_dev != published.dev) =>
+            {
+                None
+            }
+            Err(rustix::io::Errno::NOENT) => None,
+            _ => match rustix::fs::unlink(&published.path) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => None,
+                Err(e) => Some((published.path, e.into())),
+            },
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // A listener dropped before publishing (start-up failed) leaves no file behind.
+        if let Some(staging) = self.staging.take() {
+            let _ = rustix::fs::unlink(&staging);
+        }
+    }
+}
+
+/// A short hidden name in the same directory, so that rename(2) stays atomic.
+fn staging_name(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut name = OsString::from(".prh-");
+    name.push(rustix::process::getpid().as_raw_nonzero().to_string());
+    let candidate = dir.join(&name);
+    if candidate.as_os_str().as_bytes().len() < UNIX_PATH_MAX {
+        candidate
+    } else {
+        path.to_owned()
+    }
+}
+
+/// systemd socket activation, by the rules of QEMU's `check_socket_activation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Not activated: bind the path.
+    None,
+    /// `n` descriptors from fd 3 on.
+    Fds(u32),
+}
+
+/// Reads LISTEN_PID/LISTEN_FDS; when they are for this process, unsets them and marks the
+/// passed descriptors close-on-exec, as QEMU does. LISTEN_FDS=0 means not activated.
+///
+/// # Errors
+/// A passed descriptor that is not open.
+pub fn check_socket_activation() -> Result<Activation, Error> {
+    let pid = match std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    {
+        Some(pid) => pid,
+        None => return Ok(Activation::None),
+    };
+    if pid != rustix::process::getpid().as_raw_nonzero().get() {
+        return Ok(Activation::None);
+    }
+    let Some(nfds) = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    else {
+        return Ok(Activation::None);
+    };
+    sys::remove_env_single_threaded("LISTEN_FDS");
+    sys::remove_env_single_threaded("LISTEN_PID");
+    for i in 0..nfds {
+        let fd = sys::SD_LISTEN_FDS_START + i as i32;
+        sys::set_cloexec_by_number(fd).map_err(|e| Error::ActivationFd(fd, e))?;
+    }
+    Ok(if nfds == 0 {
+        Activation::None
+    } else {
+        Activation::Fds(nfds)
+    })
+}
+
+/// Opens `/dev/null` for the daemon's standard streams.
+pub fn open_dev_null() -> std::io::Result<OwnedFd> {
+    rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
+}

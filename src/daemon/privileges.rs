@@ -1,0 +1,130 @@
+//! Dropping privileges as the C helper built with libcap-ng does: switch uid/gid, drop the
+//! supplementary groups, clear the bounding set, keep only CAP_SYS_RAWIO (for SG_IO).
+//!
+//! Users and groups come from /etc/passwd and /etc/group directly (no NSS), by name or number.
+
+use std::io;
+
+use rustix::thread::{CapabilitySet, CapabilitySets};
+
+/// Resolves `-u USER`: a name in /etc/passwd, else a decimal uid.
+pub fn lookup_user(name: &str) -> Option<u32> {
+    lookup_in("/etc/passwd", name, 2).or_else(|| parse_id(name))
+}
+
+/// Resolves `-g GROUP`: a name in /etc/group, else a decimal gid.
+pub fn lookup_group(name: &str) -> Option<u32> {
+    lookup_in("/etc/group", name, 2).or_else(|| parse_id(name))
+}
+
+/// qemu_strtoul(.., 10, ..) into a uid_t: decimal digits only, not -1.
+fn parse_id(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u32>().ok().filter(|&id| id != u32::MAX)
+}
+
+fn lookup_in(file: &str, name: &str, id_field: usize) -> Option<u32> {
+    let text = std::fs::read(file).ok()?;
+    find_id(&text, name, id_field)
+}
+
+/// Finds `name` in colon-separated database text and returns its numeric field.
+pub fn find_id(text: &[u8], name: &str, id_field: usize) -> Option<u32> {
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let mut fields = line.split(|&b| b == b':');
+        if fields.next()? != name.as_bytes() {
+            return None;
+        }
+        let id = fields.nth(id_field - 1)?;
+        std::str::from_utf8(id).ok()?.parse().ok()
+    })
+}
+
+/// The capabilities the daemon keeps: SG_IO needs CAP_SYS_RAWIO for PR commands.
+pub fn kept_capabilities() -> CapabilitySet {
+    CapabilitySet::SYS_RAWIO
+}
+
+/// Switches to `uid`/`gid` (the current ones when not given), drops the supplementary groups,
+/// empties the bounding set and keeps only [`kept_capabilities`] in the permitted and
+/// effective sets: libcap-ng's `capng_change_id(.., CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING)`.
+///
+/// Must run while the process has one thread: these system calls act on the calling thread.
+///
+/// # Errors
+/// The first failing step's errno (EPERM when not privileged, as C reports it).
+pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    let uid = uid.unwrap_or_else(|| rustix::process::getuid().as_raw());
+    let gid = gid.unwrap_or_else(|| rustix::process::getgid().as_raw());
+    let keep = kept_capabilities();
+    // Keep the permitted set across setuid, with what the switch itself needs for now.
+    rustix::thread::set_keep_capabilities(true)?;
+    let transitional =
+        keep | CapabilitySet::SETUID | CapabilitySet::SETGID | CapabilitySet::SETPCAP;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: transitional,
+            permitted: transitional,
+            inheritable: CapabilitySet::empty(),
+        },
+    )?;
+    clear_bounding_set()?;
+    let gid = rustix::process::Gid::from_raw(gid);
+    rustix::thread::set_thread_res_gid(gid, gid, gid)?;
+    rustix::thread::set_thread_groups(&[])?;
+    let uid = rustix::process::Uid::from_raw(uid);
+    rustix::thread::set_thread_res_uid(uid, uid, uid)?;
+    rustix::thread::set_keep_capabilities(false)?;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: keep,
+            permitted: keep,
+            inheritable: CapabilitySet::empty(),
+        },
+    )?;
+    Ok(())
+}
+
+fn clear_bounding_set() -> io::Result<()> {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(63);
+    for cap in 0..=last {
+        match crate::sys::drop_bounding_capability(cap) {
+            Ok(()) => {}
+            // Past the kernel's last capability when /proc was not readable.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_lookup() {
+        let passwd = b"root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+        assert_eq!(find_id(passwd, "nobody", 2), Some(65534));
+        assert_eq!(find_id(passwd, "root", 2), Some(0));
+        assert_eq!(find_id(passwd, "nobod", 2), None);
+        let group = b"root:x:0:\nnogroup:x:65534:\n";
+        assert_eq!(find_id(group, "nogroup", 2), Some(65534));
+    }
+
+    #[test]
+    fn numeric_ids() {
+        assert_eq!(parse_id("1000"), Some(1000));
+        assert_eq!(parse_id("99999999999"), None);
+        assert_eq!(parse_id("-1"), None);
+        assert_eq!(parse_id("4294967295"), None);
+        assert_eq!(parse_id("12a"), None);
+    }
+}

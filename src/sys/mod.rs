@@ -1,0 +1,99 @@
+//! Every `unsafe` block of the project: the few kernel interfaces rustix does not wrap.
+//!
+//! rustix covers sockets, epoll, files and capabilities. What is left is the SG_IO ioctl
+//! (its header carries raw pointers), the process-wide signal mask with signalfd, fork for
+//! `--daemon`, the capability bounding set past rustix's enum, environment removal (unsafe
+//! since Rust 2024) and adopting systemd's inherited socket. Each wrapper is safe to call.
+#![allow(unsafe_code)]
+
+pub mod sg;
+pub mod signals;
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// First file descriptor systemd passes with socket activation (`SD_LISTEN_FDS_START`).
+pub const SD_LISTEN_FDS_START: i32 = 3;
+
+/// Takes ownership of an inherited descriptor that systemd passed at `SD_LISTEN_FDS_START + n`.
+///
+/// Call at most once per descriptor number, before anything else could have closed or
+/// reused it. `fcntl(F_GETFD)` checks that the number is open at all.
+///
+/// # Errors
+/// `EBADF` when no descriptor is open at that number.
+pub fn adopt_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_GETFD) only reads the flags of a descriptor number; it touches no memory.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the number is open (checked above) and was handed to this process by its
+    // parent for it to own; nothing in this process has wrapped it before (caller's contract).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes an environment variable.
+///
+/// Only call while the process has one thread (start-up), as `std::env::remove_var` requires.
+pub fn remove_env_single_threaded(key: &str) {
+    // SAFETY: called during start-up before any thread is spawned, so no other thread can be
+    // reading the environment concurrently.
+    unsafe { std::env::remove_var(key) };
+}
+
+/// The two sides of `fork(2)`.
+pub enum Fork {
+    /// In the parent: the child's pid.
+    Parent(i32),
+    /// In the child.
+    Child,
+}
+
+/// Safe wrapper for `fork(2)`, for `--daemon`.
+///
+/// Only call while the process has one thread: the child gets a copy of the calling thread
+/// alone, and locks held by other threads would stay held forever.
+///
+/// # Errors
+/// The errno of a failed fork (`EAGAIN`, `ENOMEM`).
+pub fn fork_single_threaded() -> io::Result<Fork> {
+    // SAFETY: the daemon forks during start-up while it has a single thread, so the child
+    // inherits no lock held by another thread; both sides continue in ordinary Rust code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(pid)),
+    }
+}
+
+/// Safe wrapper for `prctl(PR_CAPBSET_DROP)`: removes `cap` from the bounding set.
+///
+/// # Errors
+/// `EINVAL` when the kernel does not know `cap` (past its last capability), `EPERM` without
+/// `CAP_SETPCAP`.
+pub fn drop_bounding_capability(cap: u32) -> io::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes a capability number by value and no pointers.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets FD_CLOEXEC on a descriptor known only by number (systemd's passed sockets).
+///
+/// # Errors
+/// `EBADF` when the number is not open.
+pub fn set_cloexec_by_number(fd: i32) -> io::Result<()> {
+    // SAFETY: F_GETFD/F_SETFD read and write one descriptor's flags; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
