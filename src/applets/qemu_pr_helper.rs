@@ -165,10 +165,7 @@ fn usage_error(argv0: &str, prog: &str, message: &str) -> Parsed {
 }
 
 fn parse(argv0: &str, prog: &str, args: &[String]) -> Parsed {
-    let parsed = match getopt::normalize(args, SPECS) {
-        Ok(p) => p,
-        Err(e) => return usage_error(argv0, prog, &e.to_string()),
-    };
+    let (parsed, getopt_error) = getopt::normalize_until_error(args, SPECS);
     // First pass, in order: what C does at the moment it meets each option.
     let mut socket = DEFAULT_SOCKET.to_owned();
     let mut pidfile = DEFAULT_PIDFILE.to_owned();
@@ -211,6 +208,9 @@ fn parse(argv0: &str, prog: &str, args: &[String]) -> Parsed {
             }
             _ => {}
         }
+    }
+    if let Some(e) = getopt_error {
+        return usage_error(argv0, prog, &e.to_string());
     }
     // Second pass: argh reads the canonical argv into the final values.
     let canonical = getopt::canonical_argv(&parsed, SPECS);

@@ -97,7 +97,25 @@ impl std::error::Error for GetoptError {}
 /// # Errors
 /// The first usage error, as glibc reports it.
 pub fn normalize(args: &[String], specs: &[OptSpec]) -> Result<Vec<Arg>, GetoptError> {
+    let (parsed, error) = normalize_until_error(args, specs);
+    match error {
+        Some(e) => Err(e),
+        None => Ok(parsed),
+    }
+}
+
+/// Like [`normalize`], but also returns the options read before the first error: getopt
+/// reports an error only when it reaches it, so `-V -x` prints the version and exits 0.
+pub fn normalize_until_error(
+    args: &[String],
+    specs: &[OptSpec],
+) -> (Vec<Arg>, Option<GetoptError>) {
     let mut out = Vec::with_capacity(args.len());
+    let error = read_args(args, specs, &mut out).err();
+    (out, error)
+}
+
+fn read_args(args: &[String], specs: &[OptSpec], out: &mut Vec<Arg>) -> Result<(), GetoptError> {
     let mut positionals = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -162,7 +180,7 @@ pub fn normalize(args: &[String], specs: &[OptSpec]) -> Result<Vec<Arg>, GetoptE
         }
     }
     out.extend(positionals);
-    Ok(out)
+    Ok(())
 }
 
 /// Finds a long option by exact name, else by unique prefix (glibc: prefixes of several options

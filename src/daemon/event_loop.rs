@@ -49,6 +49,9 @@ pub struct EventLoop {
     executing: usize,
     stopping: bool,
     accept_paused: bool,
+    /// Connections at most, so that descriptors remain for the device fds requests carry.
+    conn_limit: usize,
+    live_conns: usize,
     print_errors: bool,
     prog: String,
     unlink_error: Option<(std::path::PathBuf, std::io::Error)>,
@@ -88,6 +91,8 @@ impl EventLoop {
             executing: 0,
             stopping: false,
             accept_paused: false,
+            conn_limit: connection_limit(),
+            live_conns: 0,
             print_errors,
             prog: prog.to_owned(),
             unlink_error: None,
@@ -141,20 +146,16 @@ impl EventLoop {
             let Some(listener) = &self.listener else {
                 return;
             };
+            if self.live_conns >= self.conn_limit {
+                self.pause_accept();
+                return;
+            }
             match rustix::net::accept_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
                 Ok(sock) => self.add_conn(sock),
                 Err(Errno::AGAIN) => return,
                 Err(Errno::INTR | Errno::CONNABORTED) => continue,
                 Err(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => {
-                    // Out of descriptors: stop listening for a while instead of spinning on a
-                    // level-triggered listener; retried on a timer and when a connection closes.
-                    let _ = epoll::modify(
-                        &self.epoll,
-                        listener,
-                        EventData::new_u64(LISTENER),
-                        EventFlags::empty(),
-                    );
-                    self.accept_paused = true;
+                    self.pause_accept();
                     return;
                 }
                 Err(_) => return,
@@ -162,7 +163,24 @@ impl EventLoop {
         }
     }
 
+    /// Stops listening for a while instead of spinning on a level-triggered listener that
+    /// cannot be served; retried on a timer and whenever a connection closes.
+    fn pause_accept(&mut self) {
+        if let Some(listener) = &self.listener {
+            let _ = epoll::modify(
+                &self.epoll,
+                listener,
+                EventData::new_u64(LISTENER),
+                EventFlags::empty(),
+            );
+            self.accept_paused = true;
+        }
+    }
+
     fn resume_accept(&mut self) {
+        if self.live_conns >= self.conn_limit {
+            return;
+        }
         if let Some(listener) = &self.listener {
             if epoll::modify(
                 &self.epoll,
@@ -212,6 +230,7 @@ impl EventLoop {
             trace::emit(TracePoint::Accept, || format!("conn={slot} {peer}"));
         }
         self.stats.connections += 1;
+        self.live_conns += 1;
         self.conns[slot] = Some(Conn::new(sock));
         // The client may already have answered: edge-triggered readiness would not say so again.
         self.on_conn_event(slot, EventFlags::IN);
@@ -293,6 +312,7 @@ impl EventLoop {
         // Closing the socket removes it from the epoll set.
         if self.conns.get_mut(slot).and_then(Option::take).is_some() {
             self.free_slots.push(slot);
+            self.live_conns -= 1;
         }
         if self.accept_paused && !self.stopping {
             self.resume_accept();
@@ -353,5 +373,28 @@ impl EventLoop {
     /// Worker threads started.
     pub fn worker_threads(&self) -> usize {
         self.pool.threads()
+    }
+}
+
+/// How many connections fit the descriptor limit while leaving room for the device fds that
+/// requests bring (a connection accepted into the last free descriptor could never receive
+/// one: the kernel would drop it and the request would fail with "No file descriptor").
+fn connection_limit() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let open_now = std::fs::read_dir("/proc/self/fd").map_or(16, Iterator::count);
+    let reserve = (limit / 8).clamp(4, 72);
+    limit.saturating_sub(open_now + reserve).max(1)
+}
+
+/// Raises the soft descriptor limit to the hard one: each connection holds a descriptor and
+/// the usual soft limit of 1024 is far below what a host with many VMs needs.
+pub fn raise_descriptor_limit() {
+    let mut limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, limit);
     }
 }

@@ -151,17 +151,22 @@ impl Drop for Listener {
     }
 }
 
-/// A short hidden name in the same directory, so that rename(2) stays atomic.
+/// A hidden name in the same directory, so that rename(2) stays atomic:
+/// `.NAME.PID` (or `.prh-PID` when that would not fit `sun_path`). `ss -xl` keeps showing this
+/// name, the address the socket was bound to.
 fn staging_name(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let mut name = OsString::from(".prh-");
-    name.push(rustix::process::getpid().as_raw_nonzero().to_string());
-    let candidate = dir.join(&name);
-    if candidate.as_os_str().as_bytes().len() < UNIX_PATH_MAX {
-        candidate
-    } else {
-        path.to_owned()
-    }
+    let pid = rustix::process::getpid().as_raw_nonzero().to_string();
+    let mut descriptive = OsString::from(".");
+    descriptive.push(path.file_name().unwrap_or_default());
+    descriptive.push(".");
+    descriptive.push(&pid);
+    let mut short = OsString::from(".prh-");
+    short.push(&pid);
+    [dir.join(descriptive), dir.join(short)]
+        .into_iter()
+        .find(|candidate| candidate.as_os_str().as_bytes().len() < UNIX_PATH_MAX)
+        .unwrap_or_else(|| path.to_owned())
 }
 
 /// systemd socket activation, by the rules of QEMU's `check_socket_activation`.

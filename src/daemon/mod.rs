@@ -166,6 +166,7 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
         return Err(Error::DropPrivileges(e));
     }
 
+    event_loop::raise_descriptor_limit();
     let pool = workers::Pool::new(config.max_workers, config.exec).map_err(Error::EventLoop)?;
     let event_loop =
         event_loop::EventLoop::new(listener, signals, pool, !config.quiet, &config.prog)?;

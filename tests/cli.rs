@@ -1,0 +1,202 @@
+//! The command line against the C helper's: every getopt spelling, usage errors (same text,
+//! same exit status), help and version layout; and the multicall dispatcher.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn run(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs the same arguments through the C helper and ours (linked at the same path length so
+/// that messages quoting argv[0] compare after substitution).
+fn both(args: &[&str]) -> (Output, Output) {
+    let scratch = Scratch::new("cli");
+    let ours = applet_link(&scratch.0, "qemu-pr-helper");
+    let c = run(Path::new(C_HELPER), args);
+    let o = run(&ours, args);
+    let fix = |out: Output| Output {
+        stdout: text(&out.stdout)
+            .replace(ours.to_str().unwrap(), C_HELPER)
+            .into_bytes(),
+        stderr: text(&out.stderr)
+            .replace(ours.to_str().unwrap(), C_HELPER)
+            .into_bytes(),
+        status: out.status,
+    };
+    (c, fix(o))
+}
+
+#[test]
+fn usage_errors_match_the_c_helper_exactly() {
+    let cases: &[&[&str]] = &[
+        &["-x"],
+        &["-k"],
+        &["--socket"],
+        &["--sock"],
+        &["--pid"],
+        &["--foo"],
+        &["--foo=bar"],
+        &["--v"],
+        &["--ver"],
+        &["--verb=3"],
+        &["--help=x"],
+        &["-dvqk"],
+        &["-q", "-v", "-k"],
+        &["-k", "/x", "-k"],
+        &["-k", "relative"],
+        &["--socket="],
+        &["-krel"],
+        &["--socket=rel", "-h"],
+        &["-u", "no-such-user-anywhere"],
+        &["-g", "no-such-group-anywhere"],
+        &["-u", "99999999999"],
+        &["-g", "-1"],
+        &["-T", "enable=foo,bogus=1"],
+        &["-T", "nosuchkey=1"],
+    ];
+    for args in cases {
+        let (c, o) = both(args);
+        assert_eq!(text(&o.stderr), text(&c.stderr), "stderr for {args:?}");
+        assert_eq!(o.status.code(), c.status.code(), "exit status for {args:?}");
+        assert_eq!(text(&o.stdout), text(&c.stdout), "stdout for {args:?}");
+    }
+}
+
+/// The C help, minus nothing: every line of it appears in ours, in order, except the two
+/// bottom lines that point at QEMU's bug tracker; the defaults shown follow -k/-f given
+/// before -h.
+#[test]
+fn help_keeps_the_c_layout_with_current_defaults() {
+    for args in [
+        &["-h"][..],
+        &["--help"],
+        &["-k", "/x", "-h"],
+        &["-f", "/p", "--he"],
+        &["-", "-h"],
+    ] {
+        let (c, o) = both(args);
+        assert_eq!(o.status.code(), Some(0));
+        let ours = text(&o.stdout);
+        let theirs = text(&c.stdout);
+        let mut our_lines = ours.lines();
+        for line in theirs
+            .lines()
+            .filter(|l| !l.starts_with("See <https://qemu.org"))
+        {
+            assert!(
+                our_lines.any(|l| l == line),
+                "help line {line:?} missing or out of order for {args:?}:\n{ours}"
+            );
+        }
+        assert!(ours.contains("  -q, --quiet"));
+        assert!(ours.contains("  -v, --verbose"));
+    }
+}
+
+#[test]
+fn version_layout() {
+    let (c, o) = both(&["-V"]);
+    assert_eq!(o.status.code(), Some(0));
+    let (ours, theirs) = (text(&o.stdout), text(&c.stdout));
+    assert_eq!(ours.lines().count(), theirs.lines().count());
+    assert!(ours.starts_with(&format!("{C_HELPER} ")));
+    for (a, b) in ours.lines().zip(theirs.lines()).skip(3) {
+        if !b.starts_with("Copyright") {
+            assert_eq!(a, b);
+        }
+    }
+    let (_, o) = both(&["--version", "-x"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "-V exits before a later bad option"
+    );
+}
+
+#[test]
+fn trace_help_lists_our_trace_points() {
+    let scratch = Scratch::new("trace");
+    let ours = applet_link(&scratch.0, "qemu-pr-helper");
+    let out = run(&ours, &["-T", "help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let listing = text(&out.stdout);
+    for point in [
+        "pr_helper_accept",
+        "pr_helper_request",
+        "pr_helper_sgio_done",
+        "pr_helper_reply",
+        "pr_helper_close",
+    ] {
+        assert!(
+            listing.lines().any(|l| l == point),
+            "{point} missing from:\n{listing}"
+        );
+    }
+    let out = run(
+        &ours,
+        &["-T", "events=/nonexistent/events", "-k", "/tmp/x.sock"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let (c, o) = both(&[
+        "-T",
+        "events=/nonexistent/events",
+        "-k",
+        "/nonexistent/x.sock",
+    ]);
+    assert_eq!(text(&o.stderr), text(&c.stderr));
+}
+
+#[test]
+fn multicall_dispatch() {
+    let bin = binary();
+    let list = run(&bin, &["--list"]);
+    assert_eq!(list.status.code(), Some(0));
+    assert!(text(&list.stdout).lines().any(|l| l == "qemu-pr-helper"));
+    let unknown = run(&bin, &["no-such-applet"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("unknown applet 'no-such-applet'"));
+    assert!(text(&unknown.stderr).contains("qemu-pr-helper"));
+    let via_multicall = run(&bin, &["qemu-pr-helper", "-V"]);
+    assert_eq!(via_multicall.status.code(), Some(0));
+    assert!(text(&via_multicall.stdout).starts_with("qemu-pr-helper "));
+    let nothing = run(&bin, &[]);
+    assert_eq!(nothing.status.code(), Some(1));
+}
+
+#[test]
+fn install_creates_applet_links() {
+    let scratch = Scratch::new("install");
+    let dir = scratch.path("bin");
+    std::fs::create_dir(&dir).unwrap();
+    let out = run(&binary(), &["--install", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let link = dir.join("qemu-pr-helper");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        std::fs::canonicalize(binary()).unwrap()
+    );
+    let again = run(&binary(), &["--install", dir.to_str().unwrap()]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "existing links are kept without --force"
+    );
+    let forced = run(&binary(), &["--install", "--force", dir.to_str().unwrap()]);
+    assert_eq!(forced.status.code(), Some(0));
+    let out = run(&link, &["-V"]);
+    assert!(text(&out.stdout).starts_with(link.to_str().unwrap()));
+}

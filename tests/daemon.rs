@@ -1,0 +1,459 @@
+//! The daemon's life cycle as libvirt, systemd and administrators drive it: start-up races,
+//! signals, pidfile, daemonizing, socket activation, privilege dropping, tracing, backlog,
+//! and many connections at once.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use pr_helper::client::Connection;
+
+const TIMEOUT: Option<Duration> = Some(Duration::from_secs(5));
+
+/// One READ KEYS on /dev/null: the helper's SG_IO error path, CHECK CONDITION 0B/00/06.
+fn assert_serves(socket: &Path) {
+    let mut conn = Connection::connect(socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    let reply = conn.request(&pr_in(0, 24), null.as_fd(), &[]).unwrap();
+    assert_eq!(reply.status(), 2);
+    assert_eq!(&reply.header.sense[..3], &[0x70, 0, 0x0b]);
+    assert_eq!(reply.header.sense[13], 0x06);
+}
+
+fn proc_status(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap()
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+        .unwrap_or("")
+}
+
+#[test]
+fn libvirt_style_start_never_sees_a_refused_connection() {
+    // libvirt starts `qemu-pr-helper -k PATH`, waits for PATH to exist, then connects at once.
+    let scratch = Scratch::new("libvirt");
+    let program = applet_link(&scratch.0, "qemu-pr-helper");
+    for round in 0..25 {
+        let socket = scratch.path(&format!("pr{round}.sock"));
+        let mut child = Guard::spawn(
+            Command::new(&program)
+                .arg("-k")
+                .arg(&socket)
+                .stderr(Stdio::null()),
+        );
+        let start = Instant::now();
+        while !socket.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "socket never appeared"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert_serves(&socket);
+        assert!(child.terminate().success());
+        assert!(!socket.exists(), "socket left behind after SIGTERM");
+    }
+}
+
+#[test]
+fn every_termination_signal_exits_zero_and_cleans_up() {
+    for sig in [15, 2, 1] {
+        let scratch = Scratch::new("signals");
+        let pidfile = scratch.path("pid");
+        let helper = Helper::start(Impl::Ours, &["-f", pidfile.to_str().unwrap()]);
+        assert_eq!(
+            std::fs::read_to_string(&pidfile).unwrap(),
+            format!("{}\n", helper.pid())
+        );
+        // An idle connection does not keep the daemon alive.
+        let _idle = Connection::connect(&helper.socket, TIMEOUT).unwrap();
+        let socket = helper.socket.clone();
+        let mut helper = helper;
+        signal(helper.pid(), sig);
+        let status = wait_timeout(&mut helper.child, Duration::from_secs(10)).expect("no exit");
+        assert!(status.success(), "signal {sig}: {status}");
+        assert!(!socket.exists(), "signal {sig}: socket left behind");
+        assert!(!pidfile.exists(), "signal {sig}: pidfile left behind");
+    }
+}
+
+#[test]
+fn a_second_instance_on_the_same_pidfile_fails_cleanly() {
+    let scratch = Scratch::new("pidlock");
+    let pidfile = scratch.path("pid");
+    let first = Helper::start(Impl::Ours, &["-f", pidfile.to_str().unwrap()]);
+    let program = applet_link(&scratch.0, "qemu-pr-helper");
+    let second_socket = scratch.path("second.sock");
+    let out = Command::new(&program)
+        .args([
+            "-f",
+            pidfile.to_str().unwrap(),
+            "-k",
+            second_socket.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "qemu-pr-helper: Cannot lock pid file: Resource temporarily unavailable\n"
+    );
+    assert!(
+        !second_socket.exists(),
+        "the failed instance left its socket"
+    );
+    assert_serves(&first.socket);
+    // The C helper refuses to start on our pidfile too: the same POSIX lock.
+    let out = Command::new(C_HELPER)
+        .args([
+            "-f",
+            pidfile.to_str().unwrap(),
+            "-k",
+            scratch.path("c.sock").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap(),
+        format!("{}\n", first.pid())
+    );
+}
+
+#[test]
+fn daemonize_returns_only_once_serving() {
+    let scratch = Scratch::new("daemon");
+    let program = applet_link(&scratch.0, "qemu-pr-helper");
+    let socket = scratch.path("d.sock");
+    let pidfile = scratch.path("d.pid");
+    let status = Command::new(&program)
+        .args([
+            "-d",
+            "-k",
+            socket.to_str().unwrap(),
+            "-f",
+            pidfile.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // No waiting: the parent exited after the child published the socket.
+    assert_serves(&socket);
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let status = proc_status(pid);
+    assert_eq!(
+        status_field(&status, "PPid:"),
+        "1",
+        "daemon not reparented?"
+    );
+    signal(pid, 15);
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!socket.exists() && !pidfile.exists());
+    // A daemon that cannot start makes the parent fail, with the reason on its stderr.
+    let out = Command::new(&program)
+        .args(["-d", "-k", "/nonexistent-dir/x.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Failed to bind socket to /nonexistent-dir/x.sock")
+    );
+}
+
+#[test]
+fn socket_activation_as_the_c_helper_does_it() {
+    let scratch = Scratch::new("activation");
+    let program = applet_link(&scratch.0, "qemu-pr-helper");
+    let socket = scratch.path("act.sock");
+    let mut child = Guard::spawn(
+        Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(&socket)
+            .arg(&program)
+            .stderr(Stdio::null()),
+    );
+    wait_for_socket(&socket, Duration::from_secs(10));
+    for _ in 0..3 {
+        assert_serves(&socket);
+    }
+    assert!(child.terminate().success());
+    assert!(
+        socket.exists(),
+        "systemd owns an activated socket's path: it stays"
+    );
+    // -k together with activation is refused, with C's words.
+    for which in [program.as_path(), Path::new(C_HELPER)] {
+        let socket = scratch.path("act2.sock");
+        let _ = std::fs::remove_file(&socket);
+        let mut child = Guard::spawn(
+            Command::new("systemd-socket-activate")
+                .arg("-l")
+                .arg(&socket)
+                .arg(which)
+                .args(["-k", "/tmp/other.sock"])
+                .stderr(Stdio::piped()),
+        );
+        wait_for_socket(&socket, Duration::from_secs(10));
+        let status =
+            wait_timeout(&mut child.0, Duration::from_secs(10)).expect("helper did not exit");
+        assert_eq!(status.code(), Some(1), "{which:?}");
+        let mut err = String::new();
+        use std::io::Read;
+        child
+            .0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(
+            err.contains("Unix socket can't be set when using socket activation"),
+            "{which:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn dropping_privileges_keeps_only_cap_sys_rawio() {
+    if !rustix::process::getuid().is_root() {
+        panic!("this test needs root, as the README's test command runs it");
+    }
+    let helper = Helper::start(Impl::Ours, &["-u", "nobody", "-g", "nogroup"]);
+    assert_serves(&helper.socket);
+    let status = proc_status(helper.pid());
+    assert!(
+        status_field(&status, "Uid:")
+            .split_whitespace()
+            .all(|f| f == "65534"),
+        "{status}"
+    );
+    assert!(
+        status_field(&status, "Gid:")
+            .split_whitespace()
+            .all(|f| f == "65534"),
+        "{status}"
+    );
+    assert_eq!(status_field(&status, "Groups:"), "");
+    assert_eq!(status_field(&status, "CapEff:"), "0000000000020000");
+    assert_eq!(status_field(&status, "CapPrm:"), "0000000000020000");
+    assert_eq!(status_field(&status, "CapBnd:"), "0000000000000000");
+    assert_eq!(status_field(&status, "CapInh:"), "0000000000000000");
+    // Without -u/-g the same capabilities are dropped, as C built with libcap-ng does.
+    let helper = Helper::start(Impl::Ours, &[]);
+    let status = proc_status(helper.pid());
+    assert_eq!(status_field(&status, "CapEff:"), "0000000000020000");
+    assert!(
+        status_field(&status, "Uid:")
+            .split_whitespace()
+            .all(|f| f == "0")
+    );
+    // As a user without privileges it fails as C does.
+    let scratch = Scratch::new("nopriv");
+    let program = applet_link(&scratch.0, "qemu-pr-helper");
+    std::fs::set_permissions(
+        &scratch.0,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&program)
+        .arg("-k")
+        .arg(scratch.path("np.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "qemu-pr-helper: Failed to drop privileges: Operation not permitted\n"
+    );
+    assert!(!scratch.path("np.sock").exists());
+}
+
+#[test]
+fn quiet_silences_connection_errors_and_verbose_keeps_them() {
+    for (args, expect) in [
+        (&[][..], true),
+        (&["-q"][..], false),
+        (&["-v", "-v"][..], true),
+    ] {
+        let helper = Helper::start(Impl::Ours, args);
+        let sock = raw_connect(&helper.socket);
+        let _ = read_next(sock.as_fd(), 4, Duration::from_secs(5));
+        send(sock.as_fd(), &[0; 4]);
+        send(sock.as_fd(), &pr_in(0, 24));
+        assert!(matches!(
+            read_next(sock.as_fd(), 1, Duration::from_secs(5)),
+            Next::Closed(_)
+        ));
+        let (_, stderr) = helper.stop();
+        assert_eq!(
+            stderr.contains("No file descriptor in request."),
+            expect,
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn trace_points_go_to_the_trace_file() {
+    let scratch = Scratch::new("tracefile");
+    let file = scratch.path("trace.log");
+    let events = scratch.path("events");
+    std::fs::write(&events, "# comment\npr_helper_acc*\n").unwrap();
+    let opts = format!("pr_helper_*,file={}", file.display());
+    let helper = Helper::start(
+        Impl::Ours,
+        &[
+            "-T",
+            &opts,
+            "-T",
+            "-pr_helper_listen",
+            "-T",
+            &format!("events={}", events.display()),
+        ],
+    );
+    assert_serves(&helper.socket);
+    let _ = helper.stop();
+    let log = std::fs::read_to_string(&file).unwrap();
+    for point in [
+        "pr_helper_accept",
+        "pr_helper_request",
+        "pr_helper_sgio_issue",
+        "pr_helper_sgio_done",
+        "pr_helper_reply",
+        "pr_helper_close",
+        "pr_helper_shutdown",
+    ] {
+        assert!(
+            log.contains(&format!(":{point} ")),
+            "{point} missing:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains(":pr_helper_listen "),
+        "disabled point traced:\n{log}"
+    );
+    assert!(log.contains("uid=0"), "peer credentials missing:\n{log}");
+}
+
+#[test]
+fn listen_backlog_is_somaxconn_not_one() {
+    let helper = Helper::start(Impl::Ours, &[]);
+    let out = Command::new("ss").args(["-xlnpH"]).output().unwrap();
+    let pid = format!("pid={},", helper.pid());
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains(&pid))
+        .unwrap_or_default()
+        .to_owned();
+    let backlog: u32 = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("ss: {line}"));
+    assert!(backlog >= 128, "backlog {backlog}: {line}");
+}
+
+#[test]
+fn thousands_of_idle_connections_do_not_stop_service() {
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(4096);
+    let want = 2_500u64.min(hard.saturating_sub(64));
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        },
+    )
+    .unwrap();
+    let helper = Helper::start(Impl::Ours, &[]);
+    let mut idle = Vec::new();
+    for _ in 0..want {
+        idle.push(Connection::connect(&helper.socket, TIMEOUT).unwrap());
+    }
+    for _ in 0..50 {
+        assert_serves(&helper.socket);
+    }
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", helper.pid()))
+        .unwrap()
+        .count() as u64;
+    assert!(fds >= want, "daemon holds {fds} fds for {want} connections");
+    drop(idle);
+    let (status, _) = helper.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn running_out_of_descriptors_at_accept_recovers() {
+    let scratch = Scratch::new("emfile");
+    let program = applet_link(&scratch.0, "qemu-pr-helper");
+    let socket = scratch.path("e.sock");
+    let mut child = Guard::spawn(
+        Command::new("prlimit")
+            .arg("--nofile=24:24")
+            .arg(&program)
+            .arg("-k")
+            .arg(&socket)
+            .stderr(Stdio::null()),
+    );
+    wait_for_socket(&socket, Duration::from_secs(10));
+    // More connections than the daemon has descriptors: the extra ones wait in the backlog.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        held.push(pr_helper::client::connect_unix(&socket, TIMEOUT).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    held.clear();
+    // Once descriptors are free again, the daemon accepts and serves.
+    let start = Instant::now();
+    loop {
+        match Connection::connect(&socket, Some(Duration::from_secs(2))) {
+            Ok(mut conn) => {
+                let reply = conn
+                    .request(&pr_in(0, 24), open_rw("/dev/null").as_fd(), &[])
+                    .unwrap();
+                assert_eq!(reply.status(), 2);
+                break;
+            }
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "never recovered: {e}"
+            ),
+        }
+    }
+    assert!(child.0.try_wait().unwrap().is_none(), "daemon died");
+    assert!(child.terminate().success());
+}
+
+#[test]
+fn multicall_name_runs_the_same_daemon() {
+    let scratch = Scratch::new("multicall");
+    let socket = scratch.path("m.sock");
+    let mut child = Guard::spawn(Command::new(binary()).args([
+        "qemu-pr-helper",
+        "-k",
+        socket.to_str().unwrap(),
+    ]));
+    wait_for_socket(&socket, Duration::from_secs(10));
+    assert_serves(&socket);
+    assert!(child.terminate().success());
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh Debian machine: installs what the tests need
+# (the C qemu-pr-helper to compare against, systemd-socket-activate, ss, setpriv, prlimit,
+# sg3-utils), then checks formatting and lints, then runs unit and integration tests.
+# Run as root: the privilege-dropping tests need it, as the daemon does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v qemu-pr-helper >/dev/null || [ -x /usr/bin/qemu-pr-helper ] || need_pkgs+=(qemu-system-common)
+command -v systemd-socket-activate >/dev/null || need_pkgs+=(systemd)
+command -v ss >/dev/null || need_pkgs+=(iproute2)
+command -v setpriv >/dev/null || need_pkgs+=(util-linux)
+command -v prlimit >/dev/null || need_pkgs+=(util-linux)
+command -v sg_persist >/dev/null || need_pkgs+=(sg3-utils)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    echo "run-all: installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    echo "run-all: run as root (the daemon drops privileges, and the tests check it)" >&2
+    exit 1
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo build --release --quiet
+cargo test
