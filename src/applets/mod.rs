@@ -11,7 +11,10 @@ use std::process::ExitCode;
 pub type AppletMain = fn(argv0: &str, args: &[String]) -> ExitCode;
 
 /// Every applet this binary provides, by the name it answers to.
-pub const APPLETS: &[(&str, AppletMain)] = &[("qemu-pr-helper", qemu_pr_helper::main)];
+pub const APPLETS: &[(&str, AppletMain)] = &[
+    ("qemu-pr-helper", qemu_pr_helper::main),
+    ("qemu-pr-helper-activated", qemu_pr_helper::main_activated),
+];
 
 /// The multicall name.
 pub const MULTICALL: &str = "pr-helper";

@@ -31,6 +31,7 @@ const SPECS: &[OptSpec] = &[
     OptSpec::new('q', "quiet", HasArg::No),
     OptSpec::long_only("sgio-timeout", HasArg::Required),
     OptSpec::long_only("max-workers", HasArg::Required),
+    OptSpec::long_only("idle-timeout", HasArg::Required),
 ];
 
 /// Persistent Reservation helper program for QEMU.
@@ -67,6 +68,9 @@ struct Options {
     /// worker threads at most
     #[argh(option)]
     max_workers: Vec<usize>,
+    /// seconds without a connection before exiting
+    #[argh(option)]
+    idle_timeout: Vec<u64>,
     /// ignored, as in C
     #[argh(positional, greedy)]
     _file: Vec<String>,
@@ -96,9 +100,37 @@ pr-helper extensions (long options only):
       --sgio-timeout=MS     SG_IO timeout in milliseconds, 0 for the device
                             queue's default (default {DEFAULT_SGIO_TIMEOUT_MS}; the C helper uses 1)
       --max-workers=N       threads running SG_IO at most (default {DEFAULT_MAX_WORKERS})
+      --idle-timeout=SECS   exit after SECS without a connection
 
 See pr-helper(1) for how to report bugs.
 More information on the QEMU project at <https://qemu.org>.
+"
+    )
+}
+
+fn activated_help_text(argv0: &str) -> String {
+    format!(
+        "Usage: {argv0} [OPTIONS]
+Persistent Reservation helper program for QEMU, started by systemd socket activation
+
+Serves the socket systemd passes (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES): a listening
+socket (Accept=no) like qemu-pr-helper, or one connection (Accept=yes), then exits.
+Reports READY=1, STATUS= and STOPPING=1 to $NOTIFY_SOCKET when set.
+
+  -h, --help                display this help and exit
+  -V, --version             output version information and exit
+  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]
+                            specify tracing options
+  -u, --user=USER           user to drop privileges to
+  -g, --group=GROUP         group to drop privileges to
+  -q, --quiet               do not print per-connection errors
+  -v, --verbose             increase verbosity (may be repeated)
+      --idle-timeout=SECS   exit after SECS without a connection (systemd starts
+                            the service again on the next one)
+      --sgio-timeout=MS     SG_IO timeout in milliseconds (default {DEFAULT_SGIO_TIMEOUT_MS})
+      --max-workers=N       threads running SG_IO at most (default {DEFAULT_MAX_WORKERS})
+
+-k, -d and -f are refused: systemd owns the socket and the process.
 "
     )
 }
@@ -124,6 +156,16 @@ enum Parsed {
 
 /// `argv0` as typed; messages use its basename, as QEMU's `error_init(argv[0])` does.
 pub fn main(argv0: &str, args: &[String]) -> ExitCode {
+    run(argv0, args, false)
+}
+
+/// `qemu-pr-helper-activated`: the same daemon, for systemd socket activation only, with
+/// `Accept=no` (a listening socket) or `Accept=yes` (one connection per instance).
+pub fn main_activated(argv0: &str, args: &[String]) -> ExitCode {
+    run(argv0, args, true)
+}
+
+fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
     let prog = Path::new(argv0)
         .file_name()
         .map_or_else(|| argv0.to_owned(), |b| b.to_string_lossy().into_owned());
@@ -133,7 +175,7 @@ pub fn main(argv0: &str, args: &[String]) -> ExitCode {
         Ok(fd) => fd,
         Err(e) => return fail(&prog, &e.to_string()),
     };
-    let (config, trace_config) = match parse(argv0, &prog, args) {
+    let (config, trace_config) = match parse(argv0, &prog, args, activated) {
         Parsed::Run(config, trace_config) => (config, trace_config),
         Parsed::Exit(code) => return code,
     };
@@ -164,7 +206,7 @@ fn usage_error(argv0: &str, prog: &str, message: &str) -> Parsed {
     Parsed::Exit(ExitCode::from(1))
 }
 
-fn parse(argv0: &str, prog: &str, args: &[String]) -> Parsed {
+fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
     let (parsed, getopt_error) = getopt::normalize_until_error(args, SPECS);
     // First pass, in order: what C does at the moment it meets each option.
     let mut socket = DEFAULT_SOCKET.to_owned();
@@ -176,9 +218,24 @@ fn parse(argv0: &str, prog: &str, args: &[String]) -> Parsed {
         };
         let value = value.as_deref().unwrap_or_default();
         match SPECS[*index].long {
+            "help" if activated => {
+                let _ = std::io::stdout().write_all(activated_help_text(argv0).as_bytes());
+                return Parsed::Exit(ExitCode::SUCCESS);
+            }
             "help" => {
                 let _ = std::io::stdout().write_all(help_text(argv0, &pidfile, &socket).as_bytes());
                 return Parsed::Exit(ExitCode::SUCCESS);
+            }
+            name @ ("socket" | "pidfile" | "daemon") if activated => {
+                let short = SPECS[*index].short.unwrap_or('?');
+                return Parsed::Exit(fail(
+                    prog,
+                    &format!(
+                        "-{short}/--{name} is not available here: systemd owns the socket and the \
+                         process (see ListenStream= and Accept= in the .socket unit); run \
+                         qemu-pr-helper for a daemon of its own"
+                    ),
+                ));
             }
             "version" => {
                 let _ = std::io::stdout().write_all(version_text(argv0).as_bytes());
@@ -247,6 +304,11 @@ fn parse(argv0: &str, prog: &str, args: &[String]) -> Parsed {
                 .copied()
                 .unwrap_or(DEFAULT_SGIO_TIMEOUT_MS),
         },
+        require_activation: activated,
+        idle_timeout: options
+            .idle_timeout
+            .last()
+            .map(|&s| std::time::Duration::from_secs(s)),
         max_workers: options
             .max_workers
             .last()
@@ -263,7 +325,7 @@ mod tests {
 
     fn run_parse(args: &[&str]) -> Option<Config> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        match parse("qemu-pr-helper", "qemu-pr-helper", &args) {
+        match parse("qemu-pr-helper", "qemu-pr-helper", &args, false) {
             Parsed::Run(c, _) => Some(*c),
             Parsed::Exit(_) => None,
         }
@@ -316,7 +378,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        match parse("qemu-pr-helper", "qemu-pr-helper", &args) {
+        match parse("qemu-pr-helper", "qemu-pr-helper", &args, false) {
             Parsed::Run(_, t) => assert_eq!(t.patterns, vec!["-pr_helper_sgio*", "pr_helper_*"]),
             Parsed::Exit(_) => panic!("parse failed"),
         }

@@ -66,7 +66,8 @@ pub fn run(
             outcome.0
         ),
         Err(e) => format!(
-            "error=\"{e}\" usecs={} -> status=0x{:02x}",
+            "error=\"{}\" usecs={} -> status=0x{:02x}",
+            crate::errors::strerror(e),
             started.elapsed().as_micros(),
             outcome.0
         ),

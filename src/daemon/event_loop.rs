@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, EventData, EventFlags};
@@ -15,6 +15,7 @@ use rustix::time::Timespec;
 use super::Error;
 use super::conn::{Close, Conn, Step};
 use super::listener::Listener;
+use super::notify::Notifier;
 use super::workers::{Job, Pool};
 use crate::backend::ReplyBuffer;
 use crate::sys;
@@ -29,12 +30,26 @@ const FIRST_CONN: u64 = 3;
 const SPARE_BUFFERS: usize = 64;
 /// How often to retry accept after running out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Least time between two STATUS= notifications.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counters reported by sd_notify STATUS= and tests.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     pub connections: u64,
     pub requests: u64,
+}
+
+/// How the loop behaves, beyond what it serves.
+pub struct LoopOptions {
+    /// Print per-connection errors (C prints them unless -q).
+    pub print_errors: bool,
+    /// Prefix of those messages.
+    pub prog: String,
+    /// Stop after this long with no connection.
+    pub idle_timeout: Option<Duration>,
+    /// sd_notify target.
+    pub notifier: Option<Notifier>,
 }
 
 /// The daemon's runtime state.
@@ -54,21 +69,29 @@ pub struct EventLoop {
     live_conns: usize,
     print_errors: bool,
     prog: String,
+    idle_timeout: Option<Duration>,
+    idle_since: Instant,
+    notifier: Option<Notifier>,
+    /// When STATUS= was last sent, with what it said.
+    status_sent: Option<(Instant, Stats, usize)>,
+    /// Serving one inherited connection (`Accept=yes`): stop when it closes.
+    single_connection: bool,
     unlink_error: Option<(std::path::PathBuf, std::io::Error)>,
     pub stats: Stats,
 }
 
 impl EventLoop {
-    /// Sets up epoll over the listener, the signalfd and the pool's completion eventfd.
+    /// Sets up epoll over the listener (or the one inherited connection), the signalfd and
+    /// the pool's completion eventfd.
     ///
     /// # Errors
     /// epoll creation or registration failures.
     pub fn new(
-        listener: Listener,
+        listener: Option<Listener>,
+        connection: Option<OwnedFd>,
         signals: OwnedFd,
         pool: Pool,
-        print_errors: bool,
-        prog: &str,
+        options: LoopOptions,
     ) -> Result<Self, Error> {
         let epoll =
             epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| Error::EventLoop(e.into()))?;
@@ -76,13 +99,15 @@ impl EventLoop {
             epoll::add(&epoll, fd, EventData::new_u64(token), EventFlags::IN)
                 .map_err(|e| Error::EventLoop(e.into()))
         };
-        add(listener.as_fd(), LISTENER)?;
+        if let Some(l) = &listener {
+            add(l.as_fd(), LISTENER)?;
+            trace::emit(TracePoint::Listen, || format!("path={:?}", l.path()));
+        }
         add(signals.as_fd(), SIGNALS)?;
         add(pool.completion_fd(), COMPLETIONS)?;
-        trace::emit(TracePoint::Listen, || format!("path={:?}", listener.path()));
-        Ok(EventLoop {
+        let mut event_loop = EventLoop {
             epoll,
-            listener: Some(listener),
+            listener,
             signals,
             pool,
             conns: Vec::new(),
@@ -93,14 +118,24 @@ impl EventLoop {
             accept_paused: false,
             conn_limit: connection_limit(),
             live_conns: 0,
-            print_errors,
-            prog: prog.to_owned(),
+            print_errors: options.print_errors,
+            prog: options.prog,
+            idle_timeout: options.idle_timeout,
+            idle_since: Instant::now(),
+            notifier: options.notifier,
+            status_sent: None,
+            single_connection: connection.is_some(),
             unlink_error: None,
             stats: Stats::default(),
-        })
+        };
+        if let Some(conn) = connection {
+            event_loop.add_conn(conn);
+        }
+        Ok(event_loop)
     }
 
-    /// Serves until a termination signal, then finishes the requests in flight.
+    /// Serves until a termination signal (or the idle timeout, or the end of the one
+    /// inherited connection), then finishes the requests in flight.
     ///
     /// Returns the listener's unlink failure, which the caller reports as C does.
     ///
@@ -108,18 +143,22 @@ impl EventLoop {
     /// `epoll_wait` failing for a reason other than EINTR.
     pub fn run(mut self) -> Result<Option<(std::path::PathBuf, std::io::Error)>, Error> {
         let mut events = Vec::with_capacity(256);
-        let retry = Timespec {
-            tv_sec: 0,
-            tv_nsec: ACCEPT_RETRY.as_nanos() as i64,
-        };
-        while !(self.stopping && self.executing == 0) {
+        self.notify("READY=1");
+        self.notify_status();
+        loop {
+            if self.single_connection && self.live_conns == 0 {
+                self.begin_shutdown();
+            }
+            let timeout = self.wait_timeout();
+            if self.stopping && self.executing == 0 {
+                break;
+            }
+            let timeout = timeout.map(|d| Timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: i64::from(d.subsec_nanos()),
+            });
             events.clear();
-            let timeout = if self.accept_paused {
-                Some(&retry)
-            } else {
-                None
-            };
-            match epoll::wait(&self.epoll, spare_capacity(&mut events), timeout) {
+            match epoll::wait(&self.epoll, spare_capacity(&mut events), timeout.as_ref()) {
                 Ok(_) => {}
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(Error::EventLoop(e.into())),
@@ -136,9 +175,61 @@ impl EventLoop {
             if self.accept_paused && !self.stopping {
                 self.resume_accept();
             }
+            self.notify_status();
         }
         let at_exit = self.listener.take().and_then(Listener::close);
         Ok(self.unlink_error.take().or(at_exit))
+    }
+
+    /// How long epoll may sleep: until the idle deadline, the accept retry, a rate-limited
+    /// STATUS=, or forever. Starts the shutdown when the idle deadline has passed.
+    fn wait_timeout(&mut self) -> Option<Duration> {
+        let mut timeout = if self.accept_paused {
+            Some(ACCEPT_RETRY)
+        } else {
+            None
+        };
+        if let Some(idle) = self.idle_timeout {
+            if self.live_conns == 0 && self.executing == 0 && !self.stopping {
+                let left = idle.saturating_sub(self.idle_since.elapsed());
+                if left.is_zero() {
+                    trace::emit(TracePoint::Shutdown, || "idle timeout".into());
+                    self.begin_shutdown();
+                    return Some(Duration::ZERO);
+                }
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+        }
+        if self.status_pending() {
+            timeout = Some(timeout.map_or(STATUS_INTERVAL, |t| t.min(STATUS_INTERVAL)));
+        }
+        timeout
+    }
+
+    fn notify(&self, state: &str) {
+        if let Some(n) = &self.notifier {
+            n.send(state);
+        }
+    }
+
+    fn status_pending(&self) -> bool {
+        self.notifier.is_some()
+            && !matches!(self.status_sent, Some((_, stats, live)) if stats == self.stats && live == self.live_conns)
+    }
+
+    /// STATUS= with the counters, when they changed, at most once a second.
+    fn notify_status(&mut self) {
+        if !self.status_pending() {
+            return;
+        }
+        if matches!(self.status_sent, Some((at, _, _)) if at.elapsed() < STATUS_INTERVAL) {
+            return;
+        }
+        self.status_sent = Some((Instant::now(), self.stats, self.live_conns));
+        self.notify(&format!(
+            "STATUS=Serving {} connections; {} accepted and {} requests so far",
+            self.live_conns, self.stats.connections, self.stats.requests
+        ));
     }
 
     fn accept_all(&mut self) {
@@ -313,6 +404,9 @@ impl EventLoop {
         if self.conns.get_mut(slot).and_then(Option::take).is_some() {
             self.free_slots.push(slot);
             self.live_conns -= 1;
+            if self.live_conns == 0 {
+                self.idle_since = Instant::now();
+            }
         }
         if self.accept_paused && !self.stopping {
             self.resume_accept();
@@ -353,6 +447,7 @@ impl EventLoop {
             return;
         }
         self.stopping = true;
+        self.notify("STOPPING=1");
         // The path goes away now, as C closes its server socket on the first signal.
         if let Some(listener) = self.listener.take() {
             self.unlink_error = listener.close();

@@ -15,6 +15,13 @@ use crate::sys;
 /// Longest path `sun_path` holds with its terminating NUL.
 pub const UNIX_PATH_MAX: usize = 108;
 
+/// What systemd passed: a listening socket (`Accept=no`) or one connection (`Accept=yes`).
+#[derive(Debug)]
+pub enum Inherited {
+    Listener(Listener),
+    Connection(OwnedFd),
+}
+
 /// A listening socket and what to clean up when it closes.
 #[derive(Debug)]
 pub struct Listener {
@@ -96,20 +103,28 @@ impl Listener {
         Ok(())
     }
 
-    /// Adopts the socket systemd passed as fd 3; systemd owns its path, so nothing is unlinked.
+    /// Adopts the socket systemd passed as fd `3 + index`; systemd owns its path, so nothing
+    /// is unlinked. A connected socket (`Accept=yes`) comes back as
+    /// [`Inherited::Connection`], to be served as one connection.
     ///
     /// # Errors
-    /// fd 3 is not open.
-    pub fn inherited() -> Result<Listener, Error> {
-        let fd = sys::adopt_inherited_fd(sys::SD_LISTEN_FDS_START).map_err(Error::Activation)?;
-        // The C helper serves the socket as it is; make it non-blocking for the event loop.
+    /// The descriptor is not open.
+    pub fn inherited(index: u32) -> Result<Inherited, Error> {
+        let fd = sys::adopt_inherited_fd(sys::SD_LISTEN_FDS_START + index as i32)
+            .map_err(Error::Activation)?;
+        // The event loop needs it non-blocking, listening or not.
         let flags = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::Activation(e.into()))?;
         rustix::fs::fcntl_setfl(&fd, flags | OFlags::NONBLOCK)
             .map_err(|e| Error::Activation(e.into()))?;
-        Ok(Listener {
-            fd,
-            published: None,
-            staging: None,
+        let listening = rustix::net::sockopt::socket_acceptconn(&fd).unwrap_or(true);
+        Ok(if listening {
+            Inherited::Listener(Listener {
+                fd,
+                published: None,
+                staging: None,
+            })
+        } else {
+            Inherited::Connection(fd)
         })
     }
 
@@ -170,12 +185,12 @@ fn staging_name(path: &Path) -> PathBuf {
 }
 
 /// systemd socket activation, by the rules of QEMU's `check_socket_activation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activation {
     /// Not activated: bind the path.
     None,
-    /// `n` descriptors from fd 3 on.
-    Fds(u32),
+    /// `n` descriptors from fd 3 on, with their LISTEN_FDNAMES names when given.
+    Fds(u32, Vec<String>),
 }
 
 /// Reads LISTEN_PID/LISTEN_FDS; when they are for this process, unsets them and marks the
@@ -200,8 +215,12 @@ pub fn check_socket_activation() -> Result<Activation, Error> {
     else {
         return Ok(Activation::None);
     };
+    let names = std::env::var("LISTEN_FDNAMES")
+        .map(|v| v.split(':').map(String::from).collect())
+        .unwrap_or_default();
     sys::remove_env_single_threaded("LISTEN_FDS");
     sys::remove_env_single_threaded("LISTEN_PID");
+    sys::remove_env_single_threaded("LISTEN_FDNAMES");
     for i in 0..nfds {
         let fd = sys::SD_LISTEN_FDS_START + i as i32;
         sys::set_cloexec_by_number(fd).map_err(|e| Error::ActivationFd(fd, e))?;
@@ -209,7 +228,7 @@ pub fn check_socket_activation() -> Result<Activation, Error> {
     Ok(if nfds == 0 {
         Activation::None
     } else {
-        Activation::Fds(nfds)
+        Activation::Fds(nfds, names)
     })
 }
 

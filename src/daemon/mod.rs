@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod event_loop;
 pub mod listener;
+pub mod notify;
 pub mod pidfile;
 pub mod privileges;
 pub mod workers;
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 use crate::backend::ExecOptions;
 use crate::errors::strerror;
 use crate::sys;
-use listener::{Activation, Listener};
+use listener::{Activation, Inherited, Listener};
 
 /// Default run-time state directory, as Debian's QEMU is configured (`--localstatedir=/var`).
 pub const RUN_DIR: &str = "/var/run";
@@ -51,6 +52,10 @@ pub struct Config {
     pub gid: Option<u32>,
     pub exec: ExecOptions,
     pub max_workers: usize,
+    /// Only run under socket activation (the `qemu-pr-helper-activated` applet).
+    pub require_activation: bool,
+    /// Exit after this long without a connection.
+    pub idle_timeout: Option<std::time::Duration>,
 }
 
 /// A start-up or fatal run-time failure; each names its step as the C helper words it.
@@ -60,6 +65,8 @@ pub enum Error {
     Bind(PathBuf, io::Error),
     Listen(PathBuf, io::Error),
     ActivationWithSocket,
+    NotActivated,
+    ActivationNoNamedFd(u32),
     ActivationTooManyFds(String),
     ActivationFd(i32, io::Error),
     Activation(io::Error),
@@ -98,6 +105,16 @@ impl fmt::Display for Error {
             Error::ActivationWithSocket => {
                 write!(f, "Unix socket can't be set when using socket activation")
             }
+            Error::NotActivated => write!(
+                f,
+                "not started by socket activation (LISTEN_PID/LISTEN_FDS unset or for another \
+                 process): start it from a systemd .socket unit, or run qemu-pr-helper instead"
+            ),
+            Error::ActivationNoNamedFd(n) => write!(
+                f,
+                "{n} sockets passed and none named 'qemu-pr-helper' in LISTEN_FDNAMES \
+                 (FileDescriptorName=)"
+            ),
             Error::ActivationTooManyFds(argv0) => {
                 write!(
                     f,
@@ -133,17 +150,31 @@ impl std::error::Error for Error {}
 /// # Errors
 /// Any start-up failure; the caller prints it with the program prefix and exits 1.
 pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
-    let mut listener = match listener::check_socket_activation()? {
-        Activation::Fds(n) => {
+    let source = match listener::check_socket_activation()? {
+        Activation::Fds(n, names) => {
             if config.socket_specified {
                 return Err(Error::ActivationWithSocket);
             }
-            if n > 1 {
+            let index = if n == 1 {
+                0
+            } else if config.require_activation {
+                // Several sockets: the one this unit named for us.
+                names
+                    .iter()
+                    .position(|name| name == "qemu-pr-helper" || name == "pr-helper")
+                    .filter(|&i| (i as u32) < n)
+                    .ok_or(Error::ActivationNoNamedFd(n))? as u32
+            } else {
                 return Err(Error::ActivationTooManyFds(config.argv0.clone()));
-            }
-            Listener::inherited()?
+            };
+            Listener::inherited(index)?
         }
-        Activation::None => Listener::bind(&config.socket)?,
+        Activation::None if config.require_activation => return Err(Error::NotActivated),
+        Activation::None => Inherited::Listener(Listener::bind(&config.socket)?),
+    };
+    let (mut listener, connection) = match source {
+        Inherited::Listener(l) => (Some(l), None),
+        Inherited::Connection(c) => (None, Some(c)),
     };
 
     let readiness = if config.daemonize {
@@ -157,9 +188,13 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
     } else {
         None
     };
-    listener.publish()?;
+    if let Some(l) = listener.as_mut() {
+        l.publish()?;
+    }
     if let Err(e) = privileges::drop_privileges(config.uid, config.gid) {
-        let _ = listener.close();
+        if let Some(l) = listener {
+            let _ = l.close();
+        }
         if let Some(p) = pidfile {
             p.remove();
         }
@@ -168,14 +203,21 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
 
     event_loop::raise_descriptor_limit();
     let pool = workers::Pool::new(config.max_workers, config.exec).map_err(Error::EventLoop)?;
-    let event_loop =
-        event_loop::EventLoop::new(listener, signals, pool, !config.quiet, &config.prog)?;
+    let options = event_loop::LoopOptions {
+        print_errors: !config.quiet,
+        prog: config.prog.clone(),
+        idle_timeout: config.idle_timeout,
+        notifier: notify::Notifier::from_env(),
+    };
+    let event_loop = event_loop::EventLoop::new(listener, connection, signals, pool, options)?;
     if let Some(ready) = readiness {
         ready.notify_parent();
     }
     let unlink_failure = event_loop.run()?;
     if let Some((path, e)) = unlink_failure {
-        eprintln!(
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
             "{}: Failed to unlink socket {}: {}",
             config.prog,
             path.display(),

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Side-by-side figures for the C qemu-pr-helper and ours, measured in one run.
+
+Usage: tests/bench/compare.py [--seconds S] [--idle N[,N...]] [--ours BINARY] [--c BINARY]
+
+For each helper: binary + shared library bytes, exec-to-ready time (spawn until the socket
+accepts, median of 20), idle RSS, RSS with N idle connections, and requests/s with p50/p99
+latency at 1, 8 and 64 connections on /dev/null (the SG_IO error path: pure helper overhead),
+measured with `pr-client bench`. Timings are reported, never asserted. Run as root.
+"""
+import argparse, json, os, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def wait_accepting(path, limit=10.0):
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            return s
+        except OSError:
+            time.sleep(0.0002)
+    raise SystemExit(f"{path} never accepted")
+
+
+def start(cmd, path):
+    proc = subprocess.Popen(cmd + ["-k", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=raise_nofile)
+    wait_accepting(path).close()
+    return proc
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def exec_to_ready(cmd, tmp, runs=20):
+    times = []
+    for i in range(runs):
+        path = os.path.join(tmp, f"ready{i}.sock")
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd + ["-k", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_accepting(path).close()
+        times.append(time.monotonic() - t0)
+        stop(proc)
+    return statistics.median(times) * 1000
+
+
+def binary_bytes(path):
+    total = os.path.getsize(path)
+    out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split("=>")
+        lib = (parts[1] if len(parts) > 1 else parts[0]).strip().split(" (")[0].strip()
+        if lib.startswith("/") and os.path.exists(lib):
+            total += os.path.getsize(os.path.realpath(lib))
+    return total
+
+
+def idle_connections(path, n):
+    conns = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        s.recv(4)
+        s.sendall(b"\0\0\0\0")
+        conns.append(s)
+    return conns
+
+
+def bench(client, path, conns, seconds):
+    out = subprocess.run(client + ["bench", f"--socket={path}", f"--connections={conns}", f"--seconds={seconds}", "--json", "/dev/null"],
+                         capture_output=True, text=True, preexec_fn=raise_nofile)
+    if out.returncode != 0:
+        raise SystemExit(f"bench failed: {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--idle", default="1000,10000")
+    ap.add_argument("--ours", default=os.path.join(ROOT, "target/release/pr-helper"))
+    ap.add_argument("--c", default="/usr/bin/qemu-pr-helper")
+    args = ap.parse_args()
+    raise_nofile()
+    tmp = tempfile.mkdtemp(prefix="prh-bench-")
+    link = os.path.join(tmp, "qemu-pr-helper")
+    os.symlink(os.path.abspath(args.ours), link)
+    client = [args.ours, "pr-client"]
+    helpers = {"C": [args.c], "ours": [link]}
+    rows = {}
+    for name, cmd in helpers.items():
+        r = {}
+        r["binary+libs KiB"] = binary_bytes(os.path.realpath(cmd[0])) / 1024
+        r["exec-to-ready ms"] = exec_to_ready(cmd, tmp)
+        path = os.path.join(tmp, f"{name}.sock")
+        proc = start(cmd, path)
+        bench(client, path, 1, 0.2)  # warm up: first request, worker thread
+        r["idle RSS KiB"] = rss_kib(proc.pid)
+        for n in [int(x) for x in args.idle.split(",") if x]:
+            before = rss_kib(proc.pid)
+            conns = idle_connections(path, n)
+            time.sleep(0.2)
+            r[f"RSS with {n} idle KiB"] = rss_kib(proc.pid)
+            r[f"bytes/idle conn ({n})"] = (rss_kib(proc.pid) - before) * 1024 / n
+            result = bench(client, path, 1, args.seconds)
+            r[f"p99 us, 1 conn, {n} idle"] = result["latency_us"]["p99"]
+            for c in conns:
+                c.close()
+            time.sleep(0.2)
+        for conns in (1, 8, 64):
+            result = bench(client, path, conns, args.seconds)
+            r[f"req/s {conns} conn"] = result["requests_per_second"]
+            r[f"p50 us {conns} conn"] = result["latency_us"]["p50"]
+            r[f"p99 us {conns} conn"] = result["latency_us"]["p99"]
+        stop(proc)
+        rows[name] = r
+    keys = list(rows["C"].keys())
+    print(f"{'figure':32} {'C':>12} {'ours':>12} {'ours/C':>8}")
+    for k in keys:
+        c, o = rows["C"][k], rows["ours"][k]
+        ratio = o / c if c else float("nan")
+        print(f"{k:32} {c:12.1f} {o:12.1f} {ratio:8.2f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
