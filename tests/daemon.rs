@@ -457,3 +457,29 @@ fn multicall_name_runs_the_same_daemon() {
     assert_serves(&socket);
     assert!(child.terminate().success());
 }
+
+#[test]
+fn socket_mode_follows_the_umask_as_in_c() {
+    use std::os::unix::fs::PermissionsExt;
+    // Both helpers create the socket file with bind(2)'s mode, 0777 less the umask; libvirt
+    // relabels it for QEMU afterwards and systemd units set SocketMode=, so no option is needed.
+    let ours = Helper::start(Impl::Ours, &[]);
+    let c = Helper::start(Impl::C, &[]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&ours.socket), mode(&c.socket));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077; exec {} -k {}",
+            applet_link(&ours.scratch.0, "qemu-pr-helper").display(),
+            ours.scratch.path("private.sock").display()
+        ))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(out);
+    let private = ours.scratch.path("private.sock");
+    wait_for_socket(&private, Duration::from_secs(10));
+    assert_eq!(mode(&private), 0o700);
+    assert!(guard.terminate().success());
+}

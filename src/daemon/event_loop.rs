@@ -44,6 +44,8 @@ pub struct Stats {
 pub struct LoopOptions {
     /// Print per-connection errors (C prints them unless -q).
     pub print_errors: bool,
+    /// Print each client's pid, uid and gid (SO_PEERCRED) as it connects (-v).
+    pub log_peers: bool,
     /// Prefix of those messages.
     pub prog: String,
     /// Stop after this long with no connection.
@@ -68,6 +70,7 @@ pub struct EventLoop {
     conn_limit: usize,
     live_conns: usize,
     print_errors: bool,
+    log_peers: bool,
     prog: String,
     idle_timeout: Option<Duration>,
     idle_since: Instant,
@@ -119,6 +122,7 @@ impl EventLoop {
             conn_limit: connection_limit(),
             live_conns: 0,
             print_errors: options.print_errors,
+            log_peers: options.log_peers,
             prog: options.prog,
             idle_timeout: options.idle_timeout,
             idle_since: Instant::now(),
@@ -307,7 +311,7 @@ impl EventLoop {
             self.free_slots.push(slot);
             return;
         }
-        if trace::enabled(TracePoint::Accept) {
+        if trace::enabled(TracePoint::Accept) || self.log_peers {
             let peer = rustix::net::sockopt::socket_peercred(&sock)
                 .map(|c| {
                     format!(
@@ -319,6 +323,9 @@ impl EventLoop {
                 })
                 .unwrap_or_else(|_| "peer=unknown".into());
             trace::emit(TracePoint::Accept, || format!("conn={slot} {peer}"));
+            if self.log_peers {
+                let _ = writeln!(std::io::stderr(), "{}: connection from {peer}", self.prog);
+            }
         }
         self.stats.connections += 1;
         self.live_conns += 1;

@@ -205,6 +205,7 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
     let pool = workers::Pool::new(config.max_workers, config.exec).map_err(Error::EventLoop)?;
     let options = event_loop::LoopOptions {
         print_errors: !config.quiet,
+        log_peers: config.verbose >= 2,
         prog: config.prog.clone(),
         idle_timeout: config.idle_timeout,
         notifier: notify::Notifier::from_env(),

@@ -1,0 +1,195 @@
+//! Clients that misbehave must cost the daemon nothing but their own connection: slow
+//! senders, clients that never read, clients that die, and a long run that must leak no
+//! descriptor and no memory. Bounded in count and time; nothing here asserts a speed.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use common::*;
+use pr_helper::client::Connection;
+
+const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Requests back to back on one connection; every reply must be the /dev/null answer.
+fn hammer(socket: &std::path::Path, count: usize) {
+    let mut conn = Connection::connect(socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    for i in 0..count {
+        let reply = conn
+            .request(&pr_in((i % 4) as u8, 24), null.as_fd(), &[])
+            .unwrap();
+        assert_eq!(reply.status(), 2);
+    }
+}
+
+#[test]
+fn slow_senders_do_not_delay_others() {
+    let helper = Helper::start(Impl::Ours, &[]);
+    let socket = helper.socket.clone();
+    // Slowloris: ten clients each trickle one request, a byte every 100 ms.
+    let slow: Vec<_> = (0..10)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let conn = Connection::connect(&socket, TIMEOUT).unwrap();
+                let null = open_rw("/dev/null");
+                let cdb = pr_in(0, 24);
+                send_fds(conn.socket(), &cdb[..1], &[null.as_fd()]);
+                for b in &cdb[1..] {
+                    std::thread::sleep(Duration::from_millis(100));
+                    send(conn.socket(), &[*b]);
+                }
+                let mut conn = conn;
+                assert_eq!(conn.read_reply(8192).unwrap().status(), 2);
+            })
+        })
+        .collect();
+    // Meanwhile a fast client is served throughout.
+    let start = Instant::now();
+    hammer(&socket, 2_000);
+    let fast = start.elapsed();
+    for t in slow {
+        t.join().unwrap();
+    }
+    eprintln!("2000 requests alongside 10 slow senders: {fast:?} (slow senders took ~1.5 s)");
+    let (status, _) = helper.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn clients_that_never_read_cost_only_their_connection() {
+    let helper = Helper::start(Impl::Ours, &[]);
+    let before = fd_count(helper.pid());
+    // Pipeline thousands of requests and never read: replies pile up until the socket buffer
+    // is full, then that connection waits. The loop must not block on it.
+    let greedy = Connection::connect(&helper.socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    rustix::net::sockopt::set_socket_timeout(
+        greedy.socket(),
+        rustix::net::sockopt::Timeout::Send,
+        Some(Duration::from_millis(500)),
+    )
+    .unwrap();
+    let mut sent = 0;
+    for _ in 0..20_000 {
+        let fds = [null.as_fd()];
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+        match rustix::net::sendmsg(
+            greedy.socket(),
+            &[std::io::IoSlice::new(&pr_in(0, 24))],
+            &mut control,
+            rustix::net::SendFlags::NOSIGNAL,
+        ) {
+            Ok(16) => sent += 1,
+            _ => break,
+        }
+    }
+    assert!(sent > 10, "sent {sent}");
+    hammer(&helper.socket, 500);
+    drop(greedy);
+    // Its descriptors (socket and queued device fds) all go away with it.
+    let start = Instant::now();
+    while fd_count(helper.pid()) > before && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // (At most: `before` may still have counted the start-up probe's connection.)
+    assert!(fd_count(helper.pid()) <= before, "descriptors leaked");
+    hammer(&helper.socket, 10);
+}
+
+#[test]
+fn clients_dying_at_every_phase() {
+    let helper = Helper::start(Impl::Ours, &[]);
+    let before = fd_count(helper.pid());
+    for round in 0..200 {
+        let sock = raw_connect(&helper.socket);
+        match round % 5 {
+            0 => {} // before reading the feature word
+            1 => {
+                let _ = read_next(sock.as_fd(), 4, Duration::from_secs(5));
+                send(sock.as_fd(), &[0, 0]); // mid-negotiation
+            }
+            2 => {
+                let _ = read_next(sock.as_fd(), 4, Duration::from_secs(5));
+                send(sock.as_fd(), &[0; 4]);
+                send_fds(
+                    sock.as_fd(),
+                    &pr_in(0, 24)[..9],
+                    &[open_rw("/dev/null").as_fd()],
+                ); // mid-CDB
+            }
+            3 => {
+                let _ = read_next(sock.as_fd(), 4, Duration::from_secs(5));
+                send(sock.as_fd(), &[0; 4]);
+                send_fds(
+                    sock.as_fd(),
+                    &pr_out(0, 0, 24),
+                    &[open_rw("/dev/null").as_fd()],
+                );
+                send(sock.as_fd(), &[0; 7]); // mid-parameter list
+            }
+            _ => {
+                let _ = read_next(sock.as_fd(), 4, Duration::from_secs(5));
+                send(sock.as_fd(), &[0; 4]);
+                send_fds(
+                    sock.as_fd(),
+                    &pr_in(0, 8192),
+                    &[open_rw("/dev/null").as_fd()],
+                ); // before the reply is read
+            }
+        }
+        drop(sock);
+    }
+    hammer(&helper.socket, 100);
+    let start = Instant::now();
+    while fd_count(helper.pid()) > before && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(fd_count(helper.pid()) <= before, "descriptors leaked");
+}
+
+#[test]
+fn a_long_run_leaks_no_descriptor_and_no_memory() {
+    let helper = Helper::start(Impl::Ours, &[]);
+    // Warm up: worker threads and buffers exist after this.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| hammer(&helper.socket, 2_000));
+        }
+    });
+    let fds = fd_count(helper.pid());
+    let rss = rss_kib(helper.pid());
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| hammer(&helper.socket, 25_000));
+        }
+    });
+    let fds_after = fd_count(helper.pid());
+    let rss_after = rss_kib(helper.pid());
+    eprintln!("200,000 requests: fds {fds} -> {fds_after}, RSS {rss} -> {rss_after} KiB");
+    assert_eq!(fds_after, fds, "descriptors leaked");
+    assert!(
+        rss_after <= rss + 256,
+        "RSS grew from {rss} to {rss_after} KiB"
+    );
+}
