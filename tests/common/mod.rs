@@ -126,12 +126,15 @@ pub fn libc_sigterm() -> i32 {
     15
 }
 
-/// Sends a signal with kill(1), so tests need no libc.
+/// Sends signal number `sig` (1 HUP, 2 INT, 15 TERM) to `pid`.
 pub fn signal(pid: u32, sig: i32) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
+    let signal = match sig {
+        1 => rustix::process::Signal::HUP,
+        2 => rustix::process::Signal::INT,
+        _ => rustix::process::Signal::TERM,
+    };
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid 0");
+    let _ = rustix::process::kill_process(pid, signal);
 }
 
 pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
