@@ -1,6 +1,7 @@
 //! Multicall dispatch: the applet is the longest applet name argv[0]'s basename ends with;
 //! run as `pr-helper` (or any other name), argv[1] names it, busybox style.
 
+pub mod pr_client;
 pub mod qemu_pr_helper;
 
 use std::io::Write as _;
@@ -14,6 +15,7 @@ pub type AppletMain = fn(argv0: &str, args: &[String]) -> ExitCode;
 pub const APPLETS: &[(&str, AppletMain)] = &[
     ("qemu-pr-helper", qemu_pr_helper::main),
     ("qemu-pr-helper-activated", qemu_pr_helper::main_activated),
+    ("pr-client", pr_client::main),
 ];
 
 /// The multicall name.

@@ -18,7 +18,7 @@ use crate::daemon::{
 use crate::trace::{self, TraceConfig};
 
 /// The C helper's options (short string "hVk:f:dT:u:g:vq"), then ours, long-only.
-const SPECS: &[OptSpec] = &[
+pub const SPECS: &[OptSpec] = &[
     OptSpec::new('h', "help", HasArg::No),
     OptSpec::new('V', "version", HasArg::No),
     OptSpec::new('k', "socket", HasArg::Required),

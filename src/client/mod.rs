@@ -1,5 +1,15 @@
 //! The client side of the helper protocol, shared by `pr-client` and the tests: connect,
 //! negotiate, send a CDB with its fd, read the reply. Blocking I/O with an optional timeout.
+//! The submodules are `pr-client`'s: options, decoding, `--direct`, `probe` and `bench`.
+
+pub mod action;
+pub mod args;
+pub mod bench;
+pub mod cli;
+pub mod decode;
+pub mod direct;
+pub mod probe;
+pub mod report;
 
 use std::fmt;
 use std::io::{self, IoSlice};
@@ -239,4 +249,20 @@ pub fn read_exact(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<(), ClientErro
         }
     }
     Ok(())
+}
+
+/// Refuses paths that exist but are not sockets, with a clearer reason than connect's
+/// "Connection refused"; missing paths are left to connect(2) ("No such file or directory").
+///
+/// # Errors
+/// [`ClientError::Connect`] naming the path.
+pub fn check_socket_path(path: &Path) -> Result<(), ClientError> {
+    use std::os::unix::fs::FileTypeExt as _;
+    match std::fs::metadata(path) {
+        Ok(m) if !m.file_type().is_socket() => Err(ClientError::Connect(
+            path.to_owned(),
+            io::Error::other("not a socket"),
+        )),
+        _ => Ok(()),
+    }
 }

@@ -1,4 +1,13 @@
-//! Persistent reservations (SPC-4 §6.15, §6.16): service actions, reservation types, scopes.
+//! Persistent reservations (SPC-4 §6.15, §6.16): service actions, reservation types, scopes,
+//! the PR IN / PR OUT CDBs, the PR IN parameter data decoders and the PR OUT parameter list
+//! encoder. Pure functions: nothing here does I/O.
+
+pub mod transport_id;
+
+use std::fmt;
+
+use self::transport_id::TransportId;
+use super::cdb::{PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT};
 
 /// PERSISTENT RESERVE IN service actions.
 pub mod in_sa {
@@ -18,7 +27,372 @@ pub mod out_sa {
     pub const PREEMPT_AND_ABORT: u8 = 0x05;
     pub const REGISTER_AND_IGNORE_EXISTING_KEY: u8 = 0x06;
     pub const REGISTER_AND_MOVE: u8 = 0x07;
+    pub const REPLACE_LOST_RESERVATION: u8 = 0x08;
 }
 
 /// Length of the basic PR OUT parameter list.
 pub const PR_OUT_FIXED_PARAM_SIZE: usize = 24;
+/// The only scope SPC-4 defines.
+pub const LU_SCOPE: u8 = 0;
+
+/// PR IN service action names, as sg_persist prints them.
+pub fn in_sa_name(sa: u8) -> &'static str {
+    match sa {
+        in_sa::READ_KEYS => "Read keys",
+        in_sa::READ_RESERVATION => "Read reservation",
+        in_sa::REPORT_CAPABILITIES => "Report capabilities",
+        in_sa::READ_FULL_STATUS => "Read full status",
+        _ => "reserved",
+    }
+}
+
+/// PR OUT service action names, as sg_persist prints them.
+pub fn out_sa_name(sa: u8) -> &'static str {
+    const NAMES: [&str; 9] = [
+        "Register",
+        "Reserve",
+        "Release",
+        "Clear",
+        "Preempt",
+        "Preempt and abort",
+        "Register and ignore existing key",
+        "Register and move",
+        "Replace lost reservation",
+    ];
+    NAMES.get(usize::from(sa)).copied().unwrap_or("reserved")
+}
+
+/// Reservation types (SPC-4 table 172): number, short name, sg_persist's long name.
+pub const TYPES: [(u8, &str, &str); 6] = [
+    (1, "wr_ex", "Write Exclusive"),
+    (3, "ex_ac", "Exclusive Access"),
+    (5, "wr_ex_ro", "Write Exclusive, registrants only"),
+    (6, "ex_ac_ro", "Exclusive Access, registrants only"),
+    (7, "wr_ex_ar", "Write Exclusive, all registrants"),
+    (8, "ex_ac_ar", "Exclusive Access, all registrants"),
+];
+
+/// The type's name as sg_persist prints it ("obsolete [N]" for the rest of the nibble).
+pub fn type_name(t: u8) -> String {
+    match TYPES.iter().find(|(n, _, _)| *n == t) {
+        Some((_, _, long)) => (*long).to_owned(),
+        None if t < 10 => format!("obsolete [{t}]"),
+        None => format!("obsolete [0x{t:x}]"),
+    }
+}
+
+/// The short name (wr_ex ...), if the type has one.
+pub fn type_short_name(t: u8) -> Option<&'static str> {
+    TYPES.iter().find(|(n, _, _)| *n == t).map(|(_, s, _)| *s)
+}
+
+/// A `--prout-type` argument: a short name (any case), or a number read as hex like
+/// sg_persist's `sscanf("%x")` (so 0..9 are the same in both bases), 0 to 15.
+pub fn parse_type(s: &str) -> Option<u8> {
+    let lower = s.to_ascii_lowercase();
+    if let Some((n, _, _)) = TYPES.iter().find(|(_, short, _)| *short == lower) {
+        return Some(*n);
+    }
+    let digits = lower.strip_prefix("0x").unwrap_or(&lower);
+    u8::from_str_radix(digits, 16).ok().filter(|&t| t <= 15)
+}
+
+/// A PR IN CDB (10 bytes, padded to 16 as the helper protocol carries it).
+pub fn pr_in_cdb(sa: u8, allocation_length: u16) -> [u8; 16] {
+    let mut cdb = [0u8; 16];
+    cdb[0] = PERSISTENT_RESERVE_IN;
+    cdb[1] = sa & 0x1f;
+    cdb[7..9].copy_from_slice(&allocation_length.to_be_bytes());
+    cdb
+}
+
+/// A PR OUT CDB: SCOPE and TYPE in byte 2, the 32-bit PARAMETER LIST LENGTH in bytes 5..8.
+pub fn pr_out_cdb(sa: u8, scope: u8, prout_type: u8, parameter_list_length: u32) -> [u8; 16] {
+    let mut cdb = [0u8; 16];
+    cdb[0] = PERSISTENT_RESERVE_OUT;
+    cdb[1] = sa & 0x1f;
+    cdb[2] = ((scope & 0x0f) << 4) | (prout_type & 0x0f);
+    cdb[5..9].copy_from_slice(&parameter_list_length.to_be_bytes());
+    cdb
+}
+
+/// Why PR IN data could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer bytes than the fixed header.
+    Short { need: usize, got: usize },
+    /// REPORT CAPABILITIES with a LENGTH other than 8.
+    BadLength(u16),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Short { need, got } => {
+                write!(f, "response too short: {got} bytes, need {need}")
+            }
+            DecodeError::BadLength(l) => {
+                write!(f, "unexpected REPORT CAPABILITIES length {l} (want 8)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn be64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(x)
+}
+
+/// The 8-byte header of READ KEYS, READ RESERVATION and READ FULL STATUS; the bytes after it
+/// that the additional length covers, clipped to what arrived (`truncated` says so).
+fn header(data: &[u8]) -> Result<(u32, u32, &[u8], bool), DecodeError> {
+    if data.len() < 8 {
+        return Err(DecodeError::Short {
+            need: 8,
+            got: data.len(),
+        });
+    }
+    let generation = be32(data, 0);
+    let additional = be32(data, 4);
+    let body = &data[8..];
+    let wanted = usize::try_from(additional).unwrap_or(usize::MAX);
+    let truncated = wanted > body.len();
+    Ok((
+        generation,
+        additional,
+        &body[..wanted.min(body.len())],
+        truncated,
+    ))
+}
+
+/// READ KEYS parameter data (SPC-4 §6.15.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadKeys {
+    pub generation: u32,
+    pub additional_length: u32,
+    pub keys: Vec<u64>,
+    /// The additional length promises more than the allocation length let through.
+    pub truncated: bool,
+}
+
+/// Decodes READ KEYS data.
+///
+/// # Errors
+/// Fewer than 8 bytes.
+pub fn decode_read_keys(data: &[u8]) -> Result<ReadKeys, DecodeError> {
+    let (generation, additional_length, body, truncated) = header(data)?;
+    let keys = body.chunks_exact(8).map(|k| be64(k, 0)).collect();
+    Ok(ReadKeys {
+        generation,
+        additional_length,
+        keys,
+        truncated,
+    })
+}
+
+/// The persistent reservation READ RESERVATION reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    pub key: u64,
+    pub scope: u8,
+    pub prout_type: u8,
+}
+
+/// READ RESERVATION parameter data (SPC-4 §6.15.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadReservation {
+    pub generation: u32,
+    pub additional_length: u32,
+    /// `None`: no reservation is held (additional length 0).
+    pub reservation: Option<Reservation>,
+    pub truncated: bool,
+}
+
+/// Decodes READ RESERVATION data.
+///
+/// # Errors
+/// Fewer than 8 bytes.
+pub fn decode_read_reservation(data: &[u8]) -> Result<ReadReservation, DecodeError> {
+    let (generation, additional_length, body, truncated) = header(data)?;
+    let reservation = (body.len() >= 16).then(|| Reservation {
+        key: be64(body, 0),
+        scope: body[13] >> 4,
+        prout_type: body[13] & 0x0f,
+    });
+    Ok(ReadReservation {
+        generation,
+        additional_length,
+        reservation,
+        truncated,
+    })
+}
+
+/// REPORT CAPABILITIES parameter data (SPC-4 §6.15.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub rlr_c: bool,
+    pub crh: bool,
+    pub sip_c: bool,
+    pub atp_c: bool,
+    pub ptpl_c: bool,
+    pub tmv: bool,
+    pub allow_commands: u8,
+    pub ptpl_a: bool,
+    /// PERSISTENT RESERVATION TYPE MASK, bytes 4..5.
+    pub type_mask: u16,
+}
+
+impl Capabilities {
+    /// Whether the type mask marks reservation type `t` as supported.
+    pub fn supports_type(&self, t: u8) -> bool {
+        let bit = match t {
+            7 => 0x8000, // WR_EX_AR
+            6 => 0x4000, // EX_AC_RO
+            5 => 0x2000, // WR_EX_RO
+            3 => 0x0800, // EX_AC
+            1 => 0x0200, // WR_EX
+            8 => 0x0001, // EX_AC_AR
+            _ => return false,
+        };
+        self.type_mask & bit != 0
+    }
+}
+
+/// Decodes REPORT CAPABILITIES data.
+///
+/// # Errors
+/// Fewer than 8 bytes, or a LENGTH other than 8.
+pub fn decode_capabilities(data: &[u8]) -> Result<Capabilities, DecodeError> {
+    if data.len() < 8 {
+        return Err(DecodeError::Short {
+            need: 8,
+            got: data.len(),
+        });
+    }
+    let length = be16(data, 0);
+    if length != 8 {
+        return Err(DecodeError::BadLength(length));
+    }
+    Ok(Capabilities {
+        rlr_c: data[2] & 0x80 != 0,
+        crh: data[2] & 0x10 != 0,
+        sip_c: data[2] & 0x08 != 0,
+        atp_c: data[2] & 0x04 != 0,
+        ptpl_c: data[2] & 0x01 != 0,
+        tmv: data[3] & 0x80 != 0,
+        allow_commands: (data[3] >> 4) & 0x07,
+        ptpl_a: data[3] & 0x01 != 0,
+        type_mask: be16(data, 4),
+    })
+}
+
+/// One full status descriptor (SPC-4 table 179).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusDescriptor {
+    pub key: u64,
+    pub all_tg_pt: bool,
+    pub reservation_holder: bool,
+    pub scope: u8,
+    pub prout_type: u8,
+    pub relative_target_port: u16,
+    /// The TransportID; `None` when the additional descriptor length is 0.
+    pub transport_id: Option<TransportId>,
+}
+
+/// READ FULL STATUS parameter data (SPC-4 §6.15.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullStatus {
+    pub generation: u32,
+    pub additional_length: u32,
+    pub descriptors: Vec<StatusDescriptor>,
+    /// The data stopped inside a descriptor (or the additional length said more than came).
+    pub truncated: bool,
+}
+
+/// Decodes READ FULL STATUS data.
+///
+/// # Errors
+/// Fewer than 8 bytes.
+pub fn decode_full_status(data: &[u8]) -> Result<FullStatus, DecodeError> {
+    let (generation, additional_length, mut body, mut truncated) = header(data)?;
+    let mut descriptors = Vec::new();
+    while !body.is_empty() {
+        if body.len() < 24 {
+            truncated = true;
+            break;
+        }
+        let desc_len = usize::try_from(be32(body, 20)).unwrap_or(usize::MAX);
+        let tid_bytes = &body[24..24 + desc_len.min(body.len() - 24)];
+        if tid_bytes.len() < desc_len {
+            truncated = true;
+        }
+        descriptors.push(StatusDescriptor {
+            key: be64(body, 0),
+            all_tg_pt: body[12] & 0x02 != 0,
+            reservation_holder: body[12] & 0x01 != 0,
+            scope: body[13] >> 4,
+            prout_type: body[13] & 0x0f,
+            relative_target_port: be16(body, 18),
+            transport_id: (!tid_bytes.is_empty()).then(|| TransportId::decode(tid_bytes)),
+        });
+        body = &body[24 + tid_bytes.len()..];
+    }
+    Ok(FullStatus {
+        generation,
+        additional_length,
+        descriptors,
+        truncated,
+    })
+}
+
+/// The fields of a PR OUT parameter list (SPC-4 §6.16.3), for every service action.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProutParams {
+    pub reservation_key: u64,
+    pub service_action_key: u64,
+    pub aptpl: bool,
+    pub all_tg_pt: bool,
+    /// REGISTER AND MOVE only: UNREG.
+    pub unreg: bool,
+    /// REGISTER AND MOVE only.
+    pub relative_target_port: u16,
+    /// Encoded TransportIDs, back to back. For REGISTER (and REGISTER AND IGNORE) a nonempty
+    /// list sets SPEC_I_PT; for REGISTER AND MOVE it is the destination.
+    pub transport_ids: Vec<u8>,
+}
+
+/// Encodes the parameter list for service action `sa`: the basic 24 bytes, then for
+/// REGISTER with TransportIDs SPEC_I_PT, a 4-byte TRANSPORTID PARAMETER DATA LENGTH and the
+/// IDs (table 187); for REGISTER AND MOVE its own layout (table 189).
+pub fn encode_prout_params(sa: u8, p: &ProutParams) -> Vec<u8> {
+    let tid_len = u32::try_from(p.transport_ids.len()).unwrap_or(u32::MAX);
+    let mut out = vec![0u8; PR_OUT_FIXED_PARAM_SIZE];
+    out[0..8].copy_from_slice(&p.reservation_key.to_be_bytes());
+    out[8..16].copy_from_slice(&p.service_action_key.to_be_bytes());
+    if sa == out_sa::REGISTER_AND_MOVE {
+        out[17] = (u8::from(p.unreg) << 1) | u8::from(p.aptpl);
+        out[18..20].copy_from_slice(&p.relative_target_port.to_be_bytes());
+        out[20..24].copy_from_slice(&tid_len.to_be_bytes());
+        out.extend_from_slice(&p.transport_ids);
+        return out;
+    }
+    out[20] = (u8::from(p.all_tg_pt) << 2) | u8::from(p.aptpl);
+    if !p.transport_ids.is_empty() {
+        out[20] |= 0x08; // SPEC_I_PT
+        out.extend_from_slice(&tid_len.to_be_bytes());
+        out.extend_from_slice(&p.transport_ids);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,320 @@
+//! PR IN parameter data in words: sg_persist's text layout, and JSON.
+
+use std::fmt::Write as _;
+
+use super::report::{Obj, array, json_str, named};
+use crate::scsi::pr::transport_id::{TransportId, protocol_name};
+use crate::scsi::pr::{self, DecodeError, in_sa};
+
+fn scope_text(scope: u8) -> String {
+    if scope == pr::LU_SCOPE {
+        "LU_SCOPE, ".to_owned()
+    } else {
+        format!("{scope} ")
+    }
+}
+
+fn type_json(t: u8) -> String {
+    Obj::new()
+        .num("value", t)
+        .str("name", &pr::type_name(t))
+        .raw(
+            "short",
+            pr::type_short_name(t).map_or("null".into(), json_str),
+        )
+        .finish()
+}
+
+fn scope_json(scope: u8) -> String {
+    named(
+        scope,
+        if scope == pr::LU_SCOPE {
+            "LU_SCOPE"
+        } else {
+            "reserved"
+        },
+    )
+}
+
+fn key_json(key: u64) -> String {
+    json_str(&format!("0x{key:x}"))
+}
+
+fn tid_json(t: &TransportId) -> String {
+    Obj::new()
+        .raw("protocol", named(t.protocol(), protocol_name(t.protocol())))
+        .str("description", &t.describe())
+        .finish()
+}
+
+/// The payload in sg_persist's words (`sa` is the PR IN service action).
+///
+/// # Errors
+/// Data too short to decode.
+pub fn text(sa: u8, data: &[u8]) -> Result<String, DecodeError> {
+    let mut o = String::new();
+    match sa {
+        in_sa::READ_KEYS => {
+            let k = pr::decode_read_keys(data)?;
+            let _ = write!(o, "  PR generation=0x{:x}, ", k.generation);
+            match k.keys.len() {
+                0 => o.push_str("there are NO registered reservation keys\n"),
+                1 => o.push_str("1 registered reservation key follows:\n"),
+                n => {
+                    let _ = writeln!(o, "{n} registered reservation keys follow:");
+                }
+            }
+            for key in &k.keys {
+                let _ = writeln!(o, "    0x{key:x}");
+            }
+            truncation_note(&mut o, k.truncated);
+        }
+        in_sa::READ_RESERVATION => {
+            let r = pr::decode_read_reservation(data)?;
+            let _ = write!(o, "  PR generation=0x{:x}, ", r.generation);
+            match r.reservation {
+                None => o.push_str("there is NO reservation held\n"),
+                Some(res) => {
+                    let _ = write!(
+                        o,
+                        "Reservation follows:\n    Key=0x{:x}\n    scope: {} type: {}\n",
+                        res.key,
+                        scope_text(res.scope),
+                        pr::type_name(res.prout_type)
+                    );
+                }
+            }
+            truncation_note(&mut o, r.truncated);
+        }
+        in_sa::REPORT_CAPABILITIES => {
+            let c = pr::decode_capabilities(data)?;
+            let b = u8::from;
+            let _ = writeln!(o, "Report capabilities response:");
+            let _ = writeln!(
+                o,
+                "  Replace Lost Reservation Capable(RLR_C): {}",
+                b(c.rlr_c)
+            );
+            let _ = writeln!(o, "  Compatible Reservation Handling(CRH): {}", b(c.crh));
+            let _ = writeln!(
+                o,
+                "  Specify Initiator Ports Capable(SIP_C): {}",
+                b(c.sip_c)
+            );
+            let _ = writeln!(o, "  All Target Ports Capable(ATP_C): {}", b(c.atp_c));
+            let _ = writeln!(
+                o,
+                "  Persist Through Power Loss Capable(PTPL_C): {}",
+                b(c.ptpl_c)
+            );
+            let _ = writeln!(o, "  Type Mask Valid(TMV): {}", b(c.tmv));
+            let _ = writeln!(o, "  Allow Commands: {}", c.allow_commands);
+            let _ = writeln!(
+                o,
+                "  Persist Through Power Loss Active(PTPL_A): {}",
+                b(c.ptpl_a)
+            );
+            if c.tmv {
+                let _ = writeln!(o, "    Support indicated in Type mask:");
+                for t in [7, 6, 5, 3, 1, 8] {
+                    let _ = writeln!(o, "      {}: {}", pr::type_name(t), b(c.supports_type(t)));
+                }
+            }
+        }
+        in_sa::READ_FULL_STATUS => {
+            let s = pr::decode_full_status(data)?;
+            let _ = writeln!(o, "  PR generation=0x{:x}", s.generation);
+            if s.descriptors.is_empty() {
+                o.push_str("  No full status descriptors\n");
+            }
+            for d in &s.descriptors {
+                let _ = writeln!(o, "    Key=0x{:x}", d.key);
+                if d.all_tg_pt {
+                    o.push_str("      All target ports bit set\n");
+                } else {
+                    let _ = write!(
+                        o,
+                        "      All target ports bit clear\n      Relative port address: 0x{:x}\n",
+                        d.relative_target_port
+                    );
+                }
+                if d.reservation_holder {
+                    let _ = write!(
+                        o,
+                        "      << Reservation holder >>\n      scope: {} type: {}\n",
+                        scope_text(d.scope),
+                        pr::type_name(d.prout_type)
+                    );
+                } else {
+                    o.push_str("      not reservation holder\n");
+                }
+                if let Some(t) = &d.transport_id {
+                    let _ = write!(o, "      Transport Id of initiator:\n        {t}\n");
+                }
+            }
+            truncation_note(&mut o, s.truncated);
+        }
+        _ => o.push_str(&super::report::hex_dump(data)),
+    }
+    Ok(o)
+}
+
+fn truncation_note(o: &mut String, truncated: bool) {
+    if truncated {
+        o.push_str("  [response truncated by the allocation length]\n");
+    }
+}
+
+/// The payload as one JSON value.
+///
+/// # Errors
+/// Data too short to decode.
+pub fn json(sa: u8, data: &[u8]) -> Result<String, DecodeError> {
+    Ok(match sa {
+        in_sa::READ_KEYS => {
+            let k = pr::decode_read_keys(data)?;
+            Obj::new()
+                .num("generation", k.generation)
+                .num("additional_length", k.additional_length)
+                .raw("keys", array(k.keys.iter().map(|&x| key_json(x))))
+                .bool("truncated", k.truncated)
+                .finish()
+        }
+        in_sa::READ_RESERVATION => {
+            let r = pr::decode_read_reservation(data)?;
+            let res = r.reservation.map_or_else(
+                || "null".to_owned(),
+                |res| {
+                    Obj::new()
+                        .raw("key", key_json(res.key))
+                        .raw("scope", scope_json(res.scope))
+                        .raw("type", type_json(res.prout_type))
+                        .finish()
+                },
+            );
+            Obj::new()
+                .num("generation", r.generation)
+                .num("additional_length", r.additional_length)
+                .raw("reservation", res)
+                .bool("truncated", r.truncated)
+                .finish()
+        }
+        in_sa::REPORT_CAPABILITIES => {
+            let c = pr::decode_capabilities(data)?;
+            let mut mask = Obj::new();
+            for (t, short, _) in pr::TYPES {
+                mask = mask.bool(short, c.supports_type(t));
+            }
+            Obj::new()
+                .bool("rlr_c", c.rlr_c)
+                .bool("crh", c.crh)
+                .bool("sip_c", c.sip_c)
+                .bool("atp_c", c.atp_c)
+                .bool("ptpl_c", c.ptpl_c)
+                .bool("tmv", c.tmv)
+                .num("allow_commands", c.allow_commands)
+                .bool("ptpl_a", c.ptpl_a)
+                .num("type_mask", c.type_mask)
+                .raw("types", mask.finish())
+                .finish()
+        }
+        in_sa::READ_FULL_STATUS => {
+            let s = pr::decode_full_status(data)?;
+            let descs = s.descriptors.iter().map(|d| {
+                Obj::new()
+                    .raw("key", key_json(d.key))
+                    .bool("all_tg_pt", d.all_tg_pt)
+                    .bool("reservation_holder", d.reservation_holder)
+                    .raw("scope", scope_json(d.scope))
+                    .raw("type", type_json(d.prout_type))
+                    .num("relative_target_port", d.relative_target_port)
+                    .raw(
+                        "transport_id",
+                        d.transport_id.as_ref().map_or("null".into(), tid_json),
+                    )
+                    .finish()
+            });
+            Obj::new()
+                .num("generation", s.generation)
+                .num("additional_length", s.additional_length)
+                .raw("descriptors", array(descs))
+                .bool("truncated", s.truncated)
+                .finish()
+        }
+        _ => "null".to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_keys_text_like_sg_persist() {
+        let mut d = vec![0, 0, 0, 3, 0, 0, 0, 16];
+        d.extend_from_slice(&0x123abcu64.to_be_bytes());
+        d.extend_from_slice(&0x1u64.to_be_bytes());
+        assert_eq!(
+            text(0, &d).unwrap(),
+            "  PR generation=0x3, 2 registered reservation keys follow:\n    0x123abc\n    0x1\n"
+        );
+        assert_eq!(
+            text(0, &[0, 0, 0, 0, 0, 0, 0, 0]).unwrap(),
+            "  PR generation=0x0, there are NO registered reservation keys\n"
+        );
+        let j = json(0, &d).unwrap();
+        assert!(j.contains(r#""keys":["0x123abc","0x1"]"#), "{j}");
+    }
+
+    #[test]
+    fn reservation_text_and_json() {
+        let mut d = vec![0, 0, 0, 1, 0, 0, 0, 16];
+        d.extend_from_slice(&0xabu64.to_be_bytes());
+        d.extend_from_slice(&[0, 0, 0, 0, 0, 0x01, 0, 0]);
+        assert_eq!(
+            text(1, &d).unwrap(),
+            "  PR generation=0x1, Reservation follows:\n    Key=0xab\n    scope: LU_SCOPE,  type: Write Exclusive\n"
+        );
+        let j = json(1, &d).unwrap();
+        assert!(j.contains(r#""short":"wr_ex""#), "{j}");
+        assert_eq!(
+            text(1, &[0, 0, 0, 1, 0, 0, 0, 0]).unwrap(),
+            "  PR generation=0x1, there is NO reservation held\n"
+        );
+    }
+
+    #[test]
+    fn capabilities_and_full_status_text() {
+        let t = text(2, &[0, 8, 0x10, 0x80, 0x02, 0, 0, 0]).unwrap();
+        assert!(t.contains("Compatible Reservation Handling(CRH): 1"));
+        assert!(t.contains("      Write Exclusive: 1\n"));
+        assert!(t.contains("      Exclusive Access: 0\n"));
+        assert!(
+            json(2, &[0, 8, 0, 0, 0, 0, 0, 0])
+                .unwrap()
+                .contains(r#""wr_ex":false"#)
+        );
+        let tid = pr::transport_id::parse("sas,5000c50005b32001").unwrap();
+        let mut desc = 0x11u64.to_be_bytes().to_vec();
+        desc.extend_from_slice(&[0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 2, 0, 0, 0, 24]);
+        desc.extend(&tid);
+        let mut d = vec![0, 0, 0, 2, 0, 0, 0, 48];
+        d.extend(desc);
+        let t = text(3, &d).unwrap();
+        assert!(t.contains(
+            "    Key=0x11\n      All target ports bit clear\n      Relative port address: 0x2\n"
+        ));
+        assert!(t.contains(
+            "      << Reservation holder >>\n      scope: LU_SCOPE,  type: Exclusive Access\n"
+        ));
+        assert!(t.contains(
+            "      Transport Id of initiator:\n        SAS address: 0x5000c50005b32001\n"
+        ));
+        let j = json(3, &d).unwrap();
+        assert!(
+            j.contains(r#""description":"SAS address: 0x5000c50005b32001""#),
+            "{j}"
+        );
+        assert!(text(3, &[0; 3]).is_err());
+    }
+}

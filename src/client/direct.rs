@@ -1,0 +1,104 @@
+//! `--direct`: the same CDB through SG_IO on the device itself, no helper, with the reply
+//! built the way the helper builds it, so the two paths print and exit alike.
+
+use std::os::fd::BorrowedFd;
+
+use super::Reply;
+use crate::protocol::{PR_HELPER_DATA_SIZE, PR_HELPER_SENSE_SIZE, ReplyHeader};
+use crate::scsi::cdb;
+use crate::scsi::sense::{self, StatusAndSense};
+use crate::scsi::status;
+use crate::sys::sg::{self, DataPhase};
+
+/// The direct path's reply, and the errno text when the ioctl itself failed.
+pub struct DirectReply {
+    pub reply: Reply,
+    pub ioctl_error: Option<String>,
+}
+
+/// Sends `cdb` (all 16 bytes, as the helper does) with `params` (PR OUT) or an 8 KiB data-in
+/// buffer (PR IN, like the helper), and maps errors as the helper does.
+pub fn run(
+    device: BorrowedFd<'_>,
+    cdb16: &[u8; 16],
+    params: &[u8],
+    timeout_ms: u32,
+) -> DirectReply {
+    let mut sense_buf = [0u8; PR_HELPER_SENSE_SIZE];
+    let mut data = vec![0u8; PR_HELPER_DATA_SIZE];
+    let pr_in = cdb16[0] == cdb::PERSISTENT_RESERVE_IN;
+    let phase = if pr_in {
+        DataPhase::FromDevice(&mut data)
+    } else {
+        DataPhase::ToDevice(params)
+    };
+    let result = sg::sg_io(device, cdb16, phase, &mut sense_buf, timeout_ms);
+    let mut ioctl_error = None;
+    let mapped: StatusAndSense = match &result {
+        Err(e) => {
+            ioctl_error = Some(crate::errors::strerror(e));
+            sense::from_errno(e.raw_os_error().unwrap_or(libc::EIO))
+        }
+        Ok(r) if r.status != status::GOOD => StatusAndSense {
+            status: r.status,
+            sense: None, // the device's own sense is already in sense_buf
+        },
+        Ok(r) if r.host_status != 0 => {
+            sense::from_host_status(r.host_status).unwrap_or(StatusAndSense {
+                status: status::GOOD,
+                sense: None,
+            })
+        }
+        Ok(r) if r.driver_status & 0x06 != 0 => StatusAndSense {
+            status: status::CHECK_CONDITION,
+            sense: Some(sense::COMMAND_TIMEOUT),
+        },
+        Ok(_) => StatusAndSense {
+            status: status::GOOD,
+            sense: None,
+        },
+    };
+    if let Some(code) = mapped.sense {
+        sense_buf.fill(0);
+        sense::build_fixed(code, &mut sense_buf);
+    }
+    let payload = match (&result, mapped.status) {
+        (Ok(r), status::GOOD) if pr_in => {
+            let got = PR_HELPER_DATA_SIZE.saturating_sub(usize::try_from(r.resid).unwrap_or(0));
+            let alloc = usize::from(u16::from_be_bytes([cdb16[7], cdb16[8]]));
+            data.truncate(got.min(alloc));
+            data
+        }
+        _ => Vec::new(),
+    };
+    DirectReply {
+        reply: Reply {
+            header: ReplyHeader {
+                status: i32::from(mapped.status),
+                size: i32::try_from(payload.len()).unwrap_or(0),
+                sense: sense_buf,
+            },
+            payload,
+        },
+        ioctl_error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd as _;
+
+    #[test]
+    fn dev_null_is_aborted_command_like_the_helper() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let r = run(f.as_fd(), &crate::scsi::pr::pr_in_cdb(0, 8192), &[], 1000);
+        assert_eq!(r.reply.status(), status::CHECK_CONDITION);
+        assert_eq!(sense::decode(&r.reply.header.sense), Some(sense::IO_ERROR));
+        assert!(r.reply.payload.is_empty());
+        assert_eq!(
+            r.ioctl_error.as_deref(),
+            Some("Inappropriate ioctl for device")
+        );
+    }
+}

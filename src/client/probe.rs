@@ -1,0 +1,268 @@
+//! `pr-client probe` and the command lines of `probe` and `bench`.
+
+use std::fmt::Write as _;
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+
+use super::args::{self, UsageError};
+use super::bench::{BenchCommand, BenchConfig};
+use super::report::{self, Obj, exit};
+use super::{ClientError, Connection, Reply};
+use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
+use crate::daemon::DEFAULT_SOCKET;
+use crate::scsi::pr::{self, in_sa};
+use crate::scsi::{sense, status};
+
+/// What a probe saw.
+pub struct ProbeReport {
+    pub socket: PathBuf,
+    pub features: u32,
+    pub connect: Duration,
+    pub round_trip: Duration,
+    pub reply: Reply,
+}
+
+impl ProbeReport {
+    /// Whether the helper answered READ KEYS on /dev/null as the C helper does: CHECK
+    /// CONDITION, sense 0B/00/06 (SG_IO on /dev/null fails with ENOTTY), no payload.
+    pub fn healthy(&self) -> bool {
+        self.reply.status() == status::CHECK_CONDITION
+            && report::sense_code(&self.reply) == Some(sense::IO_ERROR)
+            && self.reply.payload.is_empty()
+    }
+    pub fn exit_status(&self) -> u8 {
+        if self.healthy() {
+            exit::GOOD
+        } else {
+            exit::OTHER
+        }
+    }
+    pub fn text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(o, "helper:    {}", self.socket.display());
+        let _ = writeln!(o, "features:  0x{:08x}", self.features);
+        let _ = writeln!(
+            o,
+            "connect:   {:.1} us (connect and negotiate)",
+            us(self.connect)
+        );
+        let _ = writeln!(
+            o,
+            "request:   PR IN READ KEYS on /dev/null -> {} in {:.1} us",
+            report::status_words(&self.reply),
+            us(self.round_trip)
+        );
+        let verdict = if self.healthy() {
+            "ok".to_owned()
+        } else {
+            "MISBEHAVING: expected CHECK CONDITION with sense 0b/00/06 and no payload".to_owned()
+        };
+        let _ = writeln!(o, "result:    {verdict}");
+        o
+    }
+    pub fn json(&self) -> String {
+        Obj::new()
+            .str("socket", &self.socket.display().to_string())
+            .num("features", self.features)
+            .num("connect_us", format!("{:.1}", us(self.connect)))
+            .num("round_trip_us", format!("{:.1}", us(self.round_trip)))
+            .raw("status", report::status_json(&self.reply))
+            .raw("sense", report::sense_json(&self.reply))
+            .num("payload_bytes", self.reply.payload.len())
+            .bool("ok", self.healthy())
+            .finish()
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Connects, negotiates and sends one READ KEYS with /dev/null attached.
+///
+/// # Errors
+/// Connection failures, /dev/null missing, the helper closing the connection.
+pub fn probe(socket: &Path, timeout: Option<Duration>) -> Result<ProbeReport, ClientError> {
+    let null = std::fs::File::open("/dev/null").map_err(ClientError::Io)?;
+    super::check_socket_path(socket)?;
+    let t0 = Instant::now();
+    let mut conn = Connection::connect(socket, timeout)?;
+    let connect = t0.elapsed();
+    let t1 = Instant::now();
+    let reply = conn.request(&pr::pr_in_cdb(in_sa::READ_KEYS, 8192), null.as_fd(), &[])?;
+    Ok(ProbeReport {
+        socket: socket.to_owned(),
+        features: conn.helper_features,
+        connect,
+        round_trip: t1.elapsed(),
+        reply,
+    })
+}
+
+const PROBE_SPECS: &[OptSpec] = &[
+    OptSpec::new('h', "help", HasArg::No),
+    OptSpec::long_only("socket", HasArg::Required),
+    OptSpec::long_only("json", HasArg::No),
+    OptSpec::long_only("timeout", HasArg::Required),
+];
+
+/// probe options
+#[derive(FromArgs, Debug)]
+struct RawProbe {
+    /// socket
+    #[argh(option)]
+    socket: Vec<String>,
+    /// JSON
+    #[argh(switch)]
+    json: bool,
+    /// seconds
+    #[argh(option)]
+    timeout: Vec<String>,
+    /// none allowed
+    #[argh(positional, greedy)]
+    rest: Vec<String>,
+}
+
+/// `probe` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeConfig {
+    pub socket: PathBuf,
+    pub json: bool,
+    pub timeout: Duration,
+}
+
+/// The canonical argv without `--help` (argh keeps that name), and whether it was given.
+fn canonical(args: &[String], specs: &[OptSpec]) -> Result<(Vec<String>, bool), UsageError> {
+    let parsed = getopt::normalize(args, specs).map_err(|e| UsageError::syntax(e.to_string()))?;
+    let is_help = |a: &Arg| matches!(a, Arg::Opt { index, .. } if specs[*index].long == "help");
+    let help = parsed.iter().any(is_help);
+    let parsed: Vec<Arg> = parsed.into_iter().filter(|a| !is_help(a)).collect();
+    Ok((getopt::canonical_argv(&parsed, specs), help))
+}
+
+/// Reads `probe`'s options; `Ok(None)` means `--help`.
+///
+/// # Errors
+/// Usage errors.
+pub fn parse_probe(args: &[String]) -> Result<Option<ProbeConfig>, UsageError> {
+    let (argv, help) = canonical(args, PROBE_SPECS)?;
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let raw = RawProbe::from_args(&["probe"], &refs)
+        .map_err(|e| UsageError::syntax(e.output.trim_end().to_owned()))?;
+    if help {
+        return Ok(None);
+    }
+    if let Some(x) = raw.rest.first() {
+        return Err(UsageError::syntax(format!(
+            "unexpected extra argument: {x}"
+        )));
+    }
+    Ok(Some(ProbeConfig {
+        socket: PathBuf::from(raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
+        json: raw.json,
+        timeout: match raw.timeout.last() {
+            Some(t) => args::timeout(t)?,
+            None => Duration::from_secs(5),
+        },
+    }))
+}
+
+const BENCH_SPECS: &[OptSpec] = &[
+    OptSpec::new('h', "help", HasArg::No),
+    OptSpec::long_only("socket", HasArg::Required),
+    OptSpec::long_only("connections", HasArg::Required),
+    OptSpec::long_only("seconds", HasArg::Required),
+    OptSpec::long_only("command", HasArg::Required),
+    OptSpec::long_only("json", HasArg::No),
+    OptSpec::long_only("timeout", HasArg::Required),
+];
+
+/// bench options
+#[derive(FromArgs, Debug)]
+struct RawBench {
+    /// socket
+    #[argh(option)]
+    socket: Vec<String>,
+    /// connections
+    #[argh(option)]
+    connections: Vec<String>,
+    /// seconds
+    #[argh(option)]
+    seconds: Vec<String>,
+    /// command
+    #[argh(option)]
+    command: Vec<String>,
+    /// JSON
+    #[argh(switch)]
+    json: bool,
+    /// seconds
+    #[argh(option)]
+    timeout: Vec<String>,
+    /// device
+    #[argh(positional, greedy)]
+    rest: Vec<String>,
+}
+
+/// Most connections `bench` opens (one thread each).
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// Reads `bench`'s options; `Ok(None)` means `--help`.
+///
+/// # Errors
+/// Usage errors.
+pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
+    let (argv, help) = canonical(args, BENCH_SPECS)?;
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let raw = RawBench::from_args(&["bench"], &refs)
+        .map_err(|e| UsageError::syntax(e.output.trim_end().to_owned()))?;
+    if help {
+        return Ok(None);
+    }
+    let bad = |o: &str, v: &str, want: &str| {
+        UsageError::syntax(format!("bad argument to '--{o}': '{v}' ({want})"))
+    };
+    let connections = match raw.connections.last() {
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_CONNECTIONS).contains(n))
+            .ok_or_else(|| bad("connections", v, "1 to 10000"))?,
+        None => 1,
+    };
+    let duration = match raw.seconds.last() {
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| bad("seconds", v, "more than 0, at most 86400"))?,
+        None => Duration::from_secs(5),
+    };
+    let command = match raw.command.last() {
+        Some(v) => {
+            BenchCommand::parse(v).ok_or_else(|| bad("command", v, "read-keys or register"))?
+        }
+        None => BenchCommand::ReadKeys,
+    };
+    if raw.rest.len() > 1 {
+        return Err(UsageError::syntax(format!(
+            "unexpected extra argument: {}",
+            raw.rest[1]
+        )));
+    }
+    Ok(Some(BenchConfig {
+        socket: PathBuf::from(raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
+        device: PathBuf::from(raw.rest.first().map_or("/dev/null", String::as_str)),
+        connections,
+        duration,
+        command,
+        json: raw.json,
+        timeout: Some(match raw.timeout.last() {
+            Some(t) => args::timeout(t)?,
+            None => Duration::from_secs(10),
+        }),
+    }))
+}

@@ -1,0 +1,396 @@
+//! `pr-client` end to end, against our daemon and the C helper (/dev/null: the sense path),
+//! plus a fake helper that hangs up, and every kind of bad input.
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const C_HELPER: &str = "/usr/bin/qemu-pr-helper";
+
+fn scratch(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "prc-it-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A helper process on a private socket, killed (and its directory removed) on drop.
+struct Helper {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Which {
+    Ours,
+    C,
+}
+
+impl Helper {
+    fn start(which: Which) -> Option<Helper> {
+        let dir = scratch(&format!("{which:?}"));
+        let socket = dir.join("s.sock");
+        let mut cmd = match which {
+            Which::Ours => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_pr-helper"));
+                c.arg("qemu-pr-helper");
+                c
+            }
+            Which::C if Path::new(C_HELPER).exists() => Command::new(C_HELPER),
+            Which::C => {
+                eprintln!("skipping: {C_HELPER} is not installed");
+                return None;
+            }
+        };
+        let child = cmd
+            .arg("-k")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "{which:?} helper did not create its socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Helper { child, dir, socket })
+    }
+    fn socket_arg(&self) -> String {
+        format!("--socket={}", self.socket.display())
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn both() -> Vec<Helper> {
+    [Which::Ours, Which::C]
+        .into_iter()
+        .filter_map(Helper::start)
+        .collect()
+}
+
+fn client(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pr-helper"))
+        .arg("pr-client")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A one-line `pr-client: ...` message, nonzero exit, no panic.
+fn assert_clean_failure(o: &Output, want_code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(code(o), want_code, "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.starts_with("pr-client: "), "{err}");
+    assert!(err.contains(needle), "want {needle:?} in {err:?}");
+}
+
+#[test]
+fn pr_in_and_pr_out_on_dev_null_are_aborted_command() {
+    for h in both() {
+        let s = h.socket_arg();
+        for sa in ["-k", "-r", "-c", "-s"] {
+            let o = client(&[&s, sa, "/dev/null"]);
+            assert_clean_failure(&o, 11, "CHECK CONDITION (Aborted Command, asc/ascq 00/06");
+        }
+        let o = client(&[&s, "-o", "-G", "-S", "123abc", "/dev/null"]);
+        assert_clean_failure(&o, 11, "PR out (Register)");
+        let o = client(&[
+            &s,
+            "--out",
+            "--reserve",
+            "--param-rk=1",
+            "--prout-type=wr_ex",
+            "-v",
+            "/dev/null",
+        ]);
+        assert_eq!(code(&o), 11);
+        assert!(
+            stderr(&o).contains("PERSISTENT RESERVE OUT cdb: 5f 01 01"),
+            "{}",
+            stderr(&o)
+        );
+        // A read-only fd: the helper refuses PR OUT itself (ILLEGAL REQUEST, invalid opcode).
+        let o = client(&[&s, "-y", "-o", "-G", "/dev/null"]);
+        assert_clean_failure(&o, 9, "Illegal Request, asc/ascq 20/00");
+    }
+}
+
+#[test]
+fn json_output_has_status_sense_and_exit_status() {
+    for h in both() {
+        let o = client(&[&h.socket_arg(), "--json", "-s", "/dev/null"]);
+        assert_eq!(code(&o), 11);
+        let out = stdout(&o);
+        assert_eq!(out.lines().count(), 1);
+        for want in [
+            r#""status":{"value":2,"name":"CHECK CONDITION"}"#,
+            r#""key":{"value":11,"name":"Aborted Command"},"asc":0,"ascq":6"#,
+            r#""description":"I/O process terminated""#,
+            r#""command":"PR in (Read full status)""#,
+            r#""payload":null"#,
+            r#""exit_status":11"#,
+        ] {
+            assert!(out.contains(want), "want {want} in {out}");
+        }
+    }
+}
+
+#[test]
+fn direct_sg_io_matches_the_helper_path() {
+    let o = client(&["--direct", "-v", "-k", "/dev/null"]);
+    assert_eq!(code(&o), 11);
+    assert!(stderr(&o).contains("SG_IO: Inappropriate ioctl for device"));
+    let o = client(&["--direct", "--json", "--timeout=2", "/dev/null"]);
+    assert!(stdout(&o).contains(r#""via":"SG_IO""#));
+    assert!(stdout(&o).contains(r#""exit_status":11"#));
+}
+
+#[test]
+fn probe_against_both_helpers() {
+    for h in both() {
+        let o = client(&["probe", &h.socket_arg()]);
+        assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("features:  0x00000000"));
+        assert!(stdout(&o).contains("result:    ok"));
+        let o = client(&["probe", &h.socket_arg(), "--json", "--timeout", "5"]);
+        assert_eq!(code(&o), 0);
+        assert!(stdout(&o).contains(r#""ok":true"#), "{}", stdout(&o));
+    }
+}
+
+#[test]
+fn bench_against_both_helpers() {
+    for h in both() {
+        for (n, cmd) in [("1", "read-keys"), ("8", "register")] {
+            let o = client(&[
+                "bench",
+                &h.socket_arg(),
+                "--connections",
+                n,
+                "--seconds=0.5",
+                "--command",
+                cmd,
+            ]);
+            let out = stdout(&o);
+            assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+            assert!(out.contains("errors:   0"), "{out}");
+            assert!(out.contains("p999"), "{out}");
+            assert!(out.contains("CHECK CONDITION 0b/00/06"), "{out}");
+        }
+        let o = client(&[
+            "bench",
+            &h.socket_arg(),
+            "--connections=64",
+            "--seconds=0.5",
+            "--json",
+            "--timeout=10",
+            "/dev/null",
+        ]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 0, "{out}");
+        assert!(
+            out.contains(r#""connections":64"#) && out.contains(r#""errors":0"#),
+            "{out}"
+        );
+    }
+}
+
+/// A helper that negotiates, then hangs up on the first request.
+fn hanging_up_helper(dir: &Path) -> PathBuf {
+    let path = dir.join("hangup.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let _ = s.write_all(&[0, 0, 0, 0]);
+            let mut buf = [0u8; 20];
+            let _ = s.read_exact(&mut buf);
+        }
+    });
+    path
+}
+
+#[test]
+fn bad_input_is_one_line_and_nonzero() {
+    let dir = scratch("bad");
+    let hangup = format!("--socket={}", hanging_up_helper(&dir).display());
+    assert_clean_failure(
+        &client(&[&hangup, "/dev/null"]),
+        15,
+        "the helper closed the connection",
+    );
+    assert_clean_failure(&client(&["probe", &hangup]), 15, "closed the connection");
+    let o = client(&["bench", &hangup, "--seconds=0.3"]);
+    assert_ne!(code(&o), 0);
+    assert!(
+        stdout(&o).contains("error: the helper closed the connection"),
+        "{}",
+        stdout(&o)
+    );
+    assert_clean_failure(
+        &client(&["--socket=/etc/passwd", "/dev/null"]),
+        15,
+        "not a socket",
+    );
+    assert_clean_failure(
+        &client(&["probe", "--socket=/etc/passwd"]),
+        15,
+        "not a socket",
+    );
+    assert_clean_failure(
+        &client(&["bench", "--socket=/etc/passwd"]),
+        15,
+        "not a socket",
+    );
+    let missing = format!("--socket={}", dir.join("none.sock").display());
+    assert_clean_failure(
+        &client(&[&missing, "/dev/null"]),
+        15,
+        "No such file or directory",
+    );
+    assert_clean_failure(&client(&[&hangup]), 1, "no device name given");
+    assert_clean_failure(
+        &client(&[&hangup, "/nonexistent/dev"]),
+        15,
+        "cannot open /nonexistent/dev",
+    );
+    assert_clean_failure(
+        &client(&["-o", "-G", "-K", "0xfoo", "/dev/null"]),
+        1,
+        "--param-rk",
+    );
+    assert_clean_failure(
+        &client(&["-o", "-G", "-R", "/dev/null"]),
+        31,
+        "one and only one",
+    );
+    assert_clean_failure(&client(&["-G", "/dev/null"]), 31, "--out");
+    assert_clean_failure(&client(&["--json", "--hex", "/dev/null"]), 31, "--json");
+    assert_clean_failure(
+        &client(&["--frobnicate", "/dev/null"]),
+        1,
+        "unrecognized option",
+    );
+    assert_clean_failure(&client(&["bench", "--connections=x"]), 1, "--connections");
+    assert_clean_failure(&client(&["bench", "--seconds=-1"]), 1, "--seconds");
+    assert_clean_failure(&client(&["bench", "--command=inquiry"]), 1, "--command");
+    assert_clean_failure(&client(&["probe", "extra"]), 1, "unexpected extra argument");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn help_documents_every_option_and_exit_status() {
+    let o = client(&["--help"]);
+    assert_eq!(code(&o), 0);
+    let help = stdout(&o);
+    for opt in [
+        "--read-keys",
+        "--read-reservation",
+        "--report-capabilities",
+        "--read-full-status",
+        "--read-status",
+        "--alloc-length",
+        "--maxlen",
+        "--in",
+        "--out",
+        "--register",
+        "--register-ignore",
+        "--reserve",
+        "--release",
+        "--clear",
+        "--preempt",
+        "--preempt-abort",
+        "--register-move",
+        "--replace-lost",
+        "--param-rk",
+        "--param-sark",
+        "--prout-type",
+        "--param-aptpl",
+        "--param-alltgpt",
+        "--transport-id",
+        "--relative-target-port",
+        "--unreg",
+        "--hex",
+        "--verbose",
+        "--device",
+        "--readonly",
+        "--no-inquiry",
+        "--help",
+        "--version",
+        "--socket",
+        "--json",
+        "--direct",
+        "--timeout",
+        "probe",
+        "bench",
+        "--connections",
+        "--seconds",
+        "--command",
+    ] {
+        assert!(help.contains(opt), "--help lacks {opt}");
+    }
+    for status in [
+        " 0  GOOD",
+        " 1  syntax",
+        " 2  NOT READY",
+        " 5  ILLEGAL REQUEST",
+        " 6  UNIT ATTENTION",
+        "11  ABORTED COMMAND",
+        "15  cannot open",
+        "24  RESERVATION CONFLICT",
+        "99  any other",
+    ] {
+        assert!(help.contains(status), "--help lacks exit status {status}");
+    }
+    assert!(stdout(&client(&["-hh"])).contains("wr_ex_ro"));
+    assert!(stdout(&client(&["bench", "--help"])).contains("--connections"));
+    assert!(stdout(&client(&["probe", "-h"])).contains("probe"));
+    let o = client(&["-V"]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).starts_with("pr-client "));
+}
+
+#[test]
+fn argv0_dispatch_as_pr_client() {
+    let dir = scratch("argv0");
+    let link = dir.join("pr-client");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pr-helper"), &link).unwrap();
+    let o = Command::new(&link).arg("--version").output().unwrap();
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).starts_with("pr-client "));
+    let _ = std::fs::remove_dir_all(dir);
+}
