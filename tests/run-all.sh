@@ -28,6 +28,8 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo build --release --quiet
+# Bounded fuzzing of every target (crashes fail the run).
+tests/fuzz-smoke.sh 15
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test 2>&1 | tee "$log"
