@@ -483,3 +483,27 @@ fn socket_mode_follows_the_umask_as_in_c() {
     assert_eq!(mode(&private), 0o700);
     assert!(guard.terminate().success());
 }
+
+#[test]
+fn the_daemon_serves_inside_its_seccomp_sandbox() {
+    let helper = Helper::start(Impl::Ours, &[]);
+    // Worker threads are created after the filter: serve first, then look at every thread.
+    for _ in 0..20 {
+        assert_serves(&helper.socket);
+    }
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", helper.pid())).unwrap();
+    let mut threads = 0;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+        assert_eq!(status_field(&status, "Seccomp:"), "2", "{status}");
+        assert_eq!(status_field(&status, "NoNewPrivs:"), "1");
+        threads += 1;
+    }
+    assert!(threads >= 2, "no worker thread was started");
+    let (status, _) = helper.stop();
+    assert!(status.success(), "clean exit under the filter: {status}");
+    let unsandboxed = Helper::start(Impl::Ours, &["--no-sandbox"]);
+    assert_serves(&unsandboxed.socket);
+    let status = proc_status(unsandboxed.pid());
+    assert_eq!(status_field(&status, "Seccomp:"), "0");
+}

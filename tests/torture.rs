@@ -18,6 +18,21 @@ fn fd_count(pid: u32) -> usize {
         .count()
 }
 
+/// The daemon's descriptor count once it has caught up with the connections clients closed
+/// (it closes them when it processes their EOF): the count after it stays put for 200 ms.
+fn settled_fd_count(pid: u32) -> usize {
+    let mut last = fd_count(pid);
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = fd_count(pid);
+        if now == last || start.elapsed() > Duration::from_secs(10) {
+            return now;
+        }
+        last = now;
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -77,7 +92,7 @@ fn slow_senders_do_not_delay_others() {
 #[test]
 fn clients_that_never_read_cost_only_their_connection() {
     let helper = Helper::start(Impl::Ours, &[]);
-    let before = fd_count(helper.pid());
+    let before = settled_fd_count(helper.pid());
     // Pipeline thousands of requests and never read: replies pile up until the socket buffer
     // is full, then that connection waits. The loop must not block on it.
     let greedy = Connection::connect(&helper.socket, TIMEOUT).unwrap();
@@ -120,7 +135,7 @@ fn clients_that_never_read_cost_only_their_connection() {
 #[test]
 fn clients_dying_at_every_phase() {
     let helper = Helper::start(Impl::Ours, &[]);
-    let before = fd_count(helper.pid());
+    let before = settled_fd_count(helper.pid());
     for round in 0..200 {
         let sock = raw_connect(&helper.socket);
         match round % 5 {
@@ -161,11 +176,8 @@ fn clients_dying_at_every_phase() {
         drop(sock);
     }
     hammer(&helper.socket, 100);
-    let start = Instant::now();
-    while fd_count(helper.pid()) > before && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(fd_count(helper.pid()) <= before, "descriptors leaked");
+    let after = settled_fd_count(helper.pid());
+    assert_eq!(after, before, "descriptors leaked");
 }
 
 #[test]
@@ -177,14 +189,14 @@ fn a_long_run_leaks_no_descriptor_and_no_memory() {
             s.spawn(|| hammer(&helper.socket, 2_000));
         }
     });
-    let fds = fd_count(helper.pid());
+    let fds = settled_fd_count(helper.pid());
     let rss = rss_kib(helper.pid());
     std::thread::scope(|s| {
         for _ in 0..8 {
             s.spawn(|| hammer(&helper.socket, 25_000));
         }
     });
-    let fds_after = fd_count(helper.pid());
+    let fds_after = settled_fd_count(helper.pid());
     let rss_after = rss_kib(helper.pid());
     eprintln!("200,000 requests: fds {fds} -> {fds_after}, RSS {rss} -> {rss_after} KiB");
     assert_eq!(fds_after, fds, "descriptors leaked");

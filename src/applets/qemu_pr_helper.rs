@@ -32,6 +32,7 @@ pub const SPECS: &[OptSpec] = &[
     OptSpec::long_only("sgio-timeout", HasArg::Required),
     OptSpec::long_only("max-workers", HasArg::Required),
     OptSpec::long_only("idle-timeout", HasArg::Required),
+    OptSpec::long_only("no-sandbox", HasArg::No),
 ];
 
 /// Persistent Reservation helper program for QEMU.
@@ -71,6 +72,9 @@ struct Options {
     /// seconds without a connection before exiting
     #[argh(option)]
     idle_timeout: Vec<u64>,
+    /// run without the seccomp filter
+    #[argh(switch)]
+    no_sandbox: bool,
     /// ignored, as in C
     #[argh(positional, greedy)]
     _file: Vec<String>,
@@ -101,6 +105,7 @@ pr-helper extensions (long options only):
                             queue's default (default {DEFAULT_SGIO_TIMEOUT_MS}; the C helper uses 1)
       --max-workers=N       threads running SG_IO at most (default {DEFAULT_MAX_WORKERS})
       --idle-timeout=SECS   exit after SECS without a connection
+      --no-sandbox          serve without the seccomp system-call filter
 
 See pr-helper(1) for how to report bugs.
 More information on the QEMU project at <https://qemu.org>.
@@ -129,6 +134,7 @@ Reports READY=1, STATUS= and STOPPING=1 to $NOTIFY_SOCKET when set.
                             the service again on the next one)
       --sgio-timeout=MS     SG_IO timeout in milliseconds (default {DEFAULT_SGIO_TIMEOUT_MS})
       --max-workers=N       threads running SG_IO at most (default {DEFAULT_MAX_WORKERS})
+      --no-sandbox          serve without the seccomp system-call filter
 
 -k, -d and -f are refused: systemd owns the socket and the process.
 "
@@ -305,6 +311,7 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
                 .unwrap_or(DEFAULT_SGIO_TIMEOUT_MS),
         },
         require_activation: activated,
+        sandbox: !options.no_sandbox,
         idle_timeout: options
             .idle_timeout
             .last()

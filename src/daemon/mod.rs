@@ -56,6 +56,8 @@ pub struct Config {
     pub require_activation: bool,
     /// Exit after this long without a connection.
     pub idle_timeout: Option<std::time::Duration>,
+    /// Install the seccomp filter once serving (`--no-sandbox` turns it off).
+    pub sandbox: bool,
 }
 
 /// A start-up or fatal run-time failure; each names its step as the C helper words it.
@@ -75,6 +77,7 @@ pub enum Error {
     PidfileLock(PathBuf, io::Error),
     PidfileWrite(PathBuf, io::Error),
     DropPrivileges(io::Error),
+    Sandbox(io::Error),
     Signals(io::Error),
     EventLoop(io::Error),
     /// The daemonized child failed and already said why on our stderr.
@@ -136,6 +139,11 @@ impl fmt::Display for Error {
             Error::PidfileLock(_, e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
             Error::PidfileWrite(_, e) => write!(f, "Failed to write pid file: {}", strerror(e)),
             Error::DropPrivileges(e) => write!(f, "Failed to drop privileges: {}", strerror(e)),
+            Error::Sandbox(e) => write!(
+                f,
+                "Failed to install the seccomp sandbox: {} (--no-sandbox runs without it)",
+                strerror(e)
+            ),
             Error::Signals(e) => write!(f, "Cannot set up signal handling: {}", strerror(e)),
             Error::EventLoop(e) => write!(f, "event loop failed: {}", strerror(e)),
             Error::ChildFailed => write!(f, "the daemon process failed to start"),
@@ -213,6 +221,10 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
     let event_loop = event_loop::EventLoop::new(listener, connection, signals, pool, options)?;
     if let Some(ready) = readiness {
         ready.notify_parent();
+    }
+    // Last step of start-up, with one thread: the workers spawned later inherit the filter.
+    if config.sandbox {
+        sys::seccomp::install().map_err(Error::Sandbox)?;
     }
     let unlink_failure = event_loop.run()?;
     if let Some((path, e)) = unlink_failure {

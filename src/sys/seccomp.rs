@@ -1,0 +1,253 @@
+//! The daemon's seccomp filter: after start-up it may only make the system calls serving
+//! needs, and ioctl only for SG_IO. Anything else kills the process (SECCOMP_RET_KILL_PROCESS),
+//! which the kernel's audit log records with the system call number (`type=1326 ... syscall=N`).
+//!
+//! The BPF is written by hand: a flat list of allowed numbers needs no compiler, and the
+//! whole program is under 120 instructions.
+
+use std::io;
+
+// `struct seccomp_data` offsets.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+#[cfg(target_endian = "little")]
+const DATA_ARG1_LOW: u32 = 16 + 8;
+#[cfg(target_endian = "big")]
+const DATA_ARG1_LOW: u32 = 16 + 8 + 4;
+
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+#[cfg(all(target_arch = "powerpc64", target_endian = "little"))]
+const AUDIT_ARCH: u32 = 0xc000_0015;
+#[cfg(target_arch = "s390x")]
+const AUDIT_ARCH: u32 = 0x8000_0016;
+
+/// `SG_IO`, the one ioctl the daemon issues. (rustix's `Opcode` is `u32` on x86_64 only.)
+#[allow(clippy::unnecessary_cast)]
+const ALLOWED_IOCTLS: &[u32] = &[super::sg::SG_IO as u32];
+
+/// Calls that fail with EACCES instead of killing: glibc's malloc opens
+/// /sys/devices/system/cpu/online when a thread first needs a new arena, and falls back to
+/// sched_getaffinity when it cannot. The daemon itself opens nothing once serving.
+fn refused_syscalls() -> Vec<libc::c_long> {
+    let mut list = vec![libc::SYS_openat];
+    #[cfg(target_arch = "x86_64")]
+    list.push(libc::SYS_open);
+    list
+}
+
+/// System calls of the running daemon and its worker threads, with why.
+fn allowed_syscalls() -> Vec<libc::c_long> {
+    let mut list = vec![
+        // The event loop and connections.
+        libc::SYS_epoll_pwait,
+        libc::SYS_epoll_ctl,
+        libc::SYS_accept4,
+        libc::SYS_recvmsg,
+        libc::SYS_recvfrom,
+        libc::SYS_sendto,
+        libc::SYS_sendmsg,
+        libc::SYS_read,
+        libc::SYS_write,
+        libc::SYS_writev,
+        libc::SYS_close,
+        libc::SYS_fcntl,
+        libc::SYS_getsockopt,
+        libc::SYS_shutdown,
+        // Worker threads: the pool's locks, and creating threads on demand.
+        libc::SYS_futex,
+        libc::SYS_clone,
+        libc::SYS_clone3,
+        libc::SYS_mmap,
+        libc::SYS_mprotect,
+        libc::SYS_munmap,
+        libc::SYS_madvise,
+        libc::SYS_mremap,
+        libc::SYS_brk,
+        libc::SYS_set_robust_list,
+        libc::SYS_rseq,
+        libc::SYS_sigaltstack,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_rt_sigaction,
+        libc::SYS_rt_sigreturn,
+        libc::SYS_sched_getaffinity,
+        libc::SYS_sched_yield,
+        libc::SYS_prctl,
+        libc::SYS_getrandom,
+        libc::SYS_gettid,
+        libc::SYS_getpid,
+        libc::SYS_clock_gettime,
+        libc::SYS_clock_nanosleep,
+        libc::SYS_nanosleep,
+        libc::SYS_exit,
+        libc::SYS_exit_group,
+        // abort() on a bug: raise SIGABRT so the crash is reported as one.
+        libc::SYS_tgkill,
+        // Shutdown: is the socket path still ours, then remove it and the pidfile.
+        libc::SYS_newfstatat,
+        libc::SYS_fstat,
+        libc::SYS_statx,
+        libc::SYS_unlinkat,
+        // SG_IO, restricted below by request number.
+        libc::SYS_ioctl,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    list.extend([
+        libc::SYS_epoll_wait,
+        libc::SYS_unlink,
+        libc::SYS_stat,
+        libc::SYS_lstat,
+    ]);
+    list
+}
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
+        code: BPF_JEQ_K,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// The filter program.
+pub fn program() -> Vec<libc::sock_filter> {
+    let mut prog = vec![
+        stmt(BPF_LD_W_ABS, DATA_ARCH),
+        jeq(AUDIT_ARCH, 1, 0),
+        stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
+        stmt(BPF_LD_W_ABS, DATA_NR),
+    ];
+    for nr in allowed_syscalls()
+        .into_iter()
+        .filter(|&nr| nr != libc::SYS_ioctl)
+    {
+        prog.push(jeq(nr as u32, 0, 1));
+        prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+    }
+    for nr in refused_syscalls() {
+        prog.push(jeq(nr as u32, 0, 1));
+        prog.push(stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::EACCES as u32));
+    }
+    // ioctl: only the allowed request numbers (the low 32 bits: the kernel's `unsigned int cmd`).
+    let checks = u8::try_from(ALLOWED_IOCTLS.len() * 2 + 2).unwrap_or(u8::MAX);
+    prog.push(jeq(libc::SYS_ioctl as u32, 0, checks));
+    prog.push(stmt(BPF_LD_W_ABS, DATA_ARG1_LOW));
+    for &request in ALLOWED_IOCTLS {
+        prog.push(jeq(request, 0, 1));
+        prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+    }
+    prog.push(stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS));
+    prog.push(stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS));
+    prog
+}
+
+/// Sets PR_SET_NO_NEW_PRIVS and installs the filter on the calling thread; threads it
+/// creates afterwards inherit it. Call while the process has one thread.
+///
+/// # Errors
+/// prctl or seccomp failures (EINVAL on kernels without seccomp filters).
+pub fn install() -> io::Result<()> {
+    rustix::thread::set_no_new_privs(true)?;
+    let filter = program();
+    let prog = libc::sock_fprog {
+        len: u16::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points to `filter`, which outlives the call; the kernel copies the
+    // program before seccomp(2) returns and keeps no pointer to it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            std::ptr::from_ref(&prog),
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_shape() {
+        let prog = program();
+        assert!(prog.len() < 128, "{} instructions", prog.len());
+        // Every conditional jump lands inside the program.
+        for (i, insn) in prog.iter().enumerate() {
+            if insn.code == BPF_JEQ_K {
+                assert!(i + 1 + usize::from(insn.jt) < prog.len());
+                assert!(i + 1 + usize::from(insn.jf) < prog.len());
+            }
+        }
+        assert_eq!(prog.last().map(|i| i.k), Some(SECCOMP_RET_KILL_PROCESS));
+    }
+
+    /// Runs in a child process (this test binary again): installs the filter, makes an
+    /// allowed call, then a forbidden one, which must kill the child with SIGSYS.
+    #[test]
+    fn a_forbidden_call_kills_the_process() {
+        if std::env::var_os("PRH_SECCOMP_CHILD").is_some() {
+            install().unwrap();
+            let _ = rustix::process::getpid(); // allowed
+            let _ = rustix::io::write(rustix::stdio::stdout(), b"allowed calls work\n");
+            let refused = rustix::fs::open(
+                "/dev/null",
+                rustix::fs::OFlags::RDONLY,
+                rustix::fs::Mode::empty(),
+            );
+            assert_eq!(refused.err(), Some(rustix::io::Errno::ACCESS));
+            let _ = rustix::io::write(rustix::stdio::stdout(), b"open refused\n");
+            let _ = rustix::process::getppid(); // not allowed: kills
+            std::process::exit(0);
+        }
+        let exe = std::env::current_exe().unwrap();
+        let status = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "sys::seccomp::tests::a_forbidden_call_kills_the_process",
+                "--test-threads=1",
+            ])
+            .env("PRH_SECCOMP_CHILD", "1")
+            .stderr(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        let out = String::from_utf8_lossy(&status.stdout);
+        assert!(
+            out.contains("allowed calls work") && out.contains("open refused"),
+            "{out}"
+        );
+        assert_eq!(
+            status.status.signal(),
+            Some(libc::SIGSYS),
+            "{:?}",
+            status.status
+        );
+    }
+}
