@@ -376,7 +376,7 @@ fn thousands_of_idle_connections_do_not_stop_service() {
     let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .maximum
         .unwrap_or(4096);
-    let want = 2_500u64.min(hard.saturating_sub(64));
+    let want = 10_000u64.min(hard.saturating_sub(64) / 2);
     rustix::process::setrlimit(
         rustix::process::Resource::Nofile,
         rustix::process::Rlimit {

@@ -193,12 +193,12 @@ fn a_long_run_leaks_no_descriptor_and_no_memory() {
     let rss = rss_kib(helper.pid());
     std::thread::scope(|s| {
         for _ in 0..8 {
-            s.spawn(|| hammer(&helper.socket, 25_000));
+            s.spawn(|| hammer(&helper.socket, 125_000));
         }
     });
     let fds_after = settled_fd_count(helper.pid());
     let rss_after = rss_kib(helper.pid());
-    eprintln!("200,000 requests: fds {fds} -> {fds_after}, RSS {rss} -> {rss_after} KiB");
+    eprintln!("1,000,000 requests: fds {fds} -> {fds_after}, RSS {rss} -> {rss_after} KiB");
     assert_eq!(fds_after, fds, "descriptors leaked");
     assert!(
         rss_after <= rss + 256,
