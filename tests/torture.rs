@@ -205,3 +205,43 @@ fn a_long_run_leaks_no_descriptor_and_no_memory() {
         "RSS grew from {rss} to {rss_after} KiB"
     );
 }
+
+#[test]
+fn sigterm_answers_every_request_in_flight() {
+    // Debug builds hold each SG_IO for PR_HELPER_TEST_SGIO_DELAY_MS: 64 requests in flight.
+    let scratch = Scratch::new("inflight");
+    let trace = scratch.path("trace");
+    let trace_opt = format!("pr_helper_request,file={}", trace.display());
+    let helper = Helper::start_with_env(
+        Impl::Ours,
+        &["-T", &trace_opt],
+        &[("PR_HELPER_TEST_SGIO_DELAY_MS", "500")],
+    );
+    let null = open_rw("/dev/null");
+    let mut conns: Vec<Connection> = (0..64)
+        .map(|_| Connection::connect(&helper.socket, TIMEOUT).unwrap())
+        .collect();
+    for conn in &conns {
+        pr_helper::client::send_with_fd(conn.socket(), &pr_in(0, 24), null.as_fd()).unwrap();
+    }
+    // Every request has reached a worker once the daemon has traced all 64.
+    let start = Instant::now();
+    while std::fs::read_to_string(&trace).map_or(0, |t| t.lines().count()) < 64 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "requests never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let socket = helper.socket.clone();
+    signal(helper.pid(), 15);
+    for conn in &mut conns {
+        let reply = conn
+            .read_reply(8192)
+            .expect("a request in flight lost its reply");
+        assert_eq!(reply.status(), 2);
+    }
+    let (status, _) = helper.stop();
+    assert!(status.success(), "{status}");
+    assert!(!socket.exists());
+}

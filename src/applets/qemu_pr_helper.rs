@@ -303,13 +303,13 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
             .group
             .last()
             .and_then(|g| privileges::lookup_group(g)),
-        exec: ExecOptions {
-            sgio_timeout_ms: options
+        exec: ExecOptions::with_timeout(
+            options
                 .sgio_timeout
                 .last()
                 .copied()
                 .unwrap_or(DEFAULT_SGIO_TIMEOUT_MS),
-        },
+        ),
         require_activation: activated,
         sandbox: !options.no_sandbox,
         idle_timeout: options

@@ -18,12 +18,35 @@ use crate::scsi::status;
 pub struct ExecOptions {
     /// SG_IO timeout in milliseconds (the C helper passes 1).
     pub sgio_timeout_ms: u32,
+    /// Debug builds only: a delay before each SG_IO, from `PR_HELPER_TEST_SGIO_DELAY_MS`, so
+    /// tests without a slow SCSI device can hold requests in flight. Release builds ignore it.
+    pub test_delay: Option<std::time::Duration>,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions {
             sgio_timeout_ms: DEFAULT_SGIO_TIMEOUT_MS,
+            test_delay: None,
+        }
+    }
+}
+
+impl ExecOptions {
+    /// Options with the given SG_IO timeout, and in debug builds the test delay from the
+    /// environment.
+    pub fn with_timeout(sgio_timeout_ms: u32) -> Self {
+        let test_delay = if cfg!(debug_assertions) {
+            std::env::var("PR_HELPER_TEST_SGIO_DELAY_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_millis)
+        } else {
+            None
+        };
+        ExecOptions {
+            sgio_timeout_ms,
+            test_delay,
         }
     }
 }

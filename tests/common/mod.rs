@@ -71,6 +71,11 @@ impl Helper {
     /// Starts `which` on a socket in a scratch directory, with extra arguments, and waits until
     /// the socket accepts.
     pub fn start(which: Impl, extra: &[&str]) -> Helper {
+        Self::start_with_env(which, extra, &[])
+    }
+
+    /// [`Helper::start`] with extra environment variables.
+    pub fn start_with_env(which: Impl, extra: &[&str], env: &[(&str, &str)]) -> Helper {
         let scratch = Scratch::new(match which {
             Impl::Ours => "ours",
             Impl::C => "c",
@@ -84,6 +89,7 @@ impl Helper {
             .arg("-k")
             .arg(&socket)
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
