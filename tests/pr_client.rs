@@ -1,92 +1,23 @@
 //! `pr-client` end to end, against our daemon and the C helper (/dev/null: the sense path),
 //! plus a fake helper that hangs up, and every kind of bad input.
 
+mod common;
+
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-const C_HELPER: &str = "/usr/bin/qemu-pr-helper";
+use common::{Helper, Impl, Scratch};
 
-fn scratch(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "prc-it-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A helper process on a private socket, killed (and its directory removed) on drop.
-struct Helper {
-    child: Child,
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Which {
-    Ours,
-    C,
-}
-
-impl Helper {
-    fn start(which: Which) -> Option<Helper> {
-        let dir = scratch(&format!("{which:?}"));
-        let socket = dir.join("s.sock");
-        let mut cmd = match which {
-            Which::Ours => {
-                let mut c = Command::new(env!("CARGO_BIN_EXE_pr-helper"));
-                c.arg("qemu-pr-helper");
-                c
-            }
-            Which::C if Path::new(C_HELPER).exists() => Command::new(C_HELPER),
-            Which::C => {
-                eprintln!("skipping: {C_HELPER} is not installed");
-                return None;
-            }
-        };
-        let child = cmd
-            .arg("-k")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "{which:?} helper did not create its socket"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Helper { child, dir, socket })
-    }
-    fn socket_arg(&self) -> String {
-        format!("--socket={}", self.socket.display())
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
+/// Our daemon and the C helper, each on its own socket (the C helper must be installed: the
+/// README's test command installs it).
 fn both() -> Vec<Helper> {
-    [Which::Ours, Which::C]
-        .into_iter()
-        .filter_map(Helper::start)
-        .collect()
+    vec![Helper::start(Impl::Ours, &[]), Helper::start(Impl::C, &[])]
+}
+
+fn socket_arg(h: &Helper) -> String {
+    format!("--socket={}", h.socket.display())
 }
 
 fn client(args: &[&str]) -> Output {
@@ -121,7 +52,7 @@ fn assert_clean_failure(o: &Output, want_code: i32, needle: &str) {
 #[test]
 fn pr_in_and_pr_out_on_dev_null_are_aborted_command() {
     for h in both() {
-        let s = h.socket_arg();
+        let s = socket_arg(&h);
         for sa in ["-k", "-r", "-c", "-s"] {
             let o = client(&[&s, sa, "/dev/null"]);
             assert_clean_failure(&o, 11, "CHECK CONDITION (Aborted Command, asc/ascq 00/06");
@@ -152,7 +83,7 @@ fn pr_in_and_pr_out_on_dev_null_are_aborted_command() {
 #[test]
 fn json_output_has_status_sense_and_exit_status() {
     for h in both() {
-        let o = client(&[&h.socket_arg(), "--json", "-s", "/dev/null"]);
+        let o = client(&[&socket_arg(&h), "--json", "-s", "/dev/null"]);
         assert_eq!(code(&o), 11);
         let out = stdout(&o);
         assert_eq!(out.lines().count(), 1);
@@ -182,11 +113,11 @@ fn direct_sg_io_matches_the_helper_path() {
 #[test]
 fn probe_against_both_helpers() {
     for h in both() {
-        let o = client(&["probe", &h.socket_arg()]);
+        let o = client(&["probe", &socket_arg(&h)]);
         assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
         assert!(stdout(&o).contains("features:  0x00000000"));
         assert!(stdout(&o).contains("result:    ok"));
-        let o = client(&["probe", &h.socket_arg(), "--json", "--timeout", "5"]);
+        let o = client(&["probe", &socket_arg(&h), "--json", "--timeout", "5"]);
         assert_eq!(code(&o), 0);
         assert!(stdout(&o).contains(r#""ok":true"#), "{}", stdout(&o));
     }
@@ -198,7 +129,7 @@ fn bench_against_both_helpers() {
         for (n, cmd) in [("1", "read-keys"), ("8", "register")] {
             let o = client(&[
                 "bench",
-                &h.socket_arg(),
+                &socket_arg(&h),
                 "--connections",
                 n,
                 "--seconds=0.5",
@@ -213,7 +144,7 @@ fn bench_against_both_helpers() {
         }
         let o = client(&[
             "bench",
-            &h.socket_arg(),
+            &socket_arg(&h),
             "--connections=64",
             "--seconds=0.5",
             "--json",
@@ -246,7 +177,8 @@ fn hanging_up_helper(dir: &Path) -> PathBuf {
 
 #[test]
 fn bad_input_is_one_line_and_nonzero() {
-    let dir = scratch("bad");
+    let scratch = Scratch::new("bad");
+    let dir = scratch.0.clone();
     let hangup = format!("--socket={}", hanging_up_helper(&dir).display());
     assert_clean_failure(
         &client(&[&hangup, "/dev/null"]),
@@ -386,7 +318,8 @@ fn help_documents_every_option_and_exit_status() {
 
 #[test]
 fn argv0_dispatch_as_pr_client() {
-    let dir = scratch("argv0");
+    let scratch = Scratch::new("argv0");
+    let dir = scratch.0.clone();
     let link = dir.join("pr-client");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pr-helper"), &link).unwrap();
     let o = Command::new(&link).arg("--version").output().unwrap();

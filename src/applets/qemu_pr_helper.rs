@@ -80,6 +80,15 @@ struct Options {
     _file: Vec<String>,
 }
 
+/// The help lines both daemon applets share, in the C helper's layout.
+const COMMON_OPTIONS: &str = "  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]
+                            specify tracing options
+  -u, --user=USER           user to drop privileges to
+  -g, --group=GROUP         group to drop privileges to
+  -q, --quiet               do not print per-connection errors
+  -v, --verbose             increase verbosity (may be repeated)
+";
+
 fn help_text(argv0: &str, pidfile: &str, socket: &str) -> String {
     format!(
         "Usage: {argv0} [OPTIONS] FILE
@@ -93,13 +102,7 @@ Persistent Reservation helper program for QEMU
                             (default '{pidfile}')
   -k, --socket=PATH         path to the unix socket
                             (default '{socket}')
-  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]
-                            specify tracing options
-  -u, --user=USER           user to drop privileges to
-  -g, --group=GROUP         group to drop privileges to
-  -q, --quiet               do not print per-connection errors
-  -v, --verbose             increase verbosity (may be repeated)
-
+{COMMON_OPTIONS}
 pr-helper extensions (long options only):
       --sgio-timeout=MS     SG_IO timeout in milliseconds, 0 for the device
                             queue's default (default {DEFAULT_SGIO_TIMEOUT_MS}; the C helper uses 1)
@@ -124,13 +127,7 @@ Reports READY=1, STATUS= and STOPPING=1 to $NOTIFY_SOCKET when set.
 
   -h, --help                display this help and exit
   -V, --version             output version information and exit
-  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]
-                            specify tracing options
-  -u, --user=USER           user to drop privileges to
-  -g, --group=GROUP         group to drop privileges to
-  -q, --quiet               do not print per-connection errors
-  -v, --verbose             increase verbosity (may be repeated)
-      --idle-timeout=SECS   exit after SECS without a connection (systemd starts
+{COMMON_OPTIONS}      --idle-timeout=SECS   exit after SECS without a connection (systemd starts
                             the service again on the next one)
       --sgio-timeout=MS     SG_IO timeout in milliseconds (default {DEFAULT_SGIO_TIMEOUT_MS})
       --max-workers=N       threads running SG_IO at most (default {DEFAULT_MAX_WORKERS})
