@@ -7,6 +7,7 @@
 
 pub mod conn;
 pub mod event_loop;
+pub mod limits;
 pub mod listener;
 pub mod notify;
 pub mod pidfile;
@@ -209,7 +210,7 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
         return Err(Error::DropPrivileges(e));
     }
 
-    event_loop::raise_descriptor_limit();
+    limits::raise_descriptor_limit();
     let pool = workers::Pool::new(config.max_workers, config.exec).map_err(Error::EventLoop)?;
     let options = event_loop::LoopOptions {
         print_errors: !config.quiet,
