@@ -1,0 +1,273 @@
+# Sourced by every PR lab scenario (busybox sh, inside the guest, run with sh -e).
+# Given by /init: A B (the LUN through nexus 1 and 2: /dev/sdX), SGA SGB (/dev/sgN),
+# LAB_BIN (our static pr-helper), LAB_TESTS (tests/lab on the 9p host root), LAB_WORK (cwd).
+
+# Host binaries run through the host's loader from the read-only 9p root.
+HL="/host/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /host/lib/x86_64-linux-gnu:/host/usr/lib/x86_64-linux-gnu"
+OURS_SOCK=/run/ours.sock
+C_SOCK=/run/c.sock
+
+say() { echo "== $*"; }
+die() {
+    echo "ASSERTION FAILED: $*"
+    exit 1
+}
+
+# sg_persist and sg_raw from the host (the independent check).
+sgp() { $HL /host/usr/bin/sg_persist "$@"; }
+sgraw() { $HL /host/usr/bin/sg_raw "$@"; }
+
+wait_sock() {
+    i=0
+    while [ ! -S "$1" ]; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && die "no socket $1 after 10 s"
+        sleep 0.1
+    done
+}
+
+# Our daemon and the C helper, each on its own socket, in the background.
+ours_start() {
+    rm -f "$OURS_SOCK"
+    "$LAB_BIN" qemu-pr-helper -k "$OURS_SOCK" -f /run/ours.pid "$@" >/tmp/ours.$LAB_SCENARIO.err 2>&1 &
+    OURS_PID=$!
+    wait_sock "$OURS_SOCK"
+}
+ours_stop() {
+    [ -n "${OURS_PID:-}" ] && kill "$OURS_PID" 2>/dev/null && wait "$OURS_PID" 2>/dev/null
+    OURS_PID=""
+    return 0
+}
+c_start() {
+    rm -f "$C_SOCK"
+    $HL /host/usr/bin/qemu-pr-helper -k "$C_SOCK" -f /run/c.pid "$@" >/tmp/c.$LAB_SCENARIO.err 2>&1 &
+    C_PID=$!
+    wait_sock "$C_SOCK"
+}
+c_stop() {
+    [ -n "${C_PID:-}" ] && kill "$C_PID" 2>/dev/null && wait "$C_PID" 2>/dev/null
+    C_PID=""
+    return 0
+}
+
+# pr-client through our helper (prc), through the C helper (prc_c), with SG_IO (prc_direct).
+prc() { "$LAB_BIN" pr-client --socket="$OURS_SOCK" --timeout=30 "$@"; }
+prc_c() { "$LAB_BIN" pr-client --socket="$C_SOCK" --timeout=30 "$@"; }
+prc_direct() { "$LAB_BIN" pr-client --direct --timeout=30 "$@"; }
+
+# run EXPECTED_RC CMD...: run CMD, echo its output, fail unless it exits EXPECTED_RC.
+# The output is left in $OUT.
+run() {
+    want=$1
+    shift
+    set +e
+    OUT=$("$@" 2>&1)
+    got=$?
+    set -e
+    echo "\$ $* -> $got"
+    [ -n "$OUT" ] && echo "$OUT" | sed 's/^/  /'
+    [ "$got" = "$want" ] || die "'$*' exited $got, expected $want"
+    return 0
+}
+ok() { run 0 "$@"; }
+
+expect_eq() { # ACTUAL EXPECTED WHAT
+    [ "$1" = "$2" ] || die "$3: got '$1', expected '$2'"
+    echo "  ok: $3 = '$2'"
+}
+expect_in() { # NEEDLE WHAT: $OUT contains NEEDLE
+    case "$OUT" in *"$1"*) echo "  ok: $2" ;; *) die "$2: '$1' not in output" ;; esac
+}
+expect_not_in() {
+    case "$OUT" in *"$1"*) die "$2: '$1' found in output" ;; *) echo "  ok: $2" ;; esac
+}
+
+# The keys sg_persist reads on DEV, one per line, lower-case hex with 0x (independent check).
+keys_of() {
+    sgp -n -k "$1" 2>/dev/null | awk '/^ *0x/ { print tolower($1) }' | sort | tr '\n' ' '
+}
+# "PR generation=0x.." from sg_persist -k
+gen_of() {
+    sgp -n -k "$1" 2>/dev/null | sed -n 's/.*PR generation=\(0x[0-9a-fA-F]*\).*/\1/p'
+}
+# "KEY TYPE" of the reservation sg_persist sees on DEV, or "none"
+resv_of() {
+    o=$(sgp -n -r "$1" 2>/dev/null)
+    case "$o" in
+    *"no reservation"*) echo none ;;
+    *) k=$(echo "$o" | awk '/Key=/ { sub(/.*Key=/, ""); print tolower($1) }')
+       t=$(echo "$o" | sed -n 's/.*type: *\(.*\)$/\1/p' | head -1)
+       echo "$k $t" ;;
+    esac
+}
+
+# One-block WRITE(10) / READ(10) at LBA 0 through DEV: prints GOOD, CONFLICT or OTHER:<text>.
+io() { # write|read DEV
+    if [ "$1" = write ]; then
+        o=$(dd if=/dev/zero bs=512 count=1 2>/dev/null >/tmp/blk; sgraw -s 512 -i /tmp/blk "$2" 2a 00 00 00 00 00 00 00 01 00 2>&1)
+    else
+        o=$(sgraw -r 512 "$2" 28 00 00 00 00 00 00 00 01 00 2>&1)
+    fi
+    rc=$?
+    case "$o" in
+    *"Reservation Conflict"* | *"reservation conflict"* | *"RESERVATION CONFLICT"*) echo CONFLICT ;;
+    *) if [ $rc = 0 ]; then echo GOOD; else echo "OTHER:rc=$rc:$(echo "$o" | tr '\n' ' ')"; fi ;;
+    esac
+}
+expect_io() { # write|read DEV EXPECTED WHAT
+    r=$(io "$1" "$2" || true)
+    [ "$r" = "$3" ] || die "$4: $1 through $2 gave $r, expected $3"
+    echo "  ok: $4: $1 through $2 -> $3"
+}
+
+# pr-client's text must equal sg_persist's for the same PR IN (both decode like sg_persist).
+same_as_sgp() { # OPTION DEV (e.g. -k /dev/sda)
+    p=$(prc "$@" 2>&1) || die "pr-client $* failed: $p"
+    s=$(sgp -n "$@" 2>&1) || die "sg_persist $* failed: $s"
+    [ "$p" = "$s" ] || die "pr-client $* differs from sg_persist:
+--- pr-client
+$p
+--- sg_persist
+$s"
+    echo "  ok: pr-client $* = sg_persist $*"
+}
+
+# Keys through our helper, from DEV: "0xaa 0xbb " (sorted)
+prc_keys() {
+    prc -k "$1" | awk '/^ *0x/ { print tolower($1) }' | sort | tr '\n' ' '
+}
+prc_gen() {
+    prc -k "$1" | sed -n 's/.*PR generation=\(0x[0-9a-fA-F]*\).*/\1/p'
+}
+# "KEY TYPE-SHORT" of the reservation through our helper (from --json), or "none"
+prc_resv() {
+    j=$(prc --json -r "$1")
+    case "$j" in
+    *'"reservation":null'* | *'"reservation":{}'*) echo none ;;
+    *'"reservation":{'*)
+        k=$(echo "$j" | sed -n 's/.*"reservation":{"key":"\([^"]*\)".*/\1/p')
+        t=$(echo "$j" | sed -n 's/.*"reservation":{.*"short":"\([a-z_]*\)".*/\1/p')
+        echo "$k $t" ;;
+    *) echo none ;;
+    esac
+}
+expect_keys() { # DEV "0xaa 0xbb " WHAT: through our helper and sg_persist
+    expect_eq "$(prc_keys "$1")" "$2" "$3 (pr-client keys on $1)"
+    expect_eq "$(keys_of "$1")" "$2" "$3 (sg_persist keys on $1)"
+}
+expect_resv() { # DEV "KEY SHORT"|none WHAT
+    expect_eq "$(prc_resv "$1")" "$2" "$3 (reservation on $1)"
+}
+
+# Start our helper and register 0xaa through A and 0xbb through B.
+two_registered() {
+    ours_start
+    ok prc -o -G -S 0xaa "$A"
+    ok prc -o -G -S 0xbb "$B"
+    expect_keys "$A" "0xaa 0xbb " "both registered"
+}
+
+# check_type TYPE: A reserves TYPE with 0xaa (B registered with 0xbb); the holder's I/O, then
+# B's READ(10)/WRITE(10) while registered and after unregistering, as SPC-3 table 37 says:
+#   type  name       B registered     B not registered
+#   1     wr_ex      R ok  W conflict R ok  W conflict
+#   3     ex_ac      R/W conflict     R/W conflict
+#   5/7   wr_ex_ro/ar R ok W ok        R ok  W conflict
+#   6/8   ex_ac_ro/ar R ok W ok        R/W conflict
+check_type() {
+    t=$1 short=$2
+    say "type $t ($short)"
+    two_registered
+    ok prc -o -R -K 0xaa -T "$t" "$A"
+    case $t in 7 | 8) holder=0x0 ;; *) holder=0xaa ;; esac
+    expect_resv "$A" "$holder $short" "type $t reserved, seen from A"
+    expect_resv "$B" "$holder $short" "type $t reserved, seen from B"
+    same_as_sgp -r "$B"
+    # a second reservation of another type by the holder conflicts; the same type is GOOD
+    ok prc -o -R -K 0xaa -T "$t" "$A"
+    case $t in 1) other=3 ;; *) other=1 ;; esac
+    run 24 prc -o -R -K 0xaa -T "$other" "$A"
+    # B cannot reserve while A holds (except all-registrants: B is a holder too, same type GOOD)
+    case $t in
+    7 | 8) ok prc -o -R -K 0xbb -T "$t" "$B" ;;
+    *) run 24 prc -o -R -K 0xbb -T "$t" "$B" ;;
+    esac
+    expect_io read "$A" GOOD "type $t holder"
+    expect_io write "$A" GOOD "type $t holder"
+    case $t in
+    1) rr=GOOD rw=CONFLICT ur=GOOD uw=CONFLICT ;;
+    3) rr=CONFLICT rw=CONFLICT ur=CONFLICT uw=CONFLICT ;;
+    5 | 7) rr=GOOD rw=GOOD ur=GOOD uw=CONFLICT ;;
+    6 | 8) rr=GOOD rw=GOOD ur=CONFLICT uw=CONFLICT ;;
+    esac
+    expect_io read "$B" $rr "type $t, B registered"
+    expect_io write "$B" $rw "type $t, B registered"
+    ok prc -o -G -K 0xbb -S 0 "$B"
+    expect_keys "$A" "0xaa " "B unregistered"
+    expect_resv "$A" "$holder $short" "reservation kept after B unregistered"
+    expect_io read "$B" $ur "type $t, B not registered"
+    expect_io write "$B" $uw "type $t, B not registered"
+    # clean up: A clears everything
+    ok prc -o -C -K 0xaa "$A"
+    expect_keys "$B" "" "cleared"
+    expect_resv "$B" none "cleared"
+    expect_io write "$B" GOOD "after clear"
+    ours_stop
+}
+
+# The next command through DEV gets UNIT ATTENTION ASC/ASCQ (decimal, as --json prints them);
+# the one after it is GOOD. Through our helper.
+expect_ua() { # DEV ASC ASCQ WHAT
+    run 6 prc --json -k "$1"
+    expect_in "\"key\":{\"value\":6,\"name\":\"Unit Attention\"},\"asc\":$2,\"ascq\":$3" "$4: unit attention $2/$3 on $1"
+    ok prc -k "$1"
+}
+
+# Read and discard pending unit attentions on DEV (at most 3), through our helper.
+drain_ua() {
+    for _u in 1 2 3; do prc -k "$1" >/dev/null 2>&1 && return 0; done
+    return 0
+}
+
+# json_same EXPECTED_RC ARGS...: the command through our helper, the C helper (if C_PID is
+# set) and --direct: the same --json answer (status, sense, payload; "via" aside) and exit.
+json_same() {
+    want=$1
+    shift
+    set +e
+    jo=$(prc --json "$@" 2>&1); jro=$?
+    jd=$(prc_direct --json "$@" 2>&1); jrd=$?
+    jc=$jo jrc=$jro
+    [ -n "${C_PID:-}" ] && { jc=$(prc_c --json "$@" 2>&1); jrc=$?; }
+    set -e
+    echo "\$ pr-client --json $* -> ours $jro, C $jrc, direct $jrd"
+    echo "  $jo"
+    OUT=$jo
+    jo=$(echo "$jo" | sed 's/"via":"[^"]*",//')
+    jc=$(echo "$jc" | sed 's/"via":"[^"]*",//')
+    jd=$(echo "$jd" | sed 's/"via":"[^"]*",//')
+    [ "$jo" = "$jc" ] || die "ours and C differ on $*:
+ours:   $jo
+C:      $jc"
+    [ "$jo" = "$jd" ] || die "ours and direct differ on $*:
+ours:   $jo
+direct: $jd"
+    [ "$jro" = "$jrc" ] && [ "$jro" = "$jrd" ] || die "exit statuses differ on $*: ours $jro, C $jrc, direct $jrd"
+    [ "$jro" = "$want" ] || die "$*: exit $jro, expected $want"
+    return 0
+}
+
+# With several LUNs the ones linked after the first make LIO queue REPORTED LUNS DATA HAS
+# CHANGED (3F/0E) on the earlier ones: read it off every path before the scenario starts.
+if [ "${LAB_LUNS:-1}" -gt 1 ]; then
+    for _d in $(sed -n 's/.*LAB_DEV_[0-9_]*=\([^ ]*\) .*/\1/p' /tmp/devs.sh); do
+        for _u in 1 2 3; do "$LAB_BIN" pr-client --direct -k "$_d" >/dev/null 2>&1 && break; done
+    done
+fi
+
+# LIO on 6.1 numbers the tcm_loop target ports 1, 2, 3...; 7.3.4 reports relative target
+# port 0 (reserved in SPC) in READ FULL STATUS and refuses REGISTER AND MOVE to it. Checks of
+# port numbers run on kernels where the ports are numbered.
+rtpi_numbered() {
+    case $(uname -r) in 6.1.*) return 0 ;; *) say "kernel $(uname -r): relative target ports not numbered by LIO, port checks skipped"; return 1 ;; esac
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Runs PR lab scenarios in a VM: tests/lab/run.sh [SCENARIO...] (names such as 01-fresh, or
+# paths; default: every tests/lab/scenarios/*.sh). Needs root and tests/lab/setup.sh (run
+# here unless LAB_IMAGE names its output directory).
+#
+# Environment:
+#   LAB_BIN=PATH     the static pr-helper to test (default: built here with +crt-static into
+#                    CARGO_TARGET_DIR=/tmp/lab-target, so the project's target/ is untouched)
+#   LAB_JOBS=N       VMs run in parallel, scenarios split between them (default: 2 if nproc>=2)
+#   LAB_TIMEOUT=S    per scenario inside the guest (default 120)
+#   LAB_ACCEL=tcg    QEMU accelerator (KVM was seen to hang on these machines)
+#   LAB_KERNEL=trixie-backports  the 7.x kernel instead of Debian 12's 6.1 (passed to setup.sh)
+#   LAB_KEEP=1       keep the results directory (printed)
+#   LAB_APPEND=...   extra kernel arguments (e.g. loglevel=7 lab.nexus=3 lab.luns=2)
+# Prints "PASS name" / "FAIL name rc=N" with the guest's log for each failure, and a last
+# line "lab: P passed, F failed"; exits 1 if anything failed or did not run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+log() { echo "lab: $*" >&2; }
+
+[ "$(id -u)" = 0 ] || { log "run as root"; exit 1; }
+
+image=${LAB_IMAGE:-}
+if [ -z "$image" ]; then
+    image=$(bash "$here/setup.sh" | tail -1)
+fi
+[ -f "$image/ready" ] || { log "no lab image in '$image' (tests/lab/setup.sh failed?)"; exit 1; }
+
+bin=${LAB_BIN:-}
+if [ -z "$bin" ]; then
+    log "building the static pr-helper (CARGO_TARGET_DIR=/tmp/lab-target)"
+    (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR=/tmp/lab-target \
+        cargo build --release --quiet --target x86_64-unknown-linux-gnu)
+    bin=/tmp/lab-target/x86_64-unknown-linux-gnu/release/pr-helper
+fi
+bin=$(readlink -f "$bin")
+[ -x "$bin" ] || { log "no binary at $bin"; exit 1; }
+if ldd "$bin" 2>&1 | grep -q "=>"; then
+    log "$bin is dynamically linked: the busybox guest needs a static binary"
+    exit 1
+fi
+
+scen=()
+if [ $# -eq 0 ]; then
+    for f in "$here"/scenarios/*.sh; do scen+=("$f"); done
+else
+    for a in "$@"; do
+        if [ -f "$a" ]; then scen+=("$(readlink -f "$a")")
+        elif [ -f "$here/scenarios/$a" ]; then scen+=("$here/scenarios/$a")
+        elif [ -f "$here/scenarios/$a.sh" ]; then scen+=("$here/scenarios/$a.sh")
+        else log "no scenario '$a'"; exit 1; fi
+    done
+fi
+[ ${#scen[@]} -gt 0 ] || { log "no scenarios"; exit 1; }
+
+jobs=${LAB_JOBS:-}
+if [ -z "$jobs" ]; then
+    jobs=1
+    [ "$(nproc)" -ge 2 ] && jobs=2
+fi
+[ "$jobs" -le ${#scen[@]} ] || jobs=${#scen[@]}
+tmo=${LAB_TIMEOUT:-120}
+accel=${LAB_ACCEL:-tcg}
+qemu=$(command -v qemu-system-x86_64 || true)
+[ -n "$qemu" ] || { log "qemu-system-x86_64 is missing (tests/lab/setup.sh installs qemu-system-x86)"; exit 1; }
+
+out=$(mktemp -d /tmp/pr-lab.XXXXXX)
+chmod 755 "$out"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "$out"/vm*/timeout.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+    if [ "${LAB_KEEP:-0}" = 1 ]; then log "results in $out"; else rm -rf "$out"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# One VM per job, each with its own writable results share and plan.
+# vm_job J: boots VM J for the scenarios of its plan that have no result yet; boots again
+# (at most 3 times in all) if the guest stopped early (a LUN tear-down that hung in the kernel).
+vm_job() {
+    local j=$1 d="$out/vm$1" boot rest n limit s name rc=0
+    for boot in 1 2 3; do
+        rest=()
+        while read -r s; do
+            name=$(basename "$s" .sh)
+            [ -f "$d/$name.rc" ] || rest+=("$s")
+        done <"$d/plan"
+        [ ${#rest[@]} -gt 0 ] || return 0
+        [ $boot = 1 ] || log "VM $j: boot $boot for ${#rest[@]} scenario(s) left"
+        printf '%s\n' "${rest[@]}" >"$d/plan.now"
+        n=${#rest[@]}
+        # Boot ~3-6 s, plus each scenario's limit, plus LUN set-up and tear-down.
+        limit=$((60 + n * (tmo + 25)))
+        rc=0
+        timeout -k 5 "$limit" "$qemu" -accel "$accel" -m 1024 -nographic -no-reboot \
+            -kernel "$image/vmlinuz" -initrd "$image/lab.cpio.gz" \
+            -append "console=ttyS0 quiet panic=-1 lab.plan=/out/plan.now lab.env=/out/env lab.timeout=$tmo ${LAB_APPEND:-}" \
+            -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on \
+            -virtfs "local,path=$d,mount_tag=out,security_model=none" \
+            </dev/null >>"$d/console" 2>&1 &
+        echo $! >"$d/timeout.pid"
+        wait $! || rc=$?
+        if [ $rc != 0 ]; then
+            log "VM $j: qemu exited with $rc (124: timed out after ${limit}s)"
+            return 1
+        fi
+        grep -q '@@LAB-FATAL' "$d/console" && return 1
+    done
+    return 0
+}
+
+start=$(date +%s)
+for ((j = 0; j < jobs; j++)); do
+    d="$out/vm$j"
+    mkdir -p "$d"
+    : >"$d/plan"
+    for ((i = j; i < ${#scen[@]}; i += jobs)); do echo "/host${scen[$i]}" >>"$d/plan"; done
+    {
+        echo "export LAB_BIN=/host$bin"
+        echo "export LAB_TESTS=/host$here"
+        echo "export LAB_OUT=/out"
+    } >"$d/env"
+    vm_job "$j" &
+    pids+=($!)
+done
+vmfail=0
+for ((j = 0; j < jobs; j++)); do
+    rc=0
+    wait "${pids[$j]}" || rc=$?
+    [ $rc = 0 ] || vmfail=1
+done
+pids=()
+elapsed=$(($(date +%s) - start))
+
+pass=0 fail=0
+for ((j = 0; j < jobs; j++)); do
+    d="$out/vm$j"
+    if grep -q '@@LAB-TEARDOWN-HUNG' "$d/console"; then
+        log "VM $j: a LUN tear-down hung (rebooted): $(grep -a '@@LAB-TEARDOWN-HUNG' "$d/console" | tr -d '\r' | tr '\n' ' ')"
+    fi
+    if grep -q '@@LAB-FATAL' "$d/console" || ! grep -q '@@LAB-DONE' "$d/console"; then
+        log "VM $j did not finish its plan; console:"
+        tr -d '\r' <"$d/console" | tail -n 80 >&2
+    fi
+    while read -r s; do
+        name=$(basename "$s" .sh)
+        if [ -f "$d/$name.rc" ] && [ "$(cat "$d/$name.rc")" = 0 ]; then
+            echo "PASS $name"
+            pass=$((pass + 1))
+        else
+            rc=$(cat "$d/$name.rc" 2>/dev/null || echo "did-not-run")
+            echo "FAIL $name rc=$rc"
+            if [ -f "$d/$name.log" ]; then
+                sed 's/^/    | /' "$d/$name.log"
+            fi
+            fail=$((fail + 1))
+        fi
+    done <"$d/plan"
+done
+echo "lab: $pass passed, $fail failed (${elapsed}s in $jobs VM(s), kernel $(cat "$image/kver"))"
+[ $fail = 0 ] && [ $vmfail = 0 ]

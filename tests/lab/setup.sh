@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# PR lab set-up (see README.md, "The PR lab"): installs the host packages,
+# unpacks a Debian 12 kernel without installing it and builds a busybox initramfs that loads
+# LIO tcm_loop and 9p, then runs the scenario named on the kernel command line.
+#
+# Unattended on a fresh Debian 12 machine, run as root, idempotent. Everything lands in
+# $LAB_CACHE (default /var/cache/pr-helper-lab)/<key>, where <key> is made of the versions of
+# the kernel, busybox and this script's inputs; a second run finds it and does nothing.
+# Prints the cache directory (the one with vmlinuz and lab.cpio.gz) as its last line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${LAB_CACHE:-/var/cache/pr-helper-lab}
+log() { echo "lab-setup: $*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+    log "run as root (apt-get, and the lab's files under $cache)"
+    exit 1
+fi
+
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9 # one set-up at a time (concurrent test runs)
+
+export DEBIAN_FRONTEND=noninteractive
+# qemu-system-x86 is the bookworm name (it provides qemu-system-x86_64); qemu-system-common
+# brings the C qemu-pr-helper, sg3-utils sg_persist/sg_raw, both used inside the guest.
+pkgs=(qemu-system-x86 qemu-system-common busybox-static cpio kmod sg3-utils xz-utils zstd)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+updated=0
+apt_update() { [ $updated = 1 ] || { apt-get update -qq; updated=1; }; }
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt_update
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The kernel: the one linux-image-amd64 depends on. LAB_KERNEL=bookworm (default: Debian 12's
+# 6.1.0-N, from the machine's own sources) or trixie-backports (7.x, split into linux-binary-V
+# and linux-modules-V, from an apt source list and lists of the lab's own under $cache/apt-*,
+# never touching the machine's sources).
+flavour=${LAB_KERNEL:-bookworm}
+apt_opts=()
+case "$flavour" in
+bookworm) ;;
+trixie-backports)
+    ad="$cache/apt-$flavour"
+    mkdir -p "$ad/lists/partial"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main" >"$ad/sources.list"
+    apt_opts=(-o "Dir::Etc::SourceList=$ad/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+        -o "Dir::State::Lists=$ad/lists" -o Dir::State::status=/dev/null)
+    # refresh the lab's lists once a day
+    if [ -z "$(find "$ad/lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null)" ]; then
+        apt-get "${apt_opts[@]}" update -qq
+    fi
+    ;;
+*) log "LAB_KERNEL=$flavour: bookworm or trixie-backports"; exit 1 ;;
+esac
+kpkg=${LAB_KERNEL_PKG:-}
+if [ -z "$kpkg" ]; then
+    kpkg=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    if [ -z "$kpkg" ] && [ $flavour = bookworm ]; then
+        apt_update
+        kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    fi
+fi
+[ -n "$kpkg" ] || { log "cannot find the kernel package (apt-cache depends linux-image-amd64)"; exit 1; }
+kver_pkg=$(apt-cache "${apt_opts[@]}" policy "$kpkg" | awk '/Candidate:/ { print $2 }')
+# The packages that hold vmlinuz and the modules: the image itself on 6.1, binary + modules on 7.x.
+kdeps=$(apt-cache "${apt_opts[@]}" depends "$kpkg" 2>/dev/null || true)
+if [[ $kdeps == *"Depends: linux-binary-"* ]]; then
+    kv=${kpkg#linux-image-}
+    kdebs=("linux-binary-$kv" "linux-modules-$kv")
+else
+    kdebs=("$kpkg")
+fi
+bb_ver=$(dpkg-query -W -f='${Version}' busybox-static)
+inputs_sum=$( (cat "$0" "$here/init.sh") | sha256sum | cut -c1-12)
+key="${flavour}_${kpkg}_${kver_pkg}_bb${bb_ver}_${inputs_sum}"
+key=${key//[^A-Za-z0-9._+-]/_}
+dir="$cache/$key"
+
+if [ -f "$dir/ready" ]; then
+    log "cached: $dir"
+    echo "$dir"
+    exit 0
+fi
+
+log "building $dir (kernel ${kdebs[*]} $kver_pkg)"
+mkdir -p "$cache"
+tmp=$(mktemp -d "$cache/.build.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# Download into a cache of .debs shared between keys.
+debs="$cache/debs"
+mkdir -p "$debs"
+for p in "${kdebs[@]}"; do
+    v=$(apt-cache "${apt_opts[@]}" policy "$p" | awk '/Candidate:/ { print $2 }')
+    deb=$(ls "$debs"/"${p}"_*.deb 2>/dev/null | grep -F "_${v//:/%3a}_" | head -1 || true)
+    if [ -z "$deb" ]; then
+        if ! (cd "$debs" && apt-get "${apt_opts[@]}" download -qq "$p=$v" >/dev/null 2>&1); then
+            [ $flavour = bookworm ] && apt_update
+            (cd "$debs" && apt-get "${apt_opts[@]}" download -qq "$p=$v")
+        fi
+        deb=$(ls "$debs"/"${p}"_*.deb | grep -F "_${v//:/%3a}_" | head -1)
+    fi
+    log "unpacking $deb"
+    dpkg-deb -x "$deb" "$tmp/k"
+done
+# Modules under lib/modules (6.1) or usr/lib/modules (merged /usr, 7.x).
+kroot="$tmp/k"
+[ -d "$kroot/lib/modules" ] || kroot="$tmp/k/usr"
+kver=$(ls "$kroot/lib/modules" | head -1)
+depmod -b "$kroot" "$kver"
+vmlinuz=$(ls "$tmp/k/boot/vmlinuz-$kver" "$kroot/lib/modules/$kver/vmlinuz" 2>/dev/null | head -1 || true)
+[ -n "$vmlinuz" ] || { log "no vmlinuz in ${kdebs[*]}"; exit 1; }
+
+# Modules in load order: each wanted module after its dependencies (modinfo depends=).
+want=(configfs scsi_mod sd_mod sg crct10dif_generic crc64_rocksoft_generic target_core_mod
+    target_core_file target_core_iblock tcm_loop virtio_ring virtio virtio_pci_modern_dev
+    virtio_pci_legacy_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p
+    dm_mod dm_multipath dm_round_robin)
+declare -A seen=()
+order=()
+add_mod() {
+    local m=$1 f deps d
+    m=${m//-/_}
+    [ -z "${seen[$m]:-}" ] || return 0
+    seen[$m]=1
+    f=$(modinfo -b "$kroot" -k "$kver" -n "$m" 2>/dev/null) || return 0 # built in or absent
+    case "$f" in /*) ;; *) return 0 ;; esac
+    deps=$(modinfo -b "$kroot" -k "$kver" -F depends "$m" 2>/dev/null || true)
+    for d in ${deps//,/ }; do add_mod "$d"; done
+    order+=("$f")
+}
+for m in "${want[@]}"; do add_mod "$m"; done
+
+root="$tmp/root"
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,host,out,mods,etc/target,var/target/pr,run}
+cp /bin/busybox "$root/bin/busybox"
+for a in $("$root/bin/busybox" --list); do
+    [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
+done
+: > "$root/mods/order"
+for f in "${order[@]}"; do
+    b=$(basename "$f")
+    case "$b" in # busybox insmod wants plain .ko
+    *.ko.xz) xz -dc "$f" >"$root/mods/${b%.xz}"; b=${b%.xz} ;;
+    *.ko.zst) zstd -qdc "$f" >"$root/mods/${b%.zst}"; b=${b%.zst} ;;
+    *.ko.gz) gzip -dc "$f" >"$root/mods/${b%.gz}"; b=${b%.gz} ;;
+    *) cp "$f" "$root/mods/" ;;
+    esac
+    echo "$b" >>"$root/mods/order"
+done
+cp "$here/init.sh" "$root/init"
+chmod 755 "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$tmp/lab.cpio.gz"
+
+mkdir -p "$dir"
+cp "$vmlinuz" "$dir/vmlinuz"
+mv "$tmp/lab.cpio.gz" "$dir/lab.cpio.gz"
+printf '%s\n' "$kver" > "$dir/kver"
+cp "$root/mods/order" "$dir/modules"
+touch "$dir/ready"
+# Older images (other package versions or lab inputs) go; the downloaded .debs stay.
+for o in "$cache/${flavour}"_*/; do
+    o=${o%/}
+    [ "$o" = "$dir" ] || rm -rf "$o"
+done
+log "ready: $dir ($(wc -l < "$dir/modules") modules)"
+echo "$dir"
