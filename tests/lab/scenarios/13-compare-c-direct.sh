@@ -5,27 +5,8 @@
 ours_start
 c_start
 n=0
-json3() { # EXPECTED_RC ARGS...: one command three ways, compared
-    want=$1
-    shift
-    set +e
-    o=$(prc --json "$@" 2>&1); ro=$?
-    c=$(prc_c --json "$@" 2>&1); rc=$?
-    d=$(prc_direct --json "$@" 2>&1); rd=$?
-    set -e
-    echo "\$ pr-client --json $* -> ours $ro, C $rc, direct $rd"
-    echo "  $o"
-    o=$(echo "$o" | sed 's/"via":"[^"]*",//')
-    c=$(echo "$c" | sed 's/"via":"[^"]*",//')
-    d=$(echo "$d" | sed 's/"via":"[^"]*",//')
-    [ "$o" = "$c" ] || die "ours and C differ on $*:
-ours:   $o
-C:      $c"
-    [ "$o" = "$d" ] || die "ours and direct differ on $*:
-ours:   $o
-direct: $d"
-    [ "$ro" = "$rc" ] && [ "$ro" = "$rd" ] || die "exit statuses differ on $*: ours $ro, C $rc, direct $rd"
-    [ "$ro" = "$want" ] || die "$*: exit $ro, expected $want"
+json3() { # EXPECTED_RC ARGS...: one command three ways (lib.sh's json_same), counted
+    json_same "$@"
     n=$((n + 1))
 }
 hex3() { # ARGS...: -HH dumps compared
