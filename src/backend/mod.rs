@@ -119,11 +119,7 @@ pub fn execute(req: &Request, buf: &mut ReplyBuffer, opts: &ExecOptions) -> Outc
     sense_area.fill(0);
     let outcome = if req.cdb.is_pr_out() && req.read_only {
         // do_pr_out refuses PR OUT on a read-only fd before touching the device.
-        sense::build_fixed(sense::INVALID_OPCODE, sense_area);
-        Outcome {
-            status: status::CHECK_CONDITION,
-            payload_len: 0,
-        }
+        fail_with(sense::INVALID_OPCODE, sense_area)
     } else {
         sgio::run(req, sense_area, payload, opts)
     };

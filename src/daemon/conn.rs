@@ -53,7 +53,8 @@ pub struct Close {
 }
 
 impl Close {
-    fn silent(reason: &'static str) -> Self {
+    /// A close that prints nothing.
+    pub fn silent(reason: &'static str) -> Self {
         Close {
             reason,
             message: None,

@@ -376,13 +376,7 @@ impl EventLoop {
                         self.spare.push(reply);
                     }
                     if self.stopping {
-                        self.close_conn(
-                            slot,
-                            Close {
-                                reason: "shutting down",
-                                message: None,
-                            },
-                        );
+                        self.close_conn(slot, Close::silent("shutting down"));
                         return;
                     }
                     let Some(Some(conn)) = self.conns.get_mut(slot) else {
@@ -462,19 +456,8 @@ impl EventLoop {
         }
         for slot in 0..self.conns.len() {
             if matches!(&self.conns[slot], Some(conn) if !conn.is_executing()) {
-                self.close_conn(
-                    slot,
-                    Close {
-                        reason: "shutting down",
-                        message: None,
-                    },
-                );
+                self.close_conn(slot, Close::silent("shutting down"));
             }
         }
-    }
-
-    /// Worker threads started.
-    pub fn worker_threads(&self) -> usize {
-        self.pool.threads()
     }
 }

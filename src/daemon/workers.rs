@@ -109,11 +109,6 @@ impl Pool {
         let _ = rustix::io::read(&self.shared.done_event, &mut counter);
         out.append(&mut lock(&self.shared.done));
     }
-
-    /// Threads started so far.
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
 }
 
 impl Drop for Pool {

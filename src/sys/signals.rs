@@ -61,10 +61,3 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
         Err(e) => Err(e.into()),
     }
 }
-
-/// Unblocks the termination signals again (for a child process that will exec, or tests).
-pub fn unblock_termination_signals() {
-    let set = termination_set();
-    // SAFETY: `set` is an initialised sigset_t; the old mask is not requested.
-    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
-}
