@@ -230,7 +230,7 @@ fn socket_activation_as_the_c_helper_does_it() {
 }
 
 #[test]
-fn dropping_privileges_keeps_only_cap_sys_rawio() {
+fn dropping_privileges_keeps_only_cap_sys_rawio_and_sys_admin_for_multipath() {
     if !rustix::process::getuid().is_root() {
         panic!("this test needs root, as the README's test command runs it");
     }
@@ -250,14 +250,20 @@ fn dropping_privileges_keeps_only_cap_sys_rawio() {
         "{status}"
     );
     assert_eq!(status_field(&status, "Groups:"), "");
-    assert_eq!(status_field(&status, "CapEff:"), "0000000000020000");
-    assert_eq!(status_field(&status, "CapPrm:"), "0000000000020000");
+    // CAP_SYS_RAWIO (17) for SG_IO and CAP_SYS_ADMIN (21) for the device-mapper ioctls.
+    assert_eq!(status_field(&status, "CapEff:"), "0000000000220000");
+    assert_eq!(status_field(&status, "CapPrm:"), "0000000000220000");
     assert_eq!(status_field(&status, "CapBnd:"), "0000000000000000");
     assert_eq!(status_field(&status, "CapInh:"), "0000000000000000");
+    // Without multipath support, CAP_SYS_RAWIO alone, as Debian's C helper (no CONFIG_MPATH).
+    let helper = Helper::start(Impl::Ours, &["-u", "nobody", "--no-multipath"]);
+    let status = proc_status(helper.pid());
+    assert_eq!(status_field(&status, "CapEff:"), "0000000000020000");
+    assert_eq!(status_field(&status, "CapPrm:"), "0000000000020000");
     // Without -u/-g the same capabilities are dropped, as C built with libcap-ng does.
     let helper = Helper::start(Impl::Ours, &[]);
     let status = proc_status(helper.pid());
-    assert_eq!(status_field(&status, "CapEff:"), "0000000000020000");
+    assert_eq!(status_field(&status, "CapEff:"), "0000000000220000");
     assert!(
         status_field(&status, "Uid:")
             .split_whitespace()

@@ -1,6 +1,7 @@
-//! The PR lab: real SCSI persistent reservations in a VM (QEMU TCG, Debian 12 kernel, LIO
-//! tcm_loop exporting one LUN through two initiator nexuses), driven through our helper with
-//! `pr-client` and compared with the C helper and direct SG_IO. See README.md, "The PR lab".
+//! The PR lab: real persistent reservations in a VM (QEMU TCG, Debian trixie-backports kernel,
+//! LIO tcm_loop exporting one LUN through two initiator nexuses, dm-multipath with multipathd,
+//! an nvmet namespace), driven through our helper with `pr-client` and compared with the C
+//! helper, direct SG_IO, mpathpersist and nvme-cli. See README.md, "The PR lab".
 //!
 //! Runs `tests/lab/setup.sh` (installs packages, builds the cached kernel + initramfs under
 //! /var/cache/pr-helper-lab) and `tests/lab/run.sh` (every scenario under

@@ -168,11 +168,12 @@ fn systemd_units_verify_and_are_hardened() {
             .and_then(|s| s.split_whitespace().next())
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("{line}"));
-        assert!(score <= 2.0, "{service}: {line}");
+        // 2.5 with multipath support: CAP_SYS_ADMIN (dm ioctls) and the host's network
+        // namespace (multipathd's abstract socket) cost 0.8 between them.
+        assert!(score <= 2.5, "{service}: {line}");
         for (key, want) in [
             ("NoNewPrivileges", "yes"),
             ("ProtectSystem", "strict"),
-            ("PrivateNetwork", "yes"),
             ("RestrictAddressFamilies", "AF_UNIX"),
             ("SystemCallFilter", "@system-service"),
             ("LockPersonality", "yes"),
@@ -298,7 +299,7 @@ fn unit_exec_start_runs_under_the_units_capabilities() {
                 std::thread::sleep(Duration::from_millis(20));
             };
             assert_eq!(status_field(pid, "CapBnd"), "0000000000000000");
-            assert_eq!(status_field(pid, "CapEff"), "0000000000020000");
+            assert_eq!(status_field(pid, "CapEff"), "0000000000220000");
             let reply = conn
                 .request(&pr_in(0, 24), open_rw("/dev/null").as_fd(), &[])
                 .unwrap();
@@ -311,7 +312,7 @@ fn unit_exec_start_runs_under_the_units_capabilities() {
             // setpriv exec'd the daemon: same pid as systemd-socket-activate's child.
             let pid = guard.id();
             assert_eq!(status_field(pid, "CapBnd"), "0000000000000000");
-            assert_eq!(status_field(pid, "CapEff"), "0000000000020000");
+            assert_eq!(status_field(pid, "CapEff"), "0000000000220000");
             assert_eq!(status_field(pid, "NoNewPrivs"), "1");
             assert!(guard.terminate().success());
         }

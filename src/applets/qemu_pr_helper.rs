@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 
-use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions};
+use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions, Route};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
 use crate::daemon::{
     self, Config, DEFAULT_MAX_WORKERS, DEFAULT_PIDFILE, DEFAULT_SOCKET, privileges,
@@ -33,6 +33,8 @@ pub const SPECS: &[OptSpec] = &[
     OptSpec::long_only("max-workers", HasArg::Required),
     OptSpec::long_only("idle-timeout", HasArg::Required),
     OptSpec::long_only("no-sandbox", HasArg::No),
+    OptSpec::long_only("pr-backend", HasArg::Required),
+    OptSpec::long_only("no-multipath", HasArg::No),
 ];
 
 /// Persistent Reservation helper program for QEMU.
@@ -75,9 +77,19 @@ struct Options {
     /// run without the seccomp filter
     #[argh(switch)]
     no_sandbox: bool,
+    /// backend for fds that are not multipath maps: auto, sg or block
+    #[argh(option, from_str_fn(parse_route))]
+    pr_backend: Vec<Route>,
+    /// SG_IO on multipath maps instead of PR on every path
+    #[argh(switch)]
+    no_multipath: bool,
     /// ignored, as in C
     #[argh(positional, greedy)]
     _file: Vec<String>,
+}
+
+fn parse_route(value: &str) -> Result<Route, String> {
+    Route::parse(value).ok_or_else(|| format!("invalid value '{value}': auto, sg or block"))
 }
 
 /// The help lines both daemon applets share, in the C helper's layout.
@@ -109,6 +121,10 @@ pr-helper extensions (long options only):
       --max-workers=N       threads running SG_IO at most (default {DEFAULT_MAX_WORKERS})
       --idle-timeout=SECS   exit after SECS without a connection
       --no-sandbox          serve without the seccomp system-call filter
+      --pr-backend=BACKEND  auto (SG_IO, or the block PR ioctls for block devices
+                            without SG_IO, such as NVMe), sg or block (default auto)
+      --no-multipath        plain SG_IO on dm-multipath maps: no PR on every path,
+                            no multipathd, and -u/-g keep CAP_SYS_RAWIO only
 
 See pr-helper(1) for how to report bugs.
 More information on the QEMU project at <https://qemu.org>.
@@ -132,6 +148,8 @@ Reports READY=1, STATUS= and STOPPING=1 to $NOTIFY_SOCKET when set.
       --sgio-timeout=MS     SG_IO timeout in milliseconds (default {DEFAULT_SGIO_TIMEOUT_MS})
       --max-workers=N       threads running SG_IO at most (default {DEFAULT_MAX_WORKERS})
       --no-sandbox          serve without the seccomp system-call filter
+      --pr-backend=BACKEND  auto, sg or block (default auto)
+      --no-multipath        plain SG_IO on dm-multipath maps
 
 -k, -d and -f are refused: systemd owns the socket and the process.
 "
@@ -300,13 +318,17 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
             .group
             .last()
             .and_then(|g| privileges::lookup_group(g)),
-        exec: ExecOptions::with_timeout(
-            options
-                .sgio_timeout
-                .last()
-                .copied()
-                .unwrap_or(DEFAULT_SGIO_TIMEOUT_MS),
-        ),
+        exec: ExecOptions {
+            route: options.pr_backend.last().copied().unwrap_or_default(),
+            multipath: !options.no_multipath,
+            ..ExecOptions::with_timeout(
+                options
+                    .sgio_timeout
+                    .last()
+                    .copied()
+                    .unwrap_or(DEFAULT_SGIO_TIMEOUT_MS),
+            )
+        },
         require_activation: activated,
         sandbox: !options.no_sandbox,
         idle_timeout: options

@@ -1,8 +1,12 @@
 //! Backends run one checked PR command on the device fd a client passed and fill the reply.
 //!
-//! Today every fd goes to SG_IO ([`sgio`]); multipath maps and the block layer's IOC_PR_*
-//! ioctls plug in here, behind the same `execute`.
+//! Each request is routed by its fd: a dm-multipath map goes to [`multipath`] (PR on every
+//! path, as libmpathpersist does), everything else to SG_IO ([`sgio`]), and a block device
+//! that does not answer SG_IO (NVMe, any driver with pr_ops) to the block layer's IOC_PR_*
+//! ioctls ([`blkpr`]).
 
+pub mod blkpr;
+pub mod multipath;
 pub mod sgio;
 
 use std::os::fd::OwnedFd;
@@ -21,6 +25,35 @@ pub struct ExecOptions {
     /// Debug builds only: a delay before each SG_IO, from `PR_HELPER_TEST_SGIO_DELAY_MS`, so
     /// tests without a slow SCSI device can hold requests in flight. Release builds ignore it.
     pub test_delay: Option<std::time::Duration>,
+    /// Which backend serves fds that are not multipath maps (`--pr-backend`).
+    pub route: Route,
+    /// Whether dm-multipath maps get libmpathpersist's treatment (off: SG_IO on the map, which
+    /// the kernel forwards to one path).
+    pub multipath: bool,
+}
+
+/// The backend for fds that are not multipath maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Route {
+    /// SG_IO; the block PR ioctls when a block device refuses SG_IO.
+    #[default]
+    Auto,
+    /// SG_IO only, as the C helper.
+    Sg,
+    /// The block PR ioctls only (testing, or SCSI disks served like NVMe).
+    Block,
+}
+
+impl Route {
+    /// Parses the `--pr-backend` value.
+    pub fn parse(s: &str) -> Option<Route> {
+        match s {
+            "auto" => Some(Route::Auto),
+            "sg" => Some(Route::Sg),
+            "block" => Some(Route::Block),
+            _ => None,
+        }
+    }
 }
 
 impl Default for ExecOptions {
@@ -28,6 +61,8 @@ impl Default for ExecOptions {
         ExecOptions {
             sgio_timeout_ms: DEFAULT_SGIO_TIMEOUT_MS,
             test_delay: None,
+            route: Route::Auto,
+            multipath: true,
         }
     }
 }
@@ -47,6 +82,7 @@ impl ExecOptions {
         ExecOptions {
             sgio_timeout_ms,
             test_delay,
+            ..ExecOptions::default()
         }
     }
 }
@@ -121,11 +157,46 @@ pub fn execute(req: &Request, buf: &mut ReplyBuffer, opts: &ExecOptions) -> Outc
         // do_pr_out refuses PR OUT on a read-only fd before touching the device.
         fail_with(sense::INVALID_OPCODE, sense_area)
     } else {
-        sgio::run(req, sense_area, payload, opts)
+        route(req, sense_area, payload, opts)
     };
     fields[0..4].copy_from_slice(&i32::from(outcome.status).to_be_bytes());
     fields[4..8].copy_from_slice(&(outcome.payload_len as i32).to_be_bytes());
     outcome
+}
+
+/// Picks the backend for the request's fd and runs it there.
+fn route(req: &Request, sense_area: &mut [u8], payload: &mut [u8], opts: &ExecOptions) -> Outcome {
+    if opts.multipath {
+        if let Some(map) = multipath::detect(&req.device) {
+            return multipath::run(req, &map, sense_area, payload, opts);
+        }
+    }
+    match opts.route {
+        Route::Sg => sgio::run(req, sense_area, payload, opts),
+        Route::Block => blkpr::run(req, sense_area, payload, opts),
+        Route::Auto => blkpr::run_auto(req, sense_area, payload, opts),
+    }
+}
+
+/// What the seccomp filter must allow for the backends `opts` enables.
+pub fn sandbox_policy(opts: &ExecOptions) -> crate::sys::seccomp::Policy {
+    let mut policy = crate::sys::seccomp::Policy::default();
+    if opts.route != Route::Sg {
+        policy.ioctls.extend(crate::sys::blkpr::ALL_IOCTLS);
+    }
+    if opts.multipath {
+        // Opening the paths read-only, their /sys links, multipathd's control socket.
+        policy.open_read_only = true;
+        policy.syscalls.extend([
+            libc::SYS_readlinkat,
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_poll,
+            libc::SYS_ppoll,
+            libc::SYS_setsockopt,
+        ]);
+    }
+    policy
 }
 
 /// Fills a status-and-sense outcome for errors found without running the command.

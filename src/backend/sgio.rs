@@ -22,6 +22,30 @@ pub fn run(
     payload: &mut [u8],
     opts: &ExecOptions,
 ) -> Outcome {
+    try_run(req, sense_area, payload, opts).unwrap_or_else(|errno| fail_errno(errno, sense_area))
+}
+
+/// The reply [`run`] gives when the SG_IO ioctl itself failed with `errno`.
+pub fn fail_errno(errno: i32, sense_area: &mut [u8]) -> Outcome {
+    Outcome {
+        status: map_result(Err(errno), sense_area).0,
+        payload_len: 0,
+    }
+}
+
+/// [`run`], except that when the ioctl itself fails its errno comes back unmapped and
+/// `sense_area` untouched, so the caller may try another backend. The kernel checks an
+/// SG_IO request (is there an SG_IO handler at all, is the header valid) before sending
+/// anything, so an `ENOTTY` or `EINVAL` here means the device saw no command.
+///
+/// # Errors
+/// The errno of the SG_IO ioctl.
+pub fn try_run(
+    req: &Request,
+    sense_area: &mut [u8],
+    payload: &mut [u8],
+    opts: &ExecOptions,
+) -> Result<Outcome, i32> {
     let cdb = &req.cdb.cdb;
     let pr_out = req.cdb.is_pr_out();
     let dxfer_len = if pr_out {
@@ -51,13 +75,14 @@ pub fn run(
         sense_area,
         opts.sgio_timeout_ms,
     );
-    let outcome = map_result(
-        result
-            .as_ref()
-            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
-            .copied(),
-        sense_area,
-    );
+    let outcome = match &result {
+        Ok(hdr) => map_result(Ok(*hdr), sense_area),
+        // The status run's mapping will give, for the trace; the sense is left to the caller.
+        Err(e) => (
+            sense::from_errno(e.raw_os_error().unwrap_or(libc::EIO)).status,
+            0,
+        ),
+    };
     trace::emit(TracePoint::SgioDone, || match &result {
         Ok(r) => format!(
             "status=0x{:02x} host=0x{:02x} driver=0x{:02x} resid={} usecs={} -> status=0x{:02x}",
@@ -75,18 +100,21 @@ pub fn run(
             outcome.0
         ),
     });
+    if let Err(e) = result {
+        return Err(e.raw_os_error().unwrap_or(libc::EIO));
+    }
     let (status, resid) = outcome;
     if status != status::GOOD || pr_out {
-        return Outcome {
+        return Ok(Outcome {
             status,
             payload_len: 0,
-        };
+        });
     }
     let transferred = dxfer_len.saturating_sub(usize::try_from(resid.max(0)).unwrap_or(0));
-    Outcome {
+    Ok(Outcome {
         status,
         payload_len: clip_payload(transferred, req.cdb.transfer_length),
-    }
+    })
 }
 
 /// `do_sgio_worker`'s reading of an SG_IO result, in its order: errno, host status, driver

@@ -200,7 +200,7 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
     if let Some(l) = listener.as_mut() {
         l.publish()?;
     }
-    if let Err(e) = privileges::drop_privileges(config.uid, config.gid) {
+    if let Err(e) = privileges::drop_privileges(config.uid, config.gid, config.exec.multipath) {
         if let Some(l) = listener {
             let _ = l.close();
         }
@@ -225,7 +225,8 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
     }
     // Last step of start-up, with one thread: the workers spawned later inherit the filter.
     if config.sandbox {
-        sys::seccomp::install().map_err(Error::Sandbox)?;
+        sys::seccomp::install(&crate::backend::sandbox_policy(&config.exec))
+            .map_err(Error::Sandbox)?;
     }
     let unlink_failure = event_loop.run()?;
     if let Some((path, e)) = unlink_failure {

@@ -1,5 +1,6 @@
 //! Dropping privileges as the C helper built with libcap-ng does: switch uid/gid, drop the
-//! supplementary groups, clear the bounding set, keep only CAP_SYS_RAWIO (for SG_IO).
+//! supplementary groups, clear the bounding set, keep only CAP_SYS_RAWIO (for SG_IO) and, with
+//! multipath support, CAP_SYS_ADMIN (for the device-mapper ioctls).
 //!
 //! Users and groups come from /etc/passwd and /etc/group directly (no NSS), by name or number.
 
@@ -42,9 +43,16 @@ pub fn find_id(text: &[u8], name: &str, id_field: usize) -> Option<u32> {
     })
 }
 
-/// The capabilities the daemon keeps: SG_IO needs CAP_SYS_RAWIO for PR commands.
-pub fn kept_capabilities() -> CapabilitySet {
-    CapabilitySet::SYS_RAWIO
+/// The capabilities the daemon keeps: SG_IO needs CAP_SYS_RAWIO for PR commands; the
+/// device-mapper ioctls that find a multipath map's paths need CAP_SYS_ADMIN, which the C
+/// helper keeps too when built with multipath support (CONFIG_MPATH). The block layer's PR
+/// ioctls need neither on Linux 6.5 and later for an fd opened for writing, which QEMU passes.
+pub fn kept_capabilities(multipath: bool) -> CapabilitySet {
+    if multipath {
+        CapabilitySet::SYS_RAWIO | CapabilitySet::SYS_ADMIN
+    } else {
+        CapabilitySet::SYS_RAWIO
+    }
 }
 
 /// Switches to `uid`/`gid` (the current ones when not given), drops the supplementary groups,
@@ -55,10 +63,14 @@ pub fn kept_capabilities() -> CapabilitySet {
 ///
 /// # Errors
 /// The first failing step's errno (EPERM when not privileged, as C reports it).
-pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>, multipath: bool) -> io::Result<()> {
     let uid = uid.unwrap_or_else(|| rustix::process::getuid().as_raw());
     let gid = gid.unwrap_or_else(|| rustix::process::getgid().as_raw());
-    let keep = kept_capabilities();
+    // A capability the process does not hold (a unit's bounding set without CAP_SYS_ADMIN)
+    // cannot be kept: keep what there is rather than fail, and multipath maps then answer
+    // with the error the dm ioctl gives.
+    let held = rustix::thread::capabilities(None)?.permitted;
+    let keep = kept_capabilities(multipath) & (held | CapabilitySet::SYS_RAWIO);
     // Keep the permitted set across setuid, with what the switch itself needs for now.
     rustix::thread::set_keep_capabilities(true)?;
     let transitional =

@@ -6,6 +6,7 @@
 //! since Rust 2024) and adopting systemd's inherited socket. Each wrapper is safe to call.
 #![allow(unsafe_code)]
 
+pub mod blkpr;
 pub mod seccomp;
 pub mod sg;
 pub mod signals;

@@ -1,9 +1,10 @@
 //! The daemon's seccomp filter: after start-up it may only make the system calls serving
-//! needs, and ioctl only for SG_IO. Anything else kills the process (SECCOMP_RET_KILL_PROCESS),
-//! which the kernel's audit log records with the system call number (`type=1326 ... syscall=N`).
+//! needs, and ioctl only for SG_IO and what the enabled backends issue ([`Policy`]). Anything
+//! else kills the process (SECCOMP_RET_KILL_PROCESS), which the kernel's audit log records with
+//! the system call number (`type=1326 ... syscall=N`).
 //!
 //! The BPF is written by hand: a flat list of allowed numbers needs no compiler, and the
-//! whole program is under 120 instructions.
+//! whole program is under 160 instructions.
 
 use std::io;
 
@@ -14,10 +15,15 @@ const DATA_ARCH: u32 = 4;
 const DATA_ARG1_LOW: u32 = 16 + 8;
 #[cfg(target_endian = "big")]
 const DATA_ARG1_LOW: u32 = 16 + 8 + 4;
+#[cfg(target_endian = "little")]
+const DATA_ARG2_LOW: u32 = 16 + 16;
+#[cfg(target_endian = "big")]
+const DATA_ARG2_LOW: u32 = 16 + 16 + 4;
 
 const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const BPF_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
 
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
@@ -33,9 +39,25 @@ const AUDIT_ARCH: u32 = 0xc000_0015;
 #[cfg(target_arch = "s390x")]
 const AUDIT_ARCH: u32 = 0x8000_0016;
 
-/// `SG_IO`, the one ioctl the daemon issues. (rustix's `Opcode` is `u32` on x86_64 only.)
+/// `SG_IO`, the ioctl every backend issues. (rustix's `Opcode` is `u32` on x86_64 only.)
 #[allow(clippy::unnecessary_cast)]
-const ALLOWED_IOCTLS: &[u32] = &[super::sg::SG_IO as u32];
+const SG_IO_REQUEST: u32 = super::sg::SG_IO as u32;
+
+/// openat flags that make an open anything but a plain read: with [`Policy::open_read_only`]
+/// an openat with any of them still fails with EACCES.
+const WRITE_OPEN_FLAGS: u32 =
+    (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) as u32;
+
+/// What the filter allows beyond the base list, from the enabled backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// ioctl request numbers besides SG_IO (the block PR ioctls, device-mapper's).
+    pub ioctls: Vec<u32>,
+    /// openat for reading only: a multipath map's path devices and /sys links.
+    pub open_read_only: bool,
+    /// More system calls (multipathd's control socket).
+    pub syscalls: Vec<libc::c_long>,
+}
 
 /// Calls that fail with EACCES instead of killing: glibc's malloc opens
 /// /sys/devices/system/cpu/online when a thread first needs a new arena, and falls back to
@@ -131,29 +153,51 @@ fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 }
 
 /// The filter program.
-pub fn program() -> Vec<libc::sock_filter> {
+pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
     let mut prog = vec![
         stmt(BPF_LD_W_ABS, DATA_ARCH),
         jeq(AUDIT_ARCH, 1, 0),
         stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
         stmt(BPF_LD_W_ABS, DATA_NR),
     ];
-    for nr in allowed_syscalls()
-        .into_iter()
-        .filter(|&nr| nr != libc::SYS_ioctl)
-    {
+    let mut allowed = allowed_syscalls();
+    allowed.extend(&policy.syscalls);
+    allowed.sort_unstable();
+    allowed.dedup();
+    for nr in allowed.into_iter().filter(|&nr| nr != libc::SYS_ioctl) {
         prog.push(jeq(nr as u32, 0, 1));
         prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
     }
+    let refused = stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::EACCES as u32);
+    if policy.open_read_only {
+        // openat(dirfd, path, flags), and open(path, flags) which rustix uses on x86_64:
+        // allowed when flags ask for a plain read.
+        let mut opens = vec![(libc::SYS_openat, DATA_ARG2_LOW)];
+        #[cfg(target_arch = "x86_64")]
+        opens.push((libc::SYS_open, DATA_ARG1_LOW));
+        for (nr, flags) in opens {
+            prog.push(jeq(nr as u32, 0, 6));
+            prog.push(stmt(BPF_LD_W_ABS, flags));
+            prog.push(stmt(BPF_AND_K, WRITE_OPEN_FLAGS));
+            prog.push(jeq(0, 0, 1));
+            prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+            prog.push(refused);
+            // The accumulator holds the flags now: load the number again for what follows.
+            prog.push(stmt(BPF_LD_W_ABS, DATA_NR));
+        }
+    }
     for nr in refused_syscalls() {
         prog.push(jeq(nr as u32, 0, 1));
-        prog.push(stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::EACCES as u32));
+        prog.push(refused);
     }
     // ioctl: only the allowed request numbers (the low 32 bits: the kernel's `unsigned int cmd`).
-    let checks = u8::try_from(ALLOWED_IOCTLS.len() * 2 + 2).unwrap_or(u8::MAX);
+    let mut ioctls = vec![SG_IO_REQUEST];
+    ioctls.extend(&policy.ioctls);
+    ioctls.dedup();
+    let checks = u8::try_from(ioctls.len() * 2 + 2).unwrap_or(u8::MAX);
     prog.push(jeq(libc::SYS_ioctl as u32, 0, checks));
     prog.push(stmt(BPF_LD_W_ABS, DATA_ARG1_LOW));
-    for &request in ALLOWED_IOCTLS {
+    for request in ioctls {
         prog.push(jeq(request, 0, 1));
         prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
     }
@@ -167,9 +211,9 @@ pub fn program() -> Vec<libc::sock_filter> {
 ///
 /// # Errors
 /// prctl or seccomp failures (EINVAL on kernels without seccomp filters).
-pub fn install() -> io::Result<()> {
+pub fn install(policy: &Policy) -> io::Result<()> {
     rustix::thread::set_no_new_privs(true)?;
-    let filter = program();
+    let filter = program(policy);
     let prog = libc::sock_fprog {
         len: u16::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
         filter: filter.as_ptr().cast_mut(),
@@ -194,18 +238,28 @@ pub fn install() -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn full_policy() -> Policy {
+        Policy {
+            ioctls: crate::sys::blkpr::ALL_IOCTLS.to_vec(),
+            open_read_only: true,
+            syscalls: vec![libc::SYS_socket, libc::SYS_connect],
+        }
+    }
+
     #[test]
     fn program_shape() {
-        let prog = program();
-        assert!(prog.len() < 128, "{} instructions", prog.len());
-        // Every conditional jump lands inside the program.
-        for (i, insn) in prog.iter().enumerate() {
-            if insn.code == BPF_JEQ_K {
-                assert!(i + 1 + usize::from(insn.jt) < prog.len());
-                assert!(i + 1 + usize::from(insn.jf) < prog.len());
+        for policy in [Policy::default(), full_policy()] {
+            let prog = program(&policy);
+            assert!(prog.len() < 160, "{} instructions", prog.len());
+            // Every conditional jump lands inside the program.
+            for (i, insn) in prog.iter().enumerate() {
+                if insn.code == BPF_JEQ_K {
+                    assert!(i + 1 + usize::from(insn.jt) < prog.len());
+                    assert!(i + 1 + usize::from(insn.jf) < prog.len());
+                }
             }
+            assert_eq!(prog.last().map(|i| i.k), Some(SECCOMP_RET_KILL_PROCESS));
         }
-        assert_eq!(prog.last().map(|i| i.k), Some(SECCOMP_RET_KILL_PROCESS));
     }
 
     /// Runs in a child process (this test binary again): installs the filter, makes an
@@ -213,41 +267,50 @@ mod tests {
     #[test]
     fn a_forbidden_call_kills_the_process() {
         if std::env::var_os("PRH_SECCOMP_CHILD").is_some() {
-            install().unwrap();
+            let read_only = std::env::var_os("PRH_SECCOMP_READ_ONLY").is_some();
+            install(&if read_only {
+                full_policy()
+            } else {
+                Policy::default()
+            })
+            .unwrap();
             let _ = rustix::process::getpid(); // allowed
             let _ = rustix::io::write(rustix::stdio::stdout(), b"allowed calls work\n");
-            let refused = rustix::fs::open(
-                "/dev/null",
-                rustix::fs::OFlags::RDONLY,
-                rustix::fs::Mode::empty(),
-            );
-            assert_eq!(refused.err(), Some(rustix::io::Errno::ACCESS));
+            let open = |flags| rustix::fs::open("/dev/null", flags, rustix::fs::Mode::empty());
+            let read = open(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC);
+            assert_eq!(read.is_ok(), read_only, "{read:?}");
+            let write = open(rustix::fs::OFlags::RDWR);
+            assert_eq!(write.err(), Some(rustix::io::Errno::ACCESS));
             let _ = rustix::io::write(rustix::stdio::stdout(), b"open refused\n");
             let _ = rustix::process::getppid(); // not allowed: kills
             std::process::exit(0);
         }
-        let exe = std::env::current_exe().unwrap();
-        let status = std::process::Command::new(exe)
-            .args([
+        for read_only in [false, true] {
+            let exe = std::env::current_exe().unwrap();
+            let mut cmd = std::process::Command::new(exe);
+            cmd.args([
                 "--exact",
                 "sys::seccomp::tests::a_forbidden_call_kills_the_process",
                 "--test-threads=1",
             ])
             .env("PRH_SECCOMP_CHILD", "1")
-            .stderr(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        let out = String::from_utf8_lossy(&status.stdout);
-        assert!(
-            out.contains("allowed calls work") && out.contains("open refused"),
-            "{out}"
-        );
-        assert_eq!(
-            status.status.signal(),
-            Some(libc::SIGSYS),
-            "{:?}",
-            status.status
-        );
+            .stderr(std::process::Stdio::null());
+            if read_only {
+                cmd.env("PRH_SECCOMP_READ_ONLY", "1");
+            }
+            let status = cmd.output().unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            let out = String::from_utf8_lossy(&status.stdout);
+            assert!(
+                out.contains("allowed calls work") && out.contains("open refused"),
+                "{out}"
+            );
+            assert_eq!(
+                status.status.signal(),
+                Some(libc::SIGSYS),
+                "{:?}",
+                status.status
+            );
+        }
     }
 }

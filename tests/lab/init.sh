@@ -11,7 +11,11 @@
 #   lab.script=/host/ABS/a.sh[,/host/ABS/b.sh...]  scenarios to run (or lab.plan=FILE, one a line)
 #   lab.env=/host/ABS/FILE   sourced before each scenario (run.sh passes the binary paths there)
 #   lab.nexus=N lab.luns=1..4 lab.timeout=SECS (per scenario, default 120); a scenario's own
-#   "# lab-topology: nexus=N luns=M" line overrides nexus and luns for it.
+#   "# lab-topology: nexus=N luns=M" line overrides nexus and luns for it, and may add
+#   nvme=1 (an nvmet loop namespace with reservations, seen by two hosts: $NVA $NVB),
+#   hostenv=1 (the host root as a chroot at /host with writable /run, /tmp, /etc/multipath and
+#   udevd running: $CH runs a host command there) and mpath=1 (hostenv, plus multipathd and a
+#   dm-multipath map over the LUN's nexuses: $MP, its paths $A $B).
 # Output: per scenario /out/NAME.log and /out/NAME.rc, and on the console
 #   @@LAB-BEGIN NAME / (the log) / @@LAB-END NAME rc=N, then @@LAB-DONE.
 export PATH=/bin:/sbin
@@ -30,8 +34,14 @@ fail() {
     exit 1
 }
 
+# busybox insmod does not read module parameters from the kernel command line as modprobe
+# does: pass "MODULE.PARAM=VALUE" arguments (nvme_core.multipath=N) on by hand.
 while read -r m; do
-    insmod "/mods/$m" 2>/tmp/insmod.err || {
+    mname=${m%.ko}
+    mname=$(echo "$mname" | tr - _)
+    params=$(tr ' ' '\n' </proc/cmdline | sed -n "s/^$mname\.//p" | tr '\n' ' ')
+    # shellcheck disable=SC2086 # one word per parameter
+    insmod "/mods/$m" $params 2>/tmp/insmod.err || {
         grep -q 'File exists' /tmp/insmod.err || echo "lab-init: insmod $m: $(cat /tmp/insmod.err)"
     }
 done </mods/order
@@ -154,6 +164,140 @@ lun_down() {
     return 0
 }
 
+# The NVMe target: one file-backed namespace with reservations, two hosts (host IDs ...01 and
+# ...02) connected over the loop transport. nvme_core.multipath=N on the kernel command line
+# gives each host its own namespace device: NVA for host 1, NVB for host 2.
+NVMET=/sys/kernel/config/nvmet
+nvme_up() {
+    [ -d $NVMET ] || { echo "lab-init: no nvmet in configfs"; return 1; }
+    _S=$NVMET/subsystems/labnqn
+    mkdir $_S || return 1
+    echo 1 >$_S/attr_allow_any_host
+    mkdir $_S/namespaces/1 || return 1
+    truncate -s 64M /tmp/nvme0.img
+    echo /tmp/nvme0.img >$_S/namespaces/1/device_path || return 1
+    echo 1 >$_S/namespaces/1/resv_enable || { echo "lab-init: nvmet without resv_enable (kernel < 6.13?)"; return 1; }
+    echo 1 >$_S/namespaces/1/enable || return 1
+    mkdir $NVMET/ports/1 || return 1
+    echo loop >$NVMET/ports/1/addr_trtype
+    ln -s $_S $NVMET/ports/1/subsystems/labnqn || return 1
+    for _h in 1 2; do
+        _id=00000000-0000-4000-8000-00000000000$_h
+        echo "transport=loop,nqn=labnqn,hostnqn=nqn.2014-08.org.nvmexpress:uuid:$_id,hostid=$_id" >/dev/nvme-fabrics || return 1
+    done
+    _t=0
+    while [ "$(ls -d /sys/block/nvme*n1 2>/dev/null | wc -l)" -lt 2 ]; do
+        _t=$((_t + 1))
+        [ $_t -gt 100 ] && { echo "lab-init: NVMe namespaces did not appear"; return 1; }
+        sleep 0.1
+    done
+    for _c in /sys/class/nvme/nvme*; do
+        case "$(cat $_c/hostid)" in
+        *01) echo "export NVA=/dev/${_c##*/}n1" ;;
+        *02) echo "export NVB=/dev/${_c##*/}n1" ;;
+        esac
+    done >>/tmp/devs.sh
+    cat /tmp/devs.sh
+}
+nvme_down() {
+    for _c in /sys/class/nvme/nvme*; do [ -e $_c/delete_controller ] && echo 1 >$_c/delete_controller; done
+    _S=$NVMET/subsystems/labnqn
+    rm -f $NVMET/ports/1/subsystems/labnqn
+    [ -d $NVMET/ports/1 ] && rmdir $NVMET/ports/1
+    [ -e $_S/namespaces/1/enable ] && echo 0 >$_S/namespaces/1/enable
+    [ -d $_S/namespaces/1 ] && rmdir $_S/namespaces/1
+    [ -d $_S ] && rmdir $_S
+    rm -f /tmp/nvme0.img
+    return 0
+}
+
+# The host root as a Debian system: /host with the kernel's file systems and writable /run and
+# /etc/multipath on top of the read-only 9p share, and udevd (multipathd reads path identities
+# from the udev database). /host/tmp stays the host's: LAB_BIN may live there. udevadm and
+# udevd refuse to run in a chroot unless told it is fine.
+CH="env SYSTEMD_IGNORE_CHROOT=1 chroot /host"
+hostenv_up() {
+    mount -t devtmpfs none /host/dev || return 1
+    mount -t proc none /host/proc
+    mount -t sysfs none /host/sys
+    mount -t tmpfs none /host/run
+    mount -t tmpfs none /host/etc/multipath || { echo "lab-init: no /etc/multipath on the host (setup.sh makes it)"; return 1; }
+    mkdir -p /host/run/udev /host/etc/multipath/conf.d
+    $CH /lib/systemd/systemd-udevd --daemon --resolve-names=never >/dev/null 2>&1 || { echo "lab-init: udevd did not start"; return 1; }
+    $CH udevadm trigger --action=add >/dev/null 2>&1
+    $CH udevadm settle --timeout=30
+}
+hostenv_down() {
+    $CH udevadm control --exit 2>/dev/null
+    for _m in etc/multipath run sys proc dev; do umount /host/$_m 2>/dev/null || umount -l /host/$_m; done
+    return 0
+}
+
+# multipathd with the prkeys file (reservation_key file), checking paths every second, and the
+# map it makes over the LUN's nexuses: MP=/dev/mapper/NAME, MPNAME, MPDM (dm-N).
+mpath_up() {
+    cat >/host/etc/multipath/conf.d/lab.conf <<'CONF'
+defaults {
+    find_multipaths no
+    user_friendly_names yes
+    polling_interval 1
+    max_polling_interval 2
+    reservation_key file
+    no_path_retry fail
+}
+# The map is made of the first two nexuses; a third (sdc) stays outside as another host.
+blacklist {
+    devnode "^nvme"
+    devnode "^sd[c-z]"
+}
+# tcm_loop LUNs announce ALUA but scsi_dh_alua does not attach to them: without a hardware
+# handler and with both paths in one group (multibus), the map loads.
+devices {
+    device {
+        vendor "LIO-ORG"
+        product ".*"
+        hardware_handler "0"
+        path_grouping_policy multibus
+        detect_prio no
+        prio const
+        no_path_retry fail
+    }
+}
+CONF
+    $CH multipathd -d -s -v3 >/tmp/multipathd.log 2>&1 &
+    sleep 1
+    pidof multipathd >/dev/null || { echo "lab-init: multipathd did not start"; cat /tmp/multipathd.log; return 1; }
+    _t=0
+    while :; do
+        for _d in /sys/block/dm-*; do
+            [ -e $_d/dm/uuid ] || continue
+            case "$(cat $_d/dm/uuid)" in mpath-*) _mp=${_d##*/} ;; esac
+        done
+        [ -n "${_mp:-}" ] && [ "$(ls $_d/slaves 2>/dev/null | wc -l)" -ge 2 ] && break
+        _t=$((_t + 1))
+        [ $_t -gt 300 ] && {
+            echo "lab-init: multipathd made no map"
+            $CH multipathd show paths
+            tail -n 60 /tmp/multipathd.log
+            $CH multipath -v3 2>&1 | tail -n 40
+            return 1
+        }
+        sleep 0.1
+    done
+    _name=$(cat /sys/block/$_mp/dm/name)
+    [ -e /dev/mapper/$_name ] || { mkdir -p /dev/mapper; mknod /dev/mapper/$_name b $(tr ':' ' ' </sys/block/$_mp/dev); }
+    echo "export MP=/dev/mapper/$_name MPNAME=$_name MPDM=$_mp" >>/tmp/devs.sh
+    $CH multipathd show topology
+}
+mpath_down() {
+    $CH multipathd shutdown >/dev/null 2>&1
+    _t=0
+    while pidof multipathd >/dev/null 2>&1 && [ $_t -lt 50 ]; do sleep 0.1; _t=$((_t + 1)); done
+    $CH multipath -F >/dev/null 2>&1
+    $CH dmsetup remove_all >/dev/null 2>&1
+    return 0
+}
+
 list=""
 if [ -n "$plan" ]; then
     list=$(cat "$plan")
@@ -168,18 +312,37 @@ for s in $list; do
     name=$(basename "$s" .sh)
     log=/tmp/$name.log
     # A scenario may ask for its own topology: a line "# lab-topology: nexus=3 luns=2".
-    nexus=$def_nexus luns=$def_luns
+    nexus=$def_nexus luns=$def_luns nvme=0 hostenv=0 mpath=0
     for kv in $(sed -n 's/^# lab-topology://p' "$s" 2>/dev/null); do
-        case "$kv" in nexus=[1-9]) nexus=${kv#nexus=} ;; luns=[1-4]) luns=${kv#luns=} ;; esac
+        case "$kv" in
+        nexus=[1-9]) nexus=${kv#nexus=} ;;
+        luns=[1-4]) luns=${kv#luns=} ;;
+        nvme=1) nvme=1 ;;
+        hostenv=1) hostenv=1 ;;
+        mpath=1) mpath=1 hostenv=1 ;;
+        esac
     done
+    up=ok
     if ! lun_up >"$log" 2>&1; then
         echo "lab-init: cannot build the LIO LUN" >>"$log"
+        up=""
+    elif [ $nvme = 1 ] && ! nvme_up >>"$log" 2>&1; then
+        echo "lab-init: cannot build the NVMe target" >>"$log"
+        up=""
+    elif [ $hostenv = 1 ] && ! hostenv_up >>"$log" 2>&1; then
+        echo "lab-init: cannot set up the host environment" >>"$log"
+        up=""
+    elif [ $mpath = 1 ] && ! mpath_up >>"$log" 2>&1; then
+        echo "lab-init: cannot start multipathd and its map" >>"$log"
+        up=""
+    fi
+    if [ -z "$up" ]; then
         rc=90
     else
         (
             [ -n "$envf" ] && . "$envf"
             . /tmp/devs.sh
-            export LAB_NEXUS=$nexus LAB_LUNS=$luns
+            export LAB_NEXUS=$nexus LAB_LUNS=$luns CH
             export A=$LAB_DEV_1_0 B=${LAB_DEV_2_0:-} SGA=$LAB_SG_1_0 SGB=${LAB_SG_2_0:-}
             export LAB_SCENARIO=$name LAB_WORK=/tmp/work.$name
             mkdir -p "$LAB_WORK"
@@ -191,6 +354,9 @@ for s in $list; do
     # helpers a scenario left behind must not outlive it (they hold the LUN open)
     for p in $(pidof pr-helper qemu-pr-helper ld-linux-x86-64.so.2 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
     sleep 0.1
+    [ $mpath = 1 ] && mpath_down >>"$log" 2>&1
+    [ $hostenv = 1 ] && hostenv_down >>"$log" 2>&1
+    [ $nvme = 1 ] && nvme_down >>"$log" 2>&1
     rm -rf /run/* /tmp/work.*
     if [ $have_out = 1 ]; then
         cp "$log" "/out/$name.log"

@@ -271,3 +271,36 @@ fi
 rtpi_numbered() {
     case $(uname -r) in 6.1.*) return 0 ;; *) say "kernel $(uname -r): relative target ports not numbered by LIO, port checks skipped"; return 1 ;; esac
 }
+
+# Multipath (lab-topology mpath=1): mpathpersist from the host root, in the chroot.
+mpp() { $CH mpathpersist "$@"; }
+# "keys=... gen+N resv=..." of the LUN seen through nexus DEV by sg_persist, the generation
+# relative to $GEN0 (set by mark_gen), so runs that start at different generations compare.
+mark_gen() { GEN0=$(($(gen_of "$1"))); }
+lun_state() { # DEV
+    echo "keys=$(keys_of "$1")gen+$(($(gen_of "$1") - GEN0)) resv=$(resv_of "$1")"
+}
+# Wait up to SECS for multipathd to see the map's paths in STATE (e.g. "active ready").
+wait_paths() { # COUNT "STATE" SECS
+    _w=0
+    while [ "$($CH multipathd show paths format '%t %T' 2>/dev/null | grep -c "$2")" -lt "$1" ]; do
+        _w=$((_w + 1))
+        [ $_w -gt $(($3 * 10)) ] && { $CH multipathd show paths; die "not $1 path(s) in state '$2' after $3 s"; }
+        sleep 0.1
+    done
+    return 0
+}
+
+# NVMe (lab-topology nvme=1 hostenv=1): nvme-cli's view of the namespace through DEV, as
+# "gen=N type=T keys=0xaa 0xbb holder=0xaa" (keys sorted, holder empty without reservation).
+nvme_state() { # DEV
+    _j=$($CH nvme resv-report "$1" --eds -o json | tr -d ' \n\t')
+    _gen=$(echo "$_j" | sed -n 's/.*"gen":\([0-9]*\).*/\1/p')
+    _type=$(echo "$_j" | sed -n 's/.*"rtype":\([0-9]*\).*/\1/p')
+    _keys=$(echo "$_j" | grep -o '"rkey":[0-9]*' | cut -d: -f2 | sort -n | while read -r _k; do printf '0x%x ' "$_k"; done)
+    _holder=$(echo "$_j" | grep -o '"rcsts":1,"rkey":[0-9]*' | cut -d: -f3 | while read -r _k; do printf '0x%x' "$_k"; done)
+    echo "gen=$_gen type=$_type keys=${_keys}holder=$_holder"
+}
+expect_nvme() { # DEV "gen=.. type=.. keys=.. holder=.." WHAT
+    expect_eq "$(nvme_state "$1")" "$2" "$3 (nvme resv-report on $1)"
+}

@@ -96,7 +96,7 @@ vm_job() {
         rc=0
         timeout -k 5 "$limit" "$qemu" -accel "$accel" -m 1024 -nographic -no-reboot \
             -kernel "$image/vmlinuz" -initrd "$image/lab.cpio.gz" \
-            -append "console=ttyS0 quiet panic=-1 lab.plan=/out/plan.now lab.env=/out/env lab.timeout=$tmo ${LAB_APPEND:-}" \
+            -append "console=ttyS0 quiet panic=-1 nvme_core.multipath=N lab.plan=/out/plan.now lab.env=/out/env lab.timeout=$tmo ${LAB_APPEND:-}" \
             -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on \
             -virtfs "local,path=$d,mount_tag=out,security_model=none" \
             </dev/null >>"$d/console" 2>&1 &

@@ -18,13 +18,19 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 mkdir -p "$cache"
+# The guest mounts a tmpfs here (multipathd's wwids, prkeys and conf.d) when it chroots into
+# the host root: a mount point must exist in the read-only 9p share.
+mkdir -p /etc/multipath
 exec 9>"$cache/.lock"
 flock 9 # one set-up at a time (concurrent test runs)
 
 export DEBIAN_FRONTEND=noninteractive
 # qemu-system-x86 is the bookworm name (it provides qemu-system-x86_64); qemu-system-common
 # brings the C qemu-pr-helper, sg3-utils sg_persist/sg_raw, both used inside the guest.
-pkgs=(qemu-system-x86 qemu-system-common busybox-static cpio kmod sg3-utils xz-utils zstd)
+# multipath-tools (multipathd, mpathpersist), udev (multipathd needs its database) and nvme-cli
+# run in the guest from the host root, chrooted (see init.sh, hostenv_up).
+pkgs=(qemu-system-x86 qemu-system-common busybox-static cpio kmod sg3-utils xz-utils zstd
+    multipath-tools udev nvme-cli)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -37,11 +43,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The kernel: the one linux-image-amd64 depends on. LAB_KERNEL=bookworm (default: Debian 12's
-# 6.1.0-N, from the machine's own sources) or trixie-backports (7.x, split into linux-binary-V
-# and linux-modules-V, from an apt source list and lists of the lab's own under $cache/apt-*,
-# never touching the machine's sources).
-flavour=${LAB_KERNEL:-bookworm}
+# The kernel: the one linux-image-amd64 depends on. LAB_KERNEL=trixie-backports (default: 7.x,
+# split into linux-binary-V and linux-modules-V, from an apt source list and lists of the lab's
+# own under $cache/apt-*, never touching the machine's sources; it has nvmet reservations and
+# IOC_PR_READ_KEYS) or bookworm (Debian 12's 6.1.0-N from the machine's own sources: boots in
+# 6 s instead of 20, without the NVMe scenarios).
+flavour=${LAB_KERNEL:-trixie-backports}
 apt_opts=()
 case "$flavour" in
 bookworm) ;;
@@ -121,7 +128,8 @@ vmlinuz=$(ls "$tmp/k/boot/vmlinuz-$kver" "$kroot/lib/modules/$kver/vmlinuz" 2>/d
 want=(configfs scsi_mod sd_mod sg crct10dif_generic crc64_rocksoft_generic target_core_mod
     target_core_file target_core_iblock tcm_loop virtio_ring virtio virtio_pci_modern_dev
     virtio_pci_legacy_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p
-    dm_mod dm_multipath dm_round_robin)
+    dm_mod dm_multipath dm_round_robin dm_service_time dm_queue_length scsi_dh_alua
+    nvme_core nvme_fabrics nvme_loop nvmet)
 declare -A seen=()
 order=()
 add_mod() {

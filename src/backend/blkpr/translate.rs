@@ -1,0 +1,750 @@
+//! SCSI PERSISTENT RESERVE IN/OUT ↔ block-layer PR ioctls, as pure functions: CDB and
+//! parameter list in, the ioctl to issue (or the SCSI answer when there is none) out; ioctl
+//! results in, SCSI status, sense and PR IN payload out.
+
+use crate::scsi::pr::{LU_SCOPE, PR_OUT_FIXED_PARAM_SIZE, in_sa, out_sa};
+use crate::scsi::sense::{self, SenseCode, StatusAndSense};
+use crate::scsi::status;
+use crate::sys::blkpr::{
+    PR_FL_IGNORE_KEY, PrClear, PrPreempt, PrReadReservation, PrRegistration, PrReservation,
+    PrStatus, pr_type,
+};
+
+/// SPEC_I_PT in byte 20 of the PR OUT parameter list.
+const SPEC_I_PT: u8 = 0x08;
+/// ALL_TG_PT in byte 20 of the PR OUT parameter list.
+const ALL_TG_PT: u8 = 0x04;
+
+/// The key passed as `old_key` when the device is told to ignore it (REGISTER AND IGNORE
+/// EXISTING KEY): SCSI devices ignore the RESERVATION KEY field for that service action, and
+/// Linux's NVMe driver needs a nonzero old key to send Replace (with IEKEY, so the value is not
+/// compared) rather than Register.
+pub const IGNORED_OLD_KEY: u64 = u64::MAX;
+
+/// SCSI reservation type (SPC-4 table 172) → block `pr_type`.
+pub fn scsi_to_block_type(scsi_type: u8) -> Option<u32> {
+    Some(match scsi_type {
+        1 => pr_type::WRITE_EXCLUSIVE,
+        3 => pr_type::EXCLUSIVE_ACCESS,
+        5 => pr_type::WRITE_EXCLUSIVE_REG_ONLY,
+        6 => pr_type::EXCLUSIVE_ACCESS_REG_ONLY,
+        7 => pr_type::WRITE_EXCLUSIVE_ALL_REGS,
+        8 => pr_type::EXCLUSIVE_ACCESS_ALL_REGS,
+        _ => return None,
+    })
+}
+
+/// Block `pr_type` → SCSI reservation type.
+pub fn block_to_scsi_type(block_type: u32) -> Option<u8> {
+    Some(match block_type {
+        pr_type::WRITE_EXCLUSIVE => 1,
+        pr_type::EXCLUSIVE_ACCESS => 3,
+        pr_type::WRITE_EXCLUSIVE_REG_ONLY => 5,
+        pr_type::EXCLUSIVE_ACCESS_REG_ONLY => 6,
+        pr_type::WRITE_EXCLUSIVE_ALL_REGS => 7,
+        pr_type::EXCLUSIVE_ACCESS_ALL_REGS => 8,
+        _ => return None,
+    })
+}
+
+const fn check(code: SenseCode) -> StatusAndSense {
+    StatusAndSense {
+        status: status::CHECK_CONDITION,
+        sense: Some(code),
+    }
+}
+
+const fn bare(status: u8) -> StatusAndSense {
+    StatusAndSense {
+        status,
+        sense: None,
+    }
+}
+
+/// GOOD.
+pub const GOOD: StatusAndSense = bare(status::GOOD);
+/// RESERVATION CONFLICT, which carries no sense.
+pub const CONFLICT: StatusAndSense = bare(status::RESERVATION_CONFLICT);
+
+/// What a PR OUT turns into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProutPlan {
+    /// IOC_PR_REGISTER; when `retry_on_conflict` is set and the first call reports a
+    /// reservation conflict (which changed nothing), issue that one instead.
+    Register {
+        arg: PrRegistration,
+        retry_on_conflict: Option<PrRegistration>,
+    },
+    Reserve(PrReservation),
+    Release(PrReservation),
+    Preempt {
+        arg: PrPreempt,
+        abort: bool,
+    },
+    Clear(PrClear),
+}
+
+fn be64(b: &[u8]) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(x)
+}
+
+/// Checks a PR OUT CDB and parameter list as a SCSI device server would and picks the ioctl;
+/// `Err` is the answer when none is issued.
+///
+/// * Service actions the ioctls cannot express (REGISTER AND MOVE, REPLACE LOST RESERVATION,
+///   reserved ones), a scope other than LU, or an unknown type where the action uses it:
+///   ILLEGAL REQUEST / INVALID FIELD IN CDB.
+/// * SPEC_I_PT, or ALL_TG_PT on a register action (REPORT CAPABILITIES says SIP_C = ATP_C = 0):
+///   INVALID FIELD IN PARAMETER LIST. A parameter list other than 24 bytes: PARAMETER LIST
+///   LENGTH ERROR.
+/// * APTPL is accepted either way, see [`report_capabilities`].
+/// * A RESERVATION KEY of 0 for anything but a register action: RESERVATION CONFLICT without
+///   asking the device. SCSI never registers key 0, so that is the answer an unregistered
+///   I_T nexus gets; and Linux's NVMe driver turns key 0 on RELEASE and CLEAR into "ignore the
+///   key", which would release or clear without holding a key at all.
+pub fn plan_out(cdb: &[u8; 16], params: &[u8]) -> Result<ProutPlan, StatusAndSense> {
+    let sa = cdb[1] & 0x1f;
+    let scope = cdb[2] >> 4;
+    let scsi_type = cdb[2] & 0x0f;
+    let uses_type = match sa {
+        out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY | out_sa::CLEAR => false,
+        out_sa::RESERVE | out_sa::RELEASE | out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT => true,
+        _ => return Err(check(sense::INVALID_FIELD)),
+    };
+    let block_type = if uses_type {
+        if scope != LU_SCOPE {
+            return Err(check(sense::INVALID_FIELD));
+        }
+        scsi_to_block_type(scsi_type).ok_or(check(sense::INVALID_FIELD))?
+    } else {
+        0
+    };
+    if params.len() < PR_OUT_FIXED_PARAM_SIZE {
+        return Err(check(sense::INVALID_PARAM_LEN));
+    }
+    let flags = params[20];
+    // Checked before the length: with SPEC_I_PT a longer list is legal, and the bit is what
+    // this backend cannot do.
+    if flags & SPEC_I_PT != 0 {
+        return Err(check(sense::INVALID_PARAM));
+    }
+    if params.len() != PR_OUT_FIXED_PARAM_SIZE {
+        return Err(check(sense::INVALID_PARAM_LEN));
+    }
+    let key = be64(&params[0..8]);
+    let sa_key = be64(&params[8..16]);
+    let registers = matches!(
+        sa,
+        out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY
+    );
+    // SPC-4 makes ALL_TG_PT meaningful for the register actions only and ignored elsewhere.
+    if registers && flags & ALL_TG_PT != 0 {
+        return Err(check(sense::INVALID_PARAM));
+    }
+    if !registers && key == 0 {
+        return Err(CONFLICT);
+    }
+    Ok(match sa {
+        out_sa::REGISTER => ProutPlan::Register {
+            arg: PrRegistration {
+                old_key: key,
+                new_key: sa_key,
+                ..PrRegistration::default()
+            },
+            retry_on_conflict: None,
+        },
+        out_sa::REGISTER_AND_IGNORE_EXISTING_KEY => plan_register_ignore(sa_key),
+        out_sa::RESERVE => ProutPlan::Reserve(PrReservation {
+            key,
+            pr_type: block_type,
+            flags: 0,
+        }),
+        out_sa::RELEASE => ProutPlan::Release(PrReservation {
+            key,
+            pr_type: block_type,
+            flags: 0,
+        }),
+        out_sa::CLEAR => ProutPlan::Clear(PrClear {
+            key,
+            ..PrClear::default()
+        }),
+        _ => ProutPlan::Preempt {
+            arg: PrPreempt {
+                old_key: key,
+                new_key: sa_key,
+                pr_type: block_type,
+                flags: 0,
+            },
+            abort: sa == out_sa::PREEMPT_AND_ABORT,
+        },
+    })
+}
+
+/// REGISTER AND IGNORE EXISTING KEY. On SCSI (sd) any `old_key` gives the same command. On
+/// NVMe Linux sends Register+IEKEY for old key 0, which fails with a reservation conflict when
+/// the host is registered with another key, and Replace+IEKEY otherwise, which fails when it
+/// is not registered at all: so try Register first and Replace on conflict (a conflict
+/// changes nothing, so the retry is safe). Unregistering (new key 0) only makes sense as
+/// Replace.
+fn plan_register_ignore(sa_key: u64) -> ProutPlan {
+    let replace = PrRegistration {
+        old_key: IGNORED_OLD_KEY,
+        new_key: sa_key,
+        flags: PR_FL_IGNORE_KEY,
+        pad: 0,
+    };
+    if sa_key == 0 {
+        return ProutPlan::Register {
+            arg: replace,
+            retry_on_conflict: None,
+        };
+    }
+    ProutPlan::Register {
+        arg: PrRegistration {
+            old_key: 0,
+            ..replace
+        },
+        retry_on_conflict: Some(replace),
+    }
+}
+
+/// What a PR IN turns into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrinPlan {
+    ReadKeys,
+    ReadReservation,
+    /// Synthesised: see [`report_capabilities`].
+    ReportCapabilities,
+}
+
+/// Picks the PR IN action; READ FULL STATUS (the ioctls report no transport IDs nor which
+/// registrant holds the reservation) and reserved service actions get INVALID FIELD IN CDB.
+pub fn plan_in(cdb: &[u8; 16]) -> Result<PrinPlan, StatusAndSense> {
+    match cdb[1] & 0x1f {
+        in_sa::READ_KEYS => Ok(PrinPlan::ReadKeys),
+        in_sa::READ_RESERVATION => Ok(PrinPlan::ReadReservation),
+        in_sa::REPORT_CAPABILITIES => Ok(PrinPlan::ReportCapabilities),
+        _ => Err(check(sense::INVALID_FIELD)),
+    }
+}
+
+/// How many keys to ask IOC_PR_READ_KEYS for, so that the reply fills `room` payload bytes:
+/// at least one (the kernel reports the true count whatever the capacity, and a capacity of
+/// 0 is an edge no driver needs to see).
+pub fn read_keys_capacity(room: usize) -> usize {
+    (room.saturating_sub(8) / 8).max(1)
+}
+
+/// READ KEYS parameter data (SPC-4 §6.15.2): generation, ADDITIONAL LENGTH for all `held`
+/// keys (true even when fewer fit), then the `keys` read, big-endian, as far as `out` has
+/// room. Returns the bytes written.
+pub fn read_keys_payload(generation: u32, held: u32, keys: &[u64], out: &mut [u8]) -> usize {
+    let mut data = Vec::with_capacity(8 + 8 * keys.len());
+    data.extend_from_slice(&generation.to_be_bytes());
+    data.extend_from_slice(&held.saturating_mul(8).to_be_bytes());
+    let returned = keys.len().min(usize::try_from(held).unwrap_or(usize::MAX));
+    for k in &keys[..returned] {
+        data.extend_from_slice(&k.to_be_bytes());
+    }
+    let n = data.len().min(out.len());
+    out[..n].copy_from_slice(&data[..n]);
+    n
+}
+
+/// READ RESERVATION parameter data (SPC-4 §6.15.3) from what the kernel reported: no
+/// reservation (type 0) is a bare header; otherwise a 16-byte descriptor with LU scope.
+/// For the all-registrants types the RESERVATION KEY is 0, as SPC-4 requires (NVMe reports
+/// some registrant's key there). `None` for a type SCSI cannot name.
+pub fn read_reservation_payload(r: &PrReadReservation, out: &mut [u8]) -> Option<usize> {
+    let mut data = [0u8; 24];
+    data[0..4].copy_from_slice(&r.generation.to_be_bytes());
+    if r.pr_type == 0 {
+        let n = 8.min(out.len());
+        out[..n].copy_from_slice(&data[..n]);
+        return Some(n);
+    }
+    let scsi_type = block_to_scsi_type(r.pr_type)?;
+    data[4..8].copy_from_slice(&16u32.to_be_bytes());
+    let all_registrants = matches!(
+        r.pr_type,
+        pr_type::WRITE_EXCLUSIVE_ALL_REGS | pr_type::EXCLUSIVE_ACCESS_ALL_REGS
+    );
+    if !all_registrants {
+        data[8..16].copy_from_slice(&r.key.to_be_bytes());
+    }
+    data[21] = (LU_SCOPE << 4) | scsi_type;
+    let n = data.len().min(out.len());
+    out[..n].copy_from_slice(&data[..n]);
+    Some(n)
+}
+
+/// REPORT CAPABILITIES parameter data (SPC-4 §6.15.4) for this backend: no SPEC_I_PT
+/// (SIP_C 0), no ALL_TG_PT (ATP_C 0), no compatible reservation handling (CRH 0), the six
+/// persistent reservation types, and persist through power loss both capable and active
+/// (PTPL_C = PTPL_A = 1) because the kernel asks the device for it on every registration it
+/// sends (APTPL on SCSI, CPTPL "persist" on NVMe), whatever APTPL the guest gave. Returns the
+/// bytes written.
+pub fn report_capabilities(out: &mut [u8]) -> usize {
+    const DATA: [u8; 8] = [
+        0x00, 0x08, // LENGTH
+        0x01, // PTPL_C
+        0x81, // TMV, ALLOW COMMANDS 000b, PTPL_A
+        0xea, 0x01, // WR_EX_AR EX_AC_RO WR_EX_RO EX_AC WR_EX | EX_AC_AR
+        0x00, 0x00,
+    ];
+    let n = DATA.len().min(out.len());
+    out[..n].copy_from_slice(&DATA[..n]);
+    n
+}
+
+/// `NVME_SC_RESERVATION_CONFLICT`: kernels before the pr_status mapping (≈6.4) return the raw
+/// NVMe status, with SCT/SC in the low 11 bits (DNR and MORE above them).
+const RAW_NVME_RESERVATION_CONFLICT: u32 = 0x83;
+
+/// SCSI answer for an ioctl's non-negative return.
+///
+/// * 0: GOOD. 0x18 (`PR_STS_RESERVATION_CONFLICT`, also the raw SCSI result older sd
+///   kernels return): RESERVATION CONFLICT, no sense. So is a raw NVMe Reservation Conflict
+///   status from kernels before ≈6.4.
+/// * Path failures (`PR_STS_PATH_FAILED`, `_RETRY_PATH_FAILURE`, `_PATH_FAST_FAILED`): ABORTED
+///   COMMAND with the sense the C helper gives the matching host statuses (no connect,
+///   transport disrupted) or LOGICAL UNIT COMMUNICATION FAILURE, so that guests retry.
+/// * `PR_STS_IOERR` and anything else: HARDWARE ERROR / INTERNAL TARGET FAILURE. The device
+///   failed the command for a reason the kernel does not pass on.
+pub fn status_reply(s: PrStatus) -> StatusAndSense {
+    match s {
+        PrStatus::SUCCESS => GOOD,
+        PrStatus::RESERVATION_CONFLICT => CONFLICT,
+        PrStatus::PATH_FAILED => check(sense::LUN_NOT_RESPONDING),
+        PrStatus::RETRY_PATH_FAILURE => check(sense::I_T_NEXUS_LOSS),
+        PrStatus::PATH_FAST_FAILED => check(sense::LUN_COMM_FAILURE),
+        PrStatus(raw) if raw < 0x1_0000 && raw & 0x7ff == RAW_NVME_RESERVATION_CONFLICT => CONFLICT,
+        _ => check(sense::TARGET_FAILURE),
+    }
+}
+
+/// SCSI answer for an ioctl that failed with `errno`; `read_ioctl` for IOC_PR_READ_KEYS and
+/// IOC_PR_READ_RESERVATION.
+///
+/// `EOPNOTSUPP` (the driver has no PR support, or not this operation): INVALID COMMAND
+/// OPERATION CODE, as a device without persistent reservations answers. `ENOTTY` on the PR
+/// OUT ioctls means the same (dm with other than one target); on the READ ioctls it means a
+/// kernel before 6.19, and so does `EINVAL` from drivers that answer unknown ioctls with it:
+/// PR IN as such works (REPORT CAPABILITIES), only this service action does not, so INVALID
+/// FIELD IN CDB. `EINVAL` otherwise (the device rejected a field): INVALID FIELD IN CDB.
+/// Anything else: the C helper's errno mapping (`EPERM`, `EAGAIN`, `EWOULDBLOCK`: ABORTED
+/// COMMAND / I/O PROCESS TERMINATED).
+pub fn errno_reply(errno: i32, read_ioctl: bool) -> StatusAndSense {
+    match errno {
+        libc::EOPNOTSUPP => check(sense::INVALID_OPCODE),
+        libc::ENOTTY if read_ioctl => check(sense::INVALID_FIELD),
+        libc::ENOTTY => check(sense::INVALID_OPCODE),
+        libc::EINVAL => check(sense::INVALID_FIELD),
+        _ => sense::from_errno(errno),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scsi::pr::{self, ProutParams, encode_prout_params, pr_in_cdb, pr_out_cdb};
+
+    fn out(sa: u8, scope: u8, t: u8, params: &ProutParams) -> Result<ProutPlan, StatusAndSense> {
+        let list = encode_prout_params(sa, params);
+        let cdb = pr_out_cdb(sa, scope, t, u32::try_from(list.len()).unwrap());
+        plan_out(&cdb, &list)
+    }
+
+    fn keys(reservation_key: u64, service_action_key: u64) -> ProutParams {
+        ProutParams {
+            reservation_key,
+            service_action_key,
+            ..ProutParams::default()
+        }
+    }
+
+    #[test]
+    fn types_map_both_ways() {
+        let pairs = [(1, 1), (3, 2), (5, 3), (6, 4), (7, 5), (8, 6)];
+        for (scsi, block) in pairs {
+            assert_eq!(scsi_to_block_type(scsi), Some(block));
+            assert_eq!(block_to_scsi_type(block), Some(scsi));
+        }
+        for scsi in [0, 2, 4, 9, 15] {
+            assert_eq!(scsi_to_block_type(scsi), None);
+        }
+        for block in [0, 7, 0x100] {
+            assert_eq!(block_to_scsi_type(block), None);
+        }
+    }
+
+    #[test]
+    fn register_from_raw_bytes() {
+        let cdb = [0x5f, 0x00, 0x00, 0, 0, 0, 0, 0, 24, 0, 0, 0, 0, 0, 0, 0];
+        let params = [
+            0, 0, 0, 0, 0, 0, 0, 0, // RESERVATION KEY
+            0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // SERVICE ACTION RESERVATION KEY
+            0, 0, 0, 0, // obsolete
+            0x00, 0, 0, 0, // flags, reserved, obsolete
+        ];
+        assert_eq!(
+            plan_out(&cdb, &params),
+            Ok(ProutPlan::Register {
+                arg: PrRegistration {
+                    old_key: 0,
+                    new_key: 0x1122_3344_5566_7788,
+                    flags: 0,
+                    pad: 0
+                },
+                retry_on_conflict: None
+            })
+        );
+    }
+
+    #[test]
+    fn register_ignores_scope_and_type_and_accepts_aptpl() {
+        let mut p = keys(0xaa, 0xbb);
+        p.aptpl = true;
+        assert_eq!(
+            out(out_sa::REGISTER, 3, 0xf, &p),
+            Ok(ProutPlan::Register {
+                arg: PrRegistration {
+                    old_key: 0xaa,
+                    new_key: 0xbb,
+                    flags: 0,
+                    pad: 0
+                },
+                retry_on_conflict: None
+            })
+        );
+        // Unregister: new key 0 goes through as is.
+        assert_eq!(
+            out(out_sa::REGISTER, 0, 0, &keys(0xaa, 0)),
+            Ok(ProutPlan::Register {
+                arg: PrRegistration {
+                    old_key: 0xaa,
+                    new_key: 0,
+                    flags: 0,
+                    pad: 0
+                },
+                retry_on_conflict: None
+            })
+        );
+    }
+
+    #[test]
+    fn register_and_ignore_tries_register_then_replace() {
+        let plan = out(
+            out_sa::REGISTER_AND_IGNORE_EXISTING_KEY,
+            0,
+            0,
+            &keys(0x1234, 0xbb),
+        );
+        assert_eq!(
+            plan,
+            Ok(ProutPlan::Register {
+                arg: PrRegistration {
+                    old_key: 0,
+                    new_key: 0xbb,
+                    flags: PR_FL_IGNORE_KEY,
+                    pad: 0
+                },
+                retry_on_conflict: Some(PrRegistration {
+                    old_key: IGNORED_OLD_KEY,
+                    new_key: 0xbb,
+                    flags: PR_FL_IGNORE_KEY,
+                    pad: 0
+                })
+            })
+        );
+        assert_eq!(
+            out(out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, &keys(0, 0)),
+            Ok(ProutPlan::Register {
+                arg: PrRegistration {
+                    old_key: IGNORED_OLD_KEY,
+                    new_key: 0,
+                    flags: PR_FL_IGNORE_KEY,
+                    pad: 0
+                },
+                retry_on_conflict: None
+            })
+        );
+    }
+
+    #[test]
+    fn reserve_release_preempt_clear() {
+        assert_eq!(
+            out(out_sa::RESERVE, 0, 5, &keys(0xaa, 0)),
+            Ok(ProutPlan::Reserve(PrReservation {
+                key: 0xaa,
+                pr_type: pr_type::WRITE_EXCLUSIVE_REG_ONLY,
+                flags: 0
+            }))
+        );
+        assert_eq!(
+            out(out_sa::RELEASE, 0, 8, &keys(0xaa, 0)),
+            Ok(ProutPlan::Release(PrReservation {
+                key: 0xaa,
+                pr_type: pr_type::EXCLUSIVE_ACCESS_ALL_REGS,
+                flags: 0
+            }))
+        );
+        assert_eq!(
+            out(out_sa::PREEMPT, 0, 1, &keys(0xaa, 0xbb)),
+            Ok(ProutPlan::Preempt {
+                arg: PrPreempt {
+                    old_key: 0xaa,
+                    new_key: 0xbb,
+                    pr_type: pr_type::WRITE_EXCLUSIVE,
+                    flags: 0
+                },
+                abort: false
+            })
+        );
+        assert_eq!(
+            out(out_sa::PREEMPT_AND_ABORT, 0, 3, &keys(0xaa, 0xbb)),
+            Ok(ProutPlan::Preempt {
+                arg: PrPreempt {
+                    old_key: 0xaa,
+                    new_key: 0xbb,
+                    pr_type: pr_type::EXCLUSIVE_ACCESS,
+                    flags: 0
+                },
+                abort: true
+            })
+        );
+        // CLEAR ignores scope and type.
+        assert_eq!(
+            out(out_sa::CLEAR, 2, 0xe, &keys(0xaa, 0)),
+            Ok(ProutPlan::Clear(PrClear {
+                key: 0xaa,
+                flags: 0,
+                pad: 0
+            }))
+        );
+        // ALL_TG_PT matters for the register actions only.
+        let mut p = keys(0xaa, 0);
+        p.all_tg_pt = true;
+        assert!(out(out_sa::RESERVE, 0, 1, &p).is_ok());
+    }
+
+    #[test]
+    fn zero_reservation_key_conflicts_without_the_device() {
+        for sa in [
+            out_sa::RESERVE,
+            out_sa::RELEASE,
+            out_sa::CLEAR,
+            out_sa::PREEMPT,
+            out_sa::PREEMPT_AND_ABORT,
+        ] {
+            assert_eq!(out(sa, 0, 1, &keys(0, 0xbb)), Err(CONFLICT), "sa {sa}");
+        }
+    }
+
+    #[test]
+    fn cdb_fields_the_ioctls_cannot_express() {
+        let invalid_cdb = Err(check(sense::INVALID_FIELD));
+        assert_eq!(
+            out(out_sa::REGISTER_AND_MOVE, 0, 1, &keys(1, 2)),
+            invalid_cdb
+        );
+        assert_eq!(
+            out(out_sa::REPLACE_LOST_RESERVATION, 0, 1, &keys(1, 2)),
+            invalid_cdb
+        );
+        assert_eq!(out(0x1f, 0, 1, &keys(1, 2)), invalid_cdb);
+        assert_eq!(out(out_sa::RESERVE, 1, 1, &keys(1, 0)), invalid_cdb);
+        for t in [0, 2, 4, 9, 0xf] {
+            assert_eq!(out(out_sa::RESERVE, 0, t, &keys(1, 0)), invalid_cdb);
+            assert_eq!(out(out_sa::PREEMPT, 0, t, &keys(1, 2)), invalid_cdb);
+        }
+    }
+
+    #[test]
+    fn parameter_list_checks() {
+        let invalid_param = Err(check(sense::INVALID_PARAM));
+        let bad_len = Err(check(sense::INVALID_PARAM_LEN));
+        let mut p = keys(0, 0xbb);
+        p.all_tg_pt = true;
+        assert_eq!(out(out_sa::REGISTER, 0, 0, &p), invalid_param);
+        assert_eq!(
+            out(out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, &p),
+            invalid_param
+        );
+        let mut p = keys(0, 0xbb);
+        p.transport_ids = vec![0; 24];
+        assert_eq!(out(out_sa::REGISTER, 0, 0, &p), invalid_param);
+        // SPEC_I_PT in a 24-byte list.
+        let cdb = pr_out_cdb(out_sa::REGISTER, 0, 0, 24);
+        let mut list = encode_prout_params(out_sa::REGISTER, &keys(0, 1));
+        list[20] = SPEC_I_PT;
+        assert_eq!(plan_out(&cdb, &list), invalid_param);
+        list[20] = 0;
+        assert_eq!(plan_out(&cdb, &list[..23]), bad_len);
+        assert_eq!(plan_out(&cdb, &[]), bad_len);
+        list.push(0);
+        assert_eq!(plan_out(&cdb, &list), bad_len);
+    }
+
+    #[test]
+    fn pr_in_service_actions() {
+        let plan = |sa| plan_in(&pr_in_cdb(sa, 8192));
+        assert_eq!(plan(in_sa::READ_KEYS), Ok(PrinPlan::ReadKeys));
+        assert_eq!(plan(in_sa::READ_RESERVATION), Ok(PrinPlan::ReadReservation));
+        assert_eq!(
+            plan(in_sa::REPORT_CAPABILITIES),
+            Ok(PrinPlan::ReportCapabilities)
+        );
+        assert_eq!(
+            plan(in_sa::READ_FULL_STATUS),
+            Err(check(sense::INVALID_FIELD))
+        );
+        assert_eq!(plan(0x1f), Err(check(sense::INVALID_FIELD)));
+    }
+
+    #[test]
+    fn read_keys_capacity_fills_the_room() {
+        assert_eq!(read_keys_capacity(8192), 1023);
+        assert_eq!(read_keys_capacity(24), 2);
+        assert_eq!(read_keys_capacity(23), 1);
+        assert_eq!(read_keys_capacity(0), 1);
+    }
+
+    #[test]
+    fn read_keys_payload_bytes() {
+        let mut buf = [0xffu8; 64];
+        let n = read_keys_payload(7, 2, &[0x0102_0304_0506_0708, 0xaa], &mut buf);
+        assert_eq!(n, 24);
+        assert_eq!(
+            buf[..24],
+            [
+                0, 0, 0, 7, 0, 0, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0xaa
+            ]
+        );
+        let decoded = pr::decode_read_keys(&buf[..n]).unwrap();
+        assert_eq!(decoded.keys, vec![0x0102_0304_0506_0708, 0xaa]);
+        assert!(!decoded.truncated);
+    }
+
+    #[test]
+    fn read_keys_additional_length_counts_keys_that_did_not_fit() {
+        let mut buf = [0u8; 64];
+        // The device holds 5 keys; only 1 fitted the capacity.
+        let n = read_keys_payload(1, 5, &[0x11], &mut buf);
+        assert_eq!(n, 16);
+        assert_eq!(buf[4..8], [0, 0, 0, 40]);
+        // Capacity larger than what the device holds: only the held keys count.
+        let n = read_keys_payload(1, 1, &[0x11, 0, 0], &mut buf);
+        assert_eq!(n, 16);
+        // No room at all.
+        assert_eq!(read_keys_payload(1, 1, &[0x11], &mut []), 0);
+        assert_eq!(read_keys_payload(0, 0, &[0], &mut buf), 8);
+        assert_eq!(buf[..8], [0; 8]);
+    }
+
+    #[test]
+    fn read_reservation_payload_bytes() {
+        let mut buf = [0xffu8; 32];
+        let none = PrReadReservation {
+            key: 0,
+            generation: 3,
+            pr_type: 0,
+        };
+        assert_eq!(read_reservation_payload(&none, &mut buf), Some(8));
+        assert_eq!(buf[..8], [0, 0, 0, 3, 0, 0, 0, 0]);
+
+        let held = PrReadReservation {
+            key: 0x0102_0304_0506_0708,
+            generation: 9,
+            pr_type: pr_type::EXCLUSIVE_ACCESS_REG_ONLY,
+        };
+        assert_eq!(read_reservation_payload(&held, &mut buf), Some(24));
+        assert_eq!(
+            buf[..24],
+            [
+                0, 0, 0, 9, 0, 0, 0, 16, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0x06, 0, 0
+            ]
+        );
+        let decoded = pr::decode_read_reservation(&buf[..24]).unwrap();
+        assert_eq!(
+            decoded.reservation,
+            Some(pr::Reservation {
+                key: 0x0102_0304_0506_0708,
+                scope: 0,
+                prout_type: 6
+            })
+        );
+
+        let all_regs = PrReadReservation {
+            pr_type: pr_type::WRITE_EXCLUSIVE_ALL_REGS,
+            ..held
+        };
+        assert_eq!(read_reservation_payload(&all_regs, &mut buf), Some(24));
+        assert_eq!(buf[8..16], [0; 8]);
+        assert_eq!(buf[21], 0x07);
+
+        let unknown = PrReadReservation { pr_type: 9, ..held };
+        assert_eq!(read_reservation_payload(&unknown, &mut buf), None);
+        let mut short = [0u8; 10];
+        assert_eq!(read_reservation_payload(&held, &mut short), Some(10));
+    }
+
+    #[test]
+    fn report_capabilities_bytes() {
+        let mut buf = [0u8; 8];
+        assert_eq!(report_capabilities(&mut buf), 8);
+        assert_eq!(buf, [0, 8, 0x01, 0x81, 0xea, 0x01, 0, 0]);
+        let caps = pr::decode_capabilities(&buf).unwrap();
+        assert!(caps.ptpl_c && caps.ptpl_a && caps.tmv);
+        assert!(!caps.atp_c && !caps.sip_c && !caps.crh);
+        for (t, _, _) in pr::TYPES {
+            assert!(caps.supports_type(t), "type {t}");
+        }
+    }
+
+    #[test]
+    fn pr_status_mapping() {
+        assert_eq!(status_reply(PrStatus::SUCCESS), GOOD);
+        assert_eq!(status_reply(PrStatus::RESERVATION_CONFLICT), CONFLICT);
+        assert_eq!(status_reply(PrStatus(0x83)), CONFLICT);
+        assert_eq!(status_reply(PrStatus(0x4083)), CONFLICT);
+        assert_eq!(status_reply(PrStatus::IOERR), check(sense::TARGET_FAILURE));
+        assert_eq!(
+            status_reply(PrStatus(0x0800_0002)),
+            check(sense::TARGET_FAILURE)
+        );
+        assert_eq!(
+            status_reply(PrStatus::PATH_FAILED),
+            check(sense::LUN_NOT_RESPONDING)
+        );
+        assert_eq!(
+            status_reply(PrStatus::RETRY_PATH_FAILURE),
+            check(sense::I_T_NEXUS_LOSS)
+        );
+        assert_eq!(
+            status_reply(PrStatus::PATH_FAST_FAILED),
+            check(sense::LUN_COMM_FAILURE)
+        );
+    }
+
+    #[test]
+    fn errno_mapping() {
+        let opcode = check(sense::INVALID_OPCODE);
+        let field = check(sense::INVALID_FIELD);
+        assert_eq!(errno_reply(libc::EOPNOTSUPP, false), opcode);
+        assert_eq!(errno_reply(libc::EOPNOTSUPP, true), opcode);
+        assert_eq!(errno_reply(libc::ENOTTY, false), opcode);
+        assert_eq!(errno_reply(libc::ENOTTY, true), field);
+        assert_eq!(errno_reply(libc::EINVAL, false), field);
+        assert_eq!(errno_reply(libc::EINVAL, true), field);
+        assert_eq!(errno_reply(libc::EPERM, false), check(sense::IO_ERROR));
+        assert_eq!(errno_reply(libc::EAGAIN, false), check(sense::IO_ERROR));
+        assert_eq!(
+            errno_reply(libc::ENOMEM, true),
+            check(sense::TARGET_FAILURE)
+        );
+        assert_eq!(errno_reply(libc::EBADE, false), CONFLICT);
+    }
+}
