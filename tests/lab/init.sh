@@ -13,9 +13,9 @@
 #   lab.nexus=N lab.luns=1..4 lab.timeout=SECS (per scenario, default 120); a scenario's own
 #   "# lab-topology: nexus=N luns=M" line overrides nexus and luns for it, and may add
 #   nvme=1 (an nvmet loop namespace with reservations, seen by two hosts: $NVA $NVB),
-#   hostenv=1 (the host root as a chroot at /host with writable /run, /tmp, /etc/multipath and
-#   udevd running: $CH runs a host command there) and mpath=1 (hostenv, plus multipathd and a
-#   dm-multipath map over the LUN's nexuses: $MP, its paths $A $B).
+#   hostenv=1 (udevd running in the guest's Debian, the chroot at /deb: $CH runs a command
+#   there) and mpath=1 (hostenv, plus multipathd and a dm-multipath map over the LUN's first
+#   two nexuses: $MP, its paths $A $B).
 # Output: per scenario /out/NAME.log and /out/NAME.rc, and on the console
 #   @@LAB-BEGIN NAME / (the log) / @@LAB-END NAME rc=N, then @@LAB-DONE.
 export PATH=/bin:/sbin
@@ -49,6 +49,16 @@ mount -t configfs none /sys/kernel/config 2>/dev/null
 echo 15 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 
 mount -t 9p -o trans=virtio,version=9p2000.L,ro host /host || fail "cannot mount the host root over 9p"
+# The guest's Debian (trixie, QEMU 11; setup.sh builds it) as a chroot at /deb: read-only over
+# 9p, with the kernel's file systems and writable /run, /tmp and /etc/multipath on top.
+mkdir -p /deb
+mount -t 9p -o trans=virtio,version=9p2000.L,ro root /deb || fail "cannot mount the guest root over 9p"
+mount -t devtmpfs none /deb/dev
+mount -t proc none /deb/proc
+mount -t sysfs none /deb/sys
+mount -t tmpfs none /deb/run
+mount -t tmpfs none /deb/tmp
+mount -t tmpfs none /deb/etc/multipath || fail "no /etc/multipath in the guest root"
 have_out=0
 if grep -q '^out$' /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null ||
     cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null | tr '\0' '\n' | grep -q '^out$'; then
@@ -211,32 +221,25 @@ nvme_down() {
     return 0
 }
 
-# The host root as a Debian system: /host with the kernel's file systems and writable /run and
-# /etc/multipath on top of the read-only 9p share, and udevd (multipathd reads path identities
-# from the udev database). /host/tmp stays the host's: LAB_BIN may live there. udevadm and
-# udevd refuse to run in a chroot unless told it is fine.
-CH="env SYSTEMD_IGNORE_CHROOT=1 chroot /host"
+# udevd in the guest's Debian (multipathd reads path identities from the udev database).
+# udevadm and udevd refuse to run in a chroot unless told it is fine.
+CH="env SYSTEMD_IGNORE_CHROOT=1 chroot /deb"
 hostenv_up() {
-    mount -t devtmpfs none /host/dev || return 1
-    mount -t proc none /host/proc
-    mount -t sysfs none /host/sys
-    mount -t tmpfs none /host/run
-    mount -t tmpfs none /host/etc/multipath || { echo "lab-init: no /etc/multipath on the host (setup.sh makes it)"; return 1; }
-    mkdir -p /host/run/udev /host/etc/multipath/conf.d
-    $CH /lib/systemd/systemd-udevd --daemon --resolve-names=never >/dev/null 2>&1 || { echo "lab-init: udevd did not start"; return 1; }
+    mkdir -p /deb/run/udev /deb/etc/multipath/conf.d
+    $CH /usr/lib/systemd/systemd-udevd --daemon --resolve-names=never >/dev/null 2>&1 || { echo "lab-init: udevd did not start"; return 1; }
     $CH udevadm trigger --action=add >/dev/null 2>&1
     $CH udevadm settle --timeout=30
 }
 hostenv_down() {
     $CH udevadm control --exit 2>/dev/null
-    for _m in etc/multipath run sys proc dev; do umount /host/$_m 2>/dev/null || umount -l /host/$_m; done
     return 0
 }
 
 # multipathd with the prkeys file (reservation_key file), checking paths every second, and the
 # map it makes over the LUN's nexuses: MP=/dev/mapper/NAME, MPNAME, MPDM (dm-N).
 mpath_up() {
-    cat >/host/etc/multipath/conf.d/lab.conf <<'CONF'
+    mkdir -p /deb/etc/multipath/conf.d
+    cat >/deb/etc/multipath/conf.d/lab.conf <<'CONF'
 defaults {
     find_multipaths no
     user_friendly_names yes
@@ -313,6 +316,9 @@ for s in $list; do
     log=/tmp/$name.log
     # A scenario may ask for its own topology: a line "# lab-topology: nexus=3 luns=2".
     nexus=$def_nexus luns=$def_luns nvme=0 hostenv=0 mpath=0
+    # "# lab-timeout: SECS" gives a slow scenario (the nested QEMU) more than lab.timeout.
+    stmo=$(sed -n 's/^# lab-timeout: *\([0-9]*\).*/\1/p' "$s" 2>/dev/null | head -1)
+    stmo=${stmo:-$tmo}
     for kv in $(sed -n 's/^# lab-topology://p' "$s" 2>/dev/null); do
         case "$kv" in
         nexus=[1-9]) nexus=${kv#nexus=} ;;
@@ -347,17 +353,17 @@ for s in $list; do
             export LAB_SCENARIO=$name LAB_WORK=/tmp/work.$name
             mkdir -p "$LAB_WORK"
             cd "$LAB_WORK" || exit 91
-            exec timeout "$tmo" sh -e "$s"
+            exec timeout "$stmo" sh -e "$s"
         ) >>"$log" 2>&1 </dev/null
         rc=$?
     fi
     # helpers a scenario left behind must not outlive it (they hold the LUN open)
-    for p in $(pidof pr-helper qemu-pr-helper ld-linux-x86-64.so.2 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    for p in $(pidof pr-helper qemu-pr-helper qemu-system-x86_64 ld-linux-x86-64.so.2 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
     sleep 0.1
     [ $mpath = 1 ] && mpath_down >>"$log" 2>&1
     [ $hostenv = 1 ] && hostenv_down >>"$log" 2>&1
     [ $nvme = 1 ] && nvme_down >>"$log" 2>&1
-    rm -rf /run/* /tmp/work.*
+    rm -rf /run/* /tmp/work.* /deb/run/* /deb/tmp/* /deb/etc/multipath/*
     if [ $have_out = 1 ]; then
         cp "$log" "/out/$name.log"
         echo "$rc" >"/out/$name.rc"

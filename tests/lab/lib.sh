@@ -5,7 +5,9 @@
 # Host binaries run through the host's loader from the read-only 9p root.
 HL="/host/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /host/lib/x86_64-linux-gnu:/host/usr/lib/x86_64-linux-gnu"
 OURS_SOCK=/run/ours.sock
-C_SOCK=/run/c.sock
+# The C helper runs in the guest's Debian (QEMU 11's qemu-pr-helper), its socket in /deb/run.
+C_SOCK=/deb/run/c.sock
+CH="env SYSTEMD_IGNORE_CHROOT=1 chroot /deb"
 
 say() { echo "== $*"; }
 die() {
@@ -40,7 +42,7 @@ ours_stop() {
 }
 c_start() {
     rm -f "$C_SOCK"
-    $HL /host/usr/bin/qemu-pr-helper -k "$C_SOCK" -f /run/c.pid "$@" >/tmp/c.$LAB_SCENARIO.err 2>&1 &
+    $CH /usr/bin/qemu-pr-helper -k "${C_SOCK#/deb}" -f /run/c.pid "$@" >/tmp/c.$LAB_SCENARIO.err 2>&1 &
     C_PID=$!
     wait_sock "$C_SOCK"
 }

@@ -26,6 +26,8 @@ if [ -z "$image" ]; then
     image=$(bash "$here/setup.sh" | tail -1)
 fi
 [ -f "$image/ready" ] || { log "no lab image in '$image' (tests/lab/setup.sh failed?)"; exit 1; }
+rootdir=$(dirname "$image")/root-trixie
+[ -f "$rootdir/.ready" ] || { log "no guest root in '$rootdir' (tests/lab/setup.sh failed?)"; exit 1; }
 
 bin=${LAB_BIN:-}
 if [ -z "$bin" ]; then
@@ -90,14 +92,19 @@ vm_job() {
         [ ${#rest[@]} -gt 0 ] || return 0
         [ $boot = 1 ] || log "VM $j: boot $boot for ${#rest[@]} scenario(s) left"
         printf '%s\n' "${rest[@]}" >"$d/plan.now"
-        n=${#rest[@]}
-        # Boot ~3-6 s, plus each scenario's limit, plus LUN set-up and tear-down.
-        limit=$((60 + n * (tmo + 25)))
+        # Boot ~20 s, plus each scenario's limit ("# lab-timeout:" or LAB_TIMEOUT), plus LUN
+        # set-up and tear-down.
+        limit=60
+        for s in "${rest[@]}"; do
+            st=$(sed -n 's/^# lab-timeout: *\([0-9]*\).*/\1/p' "${s#/host}" | head -1)
+            limit=$((limit + ${st:-$tmo} + 25))
+        done
         rc=0
         timeout -k 5 "$limit" "$qemu" -accel "$accel" -m 1024 -nographic -no-reboot \
             -kernel "$image/vmlinuz" -initrd "$image/lab.cpio.gz" \
             -append "console=ttyS0 quiet panic=-1 nvme_core.multipath=N lab.plan=/out/plan.now lab.env=/out/env lab.timeout=$tmo ${LAB_APPEND:-}" \
             -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on \
+            -virtfs "local,path=$rootdir,mount_tag=root,security_model=none,readonly=on" \
             -virtfs "local,path=$d,mount_tag=out,security_model=none" \
             </dev/null >>"$d/console" 2>&1 &
         echo $! >"$d/timeout.pid"
@@ -111,16 +118,32 @@ vm_job() {
     return 0
 }
 
+# Longest first, each to the VM with the least work so far: a scenario's weight is its
+# "# lab-timeout:" (the nested QEMU one) or LAB_TIMEOUT.
+load=()
+for ((j = 0; j < jobs; j++)); do
+    mkdir -p "$out/vm$j"
+    : >"$out/vm$j/plan"
+    load[j]=0
+done
+while read -r w f; do
+    best=0
+    for ((j = 1; j < jobs; j++)); do [ "${load[j]}" -lt "${load[best]}" ] && best=$j; done
+    echo "/host$f" >>"$out/vm$best/plan"
+    load[best]=$((load[best] + w))
+done < <(for f in "${scen[@]}"; do
+    st=$(sed -n 's/^# lab-timeout: *\([0-9]*\).*/\1/p' "$f" | head -1)
+    echo "${st:-$tmo} $f"
+done | sort -s -k1,1nr)
+
 start=$(date +%s)
 for ((j = 0; j < jobs; j++)); do
     d="$out/vm$j"
-    mkdir -p "$d"
-    : >"$d/plan"
-    for ((i = j; i < ${#scen[@]}; i += jobs)); do echo "/host${scen[$i]}" >>"$d/plan"; done
     {
         echo "export LAB_BIN=/host$bin"
         echo "export LAB_TESTS=/host$here"
         echo "export LAB_OUT=/out"
+        echo "export LAB_IMAGE=/host$image"
     } >"$d/env"
     vm_job "$j" &
     pids+=($!)

@@ -18,19 +18,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 mkdir -p "$cache"
-# The guest mounts a tmpfs here (multipathd's wwids, prkeys and conf.d) when it chroots into
-# the host root: a mount point must exist in the read-only 9p share.
-mkdir -p /etc/multipath
 exec 9>"$cache/.lock"
 flock 9 # one set-up at a time (concurrent test runs)
 
 export DEBIAN_FRONTEND=noninteractive
 # qemu-system-x86 is the bookworm name (it provides qemu-system-x86_64); qemu-system-common
 # brings the C qemu-pr-helper, sg3-utils sg_persist/sg_raw, both used inside the guest.
-# multipath-tools (multipathd, mpathpersist), udev (multipathd needs its database) and nvme-cli
-# run in the guest from the host root, chrooted (see init.sh, hostenv_up).
 pkgs=(qemu-system-x86 qemu-system-common busybox-static cpio kmod sg3-utils xz-utils zstd
-    multipath-tools udev nvme-cli)
+    debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -89,6 +84,38 @@ key="${flavour}_${kpkg}_${kver_pkg}_bb${bb_ver}_${inputs_sum}"
 key=${key//[^A-Za-z0-9._+-]/_}
 dir="$cache/$key"
 
+# The guest's Debian: trixie made with debootstrap, plus trixie-backports' QEMU 11 (the newest
+# C qemu-pr-helper, and the QEMU of the nested-guest scenario), multipath-tools, udev, nvme-cli
+# and sg3-utils. The guest mounts it read-only over 9p at /deb and chroots into it (init.sh).
+# Rebuilt when this list changes; `rm -rf $cache/root-trixie` refreshes it.
+root_pkgs="qemu-system-x86 qemu-system-common sg3-utils multipath-tools udev nvme-cli kmod coreutils"
+root_sig="trixie trixie-backports: $root_pkgs"
+rootdir="$cache/root-trixie"
+if [ "$(cat "$rootdir/.ready" 2>/dev/null)" != "$root_sig" ]; then
+    log "building the guest root $rootdir (debootstrap trixie; $root_pkgs)"
+    rm -rf "$rootdir" "$rootdir.new"
+    debootstrap --variant=minbase trixie "$rootdir.new" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 ||
+        { tail -n 20 "$cache/debootstrap.log" >&2; log "debootstrap failed (log: $cache/debootstrap.log)"; exit 1; }
+    echo "deb http://deb.debian.org/debian trixie-backports main" >"$rootdir.new/etc/apt/sources.list.d/backports.list"
+    mount --bind /proc "$rootdir.new/proc"
+    rc=0
+    (chroot "$rootdir.new" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive chroot "$rootdir.new" apt-get install -y -qq --no-install-recommends \
+            -t trixie-backports $root_pkgs &&
+        chroot "$rootdir.new" apt-get clean) >"$cache/root-packages.log" 2>&1 || rc=$?
+    umount "$rootdir.new/proc"
+    if [ $rc != 0 ]; then
+        tail -n 20 "$cache/root-packages.log" >&2
+        log "installing the guest root's packages failed (log: $cache/root-packages.log)"
+        exit 1
+    fi
+    # Mount points for the guest's writable tmpfs.
+    mkdir -p "$rootdir.new/etc/multipath"
+    echo "$root_sig" >"$rootdir.new/.ready"
+    mv "$rootdir.new" "$rootdir"
+    log "guest root ready: $(chroot "$rootdir" dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 multipath-tools | tr '\n' ' ')"
+fi
+
 if [ -f "$dir/ready" ]; then
     log "cached: $dir"
     echo "$dir"
@@ -144,6 +171,10 @@ add_mod() {
     order+=("$f")
 }
 for m in "${want[@]}"; do add_mod "$m"; done
+# Copied but not loaded at boot: scsi_debug (a scenario loads it with the delay it wants; at
+# boot it would take /dev/sda) and virtio_scsi (for the nested guest of the QEMU scenario).
+n_boot=${#order[@]}
+for m in scsi_debug virtio_scsi; do add_mod "$m"; done
 
 root="$tmp/root"
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,host,out,mods,etc/target,var/target/pr,run}
@@ -152,6 +183,8 @@ for a in $("$root/bin/busybox" --list); do
     [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
 done
 : > "$root/mods/order"
+: > "$root/mods/on-demand"
+i=0
 for f in "${order[@]}"; do
     b=$(basename "$f")
     case "$b" in # busybox insmod wants plain .ko
@@ -160,7 +193,8 @@ for f in "${order[@]}"; do
     *.ko.gz) gzip -dc "$f" >"$root/mods/${b%.gz}"; b=${b%.gz} ;;
     *) cp "$f" "$root/mods/" ;;
     esac
-    echo "$b" >>"$root/mods/order"
+    if [ $i -lt "$n_boot" ]; then echo "$b" >>"$root/mods/order"; else echo "$b" >>"$root/mods/on-demand"; fi
+    i=$((i + 1))
 done
 cp "$here/init.sh" "$root/init"
 chmod 755 "$root/init"

@@ -1,0 +1,122 @@
+# lab-timeout: 420
+# A real QEMU as the client, as in production: QEMU 11 (the guest's Debian) with its
+# pr-manager-helper object and a scsi-block disk on the LUN (path A), in a nested guest whose pr-client --direct issues the
+# PR commands through virtio-scsi. The guest runs the same sequence three times: through our
+# helper; through our helper restarted while QEMU stays connected (as libvirt does: QEMU must
+# reconnect and the next command succeed); through the C helper on the same socket. The
+# statuses and answers the guest got must be the same each time, and nexus B must see the
+# registration and reservation the guest made.
+. "$LAB_TESTS/lib.sh"
+[ -f "$LAB_IMAGE/vmlinuz" ] || die "no kernel in LAB_IMAGE=$LAB_IMAGE"
+
+# The nested guest's initramfs: busybox, the SCSI and virtio-scsi modules, our binary, and an
+# /init that runs the sequence in three phases, waiting 20 s before phases 2 and 3 while the
+# helper behind QEMU is switched.
+r=/tmp/inner
+mkdir -p $r/bin $r/dev $r/proc $r/sys $r/mods $r/tmp
+cp /bin/busybox $r/bin/busybox
+for a in sh mount insmod sleep poweroff cat echo ls grep sed; do ln -sf busybox $r/bin/$a; done
+cp "$LAB_BIN" $r/bin/pr-helper
+: >$r/mods/order
+for m in $(grep -E '^(scsi_common|scsi_mod|sd_mod|sg|crc.*)\.ko$' /mods/order) virtio_scsi.ko; do
+    [ -f "/mods/$m" ] || continue
+    cp "/mods/$m" $r/mods/ && echo "$m" >>$r/mods/order
+done
+cat >$r/init <<'INIT'
+#!/bin/sh
+mount -t proc none /proc
+mount -t sysfs none /sys
+mount -t devtmpfs none /dev
+while read -r m; do insmod "/mods/$m" 2>/dev/null; done </mods/order
+i=0
+while [ ! -b /dev/sda ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+P="/bin/pr-helper pr-client --direct --timeout=60"
+step() { # NAME ARGS...: one command, its exit status and output (generations filtered)
+    n=$1
+    shift
+    $P "$@" >/tmp/o 2>&1
+    echo "@@STEP $phase $n rc=$?"
+    sed -e 's/PR generation=0x[0-9a-f]*/PR generation=N/' -e "s/^/@@OUT $phase $n /" /tmp/o
+}
+# Unit attentions pending on the disk (power on, the LUN's own) go to the first commands.
+for _u in 1 2 3; do
+    $P -k /dev/sda >/tmp/o 2>&1 && break
+    echo "@@DRAIN rc=$? $(cat /tmp/o)"
+done
+for phase in 1 2 3; do
+    if [ $phase != 1 ]; then
+        echo "@@SWITCH $phase"
+        sleep 20
+    fi
+    step register-ignore -o -I -S 0x1234 /dev/sda
+    step read-keys -k /dev/sda
+    step reserve -o -R -K 0x1234 -T 1 /dev/sda
+    step read-reservation -r /dev/sda
+    step reserve-other-type -o -R -K 0x1234 -T 3 /dev/sda
+    step release-wrong-key -o -L -K 0x9999 -T 1 /dev/sda
+    step capabilities -c /dev/sda
+    step full-status -s /dev/sda
+done
+echo "@@INNER-DONE"
+poweroff -f
+INIT
+chmod 755 $r/init
+(cd $r && find . | cpio -o -H newc 2>/dev/null | gzip -1) >/deb/tmp/inner.cpio.gz
+cp "$LAB_IMAGE/vmlinuz" /deb/tmp/vmlinuz
+
+# QEMU runs chrooted in /deb: the helpers' socket lives there too.
+OURS_SOCK=/deb/run/pr.sock
+ours_start
+say "nested guest boots (nested TCG: a minute or two)"
+$CH qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nic none -vga none \
+    -kernel /tmp/vmlinuz -initrd /tmp/inner.cpio.gz -append "console=ttyS0 quiet panic=-1" \
+    -object pr-manager-helper,id=pr0,path=/run/pr.sock \
+    -blockdev node-name=d0,driver=host_device,filename="$A",pr-manager=pr0 \
+    -device virtio-scsi-pci -device scsi-block,drive=d0 \
+    </dev/null >/tmp/inner.console 2>&1 &
+QPID=$!
+wait_console() { # MARKER SECS
+    _w=0
+    while ! grep -q "$1" /tmp/inner.console; do
+        kill -0 $QPID 2>/dev/null || { cat /tmp/inner.console; die "QEMU exited before '$1'"; }
+        _w=$((_w + 1))
+        [ $_w -gt $(($2 * 10)) ] && { cat /tmp/inner.console; die "no '$1' from the nested guest after $2 s"; }
+        sleep 0.1
+    done
+}
+wait_console "@@SWITCH 2" 300
+say "phase 1 done; restarting our helper while QEMU stays connected"
+ours_stop
+ours_start
+wait_console "@@SWITCH 3" 120
+say "phase 2 done; the C helper (QEMU 11) takes the socket"
+ours_stop
+rm -f "$OURS_SOCK"
+$CH /usr/bin/qemu-pr-helper -k /run/pr.sock >/tmp/c.$LAB_SCENARIO.err 2>&1 &
+C_PID=$!
+wait_sock "$OURS_SOCK"
+wait_console "@@INNER-DONE" 120
+wait $QPID || true
+c_stop
+tr -d '\r' </tmp/inner.console | grep -o '@@.*' >/tmp/inner.steps
+cat /tmp/inner.steps
+# Expected statuses (sg3_utils exit codes), every phase.
+for phase in 1 2 3; do
+    for want in register-ignore=0 read-keys=0 reserve=0 read-reservation=0 reserve-other-type=24 \
+        release-wrong-key=24 capabilities=0 full-status=0; do
+        grep -q "^@@STEP $phase ${want%=*} rc=${want#*=}\$" /tmp/inner.steps ||
+            die "phase $phase: ${want%=*} did not exit ${want#*=}"
+    done
+done
+echo "  ok: every phase's statuses as expected"
+for phase in 2 3; do
+    a=$(grep "^@@[A-Z]* 1 " /tmp/inner.steps | sed 's/^\(@@[A-Z]*\) 1 /\1 /')
+    b=$(grep "^@@[A-Z]* $phase " /tmp/inner.steps | sed "s/^\(@@[A-Z]*\) $phase /\1 /")
+    [ "$a" = "$b" ] || die "phase $phase answered differently from phase 1:
+$(echo "$a" >/tmp/a; echo "$b" >/tmp/b; diff /tmp/a /tmp/b)"
+done
+echo "  ok: our helper, our helper restarted and the C helper gave the guest the same answers"
+grep -q "^@@OUT 1 read-keys *0x1234" /tmp/inner.steps || die "the guest did not read its key back"
+expect_eq "$(keys_of "$B")" "0x1234 " "the guest's key, seen from nexus B"
+expect_eq "$(resv_of "$B")" "0x1234 Write Exclusive" "the guest's reservation, seen from nexus B"
+expect_io write "$B" CONFLICT "nexus B under the guest's write exclusive reservation"
