@@ -1,5 +1,5 @@
 //! One client connection as a state machine over a non-blocking socket: negotiate, read a
-//! request (CDB with its fd, then the PR OUT parameter list), wait for the worker, write the
+//! request (CDB with its fd, then the PR OUT parameter list), let a thread run it, write the
 //! reply, and again. Every read and write may stop half-way and resume on the next event.
 
 use std::mem::MaybeUninit;
@@ -35,7 +35,7 @@ pub enum State {
         reply: ReplyBuffer,
         got: usize,
     },
-    /// A worker has the request.
+    /// A thread is running the request.
     Executing,
     /// Writing the reply.
     Writing {
@@ -98,7 +98,7 @@ impl Conn {
         }
     }
 
-    /// Whether a worker holds this connection's request.
+    /// Whether a thread is running this connection's request.
     pub fn is_executing(&self) -> bool {
         matches!(self.state, State::Executing)
     }

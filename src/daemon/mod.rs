@@ -30,7 +30,7 @@ pub const RUN_DIR: &str = "/var/run";
 pub const DEFAULT_SOCKET: &str = "/var/run/qemu-pr-helper.sock";
 /// Default pidfile path.
 pub const DEFAULT_PIDFILE: &str = "/var/run/qemu-pr-helper.pid";
-/// Worker threads at most: QEMU's thread pool default.
+/// Commands running at once at most, each on its own thread: QEMU's thread pool default.
 pub const DEFAULT_MAX_WORKERS: usize = 64;
 
 /// Everything the daemon needs, resolved from the command line.
@@ -211,19 +211,20 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
     }
 
     limits::raise_descriptor_limit();
-    let pool = workers::Pool::new(config.max_workers, config.exec).map_err(Error::EventLoop)?;
     let options = event_loop::LoopOptions {
         print_errors: !config.quiet,
         log_peers: config.verbose >= 2,
         prog: config.prog.clone(),
         idle_timeout: config.idle_timeout,
         notifier: notify::Notifier::from_env(),
+        max_workers: config.max_workers,
+        exec: config.exec,
     };
-    let event_loop = event_loop::EventLoop::new(listener, connection, signals, pool, options)?;
+    let event_loop = event_loop::EventLoop::new(listener, connection, signals, options)?;
     if let Some(ready) = readiness {
         ready.notify_parent();
     }
-    // Last step of start-up, with one thread: the workers spawned later inherit the filter.
+    // Last step of start-up, with one thread: the threads started later inherit the filter.
     if config.sandbox {
         sys::seccomp::install(&crate::backend::sandbox_policy(&config.exec))
             .map_err(Error::Sandbox)?;
