@@ -185,14 +185,15 @@ pub fn sandbox_policy(opts: &ExecOptions) -> crate::sys::seccomp::Policy {
         policy.ioctls.extend(crate::sys::blkpr::ALL_IOCTLS);
     }
     if opts.multipath {
-        // Opening the paths read-only, their /sys links, multipathd's control socket.
+        // Opening the paths and multipath.conf read-only, conf.d, their /sys links, the
+        // device-mapper ioctls and multipathd's control socket.
         policy.open_read_only = true;
+        policy.ioctls.extend(crate::sys::dm::ALL_IOCTLS);
         policy.syscalls.extend([
             libc::SYS_readlinkat,
+            libc::SYS_getdents64,
             libc::SYS_socket,
             libc::SYS_connect,
-            libc::SYS_poll,
-            libc::SYS_ppoll,
             libc::SYS_setsockopt,
         ]);
     }

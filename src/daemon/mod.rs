@@ -200,6 +200,19 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
     if let Some(l) = listener.as_mut() {
         l.publish()?;
     }
+    if config.exec.multipath {
+        // /dev/mapper/control is opened read-write, which the sandbox refuses later.
+        if let Err(e) = crate::backend::multipath::init() {
+            if config.verbose >= 2 {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}: multipath support off: {e}",
+                    config.prog
+                );
+            }
+        }
+    }
     if let Err(e) = privileges::drop_privileges(config.uid, config.gid, config.exec.multipath) {
         if let Some(l) = listener {
             let _ = l.close();

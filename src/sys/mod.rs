@@ -7,6 +7,7 @@
 #![allow(unsafe_code)]
 
 pub mod blkpr;
+pub mod dm;
 pub mod seccomp;
 pub mod sg;
 pub mod signals;

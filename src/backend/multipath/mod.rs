@@ -1,25 +1,738 @@
-//! SCSI PR on dm-multipath maps, as libmpathpersist does it (placeholder until it lands).
+//! SCSI PR on dm-multipath maps, as libmpathpersist (multipath-tools 0.14.3) does it, in
+//! Rust: PR IN through one working path, REGISTER on every path, the other PR OUT service
+//! actions through one path, and multipathd told what changed.
+//!
+//! * Detection is the C helper's `is_mpath`: a block device whose device-mapper table's
+//!   first target is `multipath`. Other fds cost one `fstat`; block devices one ioctl.
+//! * The map must have an `mpath-` uuid and one target; paths come from its table and status,
+//!   and each is opened as `/dev/<kernel name>` from `/sys/dev/block/MAJ:MIN` (no udev
+//!   links), checked to be the right device number.
+//! * The path checker is TEST UNIT READY on each path (GOOD, or the standby "ghost" sense
+//!   02/04/0B, counts as up), run on every path once per command, where libmpathpersist
+//!   runs the checker multipath.conf configures.
+//! * The reservation key comes from multipathd (`getprkey`), else multipath.conf and the
+//!   prkeys file are read here; see [`keys`].
+//! * REGISTER conflicts are retried with REGISTER AND IGNORE EXISTING KEY (0.13 and later),
+//!   not rolled back; see [`pr`].
+//! * A reservation held through a path that is gone is moved with the map suspended
+//!   (noflush): PREEMPT of our own key through a working path, RELEASE there, REGISTER AND
+//!   IGNORE on every path, resume. The resume passes no udev cookie, so udev's rules run as
+//!   for any resume (libmpathpersist asks them to skip kpartx when `skip_kpartx` is set).
+//! * Results are mapped to status and sense as the C helper's `mpath_reconstruct_sense`.
+//!   PR IN data is passed through as the device returned it (as [`super::sgio`]), not
+//!   re-encoded and zero-padded to the allocation length as the C helper does, and READ FULL
+//!   STATUS is served, which the C helper refuses on multipath maps.
 
-use std::os::fd::OwnedFd;
+pub mod keys;
+pub mod multipathd;
+pub mod pr;
+pub mod table;
 
-use super::{ExecOptions, Outcome, Request};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-/// A multipath map and its paths.
-#[derive(Debug)]
-pub struct Map;
+use rustix::fs::{FileType, Mode, OFlags};
 
-/// The map behind `fd`, when it is a dm-multipath map.
-pub fn detect(_fd: &OwnedFd) -> Option<Map> {
-    None
+use super::{ExecOptions, Outcome, Request, clip_payload, fail_with};
+use crate::protocol::PR_HELPER_DATA_SIZE;
+use crate::scsi::sense::{self, SenseCode};
+use crate::scsi::{pr as scsi_pr, status};
+use crate::sys::dm;
+use crate::sys::sg::{self, DataPhase, SgIoResult};
+
+use pr::{Ctx, PathExecutor, PathInfo};
+pub use pr::{DaemonExchange, Mpr, PathCommand, Report};
+use table::DevNum;
+
+/// libmpathpersist's SG_IO timeout on a path (`TIMEOUT`).
+const PATH_TIMEOUT_MS: u32 = 2000;
+/// Per-path retries on UNIT ATTENTION and "becoming ready" (`MAXRETRY`).
+const MAX_RETRY: usize = 5;
+/// The dm uuid prefix of maps multipathd made (`UUID_PREFIX`).
+const UUID_PREFIX: &str = "mpath-";
+/// `MPATH_MX_TIDS`: transport IDs the C helper accepts in one parameter list.
+const MAX_TRANSPORT_IDS: usize = 32;
+
+/// A dm-multipath map, as detection found it.
+#[derive(Debug, Clone)]
+pub struct Map {
+    pub dev: DevNum,
+    /// dm name: the alias multipathd knows the map by.
+    pub name: String,
+    pub uuid: String,
+    pub target_count: usize,
+    /// The multipath target's table parameters.
+    pub table: String,
+}
+
+impl Map {
+    /// The WWID: the uuid without its `mpath-` prefix (`None` when the map is not
+    /// multipathd's).
+    pub fn wwid(&self) -> Option<&str> {
+        self.uuid.strip_prefix(UUID_PREFIX)
+    }
+}
+
+/// Opens `/dev/mapper/control` now, for the daemon to call before its sandbox forbids
+/// read-write opens. Without it the first multipath request opens it.
+///
+/// # Errors
+/// Why it could not be opened; multipath maps then go to SG_IO like any device.
+pub fn init() -> io::Result<()> {
+    dm::init()
+}
+
+/// The map behind `fd`, when it is a dm-multipath map. Anything but a block device returns
+/// at once; a block device dm does not know (`ENXIO`), or any dm failure (no
+/// `/dev/mapper/control`, no `CAP_SYS_ADMIN`), reads as "not multipath" (the C helper exits
+/// on the latter).
+pub fn detect(fd: &OwnedFd) -> Option<Map> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::BlockDevice {
+        return None;
+    }
+    let dev = DevNum {
+        major: rustix::fs::major(st.st_rdev),
+        minor: rustix::fs::minor(st.st_rdev),
+    };
+    let (info, targets) = dm::table_status(dev.major, dev.minor, true).ok()?;
+    let first = targets.first()?;
+    if first.target_type != "multipath" {
+        return None;
+    }
+    Some(Map {
+        dev,
+        name: info.name,
+        uuid: info.uuid,
+        target_count: targets.len(),
+        table: first.params.clone(),
+    })
 }
 
 /// Runs the request on the map's paths.
 pub fn run(
     req: &Request,
-    _map: &Map,
+    map: &Map,
     sense_area: &mut [u8],
     payload: &mut [u8],
     opts: &ExecOptions,
 ) -> Outcome {
-    super::sgio::run(req, sense_area, payload, opts)
+    run_with_report(req, map, sense_area, payload, opts).0
+}
+
+/// [`run`], also giving what the command did: the paths it went to (for `pr-client -v`) and
+/// what multipathd answered ([`Report::multipathd_unreachable`] for a log line).
+pub fn run_with_report(
+    req: &Request,
+    map: &Map,
+    sense_area: &mut [u8],
+    payload: &mut [u8],
+    opts: &ExecOptions,
+) -> (Outcome, Report) {
+    if let Some(delay) = opts.test_delay {
+        std::thread::sleep(delay);
+    }
+    let cdb = &req.cdb.cdb;
+    // The C helper's own checks, before the library sees anything.
+    let checked = if req.cdb.is_pr_out() {
+        check_prout(cdb, &payload[..req.cdb.transfer_length])
+    } else if cdb[1] > scsi_pr::in_sa::READ_FULL_STATUS {
+        Err(sense::INVALID_FIELD)
+    } else {
+        Ok(None)
+    };
+    let params = match checked {
+        Ok(p) => p,
+        Err(code) => return (fail_with(code, sense_area), Report::default()),
+    };
+    let Some(paths) = discover(map) else {
+        return (
+            mpath_outcome(
+                Mpr::DmmpError,
+                req.device.as_fd(),
+                sense_area,
+                opts.sgio_timeout_ms,
+            ),
+            Report::default(),
+        );
+    };
+    let exec = RealPaths::new(&map.name, &paths);
+    let infos: Vec<PathInfo> = paths.iter().map(|p| p.info).collect();
+    let daemon = multipathd::Socket;
+    let (result, payload_len, report) = match params {
+        None => {
+            let ctx = Ctx::new(
+                &exec,
+                &daemon,
+                &infos,
+                &map.name,
+                Default::default(),
+                Default::default(),
+                Report::default(),
+            );
+            let mut prin = [0u8; 10];
+            prin.copy_from_slice(&cdb[..10]);
+            let (r, n) = ctx.prin(&prin, &mut payload[..PR_HELPER_DATA_SIZE]);
+            (
+                r,
+                clip_payload(n, req.cdb.transfer_length),
+                ctx.into_report(),
+            )
+        }
+        Some(params) => {
+            let wwid = map.wwid().unwrap_or_default();
+            let texts = keys::read_config_files();
+            let config = keys::map_config(texts.iter().map(String::as_str), wwid);
+            let mut report = Report::default();
+            let key = pr::configured_key(
+                &daemon,
+                &map.name,
+                config.key_source,
+                || {
+                    let text = std::fs::read_to_string(keys::PRKEYS_FILE).ok()?;
+                    keys::prkey_for(&text, wwid)
+                },
+                &mut report,
+            );
+            report.configured_key = Some(key);
+            let mut ctx = Ctx::new(&exec, &daemon, &infos, &map.name, config, key, report);
+            let r = ctx.prout(cdb[1], cdb[2] >> 4, cdb[2] & 0x0f, params);
+            (r, 0, ctx.into_report())
+        }
+    };
+    let mut outcome = mpath_outcome(result, req.device.as_fd(), sense_area, opts.sgio_timeout_ms);
+    if outcome.status == status::GOOD {
+        outcome.payload_len = payload_len;
+    }
+    (outcome, report)
+}
+
+/// `multipath_pr_out`'s checks of the CDB and parameter list; the fields libmpathpersist
+/// takes from them.
+fn check_prout(cdb: &[u8; 16], param: &[u8]) -> Result<Option<pr::Params>, SenseCode> {
+    if param.len() < scsi_pr::PR_OUT_FIXED_PARAM_SIZE {
+        return Err(sense::INVALID_PARAM_LEN);
+    }
+    // The whole byte, as the C helper compares it: REGISTER AND MOVE and beyond are refused.
+    if cdb[1] > scsi_pr::out_sa::REGISTER_AND_IGNORE_EXISTING_KEY {
+        return Err(sense::INVALID_FIELD);
+    }
+    let mut params = pr::Params {
+        key: u64::from_be_bytes(param[0..8].try_into().unwrap_or_default()),
+        sa_key: u64::from_be_bytes(param[8..16].try_into().unwrap_or_default()),
+        sa_flags: param[20],
+        transport_ids: Vec::new(),
+    };
+    if param.len() > 24 {
+        params.transport_ids = check_transport_ids(param)?.to_vec();
+    }
+    Ok(Some(params))
+}
+
+/// The transport-ID list of a parameter list longer than 24 bytes, checked as the C helper
+/// does (Fibre Channel, iSCSI and SAS IDs only).
+fn check_transport_ids(param: &[u8]) -> Result<&[u8], SenseCode> {
+    if param.len() < 28 {
+        return Err(sense::INVALID_PARAM_LEN);
+    }
+    let listed = u32::from_be_bytes([param[24], param[25], param[26], param[27]]) as usize;
+    let end = listed
+        .checked_add(28)
+        .filter(|&e| e <= param.len())
+        .ok_or(sense::INVALID_PARAM)?;
+    let mut i = 28;
+    let mut count = 0;
+    while i < end {
+        count += 1;
+        if count > MAX_TRANSPORT_IDS {
+            return Err(sense::INVALID_PARAM);
+        }
+        i += match param[i] & 0xcf {
+            // Fibre Channel and SAS: 24 bytes.
+            0x00 | 0x06 if i + 24 <= end => 24,
+            // iSCSI: length-prefixed, NUL-terminated name.
+            0x05 | 0x45 if i + 4 <= end => {
+                let len = usize::from(u16::from_be_bytes([param[i + 2], param[i + 3]]));
+                if len > 252 || len % 4 != 0 || i + len + 4 > end {
+                    return Err(sense::INVALID_PARAM);
+                }
+                if !param[i + 4..i + 4 + len].contains(&0) {
+                    return Err(sense::INVALID_PARAM);
+                }
+                len + 4
+            }
+            _ => return Err(sense::INVALID_PARAM),
+        };
+    }
+    Ok(&param[24..end])
+}
+
+/// `mpath_reconstruct_sense`: the reply for a libmpathpersist result. For the sense keys it
+/// keeps no sense for, a TEST UNIT READY on the map reports the device's current state.
+fn mpath_outcome(
+    r: Mpr,
+    map_fd: BorrowedFd<'_>,
+    sense_area: &mut [u8],
+    timeout_ms: u32,
+) -> Outcome {
+    let code = match r {
+        Mpr::Success => {
+            return Outcome {
+                status: status::GOOD,
+                payload_len: 0,
+            };
+        }
+        Mpr::ReservConflict => {
+            return Outcome {
+                status: status::RESERVATION_CONFLICT,
+                payload_len: 0,
+            };
+        }
+        Mpr::SenseNotReady
+        | Mpr::SenseMediumError
+        | Mpr::SenseHardwareError
+        | Mpr::SenseAbortedCommand => {
+            let tur = sg::sg_io(map_fd, &[0u8; 16], DataPhase::None, sense_area, timeout_ms);
+            let (st, _) = super::sgio::map_result(
+                tur.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+                sense_area,
+            );
+            if st != status::GOOD {
+                return Outcome {
+                    status: st,
+                    payload_len: 0,
+                };
+            }
+            match r {
+                Mpr::SenseNotReady => sense::NOT_READY,
+                Mpr::SenseMediumError => sense::READ_ERROR,
+                Mpr::SenseHardwareError => sense::TARGET_FAILURE,
+                _ => sense::IO_ERROR,
+            }
+        }
+        Mpr::SenseUnitAttention => sense::SCSI_BUS_RESET,
+        Mpr::SenseInvalidOp => sense::INVALID_OPCODE,
+        Mpr::IllegalReq => sense::INVALID_PARAM,
+        Mpr::NoSense => sense::NO_SENSE,
+        _ => sense::LUN_COMM_FAILURE,
+    };
+    fail_with(code, sense_area)
+}
+
+/// A path with where to open it.
+#[derive(Debug, Clone)]
+struct PathDevice {
+    info: PathInfo,
+    /// Kernel name (`sdb`) from sysfs.
+    name: Option<String>,
+}
+
+/// Paths of the map from its table and a fresh status. `None` (DMMP_ERROR) when the map is
+/// not multipathd's or cannot be read.
+fn discover(map: &Map) -> Option<Vec<PathDevice>> {
+    map.wwid()?;
+    if map.target_count != 1 {
+        return None;
+    }
+    let (_, targets) = dm::table_status(map.dev.major, map.dev.minor, false).ok()?;
+    let status = targets.first()?;
+    let paths = table::paths(&map.table, &status.params).ok()?;
+    Some(
+        paths
+            .iter()
+            .map(|p| {
+                let link = rustix::fs::readlinkat(
+                    rustix::fs::CWD,
+                    format!("/sys/dev/block/{}", p.dev),
+                    Vec::new(),
+                )
+                .ok();
+                let (name, host) = link
+                    .as_ref()
+                    .map(|l| parse_sysfs_link(&l.to_string_lossy()))
+                    .unwrap_or_default();
+                PathDevice {
+                    info: PathInfo {
+                        dev: p.dev,
+                        host,
+                        dm_active: p.active,
+                    },
+                    name,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The kernel name and SCSI host number from a `/sys/dev/block/MAJ:MIN` link such as
+/// `../../devices/pci0000:00/…/host2/target2:0:0/2:0:0:1/block/sdb`: the last component,
+/// and the `hostN` component (or the H of the `H:C:T:L` component before `block`).
+pub fn parse_sysfs_link(link: &str) -> (Option<String>, Option<u32>) {
+    let parts: Vec<&str> = link.split('/').filter(|s| !s.is_empty()).collect();
+    let name = parts
+        .last()
+        .filter(|n| *n != &".." && *n != &".")
+        .map(|n| (*n).to_owned());
+    let host = parts
+        .iter()
+        .rev()
+        .find_map(|c| c.strip_prefix("host").and_then(|n| n.parse().ok()))
+        .or_else(|| {
+            let block = parts.iter().rposition(|c| *c == "block")?;
+            let hctl = parts.get(block.checked_sub(1)?)?;
+            let fields: Vec<&str> = hctl.split(':').collect();
+            if fields.len() != 4 {
+                return None;
+            }
+            fields[0].parse().ok()
+        });
+    (name, host)
+}
+
+/// The real paths: opened lazily, once per command, shared by the worker threads.
+struct RealPaths<'a> {
+    map_name: &'a str,
+    paths: &'a [PathDevice],
+    fds: Vec<OnceLock<Option<OwnedFd>>>,
+}
+
+impl<'a> RealPaths<'a> {
+    fn new(map_name: &'a str, paths: &'a [PathDevice]) -> Self {
+        RealPaths {
+            map_name,
+            paths,
+            fds: paths.iter().map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// `/dev/<name>` read-only, as libmpathpersist opens paths, if it is the path's number.
+    fn fd(&self, path: usize) -> Option<BorrowedFd<'_>> {
+        self.fds[path]
+            .get_or_init(|| {
+                let p = &self.paths[path];
+                let fd = rustix::fs::open(
+                    format!("/dev/{}", p.name.as_deref()?),
+                    OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()?;
+                let st = rustix::fs::fstat(&fd).ok()?;
+                let right = FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice
+                    && rustix::fs::major(st.st_rdev) == p.info.dev.major
+                    && rustix::fs::minor(st.st_rdev) == p.info.dev.minor;
+                right.then_some(fd)
+            })
+            .as_ref()
+            .map(AsFd::as_fd)
+    }
+
+    /// One command with libmpathpersist's per-path retries.
+    fn command(
+        &self,
+        path: usize,
+        cdb: &[u8],
+        mut data: Option<&mut [u8]>,
+        to_device: Option<&[u8]>,
+    ) -> (Mpr, usize) {
+        let Some(fd) = self.fd(path) else {
+            return (Mpr::Retryable, 0);
+        };
+        let pr_out = to_device.is_some();
+        let mut attempt = 0;
+        loop {
+            let mut sense_buf = [0u8; sense::SENSE_BUFFER_SIZE];
+            let phase = match (&mut data, to_device) {
+                (_, Some(param)) => DataPhase::ToDevice(param),
+                (Some(buf), None) => DataPhase::FromDevice(buf),
+                (None, None) => DataPhase::None,
+            };
+            let len = match &phase {
+                DataPhase::FromDevice(b) => b.len(),
+                _ => 0,
+            };
+            let res = sg::sg_io(fd, cdb, phase, &mut sense_buf, PATH_TIMEOUT_MS);
+            let code = sense::decode(&sense_buf);
+            let r = translate(res.as_ref().ok().copied(), code);
+            let becoming_ready = code.is_some_and(|c| c.asc == 0x04 && c.ascq == 0x07);
+            if attempt < MAX_RETRY {
+                if r == Mpr::SenseUnitAttention {
+                    attempt += 1;
+                    continue;
+                }
+                if r == Mpr::SenseNotReady && becoming_ready {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            }
+            if pr_out && r == Mpr::SenseNotReady {
+                return (Mpr::Retryable, 0);
+            }
+            let resid = res
+                .map(|h| usize::try_from(h.resid.max(0)).unwrap_or(0))
+                .unwrap_or(0);
+            return (r, len.saturating_sub(resid));
+        }
+    }
+}
+
+/// `mpath_translate_response`: one SG_IO result as an `MPATH_PR_*` value.
+pub fn translate(res: Option<SgIoResult>, code: Option<SenseCode>) -> Mpr {
+    let Some(h) = res else {
+        return Mpr::Other;
+    };
+    match h.status & 0x7e {
+        0x00 => {}
+        status::CHECK_CONDITION => {
+            return match code.map_or(0, |c| c.key) {
+                0x00 => Mpr::NoSense,
+                0x01 => Mpr::Success,
+                0x02 => Mpr::SenseNotReady,
+                0x03 => Mpr::SenseMediumError,
+                0x04 => Mpr::SenseHardwareError,
+                0x05 => Mpr::IllegalReq,
+                0x06 => Mpr::SenseUnitAttention,
+                0x0b => Mpr::SenseAbortedCommand,
+                _ => Mpr::Other,
+            };
+        }
+        status::RESERVATION_CONFLICT => return Mpr::ReservConflict,
+        _ => return Mpr::Other,
+    }
+    if h.host_status != 0 {
+        return Mpr::Retryable;
+    }
+    if h.driver_status != 0 {
+        return Mpr::Other;
+    }
+    Mpr::Success
+}
+
+/// What a TEST UNIT READY says about a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Up,
+    Down,
+    Again,
+}
+
+/// libmultipath's tur checker, reduced: GOOD is up, a standby port (NOT READY 04/0B, the
+/// checker's "ghost") is usable too, UNIT ATTENTION is asked again, anything else is down.
+/// RESERVATION CONFLICT cannot come from TEST UNIT READY under SPC rules, but if a device
+/// sends it the path answers, so it is up.
+fn tur_verdict(res: Option<SgIoResult>, code: Option<SenseCode>) -> Verdict {
+    let Some(h) = res else {
+        return Verdict::Down;
+    };
+    if h.host_status != 0 {
+        return Verdict::Down;
+    }
+    match (h.status & 0x7e, code) {
+        (0x00 | status::RESERVATION_CONFLICT, _) => Verdict::Up,
+        (status::CHECK_CONDITION, Some(c)) if c.key == 0x06 => Verdict::Again,
+        (status::CHECK_CONDITION, Some(c)) if (c.key, c.asc, c.ascq) == (0x02, 0x04, 0x0b) => {
+            Verdict::Up
+        }
+        _ => Verdict::Down,
+    }
+}
+
+impl PathExecutor for RealPaths<'_> {
+    fn check(&self, path: usize) -> bool {
+        let Some(fd) = self.fd(path) else {
+            return false;
+        };
+        for _ in 0..=MAX_RETRY {
+            let mut sense_buf = [0u8; sense::SENSE_BUFFER_SIZE];
+            let res = sg::sg_io(
+                fd,
+                &[0u8; 6],
+                DataPhase::None,
+                &mut sense_buf,
+                PATH_TIMEOUT_MS,
+            );
+            match tur_verdict(res.ok(), sense::decode(&sense_buf)) {
+                Verdict::Up => return true,
+                Verdict::Down => return false,
+                Verdict::Again => {}
+            }
+        }
+        false
+    }
+
+    fn prout(&self, path: usize, sa: u8, scope_type: u8, param: &[u8]) -> Mpr {
+        let cdb = pr::prout_cdb(sa, scope_type, param.len());
+        self.command(path, &cdb, None, Some(param)).0
+    }
+
+    fn prin(&self, path: usize, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize) {
+        self.command(path, cdb, Some(buf), None)
+    }
+
+    fn suspend(&self) -> bool {
+        dm::suspend_noflush(self.map_name).is_ok()
+    }
+
+    fn resume(&self) -> bool {
+        dm::resume(self.map_name).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysfs_links() {
+        assert_eq!(
+            parse_sysfs_link(
+                "../../devices/pci0000:00/0000:00:04.0/virtio1/host2/target2:0:0/2:0:0:1/block/sdb"
+            ),
+            (Some("sdb".into()), Some(2))
+        );
+        assert_eq!(
+            parse_sysfs_link(
+                "../../devices/platform/host13/session4/target13:0:0/13:0:0:7/block/sdq"
+            ),
+            (Some("sdq".into()), Some(13))
+        );
+        assert_eq!(
+            parse_sysfs_link("../../devices/x/7:0:0:1/block/sdc"),
+            (Some("sdc".into()), Some(7))
+        );
+        assert_eq!(
+            parse_sysfs_link("../../devices/virtual/block/dm-3"),
+            (Some("dm-3".into()), None)
+        );
+    }
+
+    fn result(status: u8, host: u16, driver: u16) -> Option<SgIoResult> {
+        Some(SgIoResult {
+            status,
+            host_status: host,
+            driver_status: driver,
+            resid: 0,
+            sense_len: 0,
+        })
+    }
+
+    #[test]
+    fn per_path_results_as_libmpathpersist() {
+        let key = |k| {
+            Some(SenseCode {
+                key: k,
+                asc: 0,
+                ascq: 0,
+            })
+        };
+        assert_eq!(translate(None, None), Mpr::Other);
+        assert_eq!(translate(result(0, 0, 0), None), Mpr::Success);
+        assert_eq!(translate(result(0x18, 0, 0), None), Mpr::ReservConflict);
+        assert_eq!(
+            translate(result(0x02, 0, 8), key(6)),
+            Mpr::SenseUnitAttention
+        );
+        assert_eq!(translate(result(0x02, 0, 8), key(5)), Mpr::IllegalReq);
+        assert_eq!(translate(result(0x02, 0, 8), key(1)), Mpr::Success);
+        assert_eq!(translate(result(0x02, 0, 8), key(7)), Mpr::Other);
+        assert_eq!(translate(result(0x02, 0, 8), None), Mpr::NoSense);
+        assert_eq!(
+            translate(result(0x02, 0, 8), key(0xb)),
+            Mpr::SenseAbortedCommand
+        );
+        assert_eq!(translate(result(0x08, 0, 0), None), Mpr::Other);
+        assert_eq!(translate(result(0, 0x01, 0), None), Mpr::Retryable);
+        assert_eq!(translate(result(0, 0, 0x04), None), Mpr::Other);
+        // The reserved low bit is masked off, as `status &= 0x7e`.
+        assert_eq!(translate(result(0x19, 0, 0), None), Mpr::ReservConflict);
+    }
+
+    #[test]
+    fn tur_checker() {
+        let c = |key, asc, ascq| Some(SenseCode { key, asc, ascq });
+        assert_eq!(tur_verdict(None, None), Verdict::Down);
+        assert_eq!(tur_verdict(result(0, 0, 0), None), Verdict::Up);
+        assert_eq!(tur_verdict(result(0, 0x01, 0), None), Verdict::Down);
+        assert_eq!(tur_verdict(result(2, 0, 8), c(2, 4, 0x0b)), Verdict::Up);
+        assert_eq!(tur_verdict(result(2, 0, 8), c(2, 4, 0x0c)), Verdict::Down);
+        assert_eq!(tur_verdict(result(2, 0, 8), c(6, 0x29, 0)), Verdict::Again);
+        assert_eq!(tur_verdict(result(0x18, 0, 0), None), Verdict::Up);
+    }
+
+    #[test]
+    fn prout_parameter_checks() {
+        let cdb = |sa| {
+            let mut c = [0u8; 16];
+            c[0] = 0x5f;
+            c[1] = sa;
+            c
+        };
+        assert_eq!(
+            check_prout(&cdb(0), &[0; 23]),
+            Err(sense::INVALID_PARAM_LEN)
+        );
+        assert_eq!(check_prout(&cdb(7), &[0; 24]), Err(sense::INVALID_FIELD));
+        let mut p = [0u8; 24];
+        p[7] = 1;
+        p[15] = 2;
+        p[20] = 0x05;
+        let got = check_prout(&cdb(0), &p).unwrap().unwrap();
+        assert_eq!((got.key, got.sa_key, got.sa_flags), (1, 2, 5));
+        assert_eq!(
+            check_prout(&cdb(0), &[0; 26]),
+            Err(sense::INVALID_PARAM_LEN)
+        );
+        // One SAS ID.
+        let mut p = vec![0u8; 52];
+        p[27] = 24;
+        p[28] = 0x06;
+        assert_eq!(
+            check_prout(&cdb(0), &p)
+                .unwrap()
+                .unwrap()
+                .transport_ids
+                .len(),
+            28
+        );
+        p[27] = 25;
+        assert_eq!(check_prout(&cdb(0), &p), Err(sense::INVALID_PARAM));
+        p[27] = 24;
+        p[28] = 0x01;
+        assert_eq!(check_prout(&cdb(0), &p), Err(sense::INVALID_PARAM));
+        // iSCSI: a name with its NUL, padded to 4.
+        let mut p = vec![0u8; 28];
+        p.extend_from_slice(&[0x05, 0, 0, 8]);
+        p.extend_from_slice(b"iqn.x\0\0\0");
+        p[27] = 12;
+        assert!(check_prout(&cdb(6), &p).is_ok());
+        let last = p.len() - 3;
+        p[last..].copy_from_slice(b"abc");
+        p[33..36].copy_from_slice(b"abc");
+        assert_eq!(check_prout(&cdb(6), &p), Err(sense::INVALID_PARAM));
+    }
+
+    #[test]
+    fn detect_is_quick_on_non_block_fds() {
+        let f: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        assert!(detect(&f).is_none());
+        let f: OwnedFd = std::fs::File::open("/proc/self/status").unwrap().into();
+        assert!(detect(&f).is_none());
+    }
+
+    #[test]
+    fn map_wwid() {
+        let m = Map {
+            dev: DevNum {
+                major: 253,
+                minor: 0,
+            },
+            name: "mpatha".into(),
+            uuid: "mpath-3600140512".into(),
+            target_count: 1,
+            table: String::new(),
+        };
+        assert_eq!(m.wwid(), Some("3600140512"));
+    }
 }

@@ -1,0 +1,819 @@
+//! libmpathpersist's persistent-reservation algorithm (multipath-tools 0.14.3,
+//! `mpath_persist_int.c`), generic over how a command reaches one path ([`PathExecutor`])
+//! and how multipathd is told ([`Multipathd`]), so tests can play conflicts and dead paths.
+//!
+//! REGISTER follows multipath-tools 0.13 and later: when some paths answer RESERVATION
+//! CONFLICT while others registered, those paths are retried with REGISTER AND IGNORE
+//! EXISTING KEY (the key is already ours there or is stale), instead of the rollback of
+//! 0.12 and earlier, which unregistered the successful paths and reported the conflict.
+
+use std::sync::Mutex;
+
+use super::keys::{self, Key, KeySource, MapConfig};
+use super::multipathd::{self, Flag, Multipathd};
+use super::table::DevNum;
+use crate::scsi::pr::{self, Reservation, in_sa, out_sa};
+
+/// libmpathpersist's results (`MPATH_PR_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mpr {
+    Success = 0,
+    SyntaxError = 1,
+    SenseNotReady = 2,
+    SenseMediumError = 3,
+    SenseHardwareError = 4,
+    IllegalReq = 5,
+    SenseUnitAttention = 6,
+    SenseInvalidOp = 7,
+    SenseAbortedCommand = 8,
+    NoSense = 9,
+    SenseMalformed = 10,
+    ReservConflict = 11,
+    FileError = 12,
+    DmmpError = 13,
+    ThreadError = 14,
+    Other = 15,
+    /// Internal: try another path.
+    Retryable = 16,
+    /// Internal: the release workaround already unregistered.
+    SuccessUnregister = 17,
+}
+
+/// SA flags of the PR OUT parameter list (byte 20).
+pub const SA_FLAG_APTPL: u8 = 0x01;
+pub const SA_FLAG_ALL_TG_PT: u8 = 0x04;
+pub const SA_FLAG_SPEC_I_PT: u8 = 0x08;
+/// `MPATH_MAX_PARAM_LEN`: PR IN buffer and allocation length.
+pub const MAX_PARAM_LEN: usize = 8192;
+
+/// One path of the map, as discovery found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathInfo {
+    pub dev: DevNum,
+    /// SCSI host number, for ALL_TG_PT (one registration per initiator port).
+    pub host: Option<u32>,
+    /// The kernel's state in the map (`A`); a conflict through a failed path is tolerated.
+    pub dm_active: bool,
+}
+
+/// How commands reach single paths and the map.
+pub trait PathExecutor: Sync {
+    /// The path checker: whether the path is up (or a standby "ghost" path).
+    fn check(&self, path: usize) -> bool;
+    /// PR OUT with this service action, scope/type byte and parameter list, on one path,
+    /// with libmpathpersist's per-path retries.
+    fn prout(&self, path: usize, sa: u8, scope_type: u8, param: &[u8]) -> Mpr;
+    /// PR IN with this CDB into `buf` on one path: the result and the bytes transferred.
+    fn prin(&self, path: usize, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize);
+    /// Suspends the map without flushing (for moving a reservation between paths).
+    fn suspend(&self) -> bool;
+    /// Resumes the map.
+    fn resume(&self) -> bool;
+}
+
+/// The PR OUT parameter list fields libmpathpersist uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Params {
+    pub key: u64,
+    pub sa_key: u64,
+    pub sa_flags: u8,
+    /// The transport-ID list with its 4-byte length header, sent only with SPEC_I_PT.
+    pub transport_ids: Vec<u8>,
+}
+
+impl Params {
+    /// The parameter list as `prout_do_scsi_ioctl` sends it: 24 bytes, plus the
+    /// transport IDs when SPEC_I_PT is set.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![0u8; pr::PR_OUT_FIXED_PARAM_SIZE];
+        out[0..8].copy_from_slice(&self.key.to_be_bytes());
+        out[8..16].copy_from_slice(&self.sa_key.to_be_bytes());
+        out[20] = self.sa_flags;
+        if self.sa_flags & SA_FLAG_SPEC_I_PT != 0 {
+            out.extend_from_slice(&self.transport_ids);
+        }
+        out
+    }
+    fn with_keys(key: u64, sa_key: u64, sa_flags: u8) -> Params {
+        Params {
+            key,
+            sa_key,
+            sa_flags,
+            transport_ids: Vec::new(),
+        }
+    }
+}
+
+/// One command sent to one path, for `pr-client -v` and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathCommand {
+    pub dev: DevNum,
+    /// `0x5e` or `0x5f`.
+    pub opcode: u8,
+    pub sa: u8,
+    pub result: Mpr,
+}
+
+/// What multipathd answered to one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonExchange {
+    pub command: String,
+    /// The reply, or the errno of the failure to get one.
+    pub reply: Result<String, i32>,
+}
+
+/// Everything a command did besides its result: which paths it went to, what multipathd
+/// was told and answered. Whether multipathd was reachable follows from the replies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub paths: Vec<PathCommand>,
+    pub daemon: Vec<DaemonExchange>,
+    /// The key the map is configured with when the command started.
+    pub configured_key: Option<Key>,
+}
+
+impl Report {
+    /// Whether some multipathd command got no reply at all (daemon not running, or the
+    /// socket not reachable from the sandbox).
+    pub fn multipathd_unreachable(&self) -> bool {
+        self.daemon.iter().any(|d| d.reply.is_err())
+    }
+}
+
+/// What a PR OUT command needs to know about its map.
+pub struct Ctx<'a, E, D> {
+    pub exec: &'a E,
+    pub daemon: &'a D,
+    pub paths: &'a [PathInfo],
+    /// The dm name multipathd knows the map by.
+    pub alias: &'a str,
+    pub config: MapConfig,
+    /// The configured key (see [`configured_key`]).
+    pub key: Key,
+    /// The checker's verdict per path, taken once, when first needed (after the key
+    /// checks, as `get_path_info` runs after them).
+    usable: std::sync::OnceLock<Vec<bool>>,
+    report: Mutex<Report>,
+}
+
+/// The map's key: multipathd's `getprkey` answer when it answers (it has the configuration
+/// and the prkeys file loaded), else the configuration read here, with the prkeys file for
+/// `reservation_key file`. No key anywhere reads as key 0, which libmpathpersist refuses for
+/// every PR OUT but an unregister.
+pub fn configured_key<D: Multipathd>(
+    daemon: &D,
+    alias: &str,
+    source: KeySource,
+    prkeys: impl FnOnce() -> Option<Key>,
+    report: &mut Report,
+) -> Key {
+    let cmd = format!("getprkey map {alias}");
+    let reply = daemon.command(&cmd);
+    let parsed = reply
+        .as_ref()
+        .ok()
+        .and_then(|r| keys::parse_getprkey_reply(r));
+    report.daemon.push(DaemonExchange {
+        command: cmd,
+        reply: reply.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+    });
+    if let Some(k) = parsed {
+        return k;
+    }
+    match source {
+        KeySource::Value(k) => k,
+        KeySource::File => prkeys().unwrap_or_default(),
+        KeySource::None => Key::default(),
+    }
+}
+
+/// What RELEASE does after releasing (plain, or as the first half of an unregister).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    None,
+    Release,
+    ReleaseUnregister,
+}
+
+fn scope_type(scope: u8, prtype: u8) -> u8 {
+    ((scope & 0x0f) << 4) | (prtype & 0x0f)
+}
+
+impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
+    /// A context for one command; the path checker runs on every path when a path is
+    /// first needed.
+    pub fn new(
+        exec: &'a E,
+        daemon: &'a D,
+        paths: &'a [PathInfo],
+        alias: &'a str,
+        config: MapConfig,
+        key: Key,
+        report: Report,
+    ) -> Self {
+        Ctx {
+            exec,
+            daemon,
+            paths,
+            alias,
+            config,
+            key,
+            usable: std::sync::OnceLock::new(),
+            report: Mutex::new(report),
+        }
+    }
+
+    /// The record of what was done.
+    pub fn into_report(self) -> Report {
+        self.report.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `get_path_info`: the checker's verdict on every path.
+    fn usable(&self) -> &[bool] {
+        self.usable
+            .get_or_init(|| (0..self.paths.len()).map(|i| self.exec.check(i)).collect())
+    }
+
+    fn usable_paths(&self) -> impl Iterator<Item = usize> + '_ {
+        let usable = self.usable();
+        (0..self.paths.len()).filter(move |&i| usable[i])
+    }
+
+    fn note(&self, path: usize, opcode: u8, sa: u8, result: Mpr) {
+        if let Ok(mut r) = self.report.lock() {
+            r.paths.push(PathCommand {
+                dev: self.paths[path].dev,
+                opcode,
+                sa,
+                result,
+            });
+        }
+    }
+
+    fn tell(&self, cmd: String) -> Option<String> {
+        let reply = self.daemon.command(&cmd);
+        let out = reply.as_ref().ok().cloned();
+        if let Ok(mut r) = self.report.lock() {
+            r.daemon.push(DaemonExchange {
+                command: cmd,
+                reply: reply.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+            });
+        }
+        out
+    }
+
+    /// A set/unset message; whether multipathd said `ok`.
+    fn update(&self, cmd: String) -> bool {
+        self.tell(cmd).is_some_and(|r| multipathd::is_ok(&r))
+    }
+
+    fn prhold(&self) -> Flag {
+        Flag::from_reply(
+            self.tell(format!("getprhold map {}", self.alias))
+                .as_deref(),
+        )
+    }
+
+    fn set_prkey(&self, key: Key) -> bool {
+        if key.key == 0 {
+            self.update(format!("unsetprkey map {}", self.alias))
+        } else {
+            self.update(format!(
+                "setprkey map {} key {}",
+                self.alias,
+                keys::format_key(key)
+            ))
+        }
+    }
+
+    fn prout_path(&self, path: usize, sa: u8, st: u8, param: &[u8]) -> Mpr {
+        let r = self.exec.prout(path, sa, st, param);
+        self.note(path, crate::scsi::cdb::PERSISTENT_RESERVE_OUT, sa, r);
+        r
+    }
+
+    // ---- PR IN -----------------------------------------------------------------------
+
+    /// `mpath_prin_activepath`: the first usable path that answers SUCCESS or ILLEGAL
+    /// REQUEST decides; otherwise the next path is tried.
+    pub fn prin(&self, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize) {
+        let mut last = None;
+        for i in self.usable_paths() {
+            let (r, n) = self.exec.prin(i, cdb, buf);
+            self.note(i, cdb[0], cdb[1] & 0x1f, r);
+            if matches!(r, Mpr::Success | Mpr::IllegalReq) {
+                return (r, n);
+            }
+            last = Some(r);
+        }
+        match last {
+            None => (Mpr::DmmpError, 0),
+            Some(Mpr::Retryable) => (Mpr::Other, 0),
+            Some(r) => (r, 0),
+        }
+    }
+
+    /// READ RESERVATION through the map: the reservation, if any.
+    fn read_reservation(&self) -> Result<Option<Reservation>, Mpr> {
+        let cdb = prin_cdb(in_sa::READ_RESERVATION);
+        let mut buf = vec![0u8; MAX_PARAM_LEN];
+        match self.prin(&cdb, &mut buf) {
+            (Mpr::Success, n) => pr::decode_read_reservation(&buf[..n.min(buf.len())])
+                .map(|rr| rr.reservation)
+                .map_err(|_| Mpr::Other),
+            (r, _) => Err(r),
+        }
+    }
+
+    /// `check_holding_reservation`: the key is ours, multipathd says we hold the
+    /// reservation, and the device says its holder has this key. Gives the reservation.
+    fn holding_reservation(&self, key: u64) -> Option<Reservation> {
+        if key == 0 || self.prhold() != Flag::Set {
+            return None;
+        }
+        self.read_reservation()
+            .ok()
+            .flatten()
+            .filter(|r| r.key == key)
+    }
+
+    // ---- PR OUT ----------------------------------------------------------------------
+
+    /// `do_mpath_persistent_reserve_out`: prologue, the service action, bookkeeping.
+    pub fn prout(&mut self, sa: u8, scope: u8, prtype: u8, mut params: Params) -> Mpr {
+        let old_key = self.key;
+        let unregistering = params.sa_key == 0;
+        let register = sa == out_sa::REGISTER || sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY;
+        if !register
+            && !matches!(
+                sa,
+                out_sa::RESERVE
+                    | out_sa::RELEASE
+                    | out_sa::CLEAR
+                    | out_sa::PREEMPT
+                    | out_sa::PREEMPT_AND_ABORT
+            )
+        {
+            return Mpr::Other;
+        }
+        // With `reservation_key file`, registering sets the key multipathd keeps.
+        let mut prkey_changed = false;
+        if self.config.key_source == KeySource::File
+            && (sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY
+                || (sa == out_sa::REGISTER
+                    && (old_key.key == 0 || params.key == 0 || params.key == old_key.key)))
+        {
+            let new = Key {
+                key: params.sa_key,
+                aptpl: params.sa_flags & SA_FLAG_APTPL != 0,
+            };
+            if !self.set_prkey(new) {
+                return Mpr::DmmpError;
+            }
+            self.key = new;
+            prkey_changed = true;
+        }
+        let key_ok = if register {
+            unregistering || (self.key.key != 0 && self.key.key == params.sa_key)
+        } else {
+            self.key.key != 0 && self.key.key == params.key
+        };
+        let result = if !key_ok {
+            Mpr::SyntaxError
+        } else {
+            self.service_action(sa, scope, prtype, &mut params, old_key.key, unregistering)
+        };
+        if result != Mpr::Success {
+            if prkey_changed {
+                self.set_prkey(old_key);
+                self.key = old_key;
+            }
+            return if result == Mpr::Retryable {
+                Mpr::Other
+            } else {
+                result
+            };
+        }
+        result
+    }
+
+    fn service_action(
+        &mut self,
+        sa: u8,
+        scope: u8,
+        prtype: u8,
+        params: &mut Params,
+        old_key: u64,
+        unregistering: bool,
+    ) -> Mpr {
+        let alias = self.alias;
+        match sa {
+            out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY => {
+                if sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY {
+                    params.key = self.ignored_key(old_key);
+                }
+                let mut r = Mpr::Success;
+                if unregistering {
+                    if let Some(held) = self.holding_reservation(old_key) {
+                        r = self.release(old_key, params, scope, held.prout_type, true);
+                        if r == Mpr::SuccessUnregister {
+                            return self.registered(Mpr::Success, 0);
+                        }
+                    }
+                }
+                if r == Mpr::Success {
+                    r = self.register(sa, scope, prtype, params);
+                }
+                self.registered(r, params.sa_key)
+            }
+            out_sa::RESERVE => {
+                let (mut r, _, failed_paths) = self.common(sa, scope, prtype, params);
+                if r != Mpr::Success
+                    && failed_paths
+                    && self
+                        .holding_reservation(self.key.key)
+                        .is_some_and(|h| h.prout_type == prtype)
+                {
+                    r = Mpr::Success;
+                }
+                if r == Mpr::Success {
+                    self.update(format!("setprhold map {alias}"));
+                }
+                r
+            }
+            out_sa::CLEAR => {
+                let (r, _, _) = self.common(sa, scope, prtype, params);
+                if r == Mpr::Success {
+                    self.update(format!("unsetprstatus map {alias}"));
+                    if self.config.key_source == KeySource::File {
+                        self.update(format!("unsetprkey map {alias}"));
+                    }
+                }
+                r
+            }
+            out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT => {
+                let holder = self.read_reservation().ok().flatten().map(|h| h.key);
+                let preempting = holder == Some(params.sa_key);
+                let own = self.key.key;
+                let r = if preempting && params.sa_key == 0 {
+                    self.preempt_self(own, 0, sa, Work::None, scope, prtype)
+                } else if params.sa_key == params.key {
+                    self.preempt_self(own, params.sa_key, sa, Work::None, scope, prtype)
+                } else {
+                    self.common(sa, scope, prtype, params).0
+                };
+                if r == Mpr::Success && preempting {
+                    self.update(format!("setprhold map {alias}"));
+                }
+                r
+            }
+            out_sa::RELEASE => {
+                let own = self.key.key;
+                let r = self.release(own, params, scope, prtype, false);
+                if r == Mpr::Success {
+                    self.update(format!("unsetprhold map {alias}"));
+                }
+                r
+            }
+            _ => Mpr::Other,
+        }
+    }
+
+    /// Bookkeeping after REGISTER: multipathd registers the key on paths that come back
+    /// (`setprstatus`, with the paths done here listed as `maj:min`) or stops doing so.
+    fn registered(&self, r: Mpr, sa_key: u64) -> Mpr {
+        if r != Mpr::Success {
+            return r;
+        }
+        if sa_key != 0 {
+            let list: Vec<String> = self
+                .usable_paths()
+                .map(|i| self.paths[i].dev.to_string())
+                .collect();
+            self.update(format!(
+                "setprstatus map {} pathlist \"{}\"",
+                self.alias,
+                list.join(" ")
+            ));
+        } else {
+            self.update(format!("unsetprstatus map {}", self.alias));
+        }
+        r
+    }
+
+    /// `set_ignored_key`: the RESERVATION KEY field sent with REGISTER AND IGNORE (which the
+    /// device ignores) is the old key when we hold the reservation with it, so that
+    /// [`Self::preempt_missing_path`] can move that reservation to the new key.
+    fn ignored_key(&self, old_key: u64) -> u64 {
+        if old_key == 0 || self.prhold() == Flag::Unset {
+            return 0;
+        }
+        // An unreadable reservation counts as held (`reservation_key_matches` gives
+        // "undefined", which only "no" stops).
+        match self.read_reservation() {
+            Ok(Some(r)) if r.key != old_key => 0,
+            Ok(None) => 0,
+            _ => old_key,
+        }
+    }
+
+    /// `mpath_prout_reg`: REGISTER on every usable path in parallel (one per SCSI host with
+    /// ALL_TG_PT), conflicting paths retried with REGISTER AND IGNORE.
+    fn register(&self, sa: u8, scope: u8, prtype: u8, params: &Params) -> Mpr {
+        let all_tg_pt = self.config.all_tg_pt || params.sa_flags & SA_FLAG_ALL_TG_PT != 0;
+        let mut chosen = Vec::new();
+        let mut hosts = Vec::new();
+        for i in self.usable_paths() {
+            if all_tg_pt {
+                if let Some(h) = self.paths[i].host {
+                    if hosts.contains(&h) {
+                        continue;
+                    }
+                    hosts.push(h);
+                }
+            }
+            chosen.push(i);
+        }
+        if chosen.is_empty() {
+            return Mpr::DmmpError;
+        }
+        let st = scope_type(scope, prtype);
+        let first = params.encode();
+        // Transport IDs are registered once: only the first path gets SPEC_I_PT.
+        let rest = Params {
+            sa_flags: params.sa_flags & !SA_FLAG_SPEC_I_PT,
+            ..params.clone()
+        }
+        .encode();
+        let jobs: Vec<(usize, u8, &[u8])> = chosen
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| (i, sa, if n == 0 { &first[..] } else { &rest[..] }))
+            .collect();
+        let Ok(mut results) = self.fan_out(st, &jobs) else {
+            return Mpr::ThreadError;
+        };
+        let mut need_retry = results.contains(&Mpr::ReservConflict);
+        let mut retryable = results.contains(&Mpr::Retryable);
+        let had_success = results.contains(&Mpr::Success);
+        let mut status = results
+            .iter()
+            .copied()
+            .find(|r| !matches!(r, Mpr::Success | Mpr::ReservConflict | Mpr::Retryable))
+            .unwrap_or(Mpr::Success);
+        if need_retry && had_success && sa == out_sa::REGISTER && status == Mpr::Success {
+            // multipath-tools ≥ 0.13: the conflicting paths already hold a key of ours (or a
+            // stale one); REGISTER AND IGNORE sets the new key there without a rollback.
+            retryable = false;
+            let again: Vec<(usize, u8, &[u8])> = jobs
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| matches!(r, Mpr::ReservConflict | Mpr::Retryable))
+                .map(|(&(i, _, p), _)| (i, out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, p))
+                .collect();
+            let Ok(retried) = self.fan_out(st, &again) else {
+                return Mpr::ThreadError;
+            };
+            for (&(i, _, _), r) in again.iter().zip(&retried) {
+                if let Some(pos) = jobs.iter().position(|j| j.0 == i) {
+                    results[pos] = *r;
+                }
+                match r {
+                    Mpr::Retryable => retryable = true,
+                    Mpr::Success => {}
+                    other if status == Mpr::Success => status = *other,
+                    _ => {}
+                }
+            }
+            need_retry = false;
+        }
+        if need_retry {
+            return Mpr::ReservConflict;
+        }
+        if status != Mpr::Success {
+            return status;
+        }
+        if !had_success {
+            return Mpr::Other;
+        }
+        if retryable {
+            // `check_failed_paths`: a path that failed but is alive now would be left with
+            // the wrong registration.
+            let alive = jobs
+                .iter()
+                .zip(&results)
+                .any(|(&(i, _, _), r)| *r == Mpr::Retryable && self.exec.check(i));
+            if alive {
+                return Mpr::Other;
+            }
+        }
+        self.preempt_missing_path(params.key, params.sa_key);
+        Mpr::Success
+    }
+
+    /// Runs PR OUT on several paths at once, results in job order.
+    fn fan_out(&self, st: u8, jobs: &[(usize, u8, &[u8])]) -> std::io::Result<Vec<Mpr>> {
+        if let [(i, sa, p)] = jobs {
+            return Ok(vec![self.prout_path(*i, *sa, st, p)]);
+        }
+        std::thread::scope(|s| {
+            let handles = jobs
+                .iter()
+                .map(|&(i, sa, p)| {
+                    std::thread::Builder::new()
+                        .name("mpath-pr".into())
+                        .spawn_scoped(s, move || self.prout_path(i, sa, st, p))
+                })
+                .collect::<std::io::Result<Vec<_>>>()?;
+            Ok(handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Mpr::ThreadError))
+                .collect())
+        })
+    }
+
+    /// `mpath_prout_common`: one path at a time, the first that answers decides. Gives the
+    /// result, the path that succeeded, and whether some paths were unusable.
+    fn common(&self, sa: u8, scope: u8, prtype: u8, params: &Params) -> (Mpr, Option<usize>, bool) {
+        let st = scope_type(scope, prtype);
+        let param = params.encode();
+        let mut failed_paths = false;
+        let mut found = false;
+        let mut conflict = false;
+        for i in 0..self.paths.len() {
+            if !self.usable()[i] {
+                failed_paths = true;
+                continue;
+            }
+            found = true;
+            match self.prout_path(i, sa, st, &param) {
+                Mpr::Success => return (Mpr::Success, Some(i), failed_paths),
+                // A RESERVE through another I_T nexus conflicts even when this host holds
+                // the reservation through one; a failed path may answer for a stale nexus.
+                Mpr::ReservConflict if !self.paths[i].dm_active || sa == out_sa::RESERVE => {
+                    conflict = true;
+                }
+                Mpr::Retryable => failed_paths = true,
+                other => return (other, None, failed_paths),
+            }
+        }
+        let r = if !found {
+            Mpr::DmmpError
+        } else if conflict {
+            Mpr::ReservConflict
+        } else {
+            Mpr::Other
+        };
+        (r, None, failed_paths)
+    }
+
+    /// `preempt_missing_path`: after a key change, a reservation still held with the old key
+    /// (through a path that could not be re-registered) is moved to the new key.
+    /// Its outcome does not change the REGISTER's result (libmpathpersist only logs it).
+    fn preempt_missing_path(&self, key: u64, sa_key: u64) {
+        if key == 0 || sa_key == 0 {
+            self.update(format!("unsetprhold map {}", self.alias));
+            return;
+        }
+        if key == sa_key {
+            return;
+        }
+        let held = match self.read_reservation() {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                self.update(format!("unsetprhold map {}", self.alias));
+                return;
+            }
+            Err(_) => return,
+        };
+        if held.key != key {
+            if held.key != sa_key {
+                self.update(format!("unsetprhold map {}", self.alias));
+            }
+            return;
+        }
+        if self.prhold() != Flag::Set {
+            return;
+        }
+        let params = Params::with_keys(sa_key, key, 0);
+        self.common(out_sa::PREEMPT, held.scope, held.prout_type, &params);
+    }
+
+    /// `mpath_prout_rel`: RELEASE (with the caller's parameter list) on every usable path;
+    /// if the reservation is still held with our `key`, it is held through an unusable path
+    /// and is moved to a usable one and released there.
+    fn release(&self, key: u64, params: &Params, scope: u8, prtype: u8, unregister: bool) -> Mpr {
+        let chosen: Vec<usize> = self.usable_paths().collect();
+        if chosen.is_empty() {
+            return Mpr::DmmpError;
+        }
+        let param = params.encode();
+        let jobs: Vec<(usize, u8, &[u8])> = chosen
+            .iter()
+            .map(|&i| (i, out_sa::RELEASE, &param[..]))
+            .collect();
+        let Ok(results) = self.fan_out(scope_type(scope, prtype), &jobs) else {
+            return Mpr::ThreadError;
+        };
+        if !results.contains(&Mpr::Success) {
+            if results.contains(&Mpr::ReservConflict) {
+                return Mpr::ReservConflict;
+            }
+            return results[0];
+        }
+        let Some(held) = self.holding_reservation(key) else {
+            return Mpr::Success;
+        };
+        if held.prout_type != prtype {
+            return Mpr::ReservConflict;
+        }
+        let work = if unregister {
+            Work::ReleaseUnregister
+        } else {
+            Work::Release
+        };
+        self.preempt_self(key, key, out_sa::PREEMPT, work, scope, prtype)
+    }
+
+    /// `do_preempt_self`: with the map suspended, preempt our own key through a usable
+    /// path (which moves the reservation there and drops our other registrations), release
+    /// there if asked, then register every path again (or unregister the last one).
+    /// `key` is our key: the configured one, or the one being unregistered (the prkeys
+    /// file may already say 0 then).
+    fn preempt_self(
+        &self,
+        key: u64,
+        sa_key: u64,
+        sa: u8,
+        work: Work,
+        scope: u8,
+        prtype: u8,
+    ) -> Mpr {
+        if !self.exec.suspend() {
+            return Mpr::Other;
+        }
+        let params = Params::with_keys(key, sa_key, 0);
+        let (r, path, _) = self.common(sa, scope, prtype, &params);
+        let Some(path) = path.filter(|_| r == Mpr::Success) else {
+            self.exec.resume();
+            return r;
+        };
+        let st = scope_type(scope, prtype);
+        let mut release = Mpr::Success;
+        if work != Work::None {
+            let rel = Params::with_keys(key, 0, 0).encode();
+            release = self.prout_path(path, out_sa::RELEASE, st, &rel);
+            if release == Mpr::Success && work == Work::ReleaseUnregister {
+                let unreg = Params::with_keys(key, 0, 0).encode();
+                release =
+                    self.prout_path(path, out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, st, &unreg);
+            }
+        }
+        let mut reg = Mpr::Success;
+        if work != Work::ReleaseUnregister {
+            // As libmpathpersist: RESERVATION KEY and SA flags zero (REGISTER AND IGNORE
+            // ignores the former; APTPL was set by the original REGISTER).
+            let params = Params::with_keys(0, key, 0);
+            reg = self.register(
+                out_sa::REGISTER_AND_IGNORE_EXISTING_KEY,
+                scope,
+                prtype,
+                &params,
+            );
+        }
+        let resumed = self.exec.resume();
+        let r = if release != Mpr::Success {
+            release
+        } else {
+            reg
+        };
+        match r {
+            Mpr::Success if !resumed => Mpr::Other,
+            Mpr::Success if work == Work::ReleaseUnregister => Mpr::SuccessUnregister,
+            r => r,
+        }
+    }
+}
+
+/// A 10-byte PR IN CDB as libmpathpersist builds it, asking for the whole buffer.
+pub fn prin_cdb(sa: u8) -> [u8; 10] {
+    let mut cdb = [0u8; 10];
+    cdb[0] = crate::scsi::cdb::PERSISTENT_RESERVE_IN;
+    cdb[1] = sa & 0x1f;
+    cdb[7..9].copy_from_slice(&(MAX_PARAM_LEN as u16).to_be_bytes());
+    cdb
+}
+
+/// A 10-byte PR OUT CDB as `prout_do_scsi_ioctl` builds it.
+pub fn prout_cdb(sa: u8, scope_type: u8, param_len: usize) -> [u8; 10] {
+    let mut cdb = [0u8; 10];
+    cdb[0] = crate::scsi::cdb::PERSISTENT_RESERVE_OUT;
+    cdb[1] = sa & 0x1f;
+    cdb[2] = scope_type;
+    let len = u16::try_from(param_len).unwrap_or(u16::MAX);
+    cdb[7..9].copy_from_slice(&len.to_be_bytes());
+    cdb
+}
+
+#[cfg(test)]
+mod tests;

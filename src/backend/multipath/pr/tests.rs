@@ -1,0 +1,950 @@
+//! The algorithm's decisions against a scripted set of paths and a fake multipathd.
+
+use std::io;
+use std::sync::Mutex;
+
+use super::*;
+use crate::backend::multipath::keys::{Key, KeySource, MapConfig};
+
+type Answer = Box<dyn Fn(usize, u8, &Params) -> Mpr + Sync>;
+
+/// One PR OUT as a path saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sent {
+    path: usize,
+    sa: u8,
+    key: u64,
+    sa_key: u64,
+    flags: u8,
+    len: usize,
+}
+
+struct FakePaths {
+    up: Vec<bool>,
+    answer: Answer,
+    /// What READ RESERVATION reports: key, scope/type byte.
+    reservation: Mutex<Option<(u64, u8)>>,
+    /// Per-path PR IN answers (default SUCCESS).
+    prin_answer: Vec<Mpr>,
+    sent: Mutex<Vec<Sent>>,
+    events: Mutex<Vec<&'static str>>,
+}
+
+impl FakePaths {
+    fn new(up: &[bool], answer: impl Fn(usize, u8, &Params) -> Mpr + Sync + 'static) -> Self {
+        FakePaths {
+            up: up.to_vec(),
+            answer: Box::new(answer),
+            reservation: Mutex::new(None),
+            prin_answer: vec![Mpr::Success; up.len()],
+            sent: Mutex::new(Vec::new()),
+            events: Mutex::new(Vec::new()),
+        }
+    }
+    fn all_ok(up: &[bool]) -> Self {
+        Self::new(up, |_, _, _| Mpr::Success)
+    }
+    fn sent(&self) -> Vec<Sent> {
+        let mut s = self.sent.lock().unwrap().clone();
+        // Parallel fan-out: order by path within the same service action run.
+        s.sort_by_key(|x| (x.sa, x.path));
+        s
+    }
+    fn sent_in_order(&self) -> Vec<(usize, u8)> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| (s.path, s.sa))
+            .collect()
+    }
+}
+
+impl PathExecutor for FakePaths {
+    fn check(&self, path: usize) -> bool {
+        self.up[path]
+    }
+    fn prout(&self, path: usize, sa: u8, _st: u8, param: &[u8]) -> Mpr {
+        let p = Params {
+            key: u64::from_be_bytes(param[0..8].try_into().unwrap()),
+            sa_key: u64::from_be_bytes(param[8..16].try_into().unwrap()),
+            sa_flags: param[20],
+            transport_ids: param[24..].to_vec(),
+        };
+        self.sent.lock().unwrap().push(Sent {
+            path,
+            sa,
+            key: p.key,
+            sa_key: p.sa_key,
+            flags: p.sa_flags,
+            len: param.len(),
+        });
+        (self.answer)(path, sa, &p)
+    }
+    fn prin(&self, path: usize, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize) {
+        let r = self.prin_answer[path];
+        if r != Mpr::Success {
+            return (r, 0);
+        }
+        buf[..8].fill(0);
+        if cdb[1] == in_sa::READ_RESERVATION {
+            if let Some((key, st)) = *self.reservation.lock().unwrap() {
+                buf[7] = 16;
+                buf[8..16].copy_from_slice(&key.to_be_bytes());
+                buf[21] = st;
+                return (Mpr::Success, 24);
+            }
+        }
+        (Mpr::Success, 8)
+    }
+    fn suspend(&self) -> bool {
+        self.events.lock().unwrap().push("suspend");
+        true
+    }
+    fn resume(&self) -> bool {
+        self.events.lock().unwrap().push("resume");
+        true
+    }
+}
+
+struct FakeDaemon {
+    running: bool,
+    prhold: &'static str,
+    prkey: &'static str,
+    log: Mutex<Vec<String>>,
+}
+
+impl FakeDaemon {
+    fn up(prhold: &'static str) -> Self {
+        FakeDaemon {
+            running: true,
+            prhold,
+            prkey: "none\n",
+            log: Mutex::new(Vec::new()),
+        }
+    }
+    fn down() -> Self {
+        FakeDaemon {
+            running: false,
+            ..Self::up("")
+        }
+    }
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Multipathd for FakeDaemon {
+    fn command(&self, cmd: &str) -> io::Result<String> {
+        self.log.lock().unwrap().push(cmd.to_owned());
+        if !self.running {
+            return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        }
+        Ok(if cmd.starts_with("getprhold") {
+            self.prhold.to_owned()
+        } else if cmd.starts_with("getprkey") {
+            self.prkey.to_owned()
+        } else {
+            "ok\n".to_owned()
+        })
+    }
+}
+
+fn paths(n: usize) -> Vec<PathInfo> {
+    (0..n)
+        .map(|i| PathInfo {
+            dev: DevNum {
+                major: 8,
+                minor: 16 * (i as u32 + 1),
+            },
+            host: Some(i as u32),
+            dm_active: true,
+        })
+        .collect()
+}
+
+fn conf_key(key: u64) -> MapConfig {
+    MapConfig {
+        key_source: KeySource::Value(Key { key, aptpl: false }),
+        all_tg_pt: false,
+    }
+}
+
+fn key(key: u64) -> Key {
+    Key { key, aptpl: false }
+}
+
+fn params(key: u64, sa_key: u64) -> Params {
+    Params::with_keys(key, sa_key, 0)
+}
+
+fn run_prout(
+    exec: &FakePaths,
+    daemon: &FakeDaemon,
+    infos: &[PathInfo],
+    config: MapConfig,
+    configured: u64,
+    sa: u8,
+    p: Params,
+) -> (Mpr, Report) {
+    let mut ctx = Ctx::new(
+        exec,
+        daemon,
+        infos,
+        "mpatha",
+        config,
+        key(configured),
+        Report::default(),
+    );
+    let r = ctx.prout(sa, 0, 5, p);
+    (r, ctx.into_report())
+}
+
+const REG: u8 = out_sa::REGISTER;
+const REG_IGN: u8 = out_sa::REGISTER_AND_IGNORE_EXISTING_KEY;
+
+#[test]
+fn register_goes_to_every_usable_path_and_tells_multipathd() {
+    let exec = FakePaths::all_ok(&[true, false, true]);
+    let daemon = FakeDaemon::up("unset\n");
+    let infos = paths(3);
+    let (r, report) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::Success);
+    let sent = exec.sent();
+    assert_eq!(sent.iter().map(|s| s.path).collect::<Vec<_>>(), [0, 2]);
+    assert!(
+        sent.iter()
+            .all(|s| s.sa == REG && s.sa_key == 0xab && s.len == 24)
+    );
+    assert_eq!(
+        daemon.log(),
+        [
+            "unsetprhold map mpatha",
+            "setprstatus map mpatha pathlist \"8:16 8:48\""
+        ]
+    );
+    let devs: Vec<_> = report.paths.iter().map(|p| p.dev.to_string()).collect();
+    assert_eq!(devs.len(), 2);
+    assert!(devs.contains(&"8:16".to_owned()) && devs.contains(&"8:48".to_owned()));
+    assert!(!report.multipathd_unreachable());
+}
+
+#[test]
+fn all_tg_pt_registers_once_per_host_and_spec_i_pt_once() {
+    let exec = FakePaths::all_ok(&[true; 4]);
+    let daemon = FakeDaemon::up("unset\n");
+    let mut infos = paths(4);
+    for (i, p) in infos.iter_mut().enumerate() {
+        p.host = Some(i as u32 / 2);
+    }
+    let p = Params {
+        key: 0,
+        sa_key: 0xab,
+        sa_flags: SA_FLAG_ALL_TG_PT | SA_FLAG_SPEC_I_PT,
+        transport_ids: vec![0, 0, 0, 24, 6, 0, 0, 0],
+    };
+    let (r, _) = run_prout(&exec, &daemon, &infos, conf_key(0xab), 0xab, REG, p);
+    assert_eq!(r, Mpr::Success);
+    let sent = exec.sent();
+    assert_eq!(sent.iter().map(|s| s.path).collect::<Vec<_>>(), [0, 2]);
+    assert_eq!((sent[0].flags, sent[0].len), (0x0c, 32));
+    assert_eq!((sent[1].flags, sent[1].len), (0x04, 24));
+    // all_tg_pt from multipath.conf does the same without the flag.
+    let exec = FakePaths::all_ok(&[true; 4]);
+    let config = MapConfig {
+        all_tg_pt: true,
+        ..conf_key(0xab)
+    };
+    run_prout(&exec, &daemon, &infos, config, 0xab, REG, params(0, 0xab));
+    assert_eq!(exec.sent().len(), 2);
+}
+
+#[test]
+fn register_conflicts_are_retried_with_register_and_ignore() {
+    let exec = FakePaths::new(&[true, true, true], |path, sa, _| {
+        if path == 1 && sa == REG {
+            Mpr::ReservConflict
+        } else {
+            Mpr::Success
+        }
+    });
+    let daemon = FakeDaemon::up("unset\n");
+    let infos = paths(3);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::Success);
+    let sent = exec.sent();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(
+        (sent[3].path, sent[3].sa, sent[3].sa_key),
+        (1, REG_IGN, 0xab)
+    );
+    // No rollback: nothing was unregistered.
+    assert!(sent.iter().all(|s| s.sa_key == 0xab));
+}
+
+#[test]
+fn register_conflicting_everywhere_is_a_conflict() {
+    let exec = FakePaths::new(&[true, true], |_, _, _| Mpr::ReservConflict);
+    let daemon = FakeDaemon::up("unset\n");
+    let infos = paths(2);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::ReservConflict);
+    assert_eq!(exec.sent().len(), 2);
+    assert!(!daemon.log().iter().any(|c| c.starts_with("setprstatus")));
+}
+
+#[test]
+fn register_with_a_path_that_failed_but_is_alive_is_an_error() {
+    // Path 1 gives a transport error; the checker still says it is up.
+    let exec = FakePaths::new(&[true, true], |path, _, _| {
+        if path == 1 {
+            Mpr::Retryable
+        } else {
+            Mpr::Success
+        }
+    });
+    let daemon = FakeDaemon::up("unset\n");
+    let infos = paths(2);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::Other);
+    let exec = FakePaths::new(&[true], |_, _, _| Mpr::Retryable);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(1),
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::Other);
+}
+
+#[test]
+fn key_rules() {
+    let daemon = FakeDaemon::up("unset\n");
+    let infos = paths(2);
+    // No configured key: REGISTER refused, unregister allowed.
+    let exec = FakePaths::all_ok(&[true, true]);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        MapConfig::default(),
+        0,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::SyntaxError);
+    assert!(exec.sent().is_empty());
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        MapConfig::default(),
+        0,
+        REG,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    assert_eq!(exec.sent().len(), 2);
+    // Mismatching keys.
+    let exec = FakePaths::all_ok(&[true, true]);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xcd),
+    );
+    assert_eq!(r, Mpr::SyntaxError);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        conf_key(0xab),
+        0xab,
+        out_sa::RESERVE,
+        params(0xcd, 0),
+    );
+    assert_eq!(r, Mpr::SyntaxError);
+    assert!(exec.sent().is_empty());
+}
+
+#[test]
+fn prkeys_file_source_updates_multipathd_first() {
+    let file = MapConfig {
+        key_source: KeySource::File,
+        all_tg_pt: false,
+    };
+    let infos = paths(1);
+    let exec = FakePaths::all_ok(&[true]);
+    let daemon = FakeDaemon::up("unset\n");
+    let p = Params::with_keys(0, 0x12, SA_FLAG_APTPL);
+    let (r, _) = run_prout(&exec, &daemon, &infos, file, 0, REG, p);
+    assert_eq!(r, Mpr::Success);
+    assert_eq!(daemon.log()[0], "setprkey map mpatha key 12:aptpl");
+    // Without multipathd nothing reaches the device.
+    let exec = FakePaths::all_ok(&[true]);
+    let daemon = FakeDaemon::down();
+    let (r, report) = run_prout(&exec, &daemon, &infos, file, 0, REG, params(0, 0x12));
+    assert_eq!(r, Mpr::DmmpError);
+    assert!(exec.sent().is_empty());
+    assert!(report.multipathd_unreachable());
+    // A failed REGISTER puts the old key back.
+    let exec = FakePaths::new(&[true], |_, _, _| Mpr::ReservConflict);
+    let daemon = FakeDaemon::up("unset\n");
+    let (r, _) = run_prout(&exec, &daemon, &infos, file, 0x5, REG_IGN, params(0, 0x12));
+    assert_eq!(r, Mpr::ReservConflict);
+    let log = daemon.log();
+    assert_eq!(log.first().unwrap(), "setprkey map mpatha key 12");
+    assert_eq!(log.last().unwrap(), "setprkey map mpatha key 5");
+    // CLEAR forgets the key.
+    let exec = FakePaths::all_ok(&[true]);
+    let daemon = FakeDaemon::up("unset\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        file,
+        0x5,
+        out_sa::CLEAR,
+        params(0x5, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    assert_eq!(
+        daemon.log(),
+        ["unsetprstatus map mpatha", "unsetprkey map mpatha"]
+    );
+}
+
+#[test]
+fn without_multipathd_a_configured_key_still_works() {
+    let exec = FakePaths::all_ok(&[true, true]);
+    let daemon = FakeDaemon::down();
+    let (r, report) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::Success);
+    assert!(report.multipathd_unreachable());
+}
+
+#[test]
+fn reserve_tolerates_conflicts_and_goes_to_one_path() {
+    let exec = FakePaths::new(&[true, true, true], |path, _, _| {
+        if path == 0 {
+            Mpr::ReservConflict
+        } else {
+            Mpr::Success
+        }
+    });
+    let daemon = FakeDaemon::up("unset\n");
+    let infos = paths(3);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        conf_key(0xab),
+        0xab,
+        out_sa::RESERVE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    assert_eq!(
+        exec.sent_in_order(),
+        [(0, out_sa::RESERVE), (1, out_sa::RESERVE)]
+    );
+    assert_eq!(daemon.log(), ["setprhold map mpatha"]);
+}
+
+#[test]
+fn clear_conflict_on_an_active_path_decides() {
+    let exec = FakePaths::new(&[true, true], |_, _, _| Mpr::ReservConflict);
+    let daemon = FakeDaemon::up("unset\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::CLEAR,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::ReservConflict);
+    assert_eq!(exec.sent().len(), 1);
+    // Through a failed path (checker up, kernel F) the next path is tried.
+    let exec = FakePaths::new(&[true, true], |path, _, _| {
+        if path == 0 {
+            Mpr::ReservConflict
+        } else {
+            Mpr::Success
+        }
+    });
+    let mut infos = paths(2);
+    infos[0].dm_active = false;
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &infos,
+        conf_key(0xab),
+        0xab,
+        out_sa::CLEAR,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    assert_eq!(exec.sent().len(), 2);
+}
+
+#[test]
+fn retryable_everywhere_is_other_and_no_path_is_dmmp_error() {
+    let exec = FakePaths::new(&[true, true], |_, _, _| Mpr::Retryable);
+    let daemon = FakeDaemon::up("unset\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::RESERVE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Other);
+    let exec = FakePaths::all_ok(&[false, false]);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::RESERVE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::DmmpError);
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::DmmpError);
+}
+
+#[test]
+fn release_goes_to_all_paths_and_nothing_more_when_not_held() {
+    let exec = FakePaths::all_ok(&[true, true, false]);
+    let daemon = FakeDaemon::up("set\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(3),
+        conf_key(0xab),
+        0xab,
+        out_sa::RELEASE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    let sent = exec.sent();
+    assert_eq!(
+        sent.iter().map(|s| (s.path, s.sa)).collect::<Vec<_>>(),
+        [(0, 2), (1, 2)]
+    );
+    assert!(exec.events.lock().unwrap().is_empty());
+    assert_eq!(daemon.log().last().unwrap(), "unsetprhold map mpatha");
+}
+
+#[test]
+fn release_held_through_a_dead_path_preempts_self() {
+    let exec = FakePaths::all_ok(&[true, true, false]);
+    // Still reserved by our key after the broadcast RELEASE: the holder is path 2.
+    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let daemon = FakeDaemon::up("set\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(3),
+        conf_key(0xab),
+        0xab,
+        out_sa::RELEASE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    assert_eq!(
+        exec.sent_in_order()[2..4],
+        [(0, out_sa::PREEMPT), (0, out_sa::RELEASE)]
+    );
+    let sent = exec.sent();
+    assert_eq!(sent.iter().filter(|s| s.sa == REG_IGN).count(), 2);
+    assert!(
+        sent.iter()
+            .filter(|s| s.sa == REG_IGN)
+            .all(|s| s.sa_key == 0xab)
+    );
+    assert_eq!(*exec.events.lock().unwrap(), ["suspend", "resume"]);
+    // A different type held is a conflict, without touching the map.
+    let exec = FakePaths::all_ok(&[true, false]);
+    *exec.reservation.lock().unwrap() = Some((0xab, 0x01));
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::RELEASE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::ReservConflict);
+    assert!(exec.events.lock().unwrap().is_empty());
+    // multipathd not saying we hold it: no workaround.
+    let exec = FakePaths::all_ok(&[true, false]);
+    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let daemon = FakeDaemon::down();
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::RELEASE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    assert!(exec.events.lock().unwrap().is_empty());
+}
+
+#[test]
+fn unregister_while_holding_releases_first() {
+    let exec = FakePaths::all_ok(&[true, false]);
+    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let daemon = FakeDaemon::up("set\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    let order = exec.sent_in_order();
+    // RELEASE broadcast, PREEMPT self, RELEASE and unregister on the surviving path.
+    assert_eq!(
+        order,
+        [
+            (0, out_sa::RELEASE),
+            (0, out_sa::PREEMPT),
+            (0, out_sa::RELEASE),
+            (0, REG_IGN)
+        ]
+    );
+    assert_eq!(daemon.log().last().unwrap(), "unsetprstatus map mpatha");
+}
+
+#[test]
+fn preempt_of_own_key_suspends_and_reregisters() {
+    let exec = FakePaths::all_ok(&[true, true]);
+    let daemon = FakeDaemon::up("unset\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::PREEMPT,
+        params(0xab, 0xab),
+    );
+    assert_eq!(r, Mpr::Success);
+    let sent = exec.sent();
+    assert_eq!(sent.iter().filter(|s| s.sa == out_sa::PREEMPT).count(), 1);
+    assert_eq!(sent.iter().filter(|s| s.sa == REG_IGN).count(), 2);
+    assert_eq!(*exec.events.lock().unwrap(), ["suspend", "resume"]);
+    // Preempting another key: one path, setprhold when that key held the reservation.
+    let exec = FakePaths::all_ok(&[true, true]);
+    *exec.reservation.lock().unwrap() = Some((0xcd, 0x05));
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::PREEMPT,
+        params(0xab, 0xcd),
+    );
+    assert_eq!(r, Mpr::Success);
+    assert_eq!(exec.sent_in_order(), [(0, out_sa::PREEMPT)]);
+    assert_eq!(daemon.log().last().unwrap(), "setprhold map mpatha");
+}
+
+#[test]
+fn key_change_moves_a_reservation_left_with_the_old_key() {
+    let exec = FakePaths::all_ok(&[true, true]);
+    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let daemon = FakeDaemon::up("set\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xcd),
+        0xcd,
+        REG,
+        params(0xab, 0xcd),
+    );
+    assert_eq!(r, Mpr::Success);
+    let sent = exec.sent();
+    let preempt: Vec<_> = sent.iter().filter(|s| s.sa == out_sa::PREEMPT).collect();
+    assert_eq!(preempt.len(), 1);
+    assert_eq!((preempt[0].key, preempt[0].sa_key), (0xcd, 0xab));
+}
+
+#[test]
+fn prin_tries_the_next_path() {
+    let mut exec = FakePaths::all_ok(&[true, true]);
+    exec.prin_answer = vec![Mpr::Retryable, Mpr::Success];
+    let daemon = FakeDaemon::up("unset\n");
+    let infos = paths(2);
+    let ctx = Ctx::new(
+        &exec,
+        &daemon,
+        &infos,
+        "mpatha",
+        MapConfig::default(),
+        Key::default(),
+        Report::default(),
+    );
+    let mut buf = [0u8; 64];
+    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf), (Mpr::Success, 8));
+    let report = ctx.into_report();
+    assert_eq!(report.paths.len(), 2);
+    assert!(daemon.log().is_empty());
+
+    exec.prin_answer = vec![Mpr::IllegalReq, Mpr::Success];
+    let ctx = Ctx::new(
+        &exec,
+        &daemon,
+        &infos,
+        "mpatha",
+        MapConfig::default(),
+        Key::default(),
+        Report::default(),
+    );
+    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf).0, Mpr::IllegalReq);
+    exec.prin_answer = vec![Mpr::Retryable, Mpr::Retryable];
+    let ctx = Ctx::new(
+        &exec,
+        &daemon,
+        &infos,
+        "mpatha",
+        MapConfig::default(),
+        Key::default(),
+        Report::default(),
+    );
+    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf).0, Mpr::Other);
+    exec.prin_answer = vec![Mpr::Retryable, Mpr::SenseNotReady];
+    let ctx = Ctx::new(
+        &exec,
+        &daemon,
+        &infos,
+        "mpatha",
+        MapConfig::default(),
+        Key::default(),
+        Report::default(),
+    );
+    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf).0, Mpr::SenseNotReady);
+    exec.up = vec![false, false];
+    let ctx = Ctx::new(
+        &exec,
+        &daemon,
+        &infos,
+        "mpatha",
+        MapConfig::default(),
+        Key::default(),
+        Report::default(),
+    );
+    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf).0, Mpr::DmmpError);
+}
+
+#[test]
+fn configured_key_sources() {
+    let mut report = Report::default();
+    let mut daemon = FakeDaemon::up("unset\n");
+    daemon.prkey = "0x1f:aptpl\n";
+    let k = configured_key(&daemon, "mpatha", KeySource::None, || None, &mut report);
+    assert_eq!(
+        k,
+        Key {
+            key: 0x1f,
+            aptpl: true
+        }
+    );
+    let down = FakeDaemon::down();
+    let k = configured_key(
+        &down,
+        "mpatha",
+        KeySource::Value(key(7)),
+        || None,
+        &mut report,
+    );
+    assert_eq!(k, key(7));
+    let k = configured_key(
+        &down,
+        "mpatha",
+        KeySource::File,
+        || Some(key(9)),
+        &mut report,
+    );
+    assert_eq!(k, key(9));
+    let k = configured_key(
+        &down,
+        "mpatha",
+        KeySource::None,
+        || Some(key(9)),
+        &mut report,
+    );
+    assert_eq!(k, Key::default());
+    assert!(report.multipathd_unreachable());
+}
+
+#[test]
+fn cdbs_as_libmpathpersist_builds_them() {
+    assert_eq!(prin_cdb(1), [0x5e, 1, 0, 0, 0, 0, 0, 0x20, 0, 0]);
+    assert_eq!(
+        prout_cdb(0x26, 0x05, 24),
+        [0x5f, 6, 5, 0, 0, 0, 0, 0, 24, 0]
+    );
+    let p = Params {
+        key: 1,
+        sa_key: 2,
+        sa_flags: 1,
+        transport_ids: vec![9; 4],
+    };
+    let e = p.encode();
+    assert_eq!(e.len(), 24);
+    assert_eq!((e[7], e[15], e[20]), (1, 2, 1));
+}
+
+#[test]
+fn reserve_held_through_a_dead_path_counts_as_done() {
+    let exec = FakePaths::new(&[true, false], |_, _, _| Mpr::ReservConflict);
+    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let daemon = FakeDaemon::up("set\n");
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::RESERVE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::Success);
+    // Another type held: the conflict stands.
+    *exec.reservation.lock().unwrap() = Some((0xab, 0x01));
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::RESERVE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::ReservConflict);
+    // All paths up: nothing to fall back on.
+    let exec = FakePaths::new(&[true, true], |_, _, _| Mpr::ReservConflict);
+    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        out_sa::RESERVE,
+        params(0xab, 0),
+    );
+    assert_eq!(r, Mpr::ReservConflict);
+}
+
+#[test]
+fn key_errors_touch_no_path() {
+    struct NoCheck(FakePaths);
+    impl PathExecutor for NoCheck {
+        fn check(&self, _: usize) -> bool {
+            panic!("the checker ran before the key checks");
+        }
+        fn prout(&self, p: usize, sa: u8, st: u8, param: &[u8]) -> Mpr {
+            self.0.prout(p, sa, st, param)
+        }
+        fn prin(&self, p: usize, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize) {
+            self.0.prin(p, cdb, buf)
+        }
+        fn suspend(&self) -> bool {
+            true
+        }
+        fn resume(&self) -> bool {
+            true
+        }
+    }
+    let exec = NoCheck(FakePaths::all_ok(&[true]));
+    let daemon = FakeDaemon::up("unset\n");
+    let infos = paths(1);
+    let mut ctx = Ctx::new(
+        &exec,
+        &daemon,
+        &infos,
+        "mpatha",
+        conf_key(0xab),
+        key(0xab),
+        Report::default(),
+    );
+    assert_eq!(
+        ctx.prout(out_sa::CLEAR, 0, 0, params(0xcd, 0)),
+        Mpr::SyntaxError
+    );
+    assert_eq!(
+        ctx.prout(out_sa::REGISTER_AND_MOVE, 0, 0, params(0xab, 0)),
+        Mpr::Other
+    );
+}
