@@ -9,7 +9,8 @@ pub mod blkpr;
 pub mod multipath;
 pub mod sgio;
 
-use std::os::fd::OwnedFd;
+use std::cell::OnceCell;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::protocol::{
     CheckedCdb, PR_HELPER_DATA_SIZE, PR_HELPER_MAX_REPLY_SIZE, PR_HELPER_REPLY_HEADER_SIZE,
@@ -166,15 +167,49 @@ pub fn execute(req: &Request, buf: &mut ReplyBuffer, opts: &ExecOptions) -> Outc
 
 /// Picks the backend for the request's fd and runs it there.
 fn route(req: &Request, sense_area: &mut [u8], payload: &mut [u8], opts: &ExecOptions) -> Outcome {
+    // Holds requests in flight whichever backend runs them (debug builds, for tests).
+    if let Some(delay) = opts.test_delay {
+        std::thread::sleep(delay);
+    }
+    let block = BlockDevice::of(req.device.as_fd());
     if opts.multipath {
-        if let Some(map) = multipath::detect(&req.device) {
+        if let Some(map) = multipath::detect(&block) {
             return multipath::run(req, &map, sense_area, payload, opts);
         }
     }
     match opts.route {
         Route::Sg => sgio::run(req, sense_area, payload, opts),
-        Route::Block => blkpr::run(req, sense_area, payload, opts),
-        Route::Auto => blkpr::run_auto(req, sense_area, payload, opts),
+        Route::Block => blkpr::run(req, sense_area, payload),
+        Route::Auto => blkpr::run_auto(req, &block, sense_area, payload, opts),
+    }
+}
+
+/// Whether a request's fd is a block device, from one `fstat` taken when first asked:
+/// multipath detection and the auto route's fallback both ask, and a request pays once.
+pub struct BlockDevice<'a> {
+    fd: BorrowedFd<'a>,
+    stat: OnceCell<Option<rustix::fs::Stat>>,
+}
+
+impl<'a> BlockDevice<'a> {
+    /// Nothing is asked of the kernel until [`BlockDevice::stat`].
+    pub fn of(fd: BorrowedFd<'a>) -> Self {
+        BlockDevice {
+            fd,
+            stat: OnceCell::new(),
+        }
+    }
+
+    /// The fd's `fstat` when it is a block device; `None` for anything else.
+    pub fn stat(&self) -> Option<&rustix::fs::Stat> {
+        self.stat
+            .get_or_init(|| {
+                rustix::fs::fstat(self.fd).ok().filter(|st| {
+                    rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::BlockDevice
+                })
+            })
+            .as_ref()
     }
 }
 

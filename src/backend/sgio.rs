@@ -65,9 +65,6 @@ pub fn try_run(
         )
     });
     let started = Instant::now();
-    if let Some(delay) = opts.test_delay {
-        std::thread::sleep(delay);
-    }
     let result = sg::sg_io(
         std::os::fd::AsFd::as_fd(&req.device),
         cdb,

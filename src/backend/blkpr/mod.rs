@@ -25,7 +25,7 @@ pub mod translate;
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::{ExecOptions, Outcome, Request, clip_payload, sgio};
+use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, sgio};
 use crate::protocol::{CheckedCdb, PR_HELPER_DATA_SIZE};
 use crate::scsi::sense::{self, StatusAndSense};
 use crate::scsi::status;
@@ -34,58 +34,7 @@ use crate::sys::blkpr::{self as ioc, PrStatus};
 use self::translate::{PrinPlan, ProutPlan};
 
 /// Runs the request through the block PR ioctls (`--pr-backend=block`).
-pub fn run(
-    req: &Request,
-    sense_area: &mut [u8],
-    payload: &mut [u8],
-    opts: &ExecOptions,
-) -> Outcome {
-    // The test delay holds requests in flight with this backend too.
-    if let Some(delay) = opts.test_delay {
-        std::thread::sleep(delay);
-    }
-    run_ioctls(req, sense_area, payload)
-}
-
-/// For `--pr-backend=auto`: SG_IO first; when it fails with `ENOTTY` or `EINVAL` (no SG_IO
-/// handler, which the kernel finds before sending anything) and the fd is a block device, the
-/// block PR ioctls instead. Once SG_IO has been tried, its answer (or the ioctls') is the
-/// reply: the command is never sent twice.
-///
-/// Only a failed SG_IO costs the extra `fstat`: sd and sg answer SG_IO, and /dev/null and
-/// other non-block fds get the C helper's answer after that one call.
-pub fn run_auto(
-    req: &Request,
-    sense_area: &mut [u8],
-    payload: &mut [u8],
-    opts: &ExecOptions,
-) -> Outcome {
-    match sgio::try_run(req, sense_area, payload, opts) {
-        Ok(outcome) => outcome,
-        Err(errno) if refuses_sg_io(errno) && is_block_device(req.device.as_fd()) => {
-            run_ioctls(req, sense_area, payload)
-        }
-        Err(errno) => sgio::fail_errno(errno, sense_area),
-    }
-}
-
-/// SG_IO errnos that mean "this device has no SG_IO": `ENOTTY` from drivers without it
-/// (NVMe, virtio-blk, dm over those), `EINVAL` from drivers that answer unknown ioctls so
-/// (loop, xen-blkfront). SG_IO's own checks give `EINVAL` only for a bad header, which the
-/// helper never builds.
-fn refuses_sg_io(errno: i32) -> bool {
-    errno == libc::ENOTTY || errno == libc::EINVAL
-}
-
-fn is_block_device(fd: BorrowedFd<'_>) -> bool {
-    rustix::fs::fstat(fd)
-        .map(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::BlockDevice
-        })
-        .unwrap_or(false)
-}
-
-fn run_ioctls(req: &Request, sense_area: &mut [u8], payload: &mut [u8]) -> Outcome {
+pub fn run(req: &Request, sense_area: &mut [u8], payload: &mut [u8]) -> Outcome {
     let fd = req.device.as_fd();
     let reply = if req.cdb.is_pr_out() {
         run_out(fd, &req.cdb, &payload[..req.cdb.transfer_length])
@@ -107,6 +56,37 @@ fn run_ioctls(req: &Request, sense_area: &mut [u8], payload: &mut [u8]) -> Outco
             }
         }
     }
+}
+
+/// For `--pr-backend=auto`: SG_IO first; when it fails with `ENOTTY` or `EINVAL` (no SG_IO
+/// handler, which the kernel finds before sending anything) and the fd is a block device, the
+/// block PR ioctls instead. Once SG_IO has been tried, its answer (or the ioctls') is the
+/// reply: the command is never sent twice.
+///
+/// Only a failed SG_IO costs the extra `fstat`: sd and sg answer SG_IO, and /dev/null and
+/// other non-block fds get the C helper's answer after that one call.
+pub fn run_auto(
+    req: &Request,
+    block: &BlockDevice<'_>,
+    sense_area: &mut [u8],
+    payload: &mut [u8],
+    opts: &ExecOptions,
+) -> Outcome {
+    match sgio::try_run(req, sense_area, payload, opts) {
+        Ok(outcome) => outcome,
+        Err(errno) if refuses_sg_io(errno) && block.stat().is_some() => {
+            run(req, sense_area, payload)
+        }
+        Err(errno) => sgio::fail_errno(errno, sense_area),
+    }
+}
+
+/// SG_IO errnos that mean "this device has no SG_IO": `ENOTTY` from drivers without it
+/// (NVMe, virtio-blk, dm over those), `EINVAL` from drivers that answer unknown ioctls so
+/// (loop, xen-blkfront). SG_IO's own checks give `EINVAL` only for a bad header, which the
+/// helper never builds.
+fn refuses_sg_io(errno: i32) -> bool {
+    errno == libc::ENOTTY || errno == libc::EINVAL
 }
 
 /// An ioctl result as GOOD (`Ok`) or the SCSI answer for its failure.
@@ -219,12 +199,19 @@ mod tests {
         let req = request(pr_in_cdb(in_sa::READ_KEYS, 8192), dev_null());
         let mut sense_area = [0u8; 96];
         let mut payload = [0u8; PR_HELPER_DATA_SIZE];
-        let outcome = run_auto(&req, &mut sense_area, &mut payload, &ExecOptions::default());
+        let block = BlockDevice::of(req.device.as_fd());
+        let outcome = run_auto(
+            &req,
+            &block,
+            &mut sense_area,
+            &mut payload,
+            &ExecOptions::default(),
+        );
         let mut c_sense = [0u8; 96];
         let c_outcome = sgio::run(&req, &mut c_sense, &mut payload, &ExecOptions::default());
         assert_eq!(outcome, c_outcome);
         assert_eq!(sense_area, c_sense);
-        assert!(!is_block_device(req.device.as_fd()));
+        assert!(block.stat().is_none());
     }
 
     #[test]
@@ -234,7 +221,7 @@ mod tests {
         let mut sense_area = [0u8; 96];
         let mut payload = [0u8; PR_HELPER_DATA_SIZE];
         payload[15] = 1;
-        let outcome = run(&req, &mut sense_area, &mut payload, &ExecOptions::default());
+        let outcome = run(&req, &mut sense_area, &mut payload);
         assert_eq!(outcome.status, status::CHECK_CONDITION);
         assert_eq!(sense::decode(&sense_area), Some(sense::INVALID_OPCODE));
     }
@@ -246,14 +233,14 @@ mod tests {
         let req = request(cdb, dev_null());
         let mut sense_area = [0u8; 96];
         let mut payload = [0u8; PR_HELPER_DATA_SIZE];
-        let outcome = run(&req, &mut sense_area, &mut payload, &ExecOptions::default());
+        let outcome = run(&req, &mut sense_area, &mut payload);
         assert_eq!(outcome.payload_len, 0);
         assert_eq!(sense::decode(&sense_area), Some(sense::INVALID_FIELD));
         // RELEASE with key 0: conflict, no sense.
         let cdb = cdb_with_len(pr_out_cdb(out_sa::RELEASE, 0, 1, 0), 24);
         let req = request(cdb, dev_null());
         let mut sense_area = [0u8; 96];
-        let outcome = run(&req, &mut sense_area, &mut payload, &ExecOptions::default());
+        let outcome = run(&req, &mut sense_area, &mut payload);
         assert_eq!(outcome.status, status::RESERVATION_CONFLICT);
         assert_eq!(sense_area, [0u8; 96]);
     }
@@ -269,7 +256,7 @@ mod tests {
         ] {
             let req = request(pr_in_cdb(sa, 8192), dev_null());
             let mut sense_area = [0u8; 96];
-            let outcome = run(&req, &mut sense_area, &mut payload, &ExecOptions::default());
+            let outcome = run(&req, &mut sense_area, &mut payload);
             assert_eq!(outcome.status, status::CHECK_CONDITION, "sa {sa}");
             assert_eq!(sense::decode(&sense_area), Some(want), "sa {sa}");
         }

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use rustix::fs::{FileType, Mode, OFlags};
 
-use super::{ExecOptions, Outcome, Request, clip_payload, fail_with};
+use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, fail_with};
 use crate::protocol::PR_HELPER_DATA_SIZE;
 use crate::scsi::sense::{self, SenseCode};
 use crate::scsi::{pr as scsi_pr, status};
@@ -88,11 +88,8 @@ pub fn init() -> io::Result<()> {
 /// at once; a block device dm does not know (`ENXIO`), or any dm failure (no
 /// `/dev/mapper/control`, no `CAP_SYS_ADMIN`), reads as "not multipath" (the C helper exits
 /// on the latter).
-pub fn detect(fd: &OwnedFd) -> Option<Map> {
-    let st = rustix::fs::fstat(fd).ok()?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::BlockDevice {
-        return None;
-    }
+pub fn detect(block: &BlockDevice<'_>) -> Option<Map> {
+    let st = block.stat()?;
     let dev = DevNum {
         major: rustix::fs::major(st.st_rdev),
         minor: rustix::fs::minor(st.st_rdev),
@@ -131,9 +128,6 @@ pub fn run_with_report(
     payload: &mut [u8],
     opts: &ExecOptions,
 ) -> (Outcome, Report) {
-    if let Some(delay) = opts.test_delay {
-        std::thread::sleep(delay);
-    }
     let cdb = &req.cdb.cdb;
     // The C helper's own checks, before the library sees anything.
     let checked = if req.cdb.is_pr_out() {
@@ -716,9 +710,9 @@ mod tests {
     #[test]
     fn detect_is_quick_on_non_block_fds() {
         let f: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
-        assert!(detect(&f).is_none());
+        assert!(detect(&BlockDevice::of(f.as_fd())).is_none());
         let f: OwnedFd = std::fs::File::open("/proc/self/status").unwrap().into();
-        assert!(detect(&f).is_none());
+        assert!(detect(&BlockDevice::of(f.as_fd())).is_none());
     }
 
     #[test]
