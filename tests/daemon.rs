@@ -378,6 +378,45 @@ fn listen_backlog_is_somaxconn_not_one() {
 }
 
 #[test]
+fn a_first_request_on_a_slow_device_does_not_stop_accepting() {
+    // Debug builds hold commands on /dev/zero (1:5) for 6 s; /dev/null stays fast.
+    let helper = Helper::start_with_env(
+        Impl::Ours,
+        &[],
+        &[("PR_HELPER_TEST_SGIO_DELAY_MS", "6000@1:5")],
+    );
+    let zero = open_rw("/dev/zero");
+    // Stopped, the helper cannot accept before the request is queued: the thread that
+    // accepts finds it at once and runs it inline. That thread must not be the only one
+    // able to accept.
+    signal(helper.pid(), 19);
+    let stat = format!("/proc/{}/stat", helper.pid());
+    let start = Instant::now();
+    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "helper never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let slow = raw_connect(&helper.socket);
+    send(slow.as_fd(), &[0; 4]);
+    send_fds(slow.as_fd(), &pr_in(0, 24), &[zero.as_fd()]);
+    signal(helper.pid(), 18);
+    assert!(matches!(
+        read_next(slow.as_fd(), 4, Duration::from_secs(5)),
+        Next::Bytes(_)
+    ));
+    // The slow command now runs; a new client is accepted and answered meanwhile.
+    assert_serves(&helper.socket);
+    assert_eq!(
+        read_next(slow.as_fd(), 1, Duration::from_millis(10)),
+        Next::Silent(Vec::new()),
+        "the slow request was answered before the fast one"
+    );
+}
+
+#[test]
 fn thousands_of_idle_connections_do_not_stop_service() {
     let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .maximum

@@ -23,9 +23,9 @@ use crate::scsi::status;
 pub struct ExecOptions {
     /// SG_IO timeout in milliseconds (the C helper passes 1).
     pub sgio_timeout_ms: u32,
-    /// Debug builds only: a delay before each SG_IO, from `PR_HELPER_TEST_SGIO_DELAY_MS`, so
+    /// Debug builds only: a delay before each command, from `PR_HELPER_TEST_SGIO_DELAY_MS`, so
     /// tests without a slow SCSI device can hold requests in flight. Release builds ignore it.
-    pub test_delay: Option<std::time::Duration>,
+    pub test_delay: Option<TestDelay>,
     /// Which backend serves fds that are not multipath maps (`--pr-backend`).
     pub route: Route,
     /// Whether dm-multipath maps get libmpathpersist's treatment (off: SG_IO on the map, which
@@ -75,8 +75,7 @@ impl ExecOptions {
         let test_delay = if cfg!(debug_assertions) {
             std::env::var("PR_HELPER_TEST_SGIO_DELAY_MS")
                 .ok()
-                .and_then(|v| v.parse().ok())
-                .map(std::time::Duration::from_millis)
+                .and_then(|v| TestDelay::parse(&v))
         } else {
             None
         };
@@ -84,6 +83,43 @@ impl ExecOptions {
             sgio_timeout_ms,
             test_delay,
             ..ExecOptions::default()
+        }
+    }
+}
+
+/// The debug builds' test delay: `MS` holds every command, `MS@MAJOR:MINOR` only those on
+/// fds of that device number (a slow device beside fast ones, e.g. /dev/zero and /dev/null).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestDelay {
+    pub delay: std::time::Duration,
+    pub only_rdev: Option<(u32, u32)>,
+}
+
+impl TestDelay {
+    pub fn parse(value: &str) -> Option<TestDelay> {
+        let (ms, rdev) = match value.split_once('@') {
+            Some((ms, rdev)) => {
+                let (major, minor) = rdev.split_once(':')?;
+                (ms, Some((major.parse().ok()?, minor.parse().ok()?)))
+            }
+            None => (value, None),
+        };
+        Some(TestDelay {
+            delay: std::time::Duration::from_millis(ms.parse().ok()?),
+            only_rdev: rdev,
+        })
+    }
+
+    /// Sleeps if the delay applies to this fd.
+    fn hold(&self, fd: BorrowedFd<'_>) {
+        let applies = self.only_rdev.is_none_or(|(major, minor)| {
+            rustix::fs::fstat(fd).is_ok_and(|st| {
+                let rdev = st.st_rdev;
+                (rustix::fs::major(rdev), rustix::fs::minor(rdev)) == (major, minor)
+            })
+        });
+        if applies {
+            std::thread::sleep(self.delay);
         }
     }
 }
@@ -168,8 +204,8 @@ pub fn execute(req: &Request, buf: &mut ReplyBuffer, opts: &ExecOptions) -> Outc
 /// Picks the backend for the request's fd and runs it there.
 fn route(req: &Request, sense_area: &mut [u8], payload: &mut [u8], opts: &ExecOptions) -> Outcome {
     // Holds requests in flight whichever backend runs them (debug builds, for tests).
-    if let Some(delay) = opts.test_delay {
-        std::thread::sleep(delay);
+    if let Some(delay) = &opts.test_delay {
+        delay.hold(req.device.as_fd());
     }
     let block = BlockDevice::of(req.device.as_fd());
     if opts.multipath {
@@ -247,4 +283,31 @@ pub fn fail_with(code: SenseCode, sense_area: &mut [u8]) -> Outcome {
 /// PR IN payload length: what the device returned, clipped to the allocation length.
 fn clip_payload(transferred: usize, allocation_length: usize) -> usize {
     transferred.min(allocation_length).min(PR_HELPER_DATA_SIZE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestDelay;
+    use std::time::Duration;
+
+    #[test]
+    fn test_delay_for_every_device_or_one() {
+        assert_eq!(
+            TestDelay::parse("500"),
+            Some(TestDelay {
+                delay: Duration::from_millis(500),
+                only_rdev: None
+            })
+        );
+        assert_eq!(
+            TestDelay::parse("6000@1:5"),
+            Some(TestDelay {
+                delay: Duration::from_millis(6000),
+                only_rdev: Some((1, 5))
+            })
+        );
+        for bad in ["", "x", "5@", "5@1", "5@1:", "5@a:b", "@1:5"] {
+            assert_eq!(TestDelay::parse(bad), None, "{bad}");
+        }
+    }
 }

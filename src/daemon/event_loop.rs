@@ -292,7 +292,7 @@ impl Shared {
                 continue;
             }
             match token {
-                LISTENER => self.accept_all(local),
+                LISTENER => self.accept_next(local),
                 SIGNALS => self.on_signal(),
                 token => self.on_conn_event((token - FIRST_CONN) as usize, event.flags, local),
             }
@@ -395,7 +395,9 @@ impl Shared {
         Some(reserve_slot(&mut state))
     }
 
-    fn accept_all(self: &Arc<Self>, local: &mut Local) {
+    /// Accepts one connection and serves it; the listener is armed again before that, so a
+    /// first request that blocks on its device never stops the helper from accepting.
+    fn accept_next(self: &Arc<Self>, local: &mut Local) {
         loop {
             let (sock, slot) = {
                 let mut state = self.state();
@@ -411,7 +413,13 @@ impl Shared {
                     SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
                 );
                 match accepted {
-                    Ok(sock) => (sock, reserve_slot(&mut state)),
+                    Ok(sock) => {
+                        // The listener is one-shot and add_conn may run this connection's
+                        // first request here, for as long as its device takes: another
+                        // thread must be able to accept meanwhile, so it is armed first.
+                        self.arm_listener(&state);
+                        (sock, reserve_slot(&mut state))
+                    }
                     Err(Errno::INTR | Errno::CONNABORTED) => continue,
                     Err(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => {
                         self.pause_accept(&mut state);
@@ -425,6 +433,8 @@ impl Shared {
                 }
             };
             self.add_conn(slot, sock, local);
+            // The armed listener brings the next connection to whichever thread is free.
+            return;
         }
     }
 

@@ -132,11 +132,13 @@ pub fn libc_sigterm() -> i32 {
     15
 }
 
-/// Sends signal number `sig` (1 HUP, 2 INT, 15 TERM) to `pid`.
+/// Sends signal number `sig` (1 HUP, 2 INT, 15 TERM, 18 CONT, 19 STOP) to `pid`.
 pub fn signal(pid: u32, sig: i32) {
     let signal = match sig {
         1 => rustix::process::Signal::HUP,
         2 => rustix::process::Signal::INT,
+        18 => rustix::process::Signal::CONT,
+        19 => rustix::process::Signal::STOP,
         _ => rustix::process::Signal::TERM,
     };
     let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid 0");
