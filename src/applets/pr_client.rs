@@ -69,7 +69,8 @@ PR OUT (needs --out and exactly one service action):
   -U, --unreg (--param-unreg)  register-move: unregister the source afterwards
 Output and device:
   -H, --hex                    PR IN data in hex (-HH: the whole response)
-  -v, --verbose                print the CDB (-vv: and the parameter list)
+  -v, --verbose                print the CDB (-vv: and the parameter list), and
+                               a multipath map's paths
   -d, --device=DEVICE          DEVICE as an option instead of an argument
   -y, --readonly               open DEVICE read-only (-yy: read-write again)
   -n, --no-inquiry             accepted for sg_persist compatibility (no INQUIRY is sent)
@@ -79,6 +80,7 @@ pr-client options (long only):
       --socket=PATH            helper socket (default {DEFAULT_SOCKET})
       --json                   one JSON object: status, sense, decoded payload
       --direct                 send the CDB with SG_IO on DEVICE, without a helper
+                               (on a multipath map: to its paths, as the helper)
       --timeout=SECS           give up on the helper (or SG_IO) after SECS
 {more}
 {EXIT_HELP}"
@@ -178,11 +180,32 @@ fn execute(config: &RunConfig) -> Result<Reply, Failure> {
             .map_or(crate::backend::DEFAULT_SGIO_TIMEOUT_MS, |t| {
                 u32::try_from(t.as_millis()).unwrap_or(u32::MAX)
             });
+        if let Some((reply, note)) =
+            direct::run_on_map(&device, &cdb16, &params, timeout_ms, config.readonly)
+        {
+            if config.verbose > 0 {
+                let mut err = std::io::stderr().lock();
+                for line in note.report.lines() {
+                    let _ = writeln!(err, "    multipath map {}: {line}", note.map);
+                }
+            }
+            return Ok(reply);
+        }
         let r = direct::run(device.as_fd(), &cdb16, &params, timeout_ms);
         if let (Some(e), true) = (&r.ioctl_error, config.verbose > 0) {
             let _ = writeln!(std::io::stderr(), "    SG_IO: {e}");
         }
         return Ok(r.reply);
+    }
+    if config.verbose > 0 {
+        if let Some((map, paths)) = direct::map_paths(device.as_fd()) {
+            let paths = paths.unwrap_or_else(|why| format!("unknown: {why}"));
+            let _ = writeln!(
+                std::io::stderr(),
+                "    multipath map {map}: paths {paths} (the helper's -v log names the paths \
+                 each command goes to)"
+            );
+        }
     }
     crate::client::check_socket_path(&config.socket).map_err(|e| client_failure(&e))?;
     let mut conn =

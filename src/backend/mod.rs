@@ -186,15 +186,34 @@ impl Outcome {
     }
 }
 
+/// What the multipath backend did for one request: the map and the paths and multipathd
+/// commands it used, for the daemon's -v log and `pr-client -v`.
+#[derive(Debug)]
+pub struct MultipathNote {
+    pub map: String,
+    pub report: multipath::Report,
+}
+
 /// Runs `req` and writes the complete reply (header, sense, payload) into `buf`.
 pub fn execute(req: &Request, buf: &mut ReplyBuffer, opts: &ExecOptions) -> Outcome {
+    execute_noting(req, buf, opts, None)
+}
+
+/// [`execute`], and when the request went to a multipath map, what was done there into
+/// `note`.
+pub fn execute_noting(
+    req: &Request,
+    buf: &mut ReplyBuffer,
+    opts: &ExecOptions,
+    note: Option<&mut Option<MultipathNote>>,
+) -> Outcome {
     let (fields, sense_area, payload) = buf.split();
     sense_area.fill(0);
     let outcome = if req.cdb.is_pr_out() && req.read_only {
         // do_pr_out refuses PR OUT on a read-only fd before touching the device.
         fail_with(sense::INVALID_OPCODE, sense_area)
     } else {
-        route(req, sense_area, payload, opts)
+        route(req, sense_area, payload, opts, note)
     };
     fields[0..4].copy_from_slice(&i32::from(outcome.status).to_be_bytes());
     fields[4..8].copy_from_slice(&(outcome.payload_len as i32).to_be_bytes());
@@ -202,7 +221,13 @@ pub fn execute(req: &Request, buf: &mut ReplyBuffer, opts: &ExecOptions) -> Outc
 }
 
 /// Picks the backend for the request's fd and runs it there.
-fn route(req: &Request, sense_area: &mut [u8], payload: &mut [u8], opts: &ExecOptions) -> Outcome {
+fn route(
+    req: &Request,
+    sense_area: &mut [u8],
+    payload: &mut [u8],
+    opts: &ExecOptions,
+    note: Option<&mut Option<MultipathNote>>,
+) -> Outcome {
     // Holds requests in flight whichever backend runs them (debug builds, for tests).
     if let Some(delay) = &opts.test_delay {
         delay.hold(req.device.as_fd());
@@ -210,7 +235,16 @@ fn route(req: &Request, sense_area: &mut [u8], payload: &mut [u8], opts: &ExecOp
     let block = BlockDevice::of(req.device.as_fd());
     if opts.multipath {
         if let Some(map) = multipath::detect(&block) {
-            return multipath::run(req, &map, sense_area, payload, opts);
+            let Some(note) = note else {
+                return multipath::run(req, &map, sense_area, payload, opts);
+            };
+            let (outcome, report) =
+                multipath::run_with_report(req, &map, sense_area, payload, opts);
+            *note = Some(MultipathNote {
+                map: map.name,
+                report,
+            });
+            return outcome;
         }
     }
     match opts.route {
@@ -218,6 +252,13 @@ fn route(req: &Request, sense_area: &mut [u8], payload: &mut [u8], opts: &ExecOp
         Route::Block => blkpr::run(req, sense_area, payload),
         Route::Auto => blkpr::run_auto(req, &block, sense_area, payload, opts),
     }
+}
+
+/// Reads a complete reply back from `buf` (for `pr-client --direct`, which runs a backend
+/// in its own process).
+pub fn reply_parts(buf: &ReplyBuffer, outcome: Outcome) -> (&[u8], &[u8]) {
+    buf.wire(outcome.wire_len())
+        .split_at(PR_HELPER_REPLY_HEADER_SIZE)
 }
 
 /// Whether a request's fd is a block device, from one `fstat` taken when first asked:

@@ -1,10 +1,15 @@
 //! `--direct`: the same CDB through SG_IO on the device itself, no helper, with the reply
 //! built the way the helper builds it, so the two paths print and exit alike.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd as _, BorrowedFd};
 
 use super::Reply;
-use crate::protocol::{PR_HELPER_DATA_SIZE, PR_HELPER_SENSE_SIZE, ReplyHeader};
+use crate::backend::{
+    self, BlockDevice, ExecOptions, MultipathNote, ReplyBuffer, Request, multipath,
+};
+use crate::protocol::{
+    PR_HELPER_DATA_SIZE, PR_HELPER_REPLY_HEADER_SIZE, PR_HELPER_SENSE_SIZE, ReplyHeader,
+};
 use crate::scsi::cdb;
 use crate::scsi::sense::{self, StatusAndSense};
 use crate::scsi::status;
@@ -84,10 +89,51 @@ pub fn run(
     }
 }
 
+/// When `device` is a dm-multipath map, runs the command there as the helper's multipath
+/// backend does (every path for REGISTER, multipathd told), in this process; `None` for any
+/// other device. The note says which paths the command went to.
+pub fn run_on_map(
+    device: &std::fs::File,
+    cdb16: &[u8; 16],
+    params: &[u8],
+    timeout_ms: u32,
+    read_only: bool,
+) -> Option<(Reply, MultipathNote)> {
+    multipath::detect(&BlockDevice::of(device.as_fd()))?;
+    let cdb = crate::protocol::check_cdb(*cdb16).ok()?;
+    let request = Request {
+        cdb,
+        device: device.try_clone().ok()?.into(),
+        read_only,
+    };
+    let mut buf = ReplyBuffer::new();
+    buf.payload_mut()[..params.len()].copy_from_slice(params);
+    let opts = ExecOptions {
+        sgio_timeout_ms: timeout_ms,
+        ..ExecOptions::default()
+    };
+    let mut note = None;
+    let outcome = backend::execute_noting(&request, &mut buf, &opts, Some(&mut note));
+    let (header, payload) = backend::reply_parts(&buf, outcome);
+    let header: &[u8; PR_HELPER_REPLY_HEADER_SIZE] = header.try_into().ok()?;
+    let reply = Reply {
+        header: ReplyHeader::decode(header),
+        payload: payload.to_vec(),
+    };
+    Some((reply, note?))
+}
+
+/// When `device` is a dm-multipath map: its name and its paths with their states (or why
+/// they could not be read).
+pub fn map_paths(device: BorrowedFd<'_>) -> Option<(String, Result<String, String>)> {
+    let map = multipath::detect(&BlockDevice::of(device))?;
+    let paths = multipath::describe_paths(&map);
+    Some((map.name, paths))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd as _;
 
     #[test]
     fn dev_null_is_aborted_command_like_the_helper() {

@@ -65,8 +65,9 @@ pub struct Stats {
 pub struct LoopOptions {
     /// Print per-connection errors (C prints them unless -q).
     pub print_errors: bool,
-    /// Print each client's pid, uid and gid (SO_PEERCRED) as it connects (-v).
-    pub log_peers: bool,
+    /// -v: print each client's pid, uid and gid (SO_PEERCRED) as it connects, and what each
+    /// command on a multipath map did (paths, multipathd).
+    pub log_verbose: bool,
     /// Prefix of those messages.
     pub prog: String,
     /// Stop after this long with no connection.
@@ -131,7 +132,7 @@ struct Shared {
     team: Team,
     exec: ExecOptions,
     print_errors: bool,
-    log_peers: bool,
+    log_verbose: bool,
     prog: String,
     idle_timeout: Option<Duration>,
     notifier: Option<Notifier>,
@@ -225,7 +226,7 @@ impl EventLoop {
             team: Team::new(options.max_workers),
             exec: options.exec,
             print_errors: options.print_errors,
-            log_peers: options.log_peers,
+            log_verbose: options.log_verbose,
             prog: options.prog,
             idle_timeout: options.idle_timeout,
             notifier: options.notifier,
@@ -488,7 +489,7 @@ impl Shared {
             self.release_slot(slot);
             return;
         }
-        if trace::enabled(TracePoint::Accept) || self.log_peers {
+        if trace::enabled(TracePoint::Accept) || self.log_verbose {
             let peer = rustix::net::sockopt::socket_peercred(&sock)
                 .map(|c| {
                     format!(
@@ -500,7 +501,7 @@ impl Shared {
                 })
                 .unwrap_or_else(|_| "peer=unknown".into());
             trace::emit(TracePoint::Accept, || format!("conn={slot} {peer}"));
-            if self.log_peers {
+            if self.log_verbose {
                 let _ = writeln!(std::io::stderr(), "{}: connection from {peer}", self.prog);
             }
         }
@@ -652,7 +653,19 @@ impl Shared {
             request,
             mut reply,
         } = job;
-        let outcome = workers::execute(request, &mut reply, &self.exec);
+        let mut note = None;
+        let outcome = workers::execute(
+            request,
+            &mut reply,
+            &self.exec,
+            self.log_verbose.then_some(&mut note),
+        );
+        if let Some(note) = note {
+            let mut err = std::io::stderr().lock();
+            for line in note.report.lines() {
+                let _ = writeln!(err, "{}: {}: {line}", self.prog, note.map);
+            }
+        }
         trace::emit(TracePoint::Reply, || {
             format!(
                 "conn={slot} status=0x{:02x} size={}",

@@ -226,7 +226,7 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
     limits::raise_descriptor_limit();
     let options = event_loop::LoopOptions {
         print_errors: !config.quiet,
-        log_peers: config.verbose >= 2,
+        log_verbose: config.verbose >= 2,
         prog: config.prog.clone(),
         idle_timeout: config.idle_timeout,
         notifier: notify::Notifier::from_env(),

@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::conn::Conn;
-use crate::backend::{self, ExecOptions, Outcome, ReplyBuffer, Request};
+use crate::backend::{self, ExecOptions, MultipathNote, Outcome, ReplyBuffer, Request};
 
 /// Stack for a thread of the team: the event loop, SG_IO and a trace line need little.
 const THREAD_STACK_SIZE: usize = 128 * 1024;
@@ -76,10 +76,15 @@ impl Team {
     }
 }
 
-/// Runs a request on the calling thread. The device fd closes here, after the command and
-/// before the reply, as in C.
-pub fn execute(request: Request, reply: &mut ReplyBuffer, exec: &ExecOptions) -> Outcome {
-    let outcome = backend::execute(&request, reply, exec);
+/// Runs a request on the calling thread, noting what a multipath map's paths did when asked.
+/// The device fd closes here, after the command and before the reply, as in C.
+pub fn execute(
+    request: Request,
+    reply: &mut ReplyBuffer,
+    exec: &ExecOptions,
+    note: Option<&mut Option<MultipathNote>>,
+) -> Outcome {
+    let outcome = backend::execute_noting(&request, reply, exec, note);
     drop::<OwnedFd>(request.device);
     outcome
 }

@@ -59,6 +59,9 @@ mount -t sysfs none /deb/sys
 mount -t tmpfs none /deb/run
 mount -t tmpfs none /deb/tmp
 mount -t tmpfs none /deb/etc/multipath || fail "no /etc/multipath in the guest root"
+# Our helper runs in this busybox root; on a host it shares /etc with multipathd, which reads
+# multipath.conf, conf.d and prkeys from /etc/multipath.
+mkdir -p /etc && ln -sfn /deb/etc/multipath /etc/multipath
 have_out=0
 if grep -q '^out$' /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null ||
     cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null | tr '\0' '\n' | grep -q '^out$'; then
@@ -263,10 +266,18 @@ devices {
         path_grouping_policy multibus
         detect_prio no
         prio const
+        # TEST UNIT READY, as for PR-managed storage: the default directio checker reads,
+        # and a read under another host's EXCLUSIVE ACCESS fails every path.
+        path_checker tur
         no_path_retry fail
     }
 }
 CONF
+    # The map is made first, by multipath(8) as an initramfs does, with every path it finds:
+    # multipathd alone makes it from the first path whose uevent it sees, then holds the
+    # second until udev has seen the map, which in this VM sometimes takes longer than the
+    # lab waits.
+    $CH multipath -v2 >/tmp/multipath-create.log 2>&1 || cat /tmp/multipath-create.log
     $CH multipathd -d -s -v3 >/tmp/multipathd.log 2>&1 &
     sleep 1
     pidof multipathd >/dev/null || { echo "lab-init: multipathd did not start"; cat /tmp/multipathd.log; return 1; }
@@ -276,8 +287,10 @@ CONF
             [ -e $_d/dm/uuid ] || continue
             case "$(cat $_d/dm/uuid)" in mpath-*) _mp=${_d##*/} ;; esac
         done
-        [ -n "${_mp:-}" ] && [ "$(ls $_d/slaves 2>/dev/null | wc -l)" -ge 2 ] && break
+        [ -n "${_mp:-}" ] && [ "$(ls /sys/block/$_mp/slaves 2>/dev/null | wc -l)" -ge 2 ] && break
         _t=$((_t + 1))
+        # Still one path after 10 s: a reload puts every path in.
+        [ $_t = 100 ] && $CH multipath -r -v2
         [ $_t -gt 300 ] && {
             echo "lab-init: multipathd made no map"
             $CH multipathd show paths
@@ -285,6 +298,13 @@ CONF
             $CH multipath -v3 2>&1 | tail -n 40
             return 1
         }
+        sleep 0.1
+    done
+    # Its socket comes up after the map is seen: scenarios talk to it at once.
+    _t=0
+    until $CH multipathd show daemon >/dev/null 2>&1; do
+        _t=$((_t + 1))
+        [ $_t -gt 100 ] && { echo "lab-init: multipathd does not answer"; tail -n 20 /tmp/multipathd.log; return 1; }
         sleep 0.1
     done
     _name=$(cat /sys/block/$_mp/dm/name)

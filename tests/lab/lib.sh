@@ -12,6 +12,11 @@ CH="env SYSTEMD_IGNORE_CHROOT=1 chroot /deb"
 say() { echo "== $*"; }
 die() {
     echo "ASSERTION FAILED: $*"
+    # What our helper said (its -v log, when the scenario asked for one).
+    if [ -s "/tmp/ours.${LAB_SCENARIO:-}.err" ]; then
+        echo "-- our helper's stderr:"
+        tail -n 40 "/tmp/ours.$LAB_SCENARIO.err"
+    fi
     exit 1
 }
 

@@ -36,6 +36,7 @@ use std::time::Duration;
 use rustix::fs::{FileType, Mode, OFlags};
 
 use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, fail_with};
+use crate::errors::{strerror, strerror_errno};
 use crate::protocol::PR_HELPER_DATA_SIZE;
 use crate::scsi::sense::{self, SenseCode};
 use crate::scsi::{pr as scsi_pr, status};
@@ -141,16 +142,21 @@ pub fn run_with_report(
         Ok(p) => p,
         Err(code) => return (fail_with(code, sense_area), Report::default()),
     };
-    let Some(paths) = discover(map) else {
-        return (
-            mpath_outcome(
+    let paths = match discover(map) {
+        Ok(paths) => paths,
+        Err(problem) => {
+            let report = Report {
+                problems: vec![problem],
+                ..Report::default()
+            };
+            let outcome = mpath_outcome(
                 Mpr::DmmpError,
                 req.device.as_fd(),
                 sense_area,
                 opts.sgio_timeout_ms,
-            ),
-            Report::default(),
-        );
+            );
+            return (outcome, report);
+        }
     };
     let exec = RealPaths::new(&map.name, &paths);
     let infos: Vec<PathInfo> = paths.iter().map(|p| p.info).collect();
@@ -196,11 +202,34 @@ pub fn run_with_report(
             (r, 0, ctx.into_report())
         }
     };
+    let mut report = report;
+    report.problems.extend(exec.into_problems());
     let mut outcome = mpath_outcome(result, req.device.as_fd(), sense_area, opts.sgio_timeout_ms);
     if outcome.status == status::GOOD {
         outcome.payload_len = payload_len;
     }
     (outcome, report)
+}
+
+/// The map's paths as its table and status give them, for `pr-client -v`: number, kernel
+/// name and the kernel's path state, e.g. `8:0 (sda) active, 8:16 (sdb) failed`.
+///
+/// # Errors
+/// Why the paths could not be read.
+pub fn describe_paths(map: &Map) -> Result<String, String> {
+    let paths = discover(map)?;
+    let described: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            format!(
+                "{} ({}) {}",
+                p.info.dev,
+                p.name.as_deref().unwrap_or("?"),
+                if p.info.dm_active { "active" } else { "failed" }
+            )
+        })
+        .collect();
+    Ok(described.join(", "))
 }
 
 /// `multipath_pr_out`'s checks of the CDB and parameter list; the fields libmpathpersist
@@ -323,41 +352,48 @@ struct PathDevice {
     name: Option<String>,
 }
 
-/// Paths of the map from its table and a fresh status. `None` (DMMP_ERROR) when the map is
-/// not multipathd's or cannot be read.
-fn discover(map: &Map) -> Option<Vec<PathDevice>> {
-    map.wwid()?;
-    if map.target_count != 1 {
-        return None;
+/// Paths of the map from its table and a fresh status. An error (DMMP_ERROR) says why when
+/// the map is not multipathd's or cannot be read.
+fn discover(map: &Map) -> Result<Vec<PathDevice>, String> {
+    if map.wwid().is_none() {
+        return Err(format!(
+            "map {}: uuid '{}' is not multipathd's",
+            map.name, map.uuid
+        ));
     }
-    let (_, targets) = dm::table_status(map.dev.major, map.dev.minor, false).ok()?;
-    let status = targets.first()?;
-    let paths = table::paths(&map.table, &status.params).ok()?;
-    Some(
-        paths
-            .iter()
-            .map(|p| {
-                let link = rustix::fs::readlinkat(
-                    rustix::fs::CWD,
-                    format!("/sys/dev/block/{}", p.dev),
-                    Vec::new(),
-                )
-                .ok();
-                let (name, host) = link
-                    .as_ref()
-                    .map(|l| parse_sysfs_link(&l.to_string_lossy()))
-                    .unwrap_or_default();
-                PathDevice {
-                    info: PathInfo {
-                        dev: p.dev,
-                        host,
-                        dm_active: p.active,
-                    },
-                    name,
-                }
-            })
-            .collect(),
-    )
+    if map.target_count != 1 {
+        return Err(format!("map {}: {} targets", map.name, map.target_count));
+    }
+    let (_, targets) = dm::table_status(map.dev.major, map.dev.minor, false)
+        .map_err(|e| format!("map {}: cannot read its status: {}", map.name, strerror(&e)))?;
+    let status = targets
+        .first()
+        .ok_or_else(|| format!("map {}: no target in its status", map.name))?;
+    let paths = table::paths(&map.table, &status.params)
+        .map_err(|e| format!("map {}: table or status not understood: {e:?}", map.name))?;
+    Ok(paths
+        .iter()
+        .map(|p| {
+            let link = rustix::fs::readlinkat(
+                rustix::fs::CWD,
+                format!("/sys/dev/block/{}", p.dev),
+                Vec::new(),
+            )
+            .ok();
+            let (name, host) = link
+                .as_ref()
+                .map(|l| parse_sysfs_link(&l.to_string_lossy()))
+                .unwrap_or_default();
+            PathDevice {
+                info: PathInfo {
+                    dev: p.dev,
+                    host,
+                    dm_active: p.active,
+                },
+                name,
+            }
+        })
+        .collect())
 }
 
 /// The kernel name and SCSI host number from a `/sys/dev/block/MAJ:MIN` link such as
@@ -390,6 +426,8 @@ struct RealPaths<'a> {
     map_name: &'a str,
     paths: &'a [PathDevice],
     fds: Vec<OnceLock<Option<OwnedFd>>>,
+    /// Paths that could not be opened, and why, for the report.
+    problems: std::sync::Mutex<Vec<String>>,
 }
 
 impl<'a> RealPaths<'a> {
@@ -398,28 +436,57 @@ impl<'a> RealPaths<'a> {
             map_name,
             paths,
             fds: paths.iter().map(|_| OnceLock::new()).collect(),
+            problems: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    fn into_problems(self) -> Vec<String> {
+        self.problems
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// `/dev/<name>` read-only, as libmpathpersist opens paths, if it is the path's number.
     fn fd(&self, path: usize) -> Option<BorrowedFd<'_>> {
         self.fds[path]
             .get_or_init(|| {
-                let p = &self.paths[path];
-                let fd = rustix::fs::open(
-                    format!("/dev/{}", p.name.as_deref()?),
-                    OFlags::RDONLY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok()?;
-                let st = rustix::fs::fstat(&fd).ok()?;
-                let right = FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice
-                    && rustix::fs::major(st.st_rdev) == p.info.dev.major
-                    && rustix::fs::minor(st.st_rdev) == p.info.dev.minor;
-                right.then_some(fd)
+                let opened = self.open(&self.paths[path]);
+                if let Err(problem) = &opened {
+                    if let Ok(mut problems) = self.problems.lock() {
+                        problems.push(problem.clone());
+                    }
+                }
+                opened.ok()
             })
             .as_ref()
             .map(AsFd::as_fd)
+    }
+
+    fn open(&self, p: &PathDevice) -> Result<OwnedFd, String> {
+        let dev = p.info.dev;
+        let name = p
+            .name
+            .as_deref()
+            .ok_or_else(|| format!("path {dev}: no kernel name in /sys/dev/block/{dev}"))?;
+        let node = format!("/dev/{name}");
+        let fd = rustix::fs::open(&node, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(
+            |e| {
+                format!(
+                    "path {dev}: cannot open {node}: {}",
+                    strerror_errno(e.raw_os_error())
+                )
+            },
+        )?;
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| format!("path {dev}: {node}: {}", strerror_errno(e.raw_os_error())))?;
+        let right = FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice
+            && rustix::fs::major(st.st_rdev) == dev.major
+            && rustix::fs::minor(st.st_rdev) == dev.minor;
+        if right {
+            Ok(fd)
+        } else {
+            Err(format!("path {dev}: {node} is another device"))
+        }
     }
 
     /// One command with libmpathpersist's per-path retries.

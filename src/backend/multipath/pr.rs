@@ -39,6 +39,31 @@ pub enum Mpr {
     SuccessUnregister = 17,
 }
 
+impl Mpr {
+    /// What the result means, for logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Mpr::Success | Mpr::SuccessUnregister => "success",
+            Mpr::SyntaxError => "syntax error",
+            Mpr::SenseNotReady => "not ready",
+            Mpr::SenseMediumError => "medium error",
+            Mpr::SenseHardwareError => "hardware error",
+            Mpr::IllegalReq => "illegal request",
+            Mpr::SenseUnitAttention => "unit attention",
+            Mpr::SenseInvalidOp => "invalid opcode",
+            Mpr::SenseAbortedCommand => "aborted command",
+            Mpr::NoSense => "no sense",
+            Mpr::SenseMalformed => "malformed sense",
+            Mpr::ReservConflict => "reservation conflict",
+            Mpr::FileError => "cannot open the path",
+            Mpr::DmmpError => "device-mapper error",
+            Mpr::ThreadError => "thread error",
+            Mpr::Other => "other error",
+            Mpr::Retryable => "failed, another path is tried",
+        }
+    }
+}
+
 /// SA flags of the PR OUT parameter list (byte 20).
 pub const SA_FLAG_APTPL: u8 = 0x01;
 pub const SA_FLAG_ALL_TG_PT: u8 = 0x04;
@@ -126,10 +151,14 @@ pub struct DaemonExchange {
 /// was told and answered. Whether multipathd was reachable follows from the replies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// The path checker's verdict on each path, when it ran (true: up).
+    pub checked: Vec<(DevNum, bool)>,
     pub paths: Vec<PathCommand>,
     pub daemon: Vec<DaemonExchange>,
     /// The key the map is configured with when the command started.
     pub configured_key: Option<Key>,
+    /// What went wrong finding or opening the paths.
+    pub problems: Vec<String>,
 }
 
 impl Report {
@@ -137,6 +166,47 @@ impl Report {
     /// socket not reachable from the sandbox).
     pub fn multipathd_unreachable(&self) -> bool {
         self.daemon.iter().any(|d| d.reply.is_err())
+    }
+
+    /// The record as lines for a log or `pr-client -v`: what failed, the checker's
+    /// verdicts, each command sent to a path with its result, each multipathd exchange.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        out.extend(self.problems.iter().cloned());
+        if !self.checked.is_empty() {
+            let verdicts: Vec<String> = self
+                .checked
+                .iter()
+                .map(|(dev, up)| format!("{dev} {}", if *up { "up" } else { "down" }))
+                .collect();
+            out.push(format!("path check: {}", verdicts.join(", ")));
+        }
+        for c in &self.paths {
+            let name = if c.opcode == crate::scsi::cdb::PERSISTENT_RESERVE_OUT {
+                format!("PR OUT {}", pr::out_sa_name(c.sa))
+            } else {
+                format!("PR IN {}", pr::in_sa_name(c.sa))
+            };
+            out.push(format!("{name} on path {}: {}", c.dev, c.result.describe()));
+        }
+        for d in &self.daemon {
+            out.push(match &d.reply {
+                Ok(reply) => format!("multipathd '{}': {}", d.command, reply.trim_end()),
+                Err(errno) => format!(
+                    "multipathd '{}': no answer ({})",
+                    d.command,
+                    crate::errors::strerror_errno(*errno)
+                ),
+            });
+        }
+        if self.multipathd_unreachable() {
+            out.push(
+                "multipathd is not reachable: PR works on the paths, but multipathd will not \
+                 register the key on paths that come back"
+                    .to_owned(),
+            );
+        }
+        out
     }
 }
 
@@ -230,8 +300,18 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
 
     /// `get_path_info`: the checker's verdict on every path.
     fn usable(&self) -> &[bool] {
-        self.usable
-            .get_or_init(|| (0..self.paths.len()).map(|i| self.exec.check(i)).collect())
+        self.usable.get_or_init(|| {
+            let verdicts: Vec<bool> = (0..self.paths.len()).map(|i| self.exec.check(i)).collect();
+            if let Ok(mut r) = self.report.lock() {
+                r.checked = self
+                    .paths
+                    .iter()
+                    .map(|p| p.dev)
+                    .zip(verdicts.clone())
+                    .collect();
+            }
+            verdicts
+        })
     }
 
     fn usable_paths(&self) -> impl Iterator<Item = usize> + '_ {
@@ -490,11 +570,19 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 .usable_paths()
                 .map(|i| self.paths[i].dev.to_string())
                 .collect();
-            self.update(format!(
+            let with_paths = format!(
                 "setprstatus map {} pathlist \"{}\"",
                 self.alias,
                 list.join(" ")
-            ));
+            );
+            if self
+                .tell(with_paths)
+                .is_some_and(|r| !multipathd::is_ok(&r))
+            {
+                // multipathd before 0.13 answers `fail` to the pathlist form; its own form
+                // still has it register the key on paths that come back.
+                self.update(format!("setprstatus map {}", self.alias));
+            }
         } else {
             self.update(format!("unsetprstatus map {}", self.alias));
         }

@@ -111,6 +111,8 @@ struct FakeDaemon {
     running: bool,
     prhold: &'static str,
     prkey: &'static str,
+    /// Answers `fail` to the commands multipathd before 0.13 does not know.
+    old: bool,
     log: Mutex<Vec<String>>,
 }
 
@@ -120,6 +122,7 @@ impl FakeDaemon {
             running: true,
             prhold,
             prkey: "none\n",
+            old: false,
             log: Mutex::new(Vec::new()),
         }
     }
@@ -140,7 +143,10 @@ impl Multipathd for FakeDaemon {
         if !self.running {
             return Err(io::Error::from_raw_os_error(libc::ECONNREFUSED));
         }
-        Ok(if cmd.starts_with("getprhold") {
+        let unknown = cmd.contains("prhold") || cmd.contains(" pathlist ");
+        Ok(if self.old && unknown {
+            "fail\n".to_owned()
+        } else if cmd.starts_with("getprhold") {
             self.prhold.to_owned()
         } else if cmd.starts_with("getprkey") {
             self.prkey.to_owned()
@@ -946,5 +952,61 @@ fn key_errors_touch_no_path() {
     assert_eq!(
         ctx.prout(out_sa::REGISTER_AND_MOVE, 0, 0, params(0xab, 0)),
         Mpr::Other
+    );
+}
+
+#[test]
+fn report_lines_name_paths_checks_and_multipathd() {
+    let exec = FakePaths::all_ok(&[true, false]);
+    let daemon = FakeDaemon::down();
+    let (r, report) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::Success);
+    let lines = report.lines();
+    assert_eq!(lines[0], "path check: 8:16 up, 8:32 down");
+    assert_eq!(lines[1], "PR OUT Register on path 8:16: success");
+    assert!(
+        lines[2].starts_with("multipathd 'unsetprhold map mpatha': no answer ("),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("multipathd is not reachable")
+    );
+}
+
+#[test]
+fn an_older_multipathd_is_told_the_pr_status_in_its_own_form() {
+    let exec = FakePaths::all_ok(&[true, true]);
+    let daemon = FakeDaemon {
+        old: true,
+        ..FakeDaemon::up("")
+    };
+    let (r, _) = run_prout(
+        &exec,
+        &daemon,
+        &paths(2),
+        conf_key(0xab),
+        0xab,
+        REG,
+        params(0, 0xab),
+    );
+    assert_eq!(r, Mpr::Success);
+    let log = daemon.log();
+    assert_eq!(
+        &log[log.len() - 2..],
+        [
+            "setprstatus map mpatha pathlist \"8:16 8:32\"",
+            "setprstatus map mpatha"
+        ]
     );
 }
