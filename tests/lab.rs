@@ -9,6 +9,8 @@
 //! and fails saying so otherwise. The guest's log of each failing scenario is printed.
 //! `LAB_SCENARIOS="01-fresh 02-register"` runs a subset.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -17,17 +19,8 @@ use std::time::Instant;
 fn pr_lab() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lab = root.join("tests/lab");
-    // The effective uid, from the "Uid:" line of /proc/self/status.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?")
-        .to_owned();
-    assert_eq!(
-        euid, "0",
-        "the PR lab needs root (apt-get, QEMU, /var/cache/pr-helper-lab): run the suite as root"
+    common::require_root(
+        "the PR lab needs root (apt-get, QEMU, /var/cache/pr-helper-lab): run the suite as root",
     );
 
     let t0 = Instant::now();

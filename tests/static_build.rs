@@ -6,6 +6,8 @@
 //!
 //! Never skipped: it needs root (chroot) and fails saying so otherwise.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -13,17 +15,8 @@ use std::time::Instant;
 #[test]
 fn static_release_binary_runs_in_an_empty_chroot() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The effective uid, from the "Uid:" line of /proc/self/status.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?")
-        .to_owned();
-    assert_eq!(
-        euid, "0",
-        "the static build check needs root (chroot, apt-get): run the suite as root"
+    common::require_root(
+        "the static build check needs root (chroot, apt-get): run the suite as root",
     );
 
     let t0 = Instant::now();

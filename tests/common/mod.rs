@@ -293,3 +293,16 @@ impl Drop for Guard {
         let _ = self.0.wait();
     }
 }
+
+/// Fails the test unless it runs as root (effective uid 0, from /proc/self/status): the
+/// tests that need root say why instead of skipping.
+pub fn require_root(why: &str) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_owned();
+    assert_eq!(euid, "0", "{why}");
+}
