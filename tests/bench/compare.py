@@ -6,7 +6,7 @@ Usage: tests/bench/compare.py [--seconds S] [--idle N[,N...]] [--ours BINARY] [-
 The floor (tests/bench/floor.c, built here with gcc -O2) is the least a server of the same
 wire protocol does per request: one thread, recvmsg, SG_IO, close, one send, no checks.
 For each server: binary + shared library bytes, exec-to-ready time (spawn until the socket
-accepts, median of 20), idle RSS, RSS with N idle connections, and requests/s with p50/p99
+accepts, median of 20), idle RSS and its private part (RssAnon), RSS with N idle connections, and requests/s with p50/p99
 latency at 1, 8 and 64 connections on /dev/null (the SG_IO error path: pure helper overhead),
 measured with `pr-client bench`. Timings are reported, never asserted. Run as root.
 """
@@ -15,10 +15,10 @@ import argparse, json, os, resource, shutil, socket, statistics, subprocess, sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -122,6 +122,9 @@ def main():
         proc = start(cmd, path)
         bench(client, path, 1, 0.2)  # warm up: first request, worker thread
         r["idle RSS KiB"] = rss_kib(proc.pid)
+        # The private part: RSS also counts the pages of the binary and its shared libraries
+        # that are mapped (clean, shared with every process using them, reclaimable).
+        r["idle RssAnon KiB"] = rss_kib(proc.pid, "RssAnon")
         for n in [int(x) for x in args.idle.split(",") if x]:
             before = rss_kib(proc.pid)
             conns = idle_connections(path, n)
