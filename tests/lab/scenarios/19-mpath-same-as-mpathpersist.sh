@@ -32,9 +32,10 @@ seq_run() {
     expect_io write "$C" GOOD "registered C writes under wr_ex_ro"
     if [ "$1" = ours ]; then ok prc -o -L -K 0xaa -T 5 "$MP"; else ok mpp --out --release --param-rk=0xaa --prout-type=5 "$MP"; fi
     step "release"
-    # Releasing a registrants-only reservation tells the other registrants (SPC-3 5.6.11.2):
-    # C's next command gets UNIT ATTENTION, RESERVATIONS RELEASED.
-    echo "C after release: $(pending_ua "$C")" | tee -a "$STEPS"
+    # Releasing a registrants-only reservation tells the other registrants (SPC-3 5.6.11.2),
+    # but whether C still has that UNIT ATTENTION here varied from run to run with
+    # mpathpersist as with ours (RELEASE goes to both paths at once): printed, not compared.
+    echo "  C after release: $(pending_ua "$C")"
     for d in "$A" "$B" "$C"; do drain_ua "$d"; done
     ok prc -o -R -K 0xcc -T 3 "$C"
     step "C reserves ex_ac"
