@@ -125,7 +125,7 @@ fn run_main(args: &[String]) -> u8 {
         let _ = writeln!(std::io::stderr(), "{w}");
     }
     match execute(&config) {
-        Ok(reply) => render(&config, &reply),
+        Ok((reply, via)) => render(&config, &reply, via),
         Err(Failure { message, code }) => {
             say(&message);
             code
@@ -150,7 +150,9 @@ fn client_failure(e: &ClientError) -> Failure {
     }
 }
 
-fn execute(config: &RunConfig) -> Result<Reply, Failure> {
+/// Runs the command and says which way it went: "helper", "SG_IO" (`--direct`) or
+/// "multipath" (`--direct` on a dm-multipath map, through its paths).
+fn execute(config: &RunConfig) -> Result<(Reply, &'static str), Failure> {
     let device = std::fs::OpenOptions::new()
         .read(true)
         .write(!config.readonly)
@@ -189,13 +191,13 @@ fn execute(config: &RunConfig) -> Result<Reply, Failure> {
                     let _ = writeln!(err, "    multipath map {}: {line}", note.map);
                 }
             }
-            return Ok(reply);
+            return Ok((reply, "multipath"));
         }
         let r = direct::run(device.as_fd(), &cdb16, &params, timeout_ms);
         if let (Some(e), true) = (&r.ioctl_error, config.verbose > 0) {
             let _ = writeln!(std::io::stderr(), "    SG_IO: {e}");
         }
-        return Ok(r.reply);
+        return Ok((r.reply, "SG_IO"));
     }
     if config.verbose > 0 {
         if let Some((map, paths)) = direct::map_paths(device.as_fd()) {
@@ -211,10 +213,11 @@ fn execute(config: &RunConfig) -> Result<Reply, Failure> {
     let mut conn =
         Connection::connect(&config.socket, config.timeout).map_err(|e| client_failure(&e))?;
     conn.request(&cdb16, device.as_fd(), &params)
+        .map(|reply| (reply, "helper"))
         .map_err(|e| client_failure(&e))
 }
 
-fn render(config: &RunConfig, reply: &Reply) -> u8 {
+fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
     let mut code = report::reply_exit_status(reply);
     let sa = match config.action {
         Action::In { sa, .. } => Some(sa),
@@ -235,7 +238,7 @@ fn render(config: &RunConfig, reply: &Reply) -> u8 {
         let (cdb16, _) = config.action.encode();
         let obj = Obj::new()
             .str("device", &config.device)
-            .str("via", if config.direct { "SG_IO" } else { "helper" })
+            .str("via", via)
             .str("command", &config.action.label())
             .str("cdb", &report::hex_string(&cdb16[..10]))
             .raw("status", report::status_json(reply))
