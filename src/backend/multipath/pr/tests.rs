@@ -184,6 +184,23 @@ fn params(key: u64, sa_key: u64) -> Params {
     Params::with_keys(key, sa_key, 0)
 }
 
+/// READ KEYS through a fresh context into a 64-byte buffer: the result and byte count, and
+/// the report.
+fn run_prin(exec: &FakePaths, daemon: &FakeDaemon, infos: &[PathInfo]) -> ((Mpr, usize), Report) {
+    let ctx = Ctx::new(
+        exec,
+        daemon,
+        infos,
+        "mpatha",
+        MapConfig::default(),
+        Key::default(),
+        Report::default(),
+    );
+    let mut buf = [0u8; 64];
+    let r = ctx.prin(&prin_cdb(0), &mut buf);
+    (r, ctx.into_report())
+}
+
 fn run_prout(
     exec: &FakePaths,
     daemon: &FakeDaemon,
@@ -751,65 +768,19 @@ fn prin_tries_the_next_path() {
     exec.prin_answer = vec![Mpr::Retryable, Mpr::Success];
     let daemon = FakeDaemon::up("unset\n");
     let infos = paths(2);
-    let ctx = Ctx::new(
-        &exec,
-        &daemon,
-        &infos,
-        "mpatha",
-        MapConfig::default(),
-        Key::default(),
-        Report::default(),
-    );
-    let mut buf = [0u8; 64];
-    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf), (Mpr::Success, 8));
-    let report = ctx.into_report();
+    let (r, report) = run_prin(&exec, &daemon, &infos);
+    assert_eq!(r, (Mpr::Success, 8));
     assert_eq!(report.paths.len(), 2);
     assert!(daemon.log().is_empty());
 
     exec.prin_answer = vec![Mpr::IllegalReq, Mpr::Success];
-    let ctx = Ctx::new(
-        &exec,
-        &daemon,
-        &infos,
-        "mpatha",
-        MapConfig::default(),
-        Key::default(),
-        Report::default(),
-    );
-    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf).0, Mpr::IllegalReq);
+    assert_eq!(run_prin(&exec, &daemon, &infos).0.0, Mpr::IllegalReq);
     exec.prin_answer = vec![Mpr::Retryable, Mpr::Retryable];
-    let ctx = Ctx::new(
-        &exec,
-        &daemon,
-        &infos,
-        "mpatha",
-        MapConfig::default(),
-        Key::default(),
-        Report::default(),
-    );
-    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf).0, Mpr::Other);
+    assert_eq!(run_prin(&exec, &daemon, &infos).0.0, Mpr::Other);
     exec.prin_answer = vec![Mpr::Retryable, Mpr::SenseNotReady];
-    let ctx = Ctx::new(
-        &exec,
-        &daemon,
-        &infos,
-        "mpatha",
-        MapConfig::default(),
-        Key::default(),
-        Report::default(),
-    );
-    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf).0, Mpr::SenseNotReady);
+    assert_eq!(run_prin(&exec, &daemon, &infos).0.0, Mpr::SenseNotReady);
     exec.up = vec![false, false];
-    let ctx = Ctx::new(
-        &exec,
-        &daemon,
-        &infos,
-        "mpatha",
-        MapConfig::default(),
-        Key::default(),
-        Report::default(),
-    );
-    assert_eq!(ctx.prin(&prin_cdb(0), &mut buf).0, Mpr::DmmpError);
+    assert_eq!(run_prin(&exec, &daemon, &infos).0.0, Mpr::DmmpError);
 }
 
 #[test]
