@@ -161,7 +161,7 @@ pub fn run_with_report(
     let exec = RealPaths::new(&map.name, &paths);
     let infos: Vec<PathInfo> = paths.iter().map(|p| p.info).collect();
     let daemon = multipathd::Socket;
-    let (result, payload_len, report) = match params {
+    let (result, payload_len, mut report) = match params {
         None => {
             let ctx = Ctx::new(
                 &exec,
@@ -202,7 +202,6 @@ pub fn run_with_report(
             (r, 0, ctx.into_report())
         }
     };
-    let mut report = report;
     report.problems.extend(exec.into_problems());
     let mut outcome = mpath_outcome(result, req.device.as_fd(), sense_area, opts.sgio_timeout_ms);
     if outcome.status == status::GOOD {
@@ -353,24 +352,21 @@ struct PathDevice {
 }
 
 /// Paths of the map from its table and a fresh status. An error (DMMP_ERROR) says why when
-/// the map is not multipathd's or cannot be read.
+/// the map is not multipathd's or cannot be read (callers name the map).
 fn discover(map: &Map) -> Result<Vec<PathDevice>, String> {
     if map.wwid().is_none() {
-        return Err(format!(
-            "map {}: uuid '{}' is not multipathd's",
-            map.name, map.uuid
-        ));
+        return Err(format!("uuid '{}' is not multipathd's", map.uuid));
     }
     if map.target_count != 1 {
-        return Err(format!("map {}: {} targets", map.name, map.target_count));
+        return Err(format!("{} targets", map.target_count));
     }
     let (_, targets) = dm::table_status(map.dev.major, map.dev.minor, false)
-        .map_err(|e| format!("map {}: cannot read its status: {}", map.name, strerror(&e)))?;
+        .map_err(|e| format!("cannot read its status: {}", strerror(&e)))?;
     let status = targets
         .first()
-        .ok_or_else(|| format!("map {}: no target in its status", map.name))?;
+        .ok_or_else(|| "no target in its status".to_owned())?;
     let paths = table::paths(&map.table, &status.params)
-        .map_err(|e| format!("map {}: table or status not understood: {e:?}", map.name))?;
+        .map_err(|e| format!("table or status not understood: {e:?}"))?;
     Ok(paths
         .iter()
         .map(|p| {
