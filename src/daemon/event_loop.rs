@@ -660,12 +660,6 @@ impl Shared {
             &self.exec,
             self.log_verbose.then_some(&mut note),
         );
-        if let Some(note) = note {
-            let mut err = std::io::stderr().lock();
-            for line in note.report.lines() {
-                let _ = writeln!(err, "{}: {}: {line}", self.prog, note.map);
-            }
-        }
         trace::emit(TracePoint::Reply, || {
             format!(
                 "conn={slot} status=0x{:02x} size={}",
@@ -676,6 +670,15 @@ impl Shared {
         // preempted thread counted as running a command would make others promote followers.
         self.state().running -= 1;
         let step = conn.start_reply(reply, outcome.wire_len());
+        // The -v log of a multipath command after the reply is on its way (stderr may be a
+        // slow pipe), and before the request stops counting as in flight, so a shutdown
+        // waits for it.
+        if let Some(note) = note {
+            let mut err = std::io::stderr().lock();
+            for line in note.report.lines() {
+                let _ = writeln!(err, "{}: {}: {line}", self.prog, note.map);
+            }
+        }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.finish_if_done();
         (conn, step)
