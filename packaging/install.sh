@@ -4,8 +4,8 @@
 #   packaging/install.sh DESTDIR PREFIX [BINARY]
 #
 # DESTDIR is the staging root ("" or / for the running system), PREFIX the
-# prefix inside it (/usr, /usr/local, ...). BINARY defaults to
-# target/release/pr-helper. Installs:
+# prefix inside it (/usr, /usr/local, ...). BINARY defaults to the pr-helper
+# beside this script (a release tarball), else target/release/pr-helper. Installs:
 #   PREFIX/bin/pr-helper, and links to it named after each applet in
 #     $PR_HELPER_LINKDIR (default PREFIX/bin; set it to PREFIX/libexec/pr-helper
 #     to keep qemu-system-common's /usr/bin/qemu-pr-helper);
@@ -32,7 +32,11 @@ case "$prefix" in
 *) echo "$0: PREFIX must be absolute" >&2; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
-binary=${3:-$here/../target/release/pr-helper}
+if [ -x "$here/pr-helper" ]; then
+	binary=${3:-$here/pr-helper}
+else
+	binary=${3:-$here/../target/release/pr-helper}
+fi
 [ -x "$binary" ] || { echo "$0: $binary: no such executable (cargo build --release)" >&2; exit 1; }
 
 bindir=$prefix/bin

@@ -21,7 +21,7 @@ fn socket_arg(h: &Helper) -> String {
 }
 
 fn client(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pr-helper"))
+    Command::new(common::binary())
         .arg("pr-client")
         .args(args)
         .stdin(Stdio::null())
@@ -321,7 +321,7 @@ fn argv0_dispatch_as_pr_client() {
     let scratch = Scratch::new("argv0");
     let dir = scratch.0.clone();
     let link = dir.join("pr-client");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pr-helper"), &link).unwrap();
+    std::os::unix::fs::symlink(common::binary(), &link).unwrap();
     let o = Command::new(&link).arg("--version").output().unwrap();
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).starts_with("pr-client "));

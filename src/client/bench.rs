@@ -115,7 +115,9 @@ impl std::fmt::Display for BenchError {
                 crate::errors::strerror(e)
             ),
             BenchError::Client(e) => e.fmt(f),
-            BenchError::Thread(e) => write!(f, "cannot start a thread: {e}"),
+            BenchError::Thread(e) => {
+                write!(f, "cannot start a thread: {}", crate::errors::strerror(e))
+            }
         }
     }
 }

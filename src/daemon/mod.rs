@@ -207,8 +207,9 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
                 use std::io::Write as _;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "{}: multipath support off: {e}",
-                    config.prog
+                    "{}: multipath support off: {}",
+                    config.prog,
+                    strerror(&e)
                 );
             }
         }

@@ -101,15 +101,15 @@ pub const IOC_PR_READ_KEYS: Opcode = opcode::read_write::<PrReadKeys>(b'p', 206)
 pub const IOC_PR_READ_RESERVATION: Opcode = opcode::read::<PrReadReservation>(b'p', 207);
 
 /// Every request number this module issues, for the seccomp allow-list.
-pub const ALL_IOCTLS: [Opcode; 8] = [
-    IOC_PR_REGISTER,
-    IOC_PR_RESERVE,
-    IOC_PR_RELEASE,
-    IOC_PR_PREEMPT,
-    IOC_PR_PREEMPT_ABORT,
-    IOC_PR_CLEAR,
-    IOC_PR_READ_KEYS,
-    IOC_PR_READ_RESERVATION,
+pub const ALL_IOCTLS: [u32; 8] = [
+    super::ioctl_request(IOC_PR_REGISTER),
+    super::ioctl_request(IOC_PR_RESERVE),
+    super::ioctl_request(IOC_PR_RELEASE),
+    super::ioctl_request(IOC_PR_PREEMPT),
+    super::ioctl_request(IOC_PR_PREEMPT_ABORT),
+    super::ioctl_request(IOC_PR_CLEAR),
+    super::ioctl_request(IOC_PR_READ_KEYS),
+    super::ioctl_request(IOC_PR_READ_RESERVATION),
 ];
 
 /// A PR ioctl's non-negative return value: 0 for success, else the device-level failure the
@@ -349,12 +349,7 @@ mod tests {
             0xc010_70ce,
             0x8010_70cf,
         ];
-        for (got, want) in ALL_IOCTLS.iter().zip(expected) {
-            // `Opcode` is u32 on x86_64 but c_ulong on some other targets.
-            #[allow(clippy::unnecessary_cast)]
-            let got = *got as u32;
-            assert_eq!(got, want);
-        }
+        assert_eq!(ALL_IOCTLS, expected);
     }
 
     #[test]

@@ -15,6 +15,15 @@ pub mod signals;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
+/// An ioctl request as the kernel reads it (`unsigned int cmd`) and as the seccomp filter
+/// compares it. rustix's `Opcode` is `u32` where it issues system calls itself (x86_64,
+/// aarch64), but the C library's type where it goes through libc: `c_int` on musl, `c_ulong`
+/// on glibc (powerpc64le, s390x); the request numbers fit 32 bits everywhere.
+#[allow(clippy::unnecessary_cast)]
+pub const fn ioctl_request(op: rustix::ioctl::Opcode) -> u32 {
+    op as u32
+}
+
 /// First file descriptor systemd passes with socket activation (`SD_LISTEN_FDS_START`).
 pub const SD_LISTEN_FDS_START: i32 = 3;
 

@@ -39,9 +39,8 @@ const AUDIT_ARCH: u32 = 0xc000_0015;
 #[cfg(target_arch = "s390x")]
 const AUDIT_ARCH: u32 = 0x8000_0016;
 
-/// `SG_IO`, the ioctl every backend issues. (rustix's `Opcode` is `u32` on x86_64 only.)
-#[allow(clippy::unnecessary_cast)]
-const SG_IO_REQUEST: u32 = super::sg::SG_IO as u32;
+/// `SG_IO`, the ioctl every backend issues.
+const SG_IO_REQUEST: u32 = super::ioctl_request(super::sg::SG_IO);
 
 /// openat flags that make an open anything but a plain read: with [`Policy::open_read_only`]
 /// an openat with any of them still fails with EACCES.
@@ -64,10 +63,26 @@ pub struct Policy {
 /// sched_getaffinity when it cannot. The daemon itself opens nothing once serving.
 fn refused_syscalls() -> Vec<libc::c_long> {
     let mut list = vec![libc::SYS_openat];
-    #[cfg(target_arch = "x86_64")]
-    list.push(libc::SYS_open);
+    list.extend(LEGACY_OPEN);
     list
 }
+
+/// open(2), which only some architectures have (rustix uses it on x86_64).
+#[cfg(target_arch = "x86_64")]
+const LEGACY_OPEN: &[libc::c_long] = &[libc::SYS_open];
+#[cfg(not(target_arch = "x86_64"))]
+const LEGACY_OPEN: &[libc::c_long] = &[];
+
+/// The path-based calls of x86_64 that newer architectures only have in their `*at` form.
+#[cfg(target_arch = "x86_64")]
+const LEGACY_SYSCALLS: &[libc::c_long] = &[
+    libc::SYS_epoll_wait,
+    libc::SYS_unlink,
+    libc::SYS_stat,
+    libc::SYS_lstat,
+];
+#[cfg(not(target_arch = "x86_64"))]
+const LEGACY_SYSCALLS: &[libc::c_long] = &[];
 
 /// System calls of the running daemon and its worker threads, with why.
 fn allowed_syscalls() -> Vec<libc::c_long> {
@@ -114,8 +129,10 @@ fn allowed_syscalls() -> Vec<libc::c_long> {
         libc::SYS_nanosleep,
         libc::SYS_exit,
         libc::SYS_exit_group,
-        // abort() on a bug: raise SIGABRT so the crash is reported as one.
+        // abort() on a bug: raise SIGABRT so the crash is reported as one (glibc sends it
+        // with tgkill, musl with tkill).
         libc::SYS_tgkill,
+        libc::SYS_tkill,
         // Shutdown: is the socket path still ours, then remove it and the pidfile.
         libc::SYS_newfstatat,
         libc::SYS_fstat,
@@ -124,13 +141,7 @@ fn allowed_syscalls() -> Vec<libc::c_long> {
         // SG_IO, restricted below by request number.
         libc::SYS_ioctl,
     ];
-    #[cfg(target_arch = "x86_64")]
-    list.extend([
-        libc::SYS_epoll_wait,
-        libc::SYS_unlink,
-        libc::SYS_stat,
-        libc::SYS_lstat,
-    ]);
+    list.extend(LEGACY_SYSCALLS);
     list
 }
 
@@ -172,9 +183,8 @@ pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
     if policy.open_read_only {
         // openat(dirfd, path, flags), and open(path, flags) which rustix uses on x86_64:
         // allowed when flags ask for a plain read.
-        let mut opens = vec![(libc::SYS_openat, DATA_ARG2_LOW)];
-        #[cfg(target_arch = "x86_64")]
-        opens.push((libc::SYS_open, DATA_ARG1_LOW));
+        let opens = std::iter::once((libc::SYS_openat, DATA_ARG2_LOW))
+            .chain(LEGACY_OPEN.iter().map(|&nr| (nr, DATA_ARG1_LOW)));
         for (nr, flags) in opens {
             prog.push(jeq(nr as u32, 0, 6));
             prog.push(stmt(BPF_LD_W_ABS, flags));

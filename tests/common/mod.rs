@@ -14,9 +14,21 @@ use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 pub const C_HELPER: &str = "/usr/bin/qemu-pr-helper";
 
-/// Our binary.
+/// Our binary: `$PR_HELPER_BIN` when set (the static musl build, which is what ships; the test
+/// command runs the integration suites once more against it), else the one cargo built.
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_pr-helper"))
+    match std::env::var_os("PR_HELPER_BIN") {
+        Some(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_absolute() && path.is_file(),
+                "PR_HELPER_BIN={} is not an absolute path to a binary",
+                path.display()
+            );
+            path
+        }
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_pr-helper")),
+    }
 }
 
 /// A fresh directory under /tmp, removed on drop.

@@ -4,8 +4,9 @@
 # here unless LAB_IMAGE names its output directory).
 #
 # Environment:
-#   LAB_BIN=PATH     the static pr-helper to test (default: built here with +crt-static into
-#                    CARGO_TARGET_DIR=/tmp/lab-target, so the project's target/ is untouched)
+#   LAB_BIN=PATH     the static pr-helper to test (default: the shipped artifact, the static
+#                    musl binary that packaging/build-static.sh builds into
+#                    target/x86_64-unknown-linux-musl/release/)
 #   LAB_JOBS=N       VMs run in parallel, scenarios split between them (default: 2 if nproc>=2)
 #   LAB_TIMEOUT=S    per scenario inside the guest (default 120)
 #   LAB_ACCEL=tcg    QEMU accelerator (KVM was seen to hang on these machines)
@@ -31,10 +32,10 @@ rootdir=$(dirname "$image")/root-trixie
 
 bin=${LAB_BIN:-}
 if [ -z "$bin" ]; then
-    log "building the static pr-helper (CARGO_TARGET_DIR=/tmp/lab-target)"
-    (cd "$repo" && RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR=/tmp/lab-target \
-        cargo build --release --quiet --target x86_64-unknown-linux-gnu)
-    bin=/tmp/lab-target/x86_64-unknown-linux-gnu/release/pr-helper
+    log "building the static musl pr-helper (packaging/build-static.sh)"
+    built=$("$repo/packaging/build-static.sh" x86_64-unknown-linux-musl) ||
+        { log "packaging/build-static.sh failed"; exit 1; }
+    bin=$(awk '$2 == "x86_64-unknown-linux-musl" { print $4 }' <<<"$built")
 fi
 bin=$(readlink -f "$bin")
 [ -x "$bin" ] || { log "no binary at $bin"; exit 1; }
