@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds pr-helper as one static musl binary: the artifact that goes into images.
 #
-#   packaging/build-static.sh [--release] [TARGET...]
+#   packaging/build-static.sh [--release | --unit-tests] [TARGET...]
 #
 # TARGET is x86_64-unknown-linux-musl (the default), aarch64-unknown-linux-musl,
 # powerpc64le-unknown-linux-musl, s390x-unknown-linux-musl, or `all` for the four. Each binary
 # lands at target/TARGET/release/pr-helper. With --release, it also writes
 # target/dist/pr-helper-VERSION-ARCH.tar.gz for each target (the binary, install.sh, man
 # pages, units, OpenRC, dracut and initramfs-tools files, README.md) and target/dist/SHA256SUMS.
-# The last line for each target is `build-static: TARGET BYTES PATH`.
+# The last line for each target is `build-static: TARGET BYTES PATH`. With --unit-tests it
+# builds the library's unit tests for each target instead (panic=abort, for qemu-user: run
+# them with RUSTC_BOOTSTRAP=1 and `-Z unstable-options --force-run-in-process`).
 #
 # Two routes, chosen per target:
 #   - rustup with that target's std installed (`rustup target add TARGET`): plain cargo.
@@ -33,11 +35,13 @@ usage() {
 }
 
 release=0
+unit_tests=0
 targets=()
 for a in "$@"; do
     case "$a" in
     --release) release=1 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --unit-tests) unit_tests=1 ;;
+    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     all) targets+=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl
         powerpc64le-unknown-linux-musl s390x-unknown-linux-musl) ;;
     *-unknown-linux-musl) targets+=("$a") ;;
@@ -48,14 +52,16 @@ done
 
 host_arch=$(uname -m)
 cache=${PR_HELPER_BUILD_CACHE:-$root/target/static-build}
+mkdir -p "$cache"
 
 apt_updated=0
 apt_install() {
     [ "$(id -u)" = 0 ] || die "missing packages: $*; install them (apt-get install $*) or run as root"
     export DEBIAN_FRONTEND=noninteractive
-    [ $apt_updated = 1 ] || { apt-get update -qq; apt_updated=1; }
+    [ $apt_updated = 1 ] || { apt-get -o DPkg::Lock::Timeout=600 update -qq; apt_updated=1; }
     say "installing $*"
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $* failed"
+    apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "$@" >/dev/null ||
+        die "apt-get install $* failed"
 }
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
@@ -133,9 +139,10 @@ musl_libdir() {
 
 # The directory rustc's self-contained link reads (-L native=): musl's crt objects and libc.a,
 # gcc's crtbegin/crtend, and libunwind.a. With panic=abort and std built without its
-# backtrace feature nothing unwinds, so libunwind.a is an empty archive, except on
-# powerpc64le, whose personality routine still names two unwinder functions after LTO: two
-# stubs that abort (never reached) stand in for them.
+# backtrace feature nothing unwinds, so libunwind.a holds only stubs: on powerpc64le std's
+# personality routine still names two unwinder functions after LTO (they abort, never
+# reached), and the unit tests' libtest prints backtraces through two more (no frames).
+# The linker takes a stub only where something names it.
 link_dir() {
     local t=$1 libdir dir
     libdir=$(musl_libdir)
@@ -152,15 +159,13 @@ link_dir() {
         p=$("$cc" -print-file-name="$f")
         [ -f "$p" ] && cp "$p" "$dir/"
     done
-    if [ "$arch" = powerpc64le ]; then
-        printf '%s\n' 'void abort(void);' \
-            'unsigned long _Unwind_GetTextRelBase(void *c) { (void)c; abort(); }' \
-            'unsigned long _Unwind_GetDataRelBase(void *c) { (void)c; abort(); }' >"$dir/unwind-stubs.c"
-        "$cc" -O2 -fPIC -c -o "$dir/unwind-stubs.o" "$dir/unwind-stubs.c"
-        ar rcs "$dir/libunwind.a" "$dir/unwind-stubs.o"
-    else
-        printf '!<arch>\n' >"$dir/libunwind.a"
-    fi
+    printf '%s\n' 'void abort(void);' \
+        'unsigned long _Unwind_GetTextRelBase(void *c) { (void)c; abort(); }' \
+        'unsigned long _Unwind_GetDataRelBase(void *c) { (void)c; abort(); }' \
+        'int _Unwind_Backtrace(void *trace, void *arg) { (void)trace; (void)arg; return 5; /* _URC_END_OF_STACK */ }' \
+        'unsigned long _Unwind_GetIP(void *c) { (void)c; return 0; }' >"$dir/unwind-stubs.c"
+    "$cc" -O2 -fPIC -ffunction-sections -c -o "$dir/unwind-stubs.o" "$dir/unwind-stubs.c"
+    ar rcs "$dir/libunwind.a" "$dir/unwind-stubs.o"
     echo "$dir"
 }
 
@@ -168,6 +173,9 @@ build_one() {
     local t=$1 upper flags=()
     target_facts "$t"
     upper=$(tr 'a-z-' 'A-Z_' <<<"$t")
+    local verb=(build)
+    # Each test in the same process: qemu-user cannot re-execute a foreign binary.
+    [ $unit_tests = 1 ] && verb=(test --lib --no-run -Zpanic-abort-tests) && flags+=(-C panic=abort)
     # Rust flags from the environment would replace the target's own below.
     unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS
     [ "$arch" = s390x ] && flags+=(-C target-feature=+crt-static) # tier 3: dynamic by default
@@ -176,7 +184,8 @@ build_one() {
         [ $native = 1 ] || command -v "$cc" >/dev/null || apt_install "gcc-$gnu"
         [ $native = 1 ] || export "CARGO_TARGET_${upper}_LINKER=$cc"
         [ ${#flags[@]} -gt 0 ] && export "CARGO_TARGET_${upper}_RUSTFLAGS=${flags[*]}"
-        (cd "$root" && cargo build --release --locked --target "$t") || die "$t: cargo build failed"
+        (cd "$root" && RUSTC_BOOTSTRAP=$unit_tests cargo "${verb[@]}" --release --locked --target "$t") 2>&1 | tee "$cache/cargo-$t.log" >&2
+        [ "${PIPESTATUS[0]}" = 0 ] || die "$t: cargo ${verb[*]} failed"
     else
         debian_toolchain
         local dir
@@ -186,11 +195,19 @@ build_one() {
         export "CARGO_TARGET_${upper}_LINKER=$cc" "CARGO_TARGET_${upper}_RUSTFLAGS=${flags[*]}"
         # Debian's cargo and rustc by full path: rustup's shims come first on PATH.
         (cd "$root" && env -u RUSTUP_TOOLCHAIN RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-            /usr/bin/cargo build --release --locked --target "$t" \
-            -Zbuild-std=std,panic_abort -Zbuild-std-features=${PR_HELPER_STD_FEATURES-optimize_for_size}) ||
-            die "$t: cargo build (-Zbuild-std) failed"
+            /usr/bin/cargo "${verb[@]}" --release --locked --target "$t" \
+            -Zbuild-std=std,panic_abort -Zbuild-std-features=${PR_HELPER_STD_FEATURES-optimize_for_size}) \
+            2>&1 | tee "$cache/cargo-$t.log" >&2
+        [ "${PIPESTATUS[0]}" = 0 ] || die "$t: cargo ${verb[*]} (-Zbuild-std) failed"
     fi
     local bin=$root/target/$t/release/pr-helper
+    if [ $unit_tests = 1 ]; then
+        bin=$(sed -n 's/^ *Executable unittests src\/lib.rs (\(.*\))$/\1/p' "$cache/cargo-$t.log" | tail -1)
+        [ -n "$bin" ] || die "$t: cargo did not name the unit test binary"
+        bin=$root/$bin
+        echo "build-static: $t-unit-tests $(stat -c %s "$bin") $bin"
+        return
+    fi
     [ -x "$bin" ] || die "$t: no binary at $bin"
     if command -v file >/dev/null; then
         file -b "$bin" | grep -Eq 'static(-pie| ?ally) linked' || die "$t: $bin is not static: $(file -b "$bin")"
