@@ -1,5 +1,5 @@
 # lab-topology: mpath=1
-# lab-timeout: 180
+# lab-timeout: 360
 # A slow device never delays the other clients (issue #8). The slow device is a storage outage:
 # the dm-multipath map with queue_if_no_path and both paths failed, where SG_IO waits until a
 # path comes back (scsi_debug's delay does not apply to PR commands, which it answers at once
