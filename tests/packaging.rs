@@ -864,45 +864,18 @@ fn cargo_deb_builds_a_package_with_the_expected_files() {
     }
     let scratch = Scratch::new("pkg-deb");
     let work = scratch.path("src");
-    let metadata = std::fs::read_to_string(packaging().join("deb-metadata.toml")).unwrap();
+    // Built from a copy of the sources, with Cargo.toml's [package.metadata.deb].
     let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
-    // Built from a copy of the sources, with the metadata appended unless Cargo.toml has it
-    // already (then it must be the same block).
-    let block: Vec<&str> = metadata
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .collect();
-    let append = if manifest.contains("[package.metadata.deb]") {
-        for line in &block {
-            assert!(
-                manifest.lines().any(|l| l == *line),
-                "Cargo.toml's [package.metadata.deb] differs from packaging/deb-metadata.toml: \
-                 {line}"
-            );
-        }
-        false
-    } else {
-        true
-    };
+    assert!(manifest.contains("[package.metadata.deb]"));
     // A persistent target directory inside target/, so a rerun builds incrementally.
     let target = repo().join("target/packaging-deb");
     sh(
         &format!(
             "mkdir -p {w}; cd {repo}; cp -a Cargo.toml Cargo.lock README.md src packaging {w}/
-             {append}
              cd {w}; CARGO_TARGET_DIR={target} cargo deb --output {w}/pr-helper.deb 2>&1 | tail -5
              dpkg-deb -x pr-helper.deb root; dpkg-deb -f pr-helper.deb Package Depends",
             w = q(&work),
             repo = q(&repo()),
-            append = if append {
-                format!(
-                    "cat {} >> {}/Cargo.toml",
-                    q(&packaging().join("deb-metadata.toml")),
-                    q(&work)
-                )
-            } else {
-                String::new()
-            },
             target = q(&target),
         ),
         900,
