@@ -10,7 +10,7 @@
 #   LAB_TIMEOUT=S    per scenario inside the guest (default 240; a scenario's "# lab-timeout:"
 #                    line overrides it)
 #   LAB_ACCEL=tcg    QEMU accelerator (KVM was seen to hang on these machines)
-#   LAB_KERNEL=trixie-backports  the 7.x kernel instead of Debian 12's 6.1 (passed to setup.sh)
+#   LAB_KERNEL=bookworm  Debian 12's 6.1 kernel instead of trixie-backports' 7.x (passed to setup.sh)
 #   LAB_KEEP=1       keep the results directory (printed)
 #   LAB_APPEND=...   extra kernel arguments (e.g. loglevel=7 lab.nexus=3 lab.luns=2)
 # Prints "PASS name SECS" / "FAIL name rc=N SECS" (the scenario's time in the guest, its LUN
