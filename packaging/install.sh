@@ -15,7 +15,7 @@
 #   man pages in PREFIX/share/man;
 #   the dracut module in PREFIX/lib/dracut/modules.d/95pr-helper and the
 #     initramfs-tools hook and script in PREFIX/share/initramfs-tools (both
-#     opt-in: see README.md, "Packaging and init systems").
+#     opt-in: see docs/packaging.md).
 # Nothing is enabled or started. Run again to update; existing files are replaced,
 # except /etc/conf.d/qemu-pr-helper.
 set -eu

@@ -181,6 +181,7 @@ fn clients_dying_at_every_phase() {
 }
 
 #[test]
+#[ignore = "heavy tier: 1,000,000 requests (about 30 s); tests/run-all.sh runs it"]
 fn a_long_run_leaks_no_descriptor_and_no_memory() {
     let helper = Helper::start(Impl::Ours, &[]);
     // Warm up: worker threads and buffers exist after this.

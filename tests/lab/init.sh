@@ -16,8 +16,9 @@
 #   hostenv=1 (udevd running in the guest's Debian, the chroot at /deb: $CH runs a command
 #   there) and mpath=1 (hostenv, plus multipathd and a dm-multipath map over the LUN's first
 #   two nexuses: $MP, its paths $A $B).
-# Output: per scenario /out/NAME.log and /out/NAME.rc, and on the console
-#   @@LAB-BEGIN NAME / (the log) / @@LAB-END NAME rc=N, then @@LAB-DONE.
+# Output: per scenario /out/NAME.log, /out/NAME.secs (its time, LUN set-up included) and
+#   /out/NAME.rc, and on the console @@LAB-BEGIN NAME / (the log) / @@LAB-END NAME rc=N secs=S,
+#   then @@LAB-DONE.
 export PATH=/bin:/sbin
 mount -t proc none /proc
 mount -t sysfs none /sys
@@ -349,6 +350,7 @@ for s in $list; do
         esac
     done
     up=ok
+    t0=$(date +%s)
     if ! lun_up >"$log" 2>&1; then
         echo "lab-init: cannot build the LIO LUN" >>"$log"
         up=""
@@ -377,6 +379,8 @@ for s in $list; do
         ) >>"$log" 2>&1 </dev/null
         rc=$?
     fi
+    # the scenario's time, its LUN set-up included: run.sh prints it in the summary
+    secs=$(($(date +%s) - t0))
     # helpers a scenario left behind must not outlive it (they hold the LUN open)
     for p in $(pidof pr-helper qemu-pr-helper qemu-system-x86_64 ld-linux-x86-64.so.2 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
     sleep 0.1
@@ -386,12 +390,13 @@ for s in $list; do
     rm -rf /run/* /tmp/work.* /deb/run/* /deb/tmp/* /deb/etc/multipath/*
     if [ $have_out = 1 ]; then
         cp "$log" "/out/$name.log"
+        echo "$secs" >"/out/$name.secs"
         echo "$rc" >"/out/$name.rc"
         sync
     fi
     echo "@@LAB-BEGIN $name"
     cat "$log"
-    echo "@@LAB-END $name rc=$rc"
+    echo "@@LAB-END $name rc=$rc secs=$secs"
     # A LUN whose LIO device deadlocked (PREEMPT AND ABORT on 6.1: core_tmr_lun_reset flushes
     # the submission work it runs in) cannot be torn down: give it 10 s, then reboot at once
     # (sysrq b: poweroff would hang syncing the disk; -no-reboot ends QEMU); run.sh boots a new

@@ -8,13 +8,15 @@
 #                    musl binary that packaging/build-static.sh builds into
 #                    target/x86_64-unknown-linux-musl/release/)
 #   LAB_JOBS=N       VMs run in parallel, scenarios split between them (default: 2 if nproc>=2)
-#   LAB_TIMEOUT=S    per scenario inside the guest (default 120)
+#   LAB_TIMEOUT=S    per scenario inside the guest (default 240; a scenario's "# lab-timeout:"
+#                    line overrides it)
 #   LAB_ACCEL=tcg    QEMU accelerator (KVM was seen to hang on these machines)
-#   LAB_KERNEL=trixie-backports  the 7.x kernel instead of Debian 12's 6.1 (passed to setup.sh)
+#   LAB_KERNEL=bookworm  Debian 12's 6.1 kernel instead of trixie-backports' 7.x (passed to setup.sh)
 #   LAB_KEEP=1       keep the results directory (printed)
 #   LAB_APPEND=...   extra kernel arguments (e.g. loglevel=7 lab.nexus=3 lab.luns=2)
-# Prints "PASS name" / "FAIL name rc=N" with the guest's log for each failure, and a last
-# line "lab: P passed, F failed"; exits 1 if anything failed or did not run.
+# Prints "PASS name SECS" / "FAIL name rc=N SECS" (the scenario's time in the guest, its LUN
+# set-up included) with the guest's log for each failure, and a last line
+# "lab: P passed, F failed (...)"; exits 1 if anything failed or did not run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -63,7 +65,7 @@ if [ -z "$jobs" ]; then
     [ "$(nproc)" -ge 2 ] && jobs=2
 fi
 [ "$jobs" -le ${#scen[@]} ] || jobs=${#scen[@]}
-tmo=${LAB_TIMEOUT:-120}
+tmo=${LAB_TIMEOUT:-240}
 accel=${LAB_ACCEL:-tcg}
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || { log "qemu-system-x86_64 is missing (tests/lab/setup.sh installs qemu-system-x86)"; exit 1; }
@@ -93,12 +95,13 @@ vm_job() {
         [ ${#rest[@]} -gt 0 ] || return 0
         [ $boot = 1 ] || log "VM $j: boot $boot for ${#rest[@]} scenario(s) left"
         printf '%s\n' "${rest[@]}" >"$d/plan.now"
-        # Boot ~20 s, plus each scenario's limit ("# lab-timeout:" or LAB_TIMEOUT), plus LUN
-        # set-up and tear-down.
-        limit=60
+        # Boot (~20 s on a quiet machine: 180), plus each scenario's limit ("# lab-timeout:" or
+        # LAB_TIMEOUT), plus 60 for its LUN set-up and tear-down: generous, as the guest's own
+        # limits should fire first and say what they waited for.
+        limit=180
         for s in "${rest[@]}"; do
             st=$(sed -n 's/^# lab-timeout: *\([0-9]*\).*/\1/p' "${s#/host}" | head -1)
-            limit=$((limit + ${st:-$tmo} + 25))
+            limit=$((limit + ${st:-$tmo} + 60))
         done
         rc=0
         timeout -k 5 "$limit" "$qemu" -accel "$accel" -m 1024 -nographic -no-reboot \
@@ -120,7 +123,7 @@ vm_job() {
 }
 
 # Longest first, each to the VM with the least work so far: a scenario's weight is its
-# "# lab-timeout:" (the nested QEMU one) or LAB_TIMEOUT.
+# "# lab-weight:" line (seconds on a quiet machine; the nested QEMU one has it), else 15.
 load=()
 for ((j = 0; j < jobs; j++)); do
     mkdir -p "$out/vm$j"
@@ -133,8 +136,8 @@ while read -r w f; do
     echo "/host$f" >>"$out/vm$best/plan"
     load[best]=$((load[best] + w))
 done < <(for f in "${scen[@]}"; do
-    st=$(sed -n 's/^# lab-timeout: *\([0-9]*\).*/\1/p' "$f" | head -1)
-    echo "${st:-$tmo} $f"
+    w=$(sed -n 's/^# lab-weight: *\([0-9]*\).*/\1/p' "$f" | head -1)
+    echo "${w:-15} $f"
 done | sort -s -k1,1nr)
 
 start=$(date +%s)
@@ -170,12 +173,13 @@ for ((j = 0; j < jobs; j++)); do
     fi
     while read -r s; do
         name=$(basename "$s" .sh)
+        secs="$(cat "$d/$name.secs" 2>/dev/null || echo "?")s"
         if [ -f "$d/$name.rc" ] && [ "$(cat "$d/$name.rc")" = 0 ]; then
-            echo "PASS $name"
+            echo "PASS $name $secs"
             pass=$((pass + 1))
         else
             rc=$(cat "$d/$name.rc" 2>/dev/null || echo "did-not-run")
-            echo "FAIL $name rc=$rc"
+            echo "FAIL $name rc=$rc $secs"
             if [ -f "$d/$name.log" ]; then
                 sed 's/^/    | /' "$d/$name.log"
             fi

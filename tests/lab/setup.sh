@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PR lab set-up (see README.md, "The PR lab"): installs the host packages,
+# PR lab set-up (see docs/lab.md): installs the host packages,
 # unpacks a Debian 12 kernel without installing it and builds a busybox initramfs that loads
 # LIO tcm_loop and 9p, then runs the scenario named on the kernel command line.
 #

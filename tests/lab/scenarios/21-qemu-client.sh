@@ -1,4 +1,5 @@
-# lab-timeout: 420
+# lab-timeout: 2100
+# lab-weight: 150
 # A real QEMU as the client, as in production: QEMU 11 (the guest's Debian) with its
 # pr-manager-helper object and a scsi-block disk on the LUN (path A), in a nested guest whose pr-client --direct issues the
 # PR commands through virtio-scsi. The guest runs the same sequence three times: through our
@@ -8,6 +9,15 @@
 # registration and reservation the guest made.
 . "$LAB_TESTS/lib.sh"
 [ -f "$LAB_IMAGE/vmlinuz" ] || die "no kernel in LAB_IMAGE=$LAB_IMAGE"
+
+# Time limits come from what the scenario waits for, not from one quiet run: nested TCG is
+# slow, machines differ by 3x in TCG speed and the lab may share its cores with other work.
+# The nested guest prints @@INNER-READY once booted with its disk, then @@SWITCH 2, @@SWITCH 3
+# and @@INNER-DONE after each phase; each wait has its own limit (below, wall-clock seconds,
+# about 5x a quiet run), prints progress every 30 s and fails naming what did not come. The
+# lab-timeout above is their sum plus 300 s for the rest; lab-weight is a quiet run's time,
+# for run.sh's split of the scenarios over its VMs.
+BOOT_LIMIT=900 PHASE_LIMIT=300
 
 # The nested guest's initramfs: busybox, the SCSI and virtio-scsi modules, our binary, and an
 # /init that runs the sequence in three phases, waiting 20 s before phases 2 and 3 while the
@@ -30,6 +40,7 @@ mount -t devtmpfs none /dev
 while read -r m; do insmod "/mods/$m" 2>/dev/null; done </mods/order
 i=0
 while [ ! -b /dev/sda ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+echo "@@INNER-READY $(ls /dev/sda 2>&1)"
 P="/bin/pr-helper pr-client --direct --timeout=60"
 step() { # NAME ARGS...: one command, its exit status and output (generations filtered)
     n=$1
@@ -67,7 +78,7 @@ cp "$LAB_IMAGE/vmlinuz" /deb/tmp/vmlinuz
 # QEMU runs chrooted in /deb: the helpers' socket lives there too.
 OURS_SOCK=/deb/run/pr.sock
 ours_start
-say "nested guest boots (nested TCG: a minute or two)"
+say "nested guest boots (nested TCG: a minute or two on a quiet machine)"
 $CH qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nic none -vga none \
     -kernel /tmp/vmlinuz -initrd /tmp/inner.cpio.gz -append "console=ttyS0 quiet panic=-1" \
     -object pr-manager-helper,id=pr0,path=/run/pr.sock \
@@ -75,27 +86,49 @@ $CH qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nic none -vga no
     -device virtio-scsi-pci -device scsi-block,drive=d0 \
     </dev/null >/tmp/inner.console 2>&1 &
 QPID=$!
-wait_console() { # MARKER SECS
-    _w=0
+# Progress goes to the scenario's log and to the VM's console, which run.sh prints when the
+# VM itself runs out of time.
+progress() {
+    echo "$*"
+    echo "lab 21-qemu-client: $*" >/dev/console 2>/dev/null || true
+}
+wait_console() { # MARKER SECS: wall-clock seconds (a loop count stretches under load)
+    _t0=$(date +%s) _next=30
     while ! grep -q "$1" /tmp/inner.console; do
         kill -0 $QPID 2>/dev/null || { cat /tmp/inner.console; die "QEMU exited before '$1'"; }
-        _w=$((_w + 1))
-        [ $_w -gt $(($2 * 10)) ] && { cat /tmp/inner.console; die "no '$1' from the nested guest after $2 s"; }
-        sleep 0.1
+        _el=$(($(date +%s) - _t0))
+        [ $_el -ge "$2" ] && { cat /tmp/inner.console; die "no '$1' from the nested guest after $2 s"; }
+        if [ $_el -ge $_next ]; then
+            progress "  ... ${_el} s of $2 waiting for '$1'; nested console: $(tr -d '\r' </tmp/inner.console | grep . | tail -n 1 | cut -c1-100)"
+            _next=$((_next + 30))
+        fi
+        sleep 1
     done
+    progress "  '$1' after $(($(date +%s) - _t0)) s"
 }
-wait_console "@@SWITCH 2" 300
+# switched SINCE: the helper behind QEMU must be back before the nested guest's 20 s pause ends.
+switched() {
+    _sw=$(($(date +%s) - $1))
+    progress "  helper switched in ${_sw} s (the nested guest pauses 20 s)"
+    [ $_sw -lt 18 ] || progress "  WARNING: the switch took about the nested guest's 20 s pause: if the next phase answers differently, its first commands may have found no helper"
+}
+wait_console "@@INNER-READY" $BOOT_LIMIT
+wait_console "@@SWITCH 2" $PHASE_LIMIT
 say "phase 1 done; restarting our helper while QEMU stays connected"
+t=$(date +%s)
 ours_stop
 ours_start
-wait_console "@@SWITCH 3" 120
+switched $t
+wait_console "@@SWITCH 3" $PHASE_LIMIT
 say "phase 2 done; the C helper (QEMU 11) takes the socket"
+t=$(date +%s)
 ours_stop
 rm -f "$OURS_SOCK"
 $CH /usr/bin/qemu-pr-helper -k /run/pr.sock >/tmp/c.$LAB_SCENARIO.err 2>&1 &
 C_PID=$!
 wait_sock "$OURS_SOCK"
-wait_console "@@INNER-DONE" 120
+switched $t
+wait_console "@@INNER-DONE" $PHASE_LIMIT
 wait $QPID || true
 c_stop
 tr -d '\r' </tmp/inner.console | grep -o '@@.*' >/tmp/inner.steps

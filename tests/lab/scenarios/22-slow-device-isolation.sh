@@ -1,6 +1,6 @@
 # lab-topology: mpath=1
-# lab-timeout: 180
-# A slow device never delays the other clients (issue #8). The slow device is a storage outage:
+# lab-timeout: 360
+# A slow device never delays the other clients. The slow device is a storage outage:
 # the dm-multipath map with queue_if_no_path and both paths failed, where SG_IO waits until a
 # path comes back (scsi_debug's delay does not apply to PR commands, which it answers at once
 # with INVALID OPCODE). While 4 clients wait on the map through our helper (--no-multipath:
