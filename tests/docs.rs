@@ -15,10 +15,6 @@ const TOP_FILES: [&str; 5] = [
     ".gitignore",
 ];
 
-/// Named by the README before they are merged from the main branch (the static musl build
-/// script is written there). Remove an entry once the file is in the tree.
-const PENDING: [&str; 1] = ["packaging/build-static.sh"];
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -142,20 +138,12 @@ fn every_link_and_path_in_the_docs_exists() {
                     "{name}: link {link} leaves the repository ({})",
                     p.display()
                 )),
-                Err(_) => {
-                    let in_repo = path
-                        .strip_prefix(&root)
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
-                    if !PENDING.contains(&in_repo.as_str()) {
-                        problems.push(format!("{name}: link {link}: no such file"));
-                    }
-                }
+                Err(_) => problems.push(format!("{name}: link {link}: no such file")),
             }
         }
         for span in code_spans(&text) {
             for path in repo_paths(&span) {
-                if !exists(&root, &path) && !PENDING.contains(&path.as_str()) {
+                if !exists(&root, &path) {
                     problems.push(format!("{name}: names {path}, which does not exist"));
                 }
             }

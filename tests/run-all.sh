@@ -4,6 +4,8 @@
 # systemd-socket-activate, ss, setpriv, prlimit, sg3-utils), checks formatting and lints,
 # fuzzes briefly, then runs both test tiers:
 #   fast   `cargo test`: unit tests and the integration tests that start the daemon (~25 s)
+#   musl   the static musl binary (packaging/build-static.sh), and the integration suites
+#          again with PR_HELPER_BIN pointing at it
 #   heavy  `cargo test -- --ignored`: packaging (apt-get, cargo-deb, initramfs images), the
 #          static build, the 1,000,000-request soak and the PR lab VMs (10-20 min)
 # Run as root: the privilege-dropping tests need it, as the daemon does.
@@ -72,10 +74,15 @@ tier() { # NAME COMMAND...: runs one tier, its output into the log, and times it
     [ $rc = 0 ] || failed_tiers+=("$name (exit $rc)")
 }
 tier fast cargo test
+# The shipped artifact is the static musl binary (packaging/build-static.sh): every suite that
+# starts the binary runs once more against it.
+if musl_bin=$(packaging/build-static.sh x86_64-unknown-linux-musl | awk '{ print $4 }') && [ -x "$musl_bin" ]; then
+    tier musl env PR_HELPER_BIN="$musl_bin" cargo test --test cli --test differential --test daemon \
+        --test activated --test torture --test pr_client
+else
+    failed_tiers+=("musl (packaging/build-static.sh failed)")
+fi
 tier heavy cargo test -- --ignored
-
-# ==== TODO(musl): the static musl build (packaging/build-static.sh) and a second run of ====
-# ==== the integration suites against that binary go here, as: tier musl ...           ====
 
 # One closing line for the whole run: the sum over every test binary of both tiers.
 echo "run-all: tier times: ${times[*]}"
