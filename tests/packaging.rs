@@ -942,3 +942,35 @@ fn cargo_deb_builds_a_package_with_the_expected_files() {
         60,
     );
 }
+
+/// `cargo deb` packages the shipped artifact, the static musl binary, as it is: no shared
+/// library dependency, and the packaged binary is the one packaging/build-static.sh built.
+#[test]
+#[ignore = "heavy tier: cargo-deb and the static musl build (minutes); tests/run-all.sh runs it"]
+fn cargo_deb_packages_the_static_musl_binary() {
+    if let Some(took) = ensure_cargo_deb() {
+        eprintln!("cargo install cargo-deb took {took:?}");
+    }
+    let scratch = Scratch::new("pkg-deb-static");
+    let work = scratch.path("w");
+    let out = sh(
+        &format!(
+            "cd {repo}; packaging/build-static.sh x86_64-unknown-linux-musl 2>/dev/null | tail -1
+             mkdir -p {w}
+             cargo deb --no-build --no-strip --target x86_64-unknown-linux-musl --output {w}/static.deb 2>&1 | tail -3
+             cd {w}; dpkg-deb -x static.deb root
+             echo \"depends=[$(dpkg-deb -f static.deb Depends)] arch=$(dpkg-deb -f static.deb Architecture)\"
+             file -b root/usr/bin/pr-helper
+             cmp root/usr/bin/pr-helper {repo}/target/x86_64-unknown-linux-musl/release/pr-helper && echo same-binary",
+            repo = q(&repo()),
+            w = q(&work),
+        ),
+        1800,
+    );
+    assert!(out.contains("depends=[] arch=amd64"), "{out}");
+    assert!(
+        out.contains("static-pie linked") || out.contains("statically linked"),
+        "{out}"
+    );
+    assert!(out.contains("same-binary"), "{out}");
+}

@@ -9,6 +9,8 @@ For each server: binary + shared library bytes, exec-to-ready time (spawn until 
 accepts, median of 20), idle RSS and its private part (RssAnon), RSS with N idle connections, and requests/s with p50/p99
 latency at 1, 8 and 64 connections on /dev/null (the SG_IO error path: pure helper overhead),
 measured with `pr-client bench`. Timings are reported, never asserted. Run as root.
+A step a server fails (the C helper with 10,000 idle connections, say) is reported as such,
+the rest of its figures are still measured, and every server started is stopped.
 """
 import argparse, json, os, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
 
@@ -92,10 +94,62 @@ def idle_connections(path, n):
 
 def bench(client, path, conns, seconds):
     out = subprocess.run(client + ["bench", f"--socket={path}", f"--connections={conns}", f"--seconds={seconds}", "--json", "/dev/null"],
-                         capture_output=True, text=True, preexec_fn=raise_nofile)
+                         capture_output=True, text=True, preexec_fn=raise_nofile, timeout=seconds + 60)
     if out.returncode != 0:
-        raise SystemExit(f"bench failed: {out.stderr}")
+        raise RuntimeError(f"bench failed: {out.stderr.strip()}")
     return json.loads(out.stdout)
+
+
+def measure(name, failures, step, fn):
+    """Runs one step; a failure is recorded for the report instead of ending the run."""
+    try:
+        fn()
+    except (Exception, SystemExit) as e:  # noqa: BLE001 -- any failure of one step
+        failures.append(f"{name}: {step}: {e}")
+
+
+def measure_server(name, cmd, client, tmp, args, failures):
+    r = {}
+    measure(name, failures, "binary size", lambda: r.__setitem__("binary+libs KiB", binary_bytes(os.path.realpath(cmd[0])) / 1024))
+    measure(name, failures, "exec-to-ready", lambda: r.__setitem__("exec-to-ready ms", exec_to_ready(cmd, tmp)))
+    path = os.path.join(tmp, f"{name}.sock")
+    try:
+        proc = start(cmd, path)
+    except (Exception, SystemExit) as e:  # noqa: BLE001
+        failures.append(f"{name}: start: {e}")
+        return r
+    try:
+        measure(name, failures, "warm-up", lambda: bench(client, path, 1, 0.2))  # first request, worker thread
+        r["idle RSS KiB"] = rss_kib(proc.pid)
+        # The private part: RSS also counts the pages of the binary and its shared libraries
+        # that are mapped (clean, shared with every process using them, reclaimable).
+        r["idle RssAnon KiB"] = rss_kib(proc.pid, "RssAnon")
+        for n in [int(x) for x in args.idle.split(",") if x]:
+            def idle_step(n=n):
+                before = rss_kib(proc.pid)
+                conns = []
+                try:
+                    conns = idle_connections(path, n)
+                    time.sleep(0.2)
+                    r[f"RSS with {n} idle KiB"] = rss_kib(proc.pid)
+                    r[f"bytes/idle conn ({n})"] = (rss_kib(proc.pid) - before) * 1024 / n
+                    result = bench(client, path, 1, args.seconds)
+                    r[f"p99 us, 1 conn, {n} idle"] = result["latency_us"]["p99"]
+                finally:
+                    for c in conns:
+                        c.close()
+                    time.sleep(0.2)
+            measure(name, failures, f"{n} idle connections", idle_step)
+        for conns in (1, 8, 64):
+            def load_step(conns=conns):
+                result = bench(client, path, conns, args.seconds)
+                r[f"req/s {conns} conn"] = result["requests_per_second"]
+                r[f"p50 us {conns} conn"] = result["latency_us"]["p50"]
+                r[f"p99 us {conns} conn"] = result["latency_us"]["p99"]
+            measure(name, failures, f"{conns} connections", load_step)
+    finally:
+        stop(proc)
+    return r
 
 
 def main():
@@ -113,44 +167,24 @@ def main():
     subprocess.run(["gcc", "-O2", "-o", floor, os.path.join(ROOT, "tests/bench/floor.c")], check=True)
     client = [args.ours, "pr-client"]
     helpers = {"C": [args.c], "ours": [link], "floor": [floor]}
-    rows = {}
-    for name, cmd in helpers.items():
-        r = {}
-        r["binary+libs KiB"] = binary_bytes(os.path.realpath(cmd[0])) / 1024
-        r["exec-to-ready ms"] = exec_to_ready(cmd, tmp)
-        path = os.path.join(tmp, f"{name}.sock")
-        proc = start(cmd, path)
-        bench(client, path, 1, 0.2)  # warm up: first request, worker thread
-        r["idle RSS KiB"] = rss_kib(proc.pid)
-        # The private part: RSS also counts the pages of the binary and its shared libraries
-        # that are mapped (clean, shared with every process using them, reclaimable).
-        r["idle RssAnon KiB"] = rss_kib(proc.pid, "RssAnon")
-        for n in [int(x) for x in args.idle.split(",") if x]:
-            before = rss_kib(proc.pid)
-            conns = idle_connections(path, n)
-            time.sleep(0.2)
-            r[f"RSS with {n} idle KiB"] = rss_kib(proc.pid)
-            r[f"bytes/idle conn ({n})"] = (rss_kib(proc.pid) - before) * 1024 / n
-            result = bench(client, path, 1, args.seconds)
-            r[f"p99 us, 1 conn, {n} idle"] = result["latency_us"]["p99"]
-            for c in conns:
-                c.close()
-            time.sleep(0.2)
-        for conns in (1, 8, 64):
-            result = bench(client, path, conns, args.seconds)
-            r[f"req/s {conns} conn"] = result["requests_per_second"]
-            r[f"p50 us {conns} conn"] = result["latency_us"]["p50"]
-            r[f"p99 us {conns} conn"] = result["latency_us"]["p99"]
-        stop(proc)
-        rows[name] = r
-    keys = list(rows["C"].keys())
+    rows, failures = {}, []
+    try:
+        for name, cmd in helpers.items():
+            rows[name] = measure_server(name, cmd, client, tmp, args, failures)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    keys = []
+    for r in rows.values():
+        keys += [k for k in r if k not in keys]
+    nan = float("nan")
     def ratio(a, b):
-        return a / b if b else float("nan")
+        return a / b if b else nan
     print(f"{'figure':32} {'C':>10} {'ours':>10} {'floor':>10} {'ours/C':>7} {'ours/floor':>10}")
     for k in keys:
-        c, o, f = rows["C"][k], rows["ours"][k], rows["floor"][k]
+        c, o, f = (rows.get(n, {}).get(k, nan) for n in ("C", "ours", "floor"))
         print(f"{k:32} {c:10.1f} {o:10.1f} {f:10.1f} {ratio(o, c):7.2f} {ratio(o, f):10.2f}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for failure in failures:
+        print(f"failed: {failure}")
 
 
 if __name__ == "__main__":
