@@ -287,8 +287,10 @@ fn start_and_serve(
         sys::seccomp::install(&crate::backend::sandbox_policy(&config.exec))
             .map_err(Error::Sandbox)?;
     }
-    if let Some(ready) = handover.take() {
+    if let Some(ready) = handover.as_ref() {
+        // Kept on failure: run() still tries to tell the parent why.
         ready.ready()?;
+        *handover = None;
     }
     let unlink_failure = event_loop.run()?;
     if let Some((path, e)) = unlink_failure {
@@ -325,7 +327,7 @@ struct Handover {
 
 impl Handover {
     /// Tells the parent to exit 0.
-    fn ready(self) -> Result<(), Error> {
+    fn ready(&self) -> Result<(), Error> {
         match rustix::io::write(&self.pipe, &[HANDOVER_READY]) {
             Ok(1) => Ok(()),
             Ok(_) => Err(Error::Handover(io::ErrorKind::WriteZero.into())),
@@ -412,37 +414,36 @@ fn wait_for_daemon(prog: &str, child: i32, report: &OwnedFd, signals: &OwnedFd) 
         })
         .flatten()
         .map(|(_, status)| status);
-    let mut err = std::io::stderr();
-    match received.split_first() {
-        Some((&HANDOVER_READY, _)) => status.and_then(|s| s.exit_status()).unwrap_or(1),
+    let (code, message) = match received.split_first() {
+        Some((&HANDOVER_READY, _)) => (status.and_then(|s| s.exit_status()).unwrap_or(1), None),
         Some((&HANDOVER_FAILED, message)) => {
-            let _ = writeln!(err, "{prog}: {}", String::from_utf8_lossy(message));
-            1
+            (1, Some(String::from_utf8_lossy(message).into_owned()))
         }
-        _ => {
-            match status {
-                Some(s) if s.exit_status() == Some(0) && forwarded => return 0,
-                Some(s) if s.terminating_signal().is_some() => {
-                    let _ = writeln!(
-                        err,
-                        "{prog}: the daemon process was killed by signal {} during start-up",
-                        s.terminating_signal().unwrap_or_default()
-                    );
-                }
-                Some(s) => {
-                    let _ = writeln!(
-                        err,
-                        "{prog}: the daemon process exited with status {} during start-up",
+        _ => match status {
+            Some(s) if s.exit_status() == Some(0) && forwarded => (0, None),
+            Some(s) => match s.terminating_signal() {
+                Some(sig) => (
+                    1,
+                    Some(format!(
+                        "the daemon process was killed by signal {sig} during start-up"
+                    )),
+                ),
+                None => (
+                    1,
+                    Some(format!(
+                        "the daemon process exited with status {} during start-up",
                         s.exit_status().unwrap_or_default()
-                    );
-                }
-                None => {
-                    let _ = writeln!(err, "{prog}: the daemon process failed to start");
-                }
-            }
-            1
-        }
+                    )),
+                ),
+            },
+            None => (1, Some("the daemon process failed to start".to_owned())),
+        },
+    };
+    if let Some(message) = message {
+        // One write, so that the line stays whole beside other output.
+        let _ = std::io::stderr().write_all(format!("{prog}: {message}\n").as_bytes());
     }
+    code
 }
 
 /// Sets up the signalfd before anything else, as C installs its handlers first.
