@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use argh::FromArgs;
 
 use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions, Route};
+use crate::cli::argbytes;
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
 use crate::daemon::{
     self, Config, DEFAULT_MAX_WORKERS, DEFAULT_PIDFILE, DEFAULT_SOCKET, privileges,
@@ -227,7 +228,9 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
 }
 
 fn fail(prog: &str, message: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "{prog}: {message}");
+    // The argument bytes a message quotes are printed as given, as C does.
+    let line = argbytes::decode_bytes(&format!("{prog}: {message}\n"));
+    let _ = std::io::stderr().write_all(&line);
     ExitCode::from(1)
 }
 
@@ -312,14 +315,16 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
     let config = Config {
         prog: prog.to_owned(),
         argv0: argv0.to_owned(),
-        socket: PathBuf::from(options.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
+        socket: PathBuf::from(argbytes::decode(
+            options.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
+        )),
         socket_specified: !options.socket.is_empty(),
-        pidfile: PathBuf::from(
+        pidfile: PathBuf::from(argbytes::decode(
             options
                 .pidfile
                 .last()
                 .map_or(DEFAULT_PIDFILE, String::as_str),
-        ),
+        )),
         pidfile_specified: !options.pidfile.is_empty(),
         daemonize: options.daemon,
         quiet: options.quiet,
