@@ -129,7 +129,7 @@ fn rows() -> Vec<Row> {
             "pidfile truncate",
             &["-P", "PIDFILE", "-e", "inject=ftruncate:error=EIO"],
             &[F, D],
-            "Failed to write pid file: ",
+            "Failed to truncate pid file: ",
         ),
         row(
             "pidfile write",

@@ -79,6 +79,7 @@ pub enum Error {
     Daemonize(io::Error),
     PidfileOpen(PathBuf, io::Error),
     PidfileLock(PathBuf, io::Error),
+    PidfileTruncate(PathBuf, io::Error),
     PidfileWrite(PathBuf, io::Error),
     DropPrivileges(io::Error),
     Sandbox(io::Error),
@@ -152,6 +153,9 @@ impl fmt::Display for Error {
                 write!(f, "Could not create '{}': {}", p.display(), strerror(e))
             }
             Error::PidfileLock(_, e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
+            Error::PidfileTruncate(_, e) => {
+                write!(f, "Failed to truncate pid file: {}", strerror(e))
+            }
             Error::PidfileWrite(_, e) => write!(f, "Failed to write pid file: {}", strerror(e)),
             Error::DropPrivileges(e) => write!(f, "Failed to drop privileges: {}", strerror(e)),
             Error::Sandbox(e) => write!(

@@ -44,7 +44,7 @@ impl Pidfile {
             }
             let content = format!("{}\n", rustix::process::getpid().as_raw_nonzero());
             let result = rustix::fs::ftruncate(&fd, 0)
-                .map_err(|e| Error::PidfileWrite(path.to_owned(), e.into()))
+                .map_err(|e| Error::PidfileTruncate(path.to_owned(), e.into()))
                 .and_then(|()| match rustix::io::write(&fd, content.as_bytes()) {
                     Ok(n) if n == content.len() => Ok(()),
                     Ok(_) => Err(Error::PidfileWrite(
