@@ -1,11 +1,13 @@
 //! `pr-helper`: one binary, several programs, chosen by the name it is run as.
+//!
+//! argv is bytes: each argument reaches the applets losslessly (`cli::argbytes`).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     pr_helper::applets::dispatch(
         std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| pr_helper::cli::argbytes::encode(&a))
             .collect(),
     )
 }

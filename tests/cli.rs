@@ -200,3 +200,63 @@ fn install_creates_applet_links() {
     let out = run(&link, &["-V"]);
     assert!(text(&out.stdout).starts_with(link.to_str().unwrap()));
 }
+
+/// Arguments are bytes: a socket path, pidfile and user name with a byte that is not UTF-8
+/// reach the system calls (and messages) as given, as with the C helper.
+#[test]
+fn non_utf8_arguments_are_used_as_bytes_like_c() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::time::Duration;
+    let scratch = Scratch::new("bytes");
+    let ours = applet_link(&scratch.0, "qemu-pr-helper");
+    for (which, program) in [("c", Path::new(C_HELPER)), ("ours", ours.as_path())] {
+        let mut socket = scratch.0.as_os_str().as_bytes().to_vec();
+        socket.extend_from_slice(format!("/{which}-").as_bytes());
+        socket.extend_from_slice(b"\xff.sock");
+        let socket = Path::new(OsStr::from_bytes(&socket)).to_owned();
+        let mut pidfile = scratch.0.as_os_str().as_bytes().to_vec();
+        pidfile.extend_from_slice(format!("/{which}-").as_bytes());
+        pidfile.extend_from_slice(b"\xfe.pid");
+        let pidfile = Path::new(OsStr::from_bytes(&pidfile)).to_owned();
+        let mut child = Guard::spawn(
+            Command::new(program)
+                .arg("-k")
+                .arg(&socket)
+                .arg("-f")
+                .arg(&pidfile)
+                .env_remove("LISTEN_PID")
+                .stderr(std::process::Stdio::null()),
+        );
+        wait_for_socket(&socket, Duration::from_secs(10));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert_eq!(pid.trim(), child.id().to_string(), "{which}");
+        child.terminate();
+    }
+    for option in ["-u", "-g"] {
+        let name = OsStr::from_bytes(b"no-\xff-such");
+        let outputs: Vec<Output> = [Path::new(C_HELPER), ours.as_path()]
+            .iter()
+            .map(|p| {
+                Command::new(p)
+                    .arg(option)
+                    .arg(name)
+                    .env_remove("LISTEN_PID")
+                    .output()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(outputs[0].status.code(), Some(1));
+        assert_eq!(outputs[1].status.code(), Some(1));
+        assert_eq!(outputs[1].stderr, outputs[0].stderr, "{option}");
+        let kind = if option == "-u" { "user" } else { "group" };
+        assert_eq!(
+            outputs[1].stderr,
+            [
+                format!("qemu-pr-helper: invalid {kind} 'no-").as_bytes(),
+                b"\xff-such'\n"
+            ]
+            .concat()
+        );
+    }
+}

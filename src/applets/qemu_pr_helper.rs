@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use argh::FromArgs;
 
 use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions, Route};
+use crate::cli::argbytes;
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
 use crate::daemon::{
     self, Config, DEFAULT_MAX_WORKERS, DEFAULT_PIDFILE, DEFAULT_SOCKET, privileges,
@@ -169,10 +170,23 @@ warranty; not even for MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.
     )
 }
 
-/// What parsing decided: run, or exit now with a status.
+/// What parsing decided: run, exit now with a status (help, version, usage errors already
+/// printed), or fail with a message the caller prints after the program name.
 enum Parsed {
     Run(Box<Config>, TraceConfig),
-    Exit(ExitCode),
+    Exit(u8),
+    Fail(String),
+}
+
+impl Parsed {
+    /// The exit status when the process ends here.
+    fn exit_status(&self) -> Option<u8> {
+        match self {
+            Parsed::Run(..) => None,
+            Parsed::Exit(status) => Some(*status),
+            Parsed::Fail(_) => Some(1),
+        }
+    }
 }
 
 /// `argv0` as typed; messages use its basename, as QEMU's `error_init(argv[0])` does.
@@ -198,7 +212,8 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
     };
     let (config, trace_config) = match parse(argv0, &prog, args, activated) {
         Parsed::Run(config, trace_config) => (config, trace_config),
-        Parsed::Exit(code) => return code,
+        Parsed::Fail(message) => return fail(&prog, &message),
+        exit => return ExitCode::from(exit.exit_status().unwrap_or(1)),
     };
     if let Err(message) = trace_config.activate() {
         // QEMU prints events-file errors without a space after the colon.
@@ -213,7 +228,9 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
 }
 
 fn fail(prog: &str, message: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "{prog}: {message}");
+    // The argument bytes a message quotes are printed as given, as C does.
+    let line = argbytes::decode_bytes(&format!("{prog}: {message}\n"));
+    let _ = std::io::stderr().write_all(&line);
     ExitCode::from(1)
 }
 
@@ -224,7 +241,7 @@ fn usage_error(argv0: &str, prog: &str, message: &str) -> Parsed {
         std::io::stderr(),
         "{prog}: Try `{argv0} --help' for more information."
     );
-    Parsed::Exit(ExitCode::from(1))
+    Parsed::Exit(1)
 }
 
 fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
@@ -241,48 +258,45 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
         match SPECS[*index].long {
             "help" if activated => {
                 let _ = std::io::stdout().write_all(activated_help_text(argv0).as_bytes());
-                return Parsed::Exit(ExitCode::SUCCESS);
+                return Parsed::Exit(0);
             }
             "help" => {
                 let _ = std::io::stdout().write_all(help_text(argv0, &pidfile, &socket).as_bytes());
-                return Parsed::Exit(ExitCode::SUCCESS);
+                return Parsed::Exit(0);
             }
             name @ ("socket" | "pidfile" | "daemon") if activated => {
                 let short = SPECS[*index].short.unwrap_or('?');
-                return Parsed::Exit(fail(
-                    prog,
-                    &format!(
-                        "-{short}/--{name} is not available here: systemd owns the socket and the \
+                return Parsed::Fail(format!(
+                    "-{short}/--{name} is not available here: systemd owns the socket and the \
                          process (see ListenStream= and Accept= in the .socket unit); run \
                          qemu-pr-helper for a daemon of its own"
-                    ),
                 ));
             }
             "version" => {
                 let _ = std::io::stdout().write_all(version_text(argv0).as_bytes());
-                return Parsed::Exit(ExitCode::SUCCESS);
+                return Parsed::Exit(0);
             }
             "socket" => {
                 if !value.starts_with('/') {
-                    return Parsed::Exit(fail(prog, "socket path must be absolute"));
+                    return Parsed::Fail("socket path must be absolute".to_owned());
                 }
                 value.clone_into(&mut socket);
             }
             "pidfile" => value.clone_into(&mut pidfile),
             "trace" => {
                 if let Err(message) = trace_config.add(value) {
-                    return Parsed::Exit(fail(prog, &message));
+                    return Parsed::Fail(message);
                 }
                 if trace_config.help {
                     let _ = std::io::stdout().write_all(trace::help_text().as_bytes());
-                    return Parsed::Exit(ExitCode::SUCCESS);
+                    return Parsed::Exit(0);
                 }
             }
             "user" if privileges::lookup_user(value).is_none() => {
-                return Parsed::Exit(fail(prog, &format!("invalid user '{value}'")));
+                return Parsed::Fail(format!("invalid user '{value}'"));
             }
             "group" if privileges::lookup_group(value).is_none() => {
-                return Parsed::Exit(fail(prog, &format!("invalid group '{value}'")));
+                return Parsed::Fail(format!("invalid group '{value}'"));
             }
             _ => {}
         }
@@ -301,14 +315,16 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
     let config = Config {
         prog: prog.to_owned(),
         argv0: argv0.to_owned(),
-        socket: PathBuf::from(options.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
+        socket: PathBuf::from(argbytes::decode(
+            options.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
+        )),
         socket_specified: !options.socket.is_empty(),
-        pidfile: PathBuf::from(
+        pidfile: PathBuf::from(argbytes::decode(
             options
                 .pidfile
                 .last()
                 .map_or(DEFAULT_PIDFILE, String::as_str),
-        ),
+        )),
         pidfile_specified: !options.pidfile.is_empty(),
         daemonize: options.daemon,
         quiet: options.quiet,
@@ -353,7 +369,7 @@ mod tests {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         match parse("qemu-pr-helper", "qemu-pr-helper", &args, false) {
             Parsed::Run(c, _) => Some(*c),
-            Parsed::Exit(_) => None,
+            Parsed::Exit(_) | Parsed::Fail(_) => None,
         }
     }
 
@@ -406,14 +422,32 @@ mod tests {
             .collect();
         match parse("qemu-pr-helper", "qemu-pr-helper", &args, false) {
             Parsed::Run(_, t) => assert_eq!(t.patterns, vec!["-pr_helper_sgio*", "pr_helper_*"]),
-            Parsed::Exit(_) => panic!("parse failed"),
+            _ => panic!("parse failed"),
         }
     }
 
     #[test]
     fn relative_socket_and_unknown_user_fail() {
-        assert!(run_parse(&["-k", "rel"]).is_none());
-        assert!(run_parse(&["-u", "no-such-user-here"]).is_none());
-        assert!(run_parse(&["-g", "no-such-group-here"]).is_none());
+        // The C helper's messages (after "qemu-pr-helper: ") and exit status 1.
+        let cases: &[(&[&str], &str)] = &[
+            (&["-k", "rel"], "socket path must be absolute"),
+            (
+                &["-u", "no-such-user-here"],
+                "invalid user 'no-such-user-here'",
+            ),
+            (
+                &["-g", "no-such-group-here"],
+                "invalid group 'no-such-group-here'",
+            ),
+        ];
+        for (args, message) in cases {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            let parsed = parse("qemu-pr-helper", "qemu-pr-helper", &args, false);
+            assert_eq!(parsed.exit_status(), Some(1), "{args:?}");
+            match parsed {
+                Parsed::Fail(said) => assert_eq!(said, *message, "{args:?}"),
+                _ => panic!("{args:?}: no failure message"),
+            }
+        }
     }
 }

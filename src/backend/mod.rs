@@ -23,8 +23,10 @@ use crate::scsi::status;
 pub struct ExecOptions {
     /// SG_IO timeout in milliseconds (the C helper passes 1).
     pub sgio_timeout_ms: u32,
-    /// Debug builds only: a delay before each command, from `PR_HELPER_TEST_SGIO_DELAY_MS`, so
-    /// tests without a slow SCSI device can hold requests in flight. Release builds ignore it.
+    /// Test only: a delay before each command, from `PR_HELPER_TEST_SGIO_DELAY_MS`, so tests
+    /// without a slow SCSI device can hold requests in flight. In every build, so that a test
+    /// of the release binary proves what it says; nothing but a test sets it (no unit, init
+    /// script or packaging file does), and unset it costs one branch per command.
     pub test_delay: Option<TestDelay>,
     /// Which backend serves fds that are not multipath maps (`--pr-backend`).
     pub route: Route,
@@ -69,16 +71,11 @@ impl Default for ExecOptions {
 }
 
 impl ExecOptions {
-    /// Options with the given SG_IO timeout, and in debug builds the test delay from the
-    /// environment.
+    /// Options with the given SG_IO timeout, and the test delay from the environment.
     pub fn with_timeout(sgio_timeout_ms: u32) -> Self {
-        let test_delay = if cfg!(debug_assertions) {
-            std::env::var("PR_HELPER_TEST_SGIO_DELAY_MS")
-                .ok()
-                .and_then(|v| TestDelay::parse(&v))
-        } else {
-            None
-        };
+        let test_delay = std::env::var("PR_HELPER_TEST_SGIO_DELAY_MS")
+            .ok()
+            .and_then(|v| TestDelay::parse(&v));
         ExecOptions {
             sgio_timeout_ms,
             test_delay,
@@ -87,7 +84,7 @@ impl ExecOptions {
     }
 }
 
-/// The debug builds' test delay: `MS` holds every command, `MS@MAJOR:MINOR` only those on
+/// The test delay (`PR_HELPER_TEST_SGIO_DELAY_MS`): `MS` holds every command, `MS@MAJOR:MINOR` only those on
 /// fds of that device number (a slow device beside fast ones, e.g. /dev/zero and /dev/null).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TestDelay {
@@ -228,7 +225,7 @@ fn route(
     opts: &ExecOptions,
     note: Option<&mut Option<MultipathNote>>,
 ) -> Outcome {
-    // Holds requests in flight whichever backend runs them (debug builds, for tests).
+    // Holds requests in flight whichever backend runs them (tests only).
     if let Some(delay) = &opts.test_delay {
         delay.hold(req.device.as_fd());
     }

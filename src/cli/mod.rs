@@ -1,3 +1,4 @@
 //! Command-line plumbing shared by the applets.
 
+pub mod argbytes;
 pub mod getopt;

@@ -179,10 +179,11 @@ impl EventLoop {
         signals: OwnedFd,
         options: LoopOptions,
     ) -> Result<Self, Error> {
-        let fail = |e: Errno| Error::EventLoop(e.into());
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(fail)?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| Error::EventLoopSetup("epoll_create1", e.into()))?;
         let finished_event = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-            .map_err(|e| Error::EventLoop(e.into()))?;
+            .map_err(|e| Error::EventLoopSetup("eventfd", e.into()))?;
+        let fail = |e: Errno| Error::EventLoopSetup("epoll_ctl", e.into());
         if let Some(l) = &listener {
             // One thread accepts at a time; it re-arms the listener when done.
             let interest = EventFlags::IN | EventFlags::ONESHOT;

@@ -65,13 +65,12 @@ impl Listener {
             SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
             None,
         )
-        .map_err(|e| Error::Bind(path.to_owned(), e.into()))?;
+        .map_err(|e| Error::Socket(e.into()))?;
         // A stale staging socket from a killed instance with our pid would make bind fail.
         let _ = rustix::fs::unlink(&staging);
         rustix::net::bind(&fd, &addr).map_err(|e| Error::Bind(path.to_owned(), e.into()))?;
-        rustix::net::listen(&fd, libc::SOMAXCONN)
-            .map_err(|e| Error::Listen(path.to_owned(), e.into()))?;
-        Ok(Listener {
+        // From here on the value owns the staging name: any failure removes it (Drop).
+        let listener = Listener {
             fd,
             published: Some(Published {
                 path: path.to_owned(),
@@ -79,7 +78,10 @@ impl Listener {
                 dev: 0,
             }),
             staging: Some(staging),
-        })
+        };
+        rustix::net::listen(&listener.fd, libc::SOMAXCONN)
+            .map_err(|e| Error::Listen(path.to_owned(), e.into()))?;
+        Ok(listener)
     }
 
     /// Renames the bound socket to its final path, replacing any stale file there (the C
@@ -94,11 +96,21 @@ impl Listener {
         };
         if let Err(e) = rustix::fs::rename(&staging, &published.path) {
             let _ = rustix::fs::unlink(&staging);
-            return Err(Error::Bind(published.path.clone(), e.into()));
+            // Not published: nothing of ours at the path to remove later.
+            self.published = None;
+            return Err(Error::Publish(staging, e.into()));
         }
-        if let Ok(st) = rustix::fs::stat(&published.path) {
-            published.ino = st.st_ino;
-            published.dev = st.st_dev;
+        match rustix::fs::stat(&published.path) {
+            Ok(st) => {
+                published.ino = st.st_ino;
+                published.dev = st.st_dev;
+            }
+            // Renamed but not found: someone else's file may appear there; leave it alone.
+            Err(e) => {
+                let path = published.path.clone();
+                self.published = None;
+                return Err(Error::Publish(path, e.into()));
+            }
         }
         Ok(())
     }
@@ -137,17 +149,22 @@ impl Listener {
     ///
     /// Returns the unlink error to report, as C prints "Failed to unlink socket".
     pub fn close(mut self) -> Option<(PathBuf, std::io::Error)> {
+        self.remove_paths()
+    }
+
+    /// Removes the staging name and the published path (when it is still our socket: the
+    /// same inode), whichever exist; the unlink error of the published path, if any.
+    fn remove_paths(&mut self) -> Option<(PathBuf, std::io::Error)> {
         if let Some(staging) = self.staging.take() {
             let _ = rustix::fs::unlink(&staging);
         }
         let published = self.published.take()?;
+        if published.ino == 0 {
+            // Never renamed into place: the path is not ours.
+            return None;
+        }
         match rustix::fs::stat(&published.path) {
-            Ok(st)
-                if published.ino != 0
-                    && (st.st_ino != published.ino || st.st_dev != published.dev) =>
-            {
-                None
-            }
+            Ok(st) if st.st_ino != published.ino || st.st_dev != published.dev => None,
             Err(rustix::io::Errno::NOENT) => None,
             _ => match rustix::fs::unlink(&published.path) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => None,
@@ -158,11 +175,11 @@ impl Listener {
 }
 
 impl Drop for Listener {
+    /// Whatever way start-up or serving ends (an error returned from any step, the event
+    /// loop's end), no path we created outlives the socket: a path that exists is a socket
+    /// that accepts. [`Listener::close`] is the same with the error reported.
     fn drop(&mut self) {
-        // A listener dropped before publishing (start-up failed) leaves no file behind.
-        if let Some(staging) = self.staging.take() {
-            let _ = rustix::fs::unlink(&staging);
-        }
+        let _ = self.remove_paths();
     }
 }
 

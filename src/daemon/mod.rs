@@ -16,7 +16,7 @@ pub mod workers;
 
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::PathBuf;
 
 use crate::backend::ExecOptions;
@@ -65,8 +65,11 @@ pub struct Config {
 #[derive(Debug)]
 pub enum Error {
     SocketPathTooLong(PathBuf),
+    Socket(io::Error),
     Bind(PathBuf, io::Error),
     Listen(PathBuf, io::Error),
+    /// Renaming the bound socket into place (or finding it there) failed.
+    Publish(PathBuf, io::Error),
     ActivationWithSocket,
     NotActivated,
     ActivationNoNamedFd(u32),
@@ -76,12 +79,17 @@ pub enum Error {
     Daemonize(io::Error),
     PidfileOpen(PathBuf, io::Error),
     PidfileLock(PathBuf, io::Error),
+    PidfileTruncate(PathBuf, io::Error),
     PidfileWrite(PathBuf, io::Error),
     DropPrivileges(io::Error),
     Sandbox(io::Error),
     Signals(io::Error),
+    /// Setting up the event loop: which call, and its error.
+    EventLoopSetup(&'static str, io::Error),
     EventLoop(io::Error),
-    /// The daemonized child failed and already said why on our stderr.
+    /// `-d`: the daemon could not tell the waiting parent it serves.
+    Handover(io::Error),
+    /// The daemonized child failed; the parent process has printed why.
     ChildFailed,
 }
 
@@ -97,6 +105,13 @@ impl fmt::Display for Error {
             Error::Bind(p, e) => write!(
                 f,
                 "Failed to bind socket to {}: {}",
+                p.display(),
+                strerror(e)
+            ),
+            Error::Socket(e) => write!(f, "Failed to create Unix socket: {}", strerror(e)),
+            Error::Publish(p, e) => write!(
+                f,
+                "Failed to move the socket into place at {}: {}",
                 p.display(),
                 strerror(e)
             ),
@@ -138,6 +153,9 @@ impl fmt::Display for Error {
                 write!(f, "Could not create '{}': {}", p.display(), strerror(e))
             }
             Error::PidfileLock(_, e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
+            Error::PidfileTruncate(_, e) => {
+                write!(f, "Failed to truncate pid file: {}", strerror(e))
+            }
             Error::PidfileWrite(_, e) => write!(f, "Failed to write pid file: {}", strerror(e)),
             Error::DropPrivileges(e) => write!(f, "Failed to drop privileges: {}", strerror(e)),
             Error::Sandbox(e) => write!(
@@ -146,7 +164,15 @@ impl fmt::Display for Error {
                 strerror(e)
             ),
             Error::Signals(e) => write!(f, "Cannot set up signal handling: {}", strerror(e)),
+            Error::EventLoopSetup(call, e) => {
+                write!(f, "Cannot set up the event loop: {call}: {}", strerror(e))
+            }
             Error::EventLoop(e) => write!(f, "event loop failed: {}", strerror(e)),
+            Error::Handover(e) => write!(
+                f,
+                "Cannot tell the waiting parent process that the daemon is ready: {}",
+                strerror(e)
+            ),
             Error::ChildFailed => write!(f, "the daemon process failed to start"),
         }
     }
@@ -156,9 +182,33 @@ impl std::error::Error for Error {}
 
 /// Runs the daemon to completion. Returns after a clean shutdown.
 ///
+/// Everything start-up creates on the file system is owned by a value that removes it when
+/// dropped ([`Listener`] the staging name and the published socket, [`pidfile::Pidfile`] the
+/// pidfile), so every return from here, error or not, leaves nothing behind. With `-d`, the
+/// waiting parent hears the result only after that clean-up: "ready" once the last start-up
+/// step (the sandbox) is done, or the failure with its message.
+///
 /// # Errors
 /// Any start-up failure; the caller prints it with the program prefix and exits 1.
+/// [`Error::ChildFailed`] when the `-d` parent has already printed it.
 pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
+    let mut handover = None;
+    let result = start_and_serve(config, signals, &mut handover);
+    // start_and_serve's values are gone: the socket and the pidfile with them.
+    match (handover, result) {
+        (Some(handover), Err(e)) => {
+            handover.failed(&e.to_string());
+            Err(Error::ChildFailed)
+        }
+        (_, result) => result,
+    }
+}
+
+fn start_and_serve(
+    config: &Config,
+    signals: OwnedFd,
+    handover: &mut Option<Handover>,
+) -> Result<(), Error> {
     let source = match listener::check_socket_activation()? {
         Activation::Fds(n, names) => {
             if config.socket_specified {
@@ -186,13 +236,12 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
         Inherited::Connection(c) => (None, Some(c)),
     };
 
-    let readiness = if config.daemonize {
-        Some(daemonize()?)
-    } else {
-        None
-    };
+    if config.daemonize {
+        // Only the child returns; the parent exits with the child's start-up result.
+        *handover = Some(daemonize(&config.prog, &signals)?);
+    }
 
-    let pidfile = if config.daemonize || config.pidfile_specified {
+    let _pidfile = if config.daemonize || config.pidfile_specified {
         Some(pidfile::Pidfile::write(&config.pidfile)?)
     } else {
         None
@@ -214,15 +263,8 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
             }
         }
     }
-    if let Err(e) = privileges::drop_privileges(config.uid, config.gid, config.exec.multipath) {
-        if let Some(l) = listener {
-            let _ = l.close();
-        }
-        if let Some(p) = pidfile {
-            p.remove();
-        }
-        return Err(Error::DropPrivileges(e));
-    }
+    privileges::drop_privileges(config.uid, config.gid, config.exec.multipath)
+        .map_err(Error::DropPrivileges)?;
 
     limits::raise_descriptor_limit();
     let options = event_loop::LoopOptions {
@@ -235,13 +277,25 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
         exec: config.exec,
     };
     let event_loop = event_loop::EventLoop::new(listener, connection, signals, options)?;
-    if let Some(ready) = readiness {
-        ready.notify_parent();
+    // -d: stdio goes to /dev/null before the sandbox, which refuses open and dup2; a
+    // failure from here on reaches the parent through the hand-over pipe instead.
+    let dev_null = match handover {
+        Some(_) => Some(listener::open_dev_null().map_err(Error::Daemonize)?),
+        None => None,
+    };
+    if let Some(null) = &dev_null {
+        detach_stdio(null).map_err(Error::Daemonize)?;
     }
+    drop(dev_null);
     // Last step of start-up, with one thread: the threads started later inherit the filter.
     if config.sandbox {
         sys::seccomp::install(&crate::backend::sandbox_policy(&config.exec))
             .map_err(Error::Sandbox)?;
+    }
+    if let Some(ready) = handover.as_ref() {
+        // Kept on failure: run() still tries to tell the parent why.
+        ready.ready()?;
+        *handover = None;
     }
     let unlink_failure = event_loop.run()?;
     if let Some((path, e)) = unlink_failure {
@@ -254,49 +308,147 @@ pub fn run(config: &Config, signals: OwnedFd) -> Result<(), Error> {
             strerror(&e)
         );
     }
-    if let Some(p) = pidfile {
-        p.remove();
-    }
     Ok(())
 }
 
-/// The daemonized child's way to tell the waiting parent it serves.
-struct Readiness {
+/// stdin, stdout and stderr onto /dev/null, as daemon(3) does.
+fn detach_stdio(null: &OwnedFd) -> io::Result<()> {
+    rustix::stdio::dup2_stdin(null)?;
+    rustix::stdio::dup2_stdout(null)?;
+    rustix::stdio::dup2_stderr(null)?;
+    Ok(())
+}
+
+/// What the daemonized child sends its waiting parent: one of these bytes, then for a
+/// failure the message.
+const HANDOVER_READY: u8 = b'R';
+const HANDOVER_FAILED: u8 = b'F';
+
+/// The daemonized child's end of the pipe its parent waits on.
+#[derive(Debug)]
+struct Handover {
     pipe: OwnedFd,
 }
 
-impl Readiness {
-    /// Tells the parent to exit 0, then detaches stdio as daemon(3) does.
-    fn notify_parent(self) {
-        let _ = rustix::io::write(&self.pipe, b"1");
-        drop(self.pipe);
-        if let Ok(null) = listener::open_dev_null() {
-            let _ = rustix::stdio::dup2_stdin(&null);
-            let _ = rustix::stdio::dup2_stdout(&null);
-            let _ = rustix::stdio::dup2_stderr(&null);
+impl Handover {
+    /// Tells the parent to exit 0.
+    fn ready(&self) -> Result<(), Error> {
+        match rustix::io::write(&self.pipe, &[HANDOVER_READY]) {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(Error::Handover(io::ErrorKind::WriteZero.into())),
+            Err(e) => Err(Error::Handover(e.into())),
         }
+    }
+
+    /// Tells the parent why start-up failed; it prints the message and exits 1.
+    fn failed(self, message: &str) {
+        let mut report = vec![HANDOVER_FAILED];
+        report.extend_from_slice(message.as_bytes());
+        // Under PIPE_BUF: one write, whole or not at all. The parent gone is no matter.
+        let _ = rustix::io::write(&self.pipe, &report);
     }
 }
 
 /// Forks; the parent waits until the child serves (or fails) and exits with that result, so
 /// `qemu-pr-helper -d && connect` never races. The child starts a new session and moves to /.
-fn daemonize() -> Result<Readiness, Error> {
+fn daemonize(prog: &str, signals: &OwnedFd) -> Result<Handover, Error> {
     let (read_end, write_end) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| Error::Daemonize(e.into()))?;
     match sys::fork_single_threaded().map_err(Error::Daemonize)? {
-        sys::Fork::Parent(_) => {
+        sys::Fork::Parent(child) => {
             drop(write_end);
-            let mut byte = [0u8; 1];
-            let ok = matches!(rustix::io::read(&read_end, &mut byte), Ok(1));
-            std::process::exit(if ok { 0 } else { 1 });
+            // Exits without running destructors: the socket and the rest belong to the child.
+            std::process::exit(wait_for_daemon(prog, child, &read_end, signals));
         }
         sys::Fork::Child => {
             drop(read_end);
             rustix::process::setsid().map_err(|e| Error::Daemonize(e.into()))?;
             let _ = rustix::process::chdir("/");
-            Ok(Readiness { pipe: write_end })
+            Ok(Handover { pipe: write_end })
         }
     }
+}
+
+/// The `-d` parent: waits for the child's word and returns the exit status. A termination
+/// signal meanwhile is passed on to the child, which then stops cleanly (at once, or right
+/// after start-up), and the parent waits for that and exits with the child's status.
+fn wait_for_daemon(prog: &str, child: i32, report: &OwnedFd, signals: &OwnedFd) -> i32 {
+    use rustix::event::{PollFd, PollFlags};
+    use std::io::Write as _;
+    let child_pid = rustix::process::Pid::from_raw(child);
+    let mut received = Vec::new();
+    let mut forwarded = false;
+    let mut chunk = [0u8; 512];
+    loop {
+        let mut fds = [
+            PollFd::new(report, PollFlags::IN),
+            PollFd::new(signals, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+        let (report_ready, signal_ready) =
+            (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+        if signal_ready {
+            while let Ok(Some(signo)) = sys::signals::read_signal(signals.as_fd()) {
+                if let (Some(pid), Some(sig)) =
+                    (child_pid, rustix::process::Signal::from_named_raw(signo))
+                {
+                    let _ = rustix::process::kill_process(pid, sig);
+                    forwarded = true;
+                }
+            }
+        }
+        if report_ready {
+            match rustix::io::read(report, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    if received.first() == Some(&HANDOVER_READY) && !forwarded {
+        return 0;
+    }
+    // Failed, died, or asked to stop: the child's exit is the end of it, its clean-up done.
+    let status = child_pid
+        .and_then(|pid| {
+            rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()).ok()
+        })
+        .flatten()
+        .map(|(_, status)| status);
+    let (code, message) = match received.split_first() {
+        Some((&HANDOVER_READY, _)) => (status.and_then(|s| s.exit_status()).unwrap_or(1), None),
+        Some((&HANDOVER_FAILED, message)) => {
+            (1, Some(String::from_utf8_lossy(message).into_owned()))
+        }
+        _ => match status {
+            Some(s) if s.exit_status() == Some(0) && forwarded => (0, None),
+            Some(s) => match s.terminating_signal() {
+                Some(sig) => (
+                    1,
+                    Some(format!(
+                        "the daemon process was killed by signal {sig} during start-up"
+                    )),
+                ),
+                None => (
+                    1,
+                    Some(format!(
+                        "the daemon process exited with status {} during start-up",
+                        s.exit_status().unwrap_or_default()
+                    )),
+                ),
+            },
+            None => (1, Some("the daemon process failed to start".to_owned())),
+        },
+    };
+    if let Some(message) = message {
+        // One write, so that the line stays whole beside other output.
+        let _ = std::io::stderr().write_all(format!("{prog}: {message}\n").as_bytes());
+    }
+    code
 }
 
 /// Sets up the signalfd before anything else, as C installs its handlers first.

@@ -7,11 +7,15 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 
 use super::Error;
 
-/// A written pidfile; the lock lives as long as this value (and so the process).
+/// A written pidfile; the lock lives as long as this value, and dropping it removes the file
+/// (while the lock is still held, and only if the path still names the file we locked).
 #[derive(Debug)]
 pub struct Pidfile {
     path: PathBuf,
     _locked: OwnedFd,
+    /// The locked file's identity, to remove only that file at exit.
+    ino: u64,
+    dev: u64,
 }
 
 impl Pidfile {
@@ -28,6 +32,7 @@ impl Pidfile {
                 Mode::from(0o600),
             )
             .map_err(|e| Error::PidfileOpen(path.to_owned(), e.into()))?;
+            // A lock that fails leaves the file alone: it is most likely another instance's.
             rustix::fs::fcntl_lock(&fd, FlockOperation::NonBlockingLockExclusive)
                 .map_err(|e| Error::PidfileLock(path.to_owned(), e.into()))?;
             let opened = rustix::fs::fstat(&fd)
@@ -39,7 +44,7 @@ impl Pidfile {
             }
             let content = format!("{}\n", rustix::process::getpid().as_raw_nonzero());
             let result = rustix::fs::ftruncate(&fd, 0)
-                .map_err(|e| Error::PidfileWrite(path.to_owned(), e.into()))
+                .map_err(|e| Error::PidfileTruncate(path.to_owned(), e.into()))
                 .and_then(|()| match rustix::io::write(&fd, content.as_bytes()) {
                     Ok(n) if n == content.len() => Ok(()),
                     Ok(_) => Err(Error::PidfileWrite(
@@ -55,12 +60,21 @@ impl Pidfile {
             return Ok(Pidfile {
                 path: path.to_owned(),
                 _locked: fd,
+                ino: opened.st_ino,
+                dev: opened.st_dev,
             });
         }
     }
+}
 
-    /// Removes the file while we still hold the lock (the C helper leaves it behind).
-    pub fn remove(self) {
-        let _ = rustix::fs::unlink(&self.path);
+impl Drop for Pidfile {
+    fn drop(&mut self) {
+        // Removed at every exit after it was written (the C helper leaves it behind).
+        // The sandbox allows stat and unlink for this.
+        let ours = rustix::fs::stat(&self.path)
+            .is_ok_and(|now| now.st_ino == self.ino && now.st_dev == self.dev);
+        if ours {
+            let _ = rustix::fs::unlink(&self.path);
+        }
     }
 }

@@ -28,14 +28,19 @@ fn parse_id(s: &str) -> Option<u32> {
 
 fn lookup_in(file: &str, name: &str, id_field: usize) -> Option<u32> {
     let text = std::fs::read(file).ok()?;
-    find_id(&text, name, id_field)
+    // The name as its bytes on the command line (cli::argbytes), compared byte for byte.
+    find_id_bytes(&text, &crate::cli::argbytes::decode_bytes(name), id_field)
 }
 
 /// Finds `name` in colon-separated database text and returns its numeric field.
 pub fn find_id(text: &[u8], name: &str, id_field: usize) -> Option<u32> {
+    find_id_bytes(text, name.as_bytes(), id_field)
+}
+
+fn find_id_bytes(text: &[u8], name: &[u8], id_field: usize) -> Option<u32> {
     text.split(|&b| b == b'\n').find_map(|line| {
         let mut fields = line.split(|&b| b == b':');
-        if fields.next()? != name.as_bytes() {
+        if fields.next()? != name {
             return None;
         }
         let id = fields.nth(id_field - 1)?;

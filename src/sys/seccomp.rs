@@ -171,6 +171,11 @@ pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
         stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
         stmt(BPF_LD_W_ABS, DATA_NR),
     ];
+    // Number -1 is no system call: it is what a tracer sets to skip one (strace's
+    // `-e inject=`, which the start-up fault-injection test uses past this filter), and the
+    // kernel would answer it with ENOSYS. Answering ENOSYS here permits nothing more.
+    prog.push(jeq(u32::MAX, 0, 1));
+    prog.push(stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
     let mut allowed = allowed_syscalls();
     allowed.extend(&policy.syscalls);
     allowed.sort_unstable();

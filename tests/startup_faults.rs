@@ -1,0 +1,551 @@
+//! Every start-up failure leaves nothing behind and says why.
+//!
+//! strace's `-e inject=CALL:error=E[:when=N]` fails one system call of start-up at a time
+//! (socket, bind, listen, rename, the pidfile's open/lock/truncate/write, the privilege drop,
+//! the sandbox, the signalfd and epoll set-up, `-d`'s pipe, fork, setsid, stdio and hand-over),
+//! in the foreground, with `-d` and under socket activation where the step exists there. Each
+//! must end with exit status 1, a message naming the step, no socket (published or staging),
+//! no pidfile (except when its lock failed: that one may be another instance's) and no
+//! process: `strace -f` returns only once every process it traced has exited.
+//!
+//! `-e inject=CALL:delay_enter=US` holds start-up at a step instead, so that a termination
+//! signal can arrive there: start-up then ends cleanly, with exit status 0 and nothing left.
+//!
+//! Needs root (the privilege drop) and strace (installed with apt-get when missing).
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How the daemon is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Foreground,
+    Daemon,
+    Activated,
+}
+
+const F: Mode = Mode::Foreground;
+const D: Mode = Mode::Daemon;
+const A: Mode = Mode::Activated;
+
+/// One start-up step failed by injection.
+struct Row {
+    step: &'static str,
+    /// strace arguments that fail it; `PIDFILE` is replaced by the pidfile's path.
+    strace: &'static [&'static str],
+    modes: &'static [Mode],
+    /// What the message must contain.
+    message: &'static str,
+    /// The pidfile stays (its lock failed: it may be another instance's).
+    pidfile_stays: bool,
+}
+
+const fn row(
+    step: &'static str,
+    strace: &'static [&'static str],
+    modes: &'static [Mode],
+    message: &'static str,
+) -> Row {
+    Row {
+        step,
+        strace,
+        modes,
+        message,
+        pidfile_stays: false,
+    }
+}
+
+const DROP: &str = "Failed to drop privileges: ";
+const SANDBOX: &str = "Failed to install the seccomp sandbox: ";
+const DAEMONIZE: &str = "Failed to daemonize: ";
+
+fn rows() -> Vec<Row> {
+    vec![
+        row(
+            "signalfd",
+            &["-e", "inject=signalfd4:error=ENOMEM"],
+            &[F, D, A],
+            "Cannot set up signal handling: ",
+        ),
+        row(
+            "socket",
+            &["-e", "inject=socket:error=EMFILE"],
+            &[F, D],
+            "Failed to create Unix socket: ",
+        ),
+        row(
+            "bind",
+            &["-e", "inject=bind:error=EADDRINUSE"],
+            &[F, D],
+            "Failed to bind socket to ",
+        ),
+        row(
+            "listen",
+            &["-e", "inject=listen:error=EOPNOTSUPP"],
+            &[F, D],
+            "Failed to listen on socket ",
+        ),
+        row(
+            "pipe (-d)",
+            &["-e", "inject=pipe2:error=EMFILE"],
+            &[D],
+            DAEMONIZE,
+        ),
+        row(
+            "fork (-d)",
+            &["-e", "inject=clone,clone3,fork:error=EAGAIN"],
+            &[D],
+            DAEMONIZE,
+        ),
+        row(
+            "setsid (-d)",
+            &["-e", "inject=setsid:error=EPERM"],
+            &[D],
+            DAEMONIZE,
+        ),
+        row(
+            "pidfile open",
+            &["-P", "PIDFILE", "-e", "inject=open,openat:error=EACCES"],
+            &[F, D],
+            "Could not create '",
+        ),
+        Row {
+            pidfile_stays: true,
+            ..row(
+                "pidfile lock",
+                &["-P", "PIDFILE", "-e", "inject=fcntl:error=EAGAIN"],
+                &[F, D],
+                "Cannot lock pid file: ",
+            )
+        },
+        row(
+            "pidfile truncate",
+            &["-P", "PIDFILE", "-e", "inject=ftruncate:error=EIO"],
+            &[F, D],
+            "Failed to truncate pid file: ",
+        ),
+        row(
+            "pidfile write",
+            &["-P", "PIDFILE", "-e", "inject=write:error=ENOSPC"],
+            &[F, D],
+            "Failed to write pid file: ",
+        ),
+        row(
+            "rename into place",
+            &["-e", "inject=rename,renameat,renameat2:error=EACCES"],
+            &[F, D],
+            "Failed to move the socket into place at ",
+        ),
+        row(
+            "capget",
+            &["-e", "inject=capget:error=EPERM"],
+            &[F, D, A],
+            DROP,
+        ),
+        row(
+            "prctl (keep capabilities)",
+            &["-e", "inject=prctl:error=EINVAL:when=1"],
+            &[F, D, A],
+            DROP,
+        ),
+        row(
+            "capset",
+            &["-e", "inject=capset:error=EPERM"],
+            &[F, D, A],
+            DROP,
+        ),
+        row(
+            "setresgid",
+            &["-e", "inject=setresgid:error=EPERM"],
+            &[F, D, A],
+            DROP,
+        ),
+        row(
+            "setgroups",
+            &["-e", "inject=setgroups:error=EPERM"],
+            &[F, D, A],
+            DROP,
+        ),
+        row(
+            "setresuid",
+            &["-e", "inject=setresuid:error=EPERM"],
+            &[F, D, A],
+            DROP,
+        ),
+        row(
+            "epoll_create1",
+            &["-e", "inject=epoll_create1:error=EMFILE"],
+            &[F, D, A],
+            "Cannot set up the event loop: epoll_create1: ",
+        ),
+        row(
+            "eventfd",
+            &["-e", "inject=eventfd2:error=EMFILE"],
+            &[F, D, A],
+            "Cannot set up the event loop: eventfd: ",
+        ),
+        row(
+            "epoll_ctl",
+            &["-e", "inject=epoll_ctl:error=ENOMEM:when=1"],
+            &[F, D, A],
+            "Cannot set up the event loop: epoll_ctl: ",
+        ),
+        row(
+            "stdio to /dev/null (-d)",
+            &["-e", "inject=dup2,dup3:error=EBADF"],
+            &[D],
+            DAEMONIZE,
+        ),
+        row(
+            "seccomp",
+            &["-e", "inject=seccomp:error=EINVAL"],
+            &[F, D, A],
+            SANDBOX,
+        ),
+        row(
+            "hand-over to the parent (-d)",
+            // The child's writes: the pidfile's pid, then "ready".
+            &["-e", "inject=write:error=EIO:when=2"],
+            &[D],
+            "Cannot tell the waiting parent process that the daemon is ready: ",
+        ),
+        row(
+            "activation: descriptor flags",
+            &["-e", "inject=fcntl:error=EBADF:when=1"],
+            &[A],
+            "Socket activation failed: invalid file descriptor fd = 3: ",
+        ),
+    ]
+}
+
+/// The prctl calls before PR_SET_NO_NEW_PRIVS: PR_SET_KEEPCAPS, one PR_CAPBSET_DROP per
+/// capability the kernel knows, PR_SET_KEEPCAPS again; so NO_NEW_PRIVS is this one.
+fn no_new_privs_prctl() -> String {
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    format!("inject=prctl:error=EINVAL:when={}", last + 4)
+}
+
+fn ensure_strace() {
+    static APT: Mutex<()> = Mutex::new(());
+    let _guard = APT.lock().unwrap_or_else(|e| e.into_inner());
+    if Path::new("/usr/bin/strace").exists() {
+        return;
+    }
+    let install = "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install \
+                   -y -q --no-install-recommends strace";
+    let sh = |cmd: &str| {
+        Command::new("sh")
+            .args(["-c", cmd])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    if !sh(install) {
+        assert!(
+            sh(&format!(
+                "apt-get -o DPkg::Lock::Timeout=300 update -q && {install}"
+            )),
+            "cannot install strace"
+        );
+    }
+}
+
+fn sh_quote(s: &Path) -> String {
+    format!("'{}'", s.display().to_string().replace('\'', "'\\''"))
+}
+
+/// The command that starts the daemon in `mode` under `strace -f` with `injection`.
+fn command(mode: Mode, scratch: &Scratch, injection: &[String]) -> Command {
+    let socket = scratch.path("pr.sock");
+    let pidfile = scratch.path("pr.pid");
+    let mut strace: Vec<String> = ["strace", "-f", "-qq", "-o", "/dev/null"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    strace.extend(
+        injection
+            .iter()
+            .map(|a| a.replace("PIDFILE", &pidfile.to_string_lossy())),
+    );
+    match mode {
+        Mode::Foreground | Mode::Daemon => {
+            let mut cmd = Command::new(&strace[0]);
+            cmd.args(&strace[1..])
+                .arg(binary())
+                .arg("qemu-pr-helper")
+                .arg("-k")
+                .arg(&socket)
+                .arg("-f")
+                .arg(&pidfile);
+            if mode == Mode::Daemon {
+                cmd.arg("-d");
+            }
+            cmd
+        }
+        Mode::Activated => {
+            // systemd-socket-activate listens and execs in the same process; strace then
+            // forks a shell that names itself in LISTEN_PID before it execs the daemon.
+            let strace_line: Vec<String> = strace.iter().map(|a| sh_quote(Path::new(a))).collect();
+            let inner = format!(
+                "LISTEN_PID=$$ exec {} qemu-pr-helper-activated",
+                sh_quote(&binary())
+            );
+            let mut cmd = Command::new("systemd-socket-activate");
+            cmd.arg("-l").arg(&socket).args([
+                "sh",
+                "-c",
+                &format!(
+                    "exec {} sh -c {}",
+                    strace_line.join(" "),
+                    sh_quote(Path::new(&inner))
+                ),
+            ]);
+            cmd
+        }
+    }
+}
+
+/// Runs `cmd` to its end, or kills it (and whatever daemon it started) after `limit`.
+fn run_bounded(mut cmd: Command, mode: Mode, scratch: &Scratch, limit: Duration) -> Option<Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _trigger = activate(mode, scratch);
+    if wait_timeout(&mut child, limit).is_none() {
+        if let Some(pid) = std::fs::read_to_string(scratch.path("pr.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            signal(pid, 9);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+/// systemd-socket-activate starts its program at the first connection: make one.
+fn activate(mode: Mode, scratch: &Scratch) -> Option<std::os::unix::net::UnixStream> {
+    if mode != Mode::Activated {
+        return None;
+    }
+    let socket = scratch.path("pr.sock");
+    let begin = Instant::now();
+    while begin.elapsed() < Duration::from_secs(10) {
+        if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
+            return Some(stream);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "systemd-socket-activate never listened on {}",
+        socket.display()
+    );
+}
+
+/// Files left in the scratch directory (socket, staging socket, pidfile).
+fn leftovers(scratch: &Scratch) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(&scratch.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "qemu-pr-helper")
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_start_up_failure_exits_1_with_its_reason_and_leaves_nothing() {
+    require_root("the privilege drop and its failures need root: run the suite as root");
+    ensure_strace();
+    let mut table = rows();
+    table.push(row(
+        "prctl (no new privileges)",
+        Box::leak(Box::new([
+            "-e",
+            Box::leak(no_new_privs_prctl().into_boxed_str()),
+        ])),
+        &[F, D, A],
+        SANDBOX,
+    ));
+    let mut failures = Vec::new();
+    let start = Instant::now();
+    for row in &table {
+        for &mode in row.modes {
+            let scratch = Scratch::new("fault");
+            let injection: Vec<String> = row.strace.iter().map(|s| s.to_string()).collect();
+            let cmd = command(mode, &scratch, &injection);
+            let what = format!("{} ({mode:?})", row.step);
+            let Some(out) = run_bounded(cmd, mode, &scratch, Duration::from_secs(20)) else {
+                failures.push(format!("{what}: still running (a process was left)"));
+                continue;
+            };
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let mut left = leftovers(&scratch);
+            if mode == Mode::Activated {
+                // systemd-socket-activate's own socket: systemd owns that path.
+                left.retain(|n| n != "pr.sock");
+            }
+            if row.pidfile_stays {
+                left.retain(|n| n != "pr.pid");
+            }
+            let expected = format!("qemu-pr-helper: {}", row.message);
+            let expected_activated = format!("qemu-pr-helper-activated: {}", row.message);
+            let said = stderr.contains(&expected) || stderr.contains(&expected_activated);
+            if out.status.code() != Some(1) || !said || !left.is_empty() {
+                failures.push(format!(
+                    "{what}: status {:?} (signal {:?}), left {left:?}, stderr {stderr:?}, \
+                     wanted {:?}",
+                    out.status.code(),
+                    out.status.signal(),
+                    row.message
+                ));
+            }
+            eprintln!("{what}: {}", stderr.trim_end());
+        }
+    }
+    eprintln!("{} rows in {:?}", table.len(), start.elapsed());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Start-up creates no thread (the team grows on demand while serving), so a failing clone
+/// is no start-up failure: the daemon starts, answers on its one thread, and stops cleanly.
+#[test]
+fn failing_thread_creation_still_serves() {
+    require_root("strace's injection and the privilege drop need root");
+    ensure_strace();
+    let scratch = Scratch::new("fault-clone");
+    let socket = scratch.path("pr.sock");
+    let injection = vec![
+        "-e".to_owned(),
+        "inject=clone,clone3:error=EAGAIN".to_owned(),
+    ];
+    let mut cmd = command(Mode::Foreground, &scratch, &injection);
+    let mut child = Guard::spawn(cmd.stdin(Stdio::null()).stderr(Stdio::piped()));
+    wait_for_socket(&socket, Duration::from_secs(20));
+    let null = open_rw("/dev/null");
+    let mut conn =
+        pr_helper::client::Connection::connect(&socket, Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..3 {
+        let reply = conn
+            .request(&pr_in(0, 24), std::os::fd::AsFd::as_fd(&null), &[])
+            .unwrap();
+        assert_eq!(reply.status(), 2);
+    }
+    drop(conn);
+    let pid: u32 = std::fs::read_to_string(scratch.path("pr.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    signal(pid, 15);
+    let status = wait_timeout(&mut child.0, Duration::from_secs(20)).expect("no exit");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(leftovers(&scratch).is_empty(), "{:?}", leftovers(&scratch));
+}
+
+/// The processes strace traces, in order of descent: the daemon, and with `-d` its child.
+fn traced_pids(strace_pid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut frontier = vec![strace_pid];
+    while let Some(pid) = frontier.pop() {
+        let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        else {
+            continue;
+        };
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            pids.push(child);
+            frontier.push(child);
+        }
+    }
+    pids
+}
+
+/// A termination signal while start-up is held at a step (strace delays the call): the
+/// daemon stops cleanly, exit status 0, nothing left, no process left.
+#[test]
+fn a_termination_signal_at_any_moment_of_start_up_ends_cleanly() {
+    require_root("strace's injection and the privilege drop need root");
+    ensure_strace();
+    // (step held, mode, which process gets the signal: 0 the first, 1 the daemonized child)
+    let cases: &[(&str, Mode, usize)] = &[
+        ("socket", F, 0),
+        ("renameat", F, 0),
+        ("seccomp", F, 0),
+        ("socket", D, 0),
+        ("renameat", D, 1),
+        ("seccomp", D, 1),
+        // -d's hand-over: the parent waits while the child is held before its sandbox.
+        ("seccomp", D, 0),
+        ("capset", A, 0),
+    ];
+    let mut failures = Vec::new();
+    for &(held, mode, target) in cases {
+        for sig in [15, 2, 1] {
+            let scratch = Scratch::new("fault-signal");
+            let injection = vec!["-e".to_owned(), format!("inject={held}:delay_enter=700000")];
+            let mut cmd = command(mode, &scratch, &injection);
+            let mut child = Guard::spawn(
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped()),
+            );
+            let _trigger = activate(mode, &scratch);
+            // Wait for the process (and with -d its child) to exist, then well into the delay.
+            let want = if mode == Mode::Daemon && target == 1 {
+                2
+            } else {
+                1
+            };
+            // Activated: systemd-socket-activate became strace, whose child became the daemon.
+            let strace_pid = child.id();
+            let begin = Instant::now();
+            let mut pids = traced_pids(strace_pid);
+            while pids.len() < want && begin.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+                pids = traced_pids(strace_pid);
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            let pids = traced_pids(strace_pid);
+            let what = format!("signal {sig} held at {held} ({mode:?}, process {target})");
+            let Some(&pid) = pids.get(target) else {
+                failures.push(format!("{what}: no such process: {pids:?}"));
+                continue;
+            };
+            signal(pid, sig);
+            let Some(status) = wait_timeout(&mut child.0, Duration::from_secs(20)) else {
+                failures.push(format!("{what}: still running"));
+                continue;
+            };
+            let mut left = leftovers(&scratch);
+            if mode == Mode::Activated {
+                left.retain(|n| n != "pr.sock");
+            }
+            if status.code() != Some(0) || !left.is_empty() {
+                let mut err = String::new();
+                if let Some(mut e) = child.0.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                failures.push(format!("{what}: {status:?}, left {left:?}, stderr {err:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
