@@ -5,7 +5,7 @@
 # fuzzes briefly, then runs both test tiers:
 #   fast   `cargo test`: unit tests and the integration tests that start the daemon (~25 s)
 #   musl   the static musl binary (packaging/build-static.sh), and the integration suites
-#          again with PR_HELPER_BIN pointing at it
+#          again with PR_HELPER_BIN pointing at it; the unit tests linked with musl
 #   heavy  `cargo test -- --ignored`: packaging (apt-get, cargo-deb, initramfs images), the
 #          static build, the 1,000,000-request soak and the PR lab VMs (10-20 min)
 # Run as root: the privilege-dropping tests need it, as the daemon does.
@@ -81,6 +81,14 @@ if musl_bin=$(packaging/build-static.sh x86_64-unknown-linux-musl | awk '{ print
         --test activated --test torture --test pr_client
 else
     failed_tiers+=("musl (packaging/build-static.sh failed)")
+fi
+# The library's unit tests linked with musl (panic=abort, as the release build): a panic under
+# the seccomp filter must still end with SIGABRT (musl's abort() uses tkill), and the rest must
+# hold with musl's libc underneath.
+if musl_unit=$(packaging/build-static.sh --unit-tests x86_64-unknown-linux-musl | awk '{ print $4 }') && [ -x "$musl_unit" ]; then
+    tier musl-unit "$musl_unit"
+else
+    failed_tiers+=("musl-unit (packaging/build-static.sh --unit-tests failed)")
 fi
 tier heavy cargo test -- --ignored
 

@@ -277,6 +277,57 @@ mod tests {
         }
     }
 
+    /// This test binary again, running the one test `name` in its own process, so the test's
+    /// death by a signal is the child's exit status. With panic=abort libtest would run the
+    /// test in yet another process: `--force-run-in-process` (unstable, hence
+    /// RUSTC_BOOTSTRAP) keeps it in this one.
+    fn rerun_self(name: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", name, "--test-threads=1", "--nocapture"]);
+        if cfg!(panic = "abort") {
+            cmd.args(["-Z", "unstable-options", "--force-run-in-process"])
+                .env("RUSTC_BOOTSTRAP", "1");
+        }
+        cmd
+    }
+
+    /// A bug under the sandbox must end as a crash (SIGABRT, a core), not as a forbidden call:
+    /// glibc's abort() raises SIGABRT with tgkill, musl's with tkill. Built with
+    /// panic=abort (the release profile, and `packaging/build-static.sh --unit-tests`), the
+    /// child panics as the daemon would; with unwinding, the test harness would catch a panic,
+    /// so it calls abort() itself. Runs in a child process (this test binary again).
+    #[test]
+    fn a_panic_under_the_filter_ends_with_sigabrt() {
+        if std::env::var_os("PRH_SECCOMP_PANIC_CHILD").is_some() {
+            install(&full_policy()).unwrap();
+            let _ = rustix::io::write(rustix::stdio::stdout(), b"filter installed\n");
+            #[cfg(panic = "abort")]
+            panic!("a deliberate panic under the seccomp filter");
+            #[cfg(not(panic = "abort"))]
+            std::process::abort();
+        }
+        let child = rerun_self("sys::seccomp::tests::a_panic_under_the_filter_ends_with_sigabrt")
+            .env("PRH_SECCOMP_PANIC_CHILD", "1")
+            .output()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        let out = String::from_utf8_lossy(&child.stdout);
+        let err = String::from_utf8_lossy(&child.stderr);
+        assert!(out.contains("filter installed"), "{out}{err}");
+        assert_eq!(
+            child.status.signal(),
+            Some(libc::SIGABRT),
+            "{:?}: {out}{err}",
+            child.status
+        );
+        if cfg!(panic = "abort") {
+            assert!(
+                err.contains("a deliberate panic under the seccomp filter"),
+                "{err}"
+            );
+        }
+    }
+
     /// Runs in a child process (this test binary again): installs the filter, makes an
     /// allowed call, then a forbidden one, which must kill the child with SIGSYS.
     #[test]
@@ -301,15 +352,9 @@ mod tests {
             std::process::exit(0);
         }
         for read_only in [false, true] {
-            let exe = std::env::current_exe().unwrap();
-            let mut cmd = std::process::Command::new(exe);
-            cmd.args([
-                "--exact",
-                "sys::seccomp::tests::a_forbidden_call_kills_the_process",
-                "--test-threads=1",
-            ])
-            .env("PRH_SECCOMP_CHILD", "1")
-            .stderr(std::process::Stdio::null());
+            let mut cmd = rerun_self("sys::seccomp::tests::a_forbidden_call_kills_the_process");
+            cmd.env("PRH_SECCOMP_CHILD", "1")
+                .stderr(std::process::Stdio::null());
             if read_only {
                 cmd.env("PRH_SECCOMP_READ_ONLY", "1");
             }
