@@ -100,6 +100,57 @@ fn json_output_has_status_sense_and_exit_status() {
     }
 }
 
+/// Device and socket paths are bytes, as sg_persist's `open(argv[optind])`: a name with a
+/// byte that is not UTF-8 is opened as given (the helpers answer on /dev/null's fd, so the
+/// device was opened), and a message quotes it raw.
+#[test]
+fn non_utf8_device_and_socket_paths_are_used_as_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let scratch = Scratch::new("client-bytes");
+    let name = |bytes: &[u8]| {
+        scratch
+            .0
+            .join(OsStr::from_bytes(&[b"dev-".as_slice(), bytes].concat()))
+    };
+    let device = name(b"\xff");
+    std::os::unix::fs::symlink("/dev/null", &device).unwrap();
+    for h in both() {
+        // connect(2) follows a symlink to the socket: --socket's bytes reach it too.
+        let socket = name(&[format!("sock-{}-", h.child.id()).as_bytes(), b"\xfe"].concat());
+        std::os::unix::fs::symlink(&h.socket, &socket).unwrap();
+        for (socket, via) in [(h.socket.clone(), "helper's socket"), (socket, "symlink")] {
+            let o = Command::new(common::binary())
+                .arg("pr-client")
+                .arg(OsStr::from_bytes(
+                    &[b"--socket=".as_slice(), socket.as_os_str().as_bytes()].concat(),
+                ))
+                .arg("-k")
+                .arg(&device)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_clean_failure(&o, 11, "CHECK CONDITION (Aborted Command");
+            assert!(!stderr(&o).contains("cannot"), "{via}: {}", stderr(&o));
+        }
+    }
+    let missing = name(b"\xfe-missing");
+    let o = Command::new(common::binary())
+        .arg("pr-client")
+        .arg(&missing)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 15);
+    let want = [
+        b"pr-client: cannot open ".as_slice(),
+        missing.as_os_str().as_bytes(),
+        b" (rw): No such file or directory\n",
+    ]
+    .concat();
+    assert_eq!(o.stderr, want, "{}", stderr(&o));
+}
+
 #[test]
 fn direct_sg_io_matches_the_helper_path() {
     let o = client(&["--direct", "-v", "-k", "/dev/null"]);

@@ -215,9 +215,8 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
         Parsed::Fail(message) => return fail(&prog, &message),
         exit => return ExitCode::from(exit.exit_status().unwrap_or(1)),
     };
-    if let Err(message) = trace_config.activate() {
-        // QEMU prints events-file errors without a space after the colon.
-        let _ = writeln!(std::io::stderr(), "{prog}:{message}");
+    if let Err(e) = trace_config.activate() {
+        argbytes::print_error(&e.line(&prog));
         return ExitCode::from(1);
     }
     match daemon::run(&config, signals) {
@@ -229,8 +228,7 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
 
 fn fail(prog: &str, message: &str) -> ExitCode {
     // The argument bytes a message quotes are printed as given, as C does.
-    let line = argbytes::decode_bytes(&format!("{prog}: {message}\n"));
-    let _ = std::io::stderr().write_all(&line);
+    argbytes::print_error(&format!("{prog}: {message}\n"));
     ExitCode::from(1)
 }
 

@@ -182,6 +182,7 @@ struct Raw {
 /// Everything a single-command run needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunConfig {
+    /// As on the command line, encoded by `cli::argbytes`: decode it to open it.
     pub device: String,
     pub socket: PathBuf,
     pub action: Action,
@@ -406,7 +407,9 @@ fn build(raw: Raw, help: u8) -> Result<Invocation, UsageError> {
     }
     Ok(Invocation::Run(Box::new(RunConfig {
         device,
-        socket: PathBuf::from(last(&raw.socket).unwrap_or(DEFAULT_SOCKET)),
+        socket: PathBuf::from(crate::cli::argbytes::decode(
+            last(&raw.socket).unwrap_or(DEFAULT_SOCKET),
+        )),
         action,
         json: raw.json,
         hex: raw.hex,

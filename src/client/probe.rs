@@ -11,6 +11,7 @@ use super::args::{self, UsageError};
 use super::bench::{BenchCommand, BenchConfig};
 use super::report::{self, Obj, exit};
 use super::{ClientError, Connection, Reply};
+use crate::cli::argbytes;
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
 use crate::daemon::DEFAULT_SOCKET;
 use crate::scsi::pr::{self, in_sa};
@@ -161,7 +162,9 @@ pub fn parse_probe(args: &[String]) -> Result<Option<ProbeConfig>, UsageError> {
         )));
     }
     Ok(Some(ProbeConfig {
-        socket: PathBuf::from(raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
+        socket: PathBuf::from(argbytes::decode(
+            raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
+        )),
         json: raw.json,
         timeout: match raw.timeout.last() {
             Some(t) => args::timeout(t)?,
@@ -254,8 +257,12 @@ pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
         )));
     }
     Ok(Some(BenchConfig {
-        socket: PathBuf::from(raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
-        device: PathBuf::from(raw.rest.first().map_or("/dev/null", String::as_str)),
+        socket: PathBuf::from(argbytes::decode(
+            raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
+        )),
+        device: PathBuf::from(argbytes::decode(
+            raw.rest.first().map_or("/dev/null", String::as_str),
+        )),
         connections,
         duration,
         command,
