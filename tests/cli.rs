@@ -10,12 +10,20 @@ use std::time::Duration;
 use common::*;
 
 fn run(program: &Path, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
+    run_env(program, args, None)
+}
+
+/// `posixly_correct`: the value of `POSIXLY_CORRECT`, or unset (whatever the test runner's).
+fn run_env(program: &Path, args: &[&str], posixly_correct: Option<&str>) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env_remove("LISTEN_PID")
         .env_remove("LISTEN_FDS")
-        .output()
-        .unwrap()
+        .env_remove("POSIXLY_CORRECT");
+    if let Some(value) = posixly_correct {
+        cmd.env("POSIXLY_CORRECT", value);
+    }
+    cmd.output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -25,10 +33,14 @@ fn text(b: &[u8]) -> String {
 /// Runs the same arguments through the C helper and ours (linked at the same path length so
 /// that messages quoting argv[0] compare after substitution).
 fn both(args: &[&str]) -> (Output, Output) {
+    both_env(args, None)
+}
+
+fn both_env(args: &[&str], posixly_correct: Option<&str>) -> (Output, Output) {
     let scratch = Scratch::new("cli");
     let ours = applet_link(&scratch.0, "qemu-pr-helper");
-    let c = run(Path::new(C_HELPER), args);
-    let o = run(&ours, args);
+    let c = run_env(Path::new(C_HELPER), args, posixly_correct);
+    let o = run_env(&ours, args, posixly_correct);
     let fix = |out: Output| Output {
         stdout: text(&out.stdout)
             .replace(ours.to_str().unwrap(), C_HELPER)
@@ -74,6 +86,44 @@ fn usage_errors_match_the_c_helper_exactly() {
         assert_eq!(text(&o.stderr), text(&c.stderr), "stderr for {args:?}");
         assert_eq!(o.status.code(), c.status.code(), "exit status for {args:?}");
         assert_eq!(text(&o.stdout), text(&c.stdout), "stdout for {args:?}");
+    }
+}
+
+/// glibc's getopt_long permutes argv unless `POSIXLY_CORRECT` is set (to anything, even
+/// empty): then the first non-option ends the options, as `-`, and `--` always does. Each case
+/// fails at the bind (nothing is started) unless an option after the non-option is read.
+#[test]
+fn permutation_and_posixly_correct_as_c() {
+    const SOCKET: &str = "/nonexistent/prh-test.sock";
+    let cases: &[&[&str]] = &[
+        &["extra", "-k", SOCKET],
+        &["-k", SOCKET, "extra", "-V"],
+        &["-k", SOCKET, "-", "-V"],
+        &["-k", SOCKET, "--", "-V"],
+        &["-k", SOCKET, "-V", "extra"],
+        &["-k", SOCKET, "extra", "-x"],
+        &["-k", SOCKET, "extra", "-k", "rel"],
+        &["-k", SOCKET, "extra", "--foo"],
+        &["-k", SOCKET, "extra", "--", "-x"],
+        &["-x", "extra"],
+    ];
+    for env in [None, Some("1"), Some("")] {
+        for args in cases {
+            if env.is_some() && args[0] == "extra" {
+                // The default socket would be used: not on a machine that may serve it.
+                continue;
+            }
+            let (c, o) = both_env(args, env);
+            let what = format!("{args:?} with POSIXLY_CORRECT={env:?}");
+            assert_eq!(text(&o.stderr), text(&c.stderr), "stderr for {what}");
+            assert_eq!(o.status.code(), c.status.code(), "exit status for {what}");
+            // -V prints each program's own version: the same lines, not the same text.
+            assert_eq!(
+                text(&o.stdout).lines().count(),
+                text(&c.stdout).lines().count(),
+                "stdout for {what}"
+            );
+        }
     }
 }
 

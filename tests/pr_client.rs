@@ -151,6 +151,24 @@ fn non_utf8_device_and_socket_paths_are_used_as_bytes() {
     assert_eq!(o.stderr, want, "{}", stderr(&o));
 }
 
+/// As sg_persist's getopt_long: options after the device are read, unless POSIXLY_CORRECT is
+/// set; then they are extra arguments (sg_persist: "Unexpected extra argument: -k").
+#[test]
+fn posixly_correct_stops_options_at_the_device() {
+    let run = |posixly: bool| {
+        let mut cmd = Command::new(common::binary());
+        cmd.args(["pr-client", "--socket=/nonexistent/s", "/dev/null", "-k"])
+            .env_remove("POSIXLY_CORRECT")
+            .stdin(Stdio::null());
+        if posixly {
+            cmd.env("POSIXLY_CORRECT", "");
+        }
+        cmd.output().unwrap()
+    };
+    assert_clean_failure(&run(false), 15, "cannot connect to /nonexistent/s");
+    assert_clean_failure(&run(true), 1, "unexpected extra argument: -k");
+}
+
 #[test]
 fn direct_sg_io_matches_the_helper_path() {
     let o = client(&["--direct", "-v", "-k", "/dev/null"]);

@@ -107,7 +107,8 @@ pub fn main(_argv0: &str, args: &[String]) -> ExitCode {
 }
 
 fn run_main(args: &[String]) -> u8 {
-    let config = match cli::parse(args) {
+    // sg_persist's getopt_long permutes argv unless POSIXLY_CORRECT is set; so do we.
+    let config = match cli::parse(args, crate::cli::getopt::Order::from_env()) {
         Ok(Invocation::Help(level)) => {
             out(&help_text(level));
             return exit::GOOD;

@@ -209,9 +209,10 @@ pub enum Invocation {
 ///
 /// # Errors
 /// A usage error with its exit status (1 syntax, 31 contradictory options).
-pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
+pub fn parse(args: &[String], order: getopt::Order) -> Result<Invocation, UsageError> {
     let args = args::underscores_to_dashes(args, SPECS);
-    let parsed = getopt::normalize(&args, SPECS).map_err(|e| UsageError::syntax(e.to_string()))?;
+    let parsed =
+        getopt::normalize(&args, SPECS, order).map_err(|e| UsageError::syntax(e.to_string()))?;
     let parsed: Vec<Arg> = parsed
         .into_iter()
         .map(|a| match a {

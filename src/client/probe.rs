@@ -137,7 +137,9 @@ pub struct ProbeConfig {
 
 /// The canonical argv without `--help` (argh keeps that name), and whether it was given.
 fn canonical(args: &[String], specs: &[OptSpec]) -> Result<(Vec<String>, bool), UsageError> {
-    let parsed = getopt::normalize(args, specs).map_err(|e| UsageError::syntax(e.to_string()))?;
+    // pr-client's own subcommands read argv as its sg_persist command line does.
+    let parsed = getopt::normalize(args, specs, getopt::Order::from_env())
+        .map_err(|e| UsageError::syntax(e.to_string()))?;
     let is_help = |a: &Arg| matches!(a, Arg::Opt { index, .. } if specs[*index].long == "help");
     let help = parsed.iter().any(is_help);
     let parsed: Vec<Arg> = parsed.into_iter().filter(|a| !is_help(a)).collect();
