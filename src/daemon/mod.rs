@@ -116,12 +116,8 @@ impl fmt::Display for Error {
                 argbytes::path(p),
                 strerror(e)
             ),
-            Error::Listen(p, e) => write!(
-                f,
-                "Failed to listen on socket {}: {}",
-                argbytes::path(p),
-                strerror(e)
-            ),
+            // C's words: the bind before it named the path.
+            Error::Listen(_, e) => write!(f, "Failed to listen on socket: {}", strerror(e)),
             Error::ActivationWithSocket => {
                 write!(f, "Unix socket can't be set when using socket activation")
             }
