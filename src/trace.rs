@@ -79,6 +79,26 @@ fn write_line(point: TracePoint, args: &str) {
     };
 }
 
+/// Why tracing could not start, worded as QEMU words it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActivateError {
+    /// `events=FILE` unreadable: `FILE: strerror`, which QEMU prints after `PROG:` with no
+    /// space (its error location is the file).
+    Events(String),
+    /// `file=FILE` cannot be created: `Error opening logfile FILE: strerror`.
+    Output(String),
+}
+
+impl ActivateError {
+    /// The line QEMU prints for it, after the program name `prog`.
+    pub fn line(&self, prog: &str) -> String {
+        match self {
+            ActivateError::Events(m) => format!("{prog}:{m}\n"),
+            ActivateError::Output(m) => format!("{prog}: {m}\n"),
+        }
+    }
+}
+
 /// What the `-T` options asked for, accumulated over repeated options.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TraceConfig {
@@ -125,13 +145,18 @@ impl TraceConfig {
 
     /// Reads the events files, opens the output file and turns the matching points on.
     ///
+    /// File names are arguments as `cli::argbytes` encodes them: opened as their bytes, and
+    /// quoted so in the message.
+    ///
     /// # Errors
-    /// A file that cannot be read or created, as `FILE: strerror` (QEMU prints it so).
-    pub fn activate(&self) -> Result<(), String> {
+    /// A file that cannot be read or created, with QEMU's message (see [`ActivateError`]).
+    pub fn activate(&self) -> Result<(), ActivateError> {
+        use crate::cli::argbytes;
         let mut patterns: Vec<String> = Vec::new();
         for file in &self.events_files {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("{file}: {}", crate::errors::strerror(&e)))?;
+            let text = std::fs::read_to_string(argbytes::decode(file)).map_err(|e| {
+                ActivateError::Events(format!("{file}: {}", crate::errors::strerror(&e)))
+            })?;
             patterns.extend(
                 text.lines()
                     .map(str::trim)
@@ -145,8 +170,13 @@ impl TraceConfig {
                 .create(true)
                 .write(true)
                 .truncate(true)
-                .open(path)
-                .map_err(|e| format!("{path}: {}", crate::errors::strerror(&e)))?;
+                .open(argbytes::decode(path))
+                .map_err(|e| {
+                    ActivateError::Output(format!(
+                        "Error opening logfile {path}: {}",
+                        crate::errors::strerror(&e)
+                    ))
+                })?;
             *SINK.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
         }
         let mut mask = 0u64;

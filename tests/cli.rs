@@ -5,16 +5,25 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::*;
 
 fn run(program: &Path, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
+    run_env(program, args, None)
+}
+
+/// `posixly_correct`: the value of `POSIXLY_CORRECT`, or unset (whatever the test runner's).
+fn run_env(program: &Path, args: &[&str], posixly_correct: Option<&str>) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env_remove("LISTEN_PID")
         .env_remove("LISTEN_FDS")
-        .output()
-        .unwrap()
+        .env_remove("POSIXLY_CORRECT");
+    if let Some(value) = posixly_correct {
+        cmd.env("POSIXLY_CORRECT", value);
+    }
+    cmd.output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -24,10 +33,14 @@ fn text(b: &[u8]) -> String {
 /// Runs the same arguments through the C helper and ours (linked at the same path length so
 /// that messages quoting argv[0] compare after substitution).
 fn both(args: &[&str]) -> (Output, Output) {
+    both_env(args, None)
+}
+
+fn both_env(args: &[&str], posixly_correct: Option<&str>) -> (Output, Output) {
     let scratch = Scratch::new("cli");
     let ours = applet_link(&scratch.0, "qemu-pr-helper");
-    let c = run(Path::new(C_HELPER), args);
-    let o = run(&ours, args);
+    let c = run_env(Path::new(C_HELPER), args, posixly_correct);
+    let o = run_env(&ours, args, posixly_correct);
     let fix = |out: Output| Output {
         stdout: text(&out.stdout)
             .replace(ours.to_str().unwrap(), C_HELPER)
@@ -73,6 +86,44 @@ fn usage_errors_match_the_c_helper_exactly() {
         assert_eq!(text(&o.stderr), text(&c.stderr), "stderr for {args:?}");
         assert_eq!(o.status.code(), c.status.code(), "exit status for {args:?}");
         assert_eq!(text(&o.stdout), text(&c.stdout), "stdout for {args:?}");
+    }
+}
+
+/// glibc's getopt_long permutes argv unless `POSIXLY_CORRECT` is set (to anything, even
+/// empty): then the first non-option ends the options, as `-`, and `--` always does. Each case
+/// fails at the bind (nothing is started) unless an option after the non-option is read.
+#[test]
+fn permutation_and_posixly_correct_as_c() {
+    const SOCKET: &str = "/nonexistent/prh-test.sock";
+    let cases: &[&[&str]] = &[
+        &["extra", "-k", SOCKET],
+        &["-k", SOCKET, "extra", "-V"],
+        &["-k", SOCKET, "-", "-V"],
+        &["-k", SOCKET, "--", "-V"],
+        &["-k", SOCKET, "-V", "extra"],
+        &["-k", SOCKET, "extra", "-x"],
+        &["-k", SOCKET, "extra", "-k", "rel"],
+        &["-k", SOCKET, "extra", "--foo"],
+        &["-k", SOCKET, "extra", "--", "-x"],
+        &["-x", "extra"],
+    ];
+    for env in [None, Some("1"), Some("")] {
+        for args in cases {
+            if env.is_some() && args[0] == "extra" {
+                // The default socket would be used: not on a machine that may serve it.
+                continue;
+            }
+            let (c, o) = both_env(args, env);
+            let what = format!("{args:?} with POSIXLY_CORRECT={env:?}");
+            assert_eq!(text(&o.stderr), text(&c.stderr), "stderr for {what}");
+            assert_eq!(o.status.code(), c.status.code(), "exit status for {what}");
+            // -V prints each program's own version: the same lines, not the same text.
+            assert_eq!(
+                text(&o.stdout).lines().count(),
+                text(&c.stdout).lines().count(),
+                "stdout for {what}"
+            );
+        }
     }
 }
 
@@ -201,13 +252,17 @@ fn install_creates_applet_links() {
     assert!(text(&out.stdout).starts_with(link.to_str().unwrap()));
 }
 
-/// Arguments are bytes: a socket path, pidfile and user name with a byte that is not UTF-8
-/// reach the system calls (and messages) as given, as with the C helper.
+fn sigterm_and_wait(child: &mut Guard, timeout: Duration) -> Option<std::process::ExitStatus> {
+    signal(child.id(), 15);
+    wait_timeout(&mut child.0, timeout)
+}
+
+/// Arguments are bytes: a socket path, pidfile, trace file and user name with a byte that is
+/// not UTF-8 reach the system calls (and messages) as given, as with the C helper.
 #[test]
 fn non_utf8_arguments_are_used_as_bytes_like_c() {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
-    use std::time::Duration;
     let scratch = Scratch::new("bytes");
     let ours = applet_link(&scratch.0, "qemu-pr-helper");
     for (which, program) in [("c", Path::new(C_HELPER)), ("ours", ours.as_path())] {
@@ -219,19 +274,92 @@ fn non_utf8_arguments_are_used_as_bytes_like_c() {
         pidfile.extend_from_slice(format!("/{which}-").as_bytes());
         pidfile.extend_from_slice(b"\xfe.pid");
         let pidfile = Path::new(OsStr::from_bytes(&pidfile)).to_owned();
+        let mut trace = scratch.0.as_os_str().as_bytes().to_vec();
+        trace.extend_from_slice(format!("/{which}-").as_bytes());
+        trace.extend_from_slice(b"\xfd.trace");
+        let trace = Path::new(OsStr::from_bytes(&trace)).to_owned();
         let mut child = Guard::spawn(
             Command::new(program)
                 .arg("-k")
                 .arg(&socket)
                 .arg("-f")
                 .arg(&pidfile)
+                .arg("-T")
+                .arg(OsStr::from_bytes(
+                    &[b"file=".as_slice(), trace.as_os_str().as_bytes()].concat(),
+                ))
                 .env_remove("LISTEN_PID")
                 .stderr(std::process::Stdio::null()),
         );
         wait_for_socket(&socket, Duration::from_secs(10));
-        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        // C binds the socket before it writes the pidfile: wait for both.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let pid = loop {
+            match std::fs::read_to_string(&pidfile) {
+                Ok(pid) if pid.ends_with('\n') => break pid,
+                _ if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => panic!("{which}: no pidfile: {other:?}"),
+            }
+        };
         assert_eq!(pid.trim(), child.id().to_string(), "{which}");
-        child.terminate();
+        assert!(
+            trace.is_file(),
+            "{which}: no trace file {}",
+            trace.display()
+        );
+        // C ignores a termination signal until its main loop runs (it sets state = RUNNING
+        // only there, after the pidfile), so one sent now may be lost: repeat it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sigterm_and_wait(&mut child, Duration::from_millis(200)).is_none() {
+            assert!(std::time::Instant::now() < deadline, "{which}: no exit");
+        }
+    }
+    // Messages quote such paths byte for byte as C does (C prints the raw byte).
+    let missing = |name: &[u8]| [b"/nonexistent/".as_slice(), name].concat();
+    let cases: Vec<Vec<Vec<u8>>> = vec![
+        vec![b"-k".to_vec(), missing(b"\xff.sock")],
+        vec![
+            b"-k".to_vec(),
+            // C leaves this socket when the pidfile fails: the scratch directory takes it.
+            scratch.path("x.sock").into_os_string().into_encoded_bytes(),
+            b"-f".to_vec(),
+            missing(b"\xfe.pid"),
+        ],
+        vec![
+            b"-T".to_vec(),
+            [b"file=".as_slice(), &missing(b"\xfd")].concat(),
+        ],
+        vec![
+            b"-T".to_vec(),
+            [b"events=".as_slice(), &missing(b"\xfc")].concat(),
+        ],
+        vec![b"-k".to_vec(), b"rel\xfb".to_vec()],
+    ];
+    for args in &cases {
+        let args: Vec<&OsStr> = args.iter().map(|a| OsStr::from_bytes(a)).collect();
+        let outputs: Vec<Output> = [Path::new(C_HELPER), ours.as_path()]
+            .iter()
+            .map(|p| {
+                Command::new(p)
+                    .args(&args)
+                    .env_remove("LISTEN_PID")
+                    .output()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(outputs[0].status.code(), Some(1), "C, {args:?}");
+        assert_eq!(outputs[1].status.code(), Some(1), "{args:?}");
+        assert_eq!(outputs[1].stderr, outputs[0].stderr, "{args:?}");
+        let raw = args
+            .iter()
+            .map(|a| a.as_bytes())
+            .find(|a| a.contains(&b'/'));
+        if let Some(path) = raw.filter(|a| a.starts_with(b"/nonexistent")) {
+            let quoted = outputs[1].stderr.windows(path.len()).any(|w| w == path);
+            assert!(quoted, "{args:?}: the raw path in {:?}", outputs[1].stderr);
+        }
     }
     for option in ["-u", "-g"] {
         let name = OsStr::from_bytes(b"no-\xff-such");

@@ -116,6 +116,54 @@ fn man_tree(dir: &Path) {
     }
 }
 
+/// Every file under `dir`, recursively (symlinks as themselves: the .deb's links dangle here).
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            files_under(&entry.path(), out);
+        } else {
+            out.push(entry.path());
+        }
+    }
+}
+
+/// The test-only switches (`PR_HELPER_TEST_SGIO_DELAY_MS`) are in every build, so that a
+/// release run proves what a debug run does: nothing that ships may set one. Units, OpenRC,
+/// dracut, initramfs-tools, man pages, install.sh: none mentions them.
+#[test]
+fn no_packaging_file_sets_a_test_switch() {
+    let mut files = Vec::new();
+    files_under(&packaging(), &mut files);
+    for shipped in [
+        "systemd/qemu-pr-helper.service",
+        "systemd/qemu-pr-helper-activated@.service",
+        "openrc/qemu-pr-helper",
+        "openrc/qemu-pr-helper.confd",
+        "dracut/95pr-helper/pr-helper-start.sh",
+        "initramfs-tools/scripts/init-premount/pr-helper",
+        "initramfs-tools/conf.d/pr-helper",
+    ] {
+        assert!(
+            files.contains(&packaging().join(shipped)),
+            "{shipped} not found: the check would miss it"
+        );
+    }
+    for file in &files {
+        let bytes = match std::fs::read_link(file) {
+            Ok(target) => target.into_os_string().into_encoded_bytes(),
+            Err(_) => std::fs::read(file).unwrap(),
+        };
+        assert!(
+            !bytes
+                .windows(b"PR_HELPER_TEST_".len())
+                .any(|w| w == b"PR_HELPER_TEST_"),
+            "{} mentions a PR_HELPER_TEST_ switch: no unit, script or package may set one",
+            file.display()
+        );
+    }
+}
+
 #[test]
 fn systemd_units_verify_and_are_hardened() {
     let scratch = Scratch::new("pkg-units");

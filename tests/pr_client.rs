@@ -100,6 +100,75 @@ fn json_output_has_status_sense_and_exit_status() {
     }
 }
 
+/// Device and socket paths are bytes, as sg_persist's `open(argv[optind])`: a name with a
+/// byte that is not UTF-8 is opened as given (the helpers answer on /dev/null's fd, so the
+/// device was opened), and a message quotes it raw.
+#[test]
+fn non_utf8_device_and_socket_paths_are_used_as_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let scratch = Scratch::new("client-bytes");
+    let name = |bytes: &[u8]| {
+        scratch
+            .0
+            .join(OsStr::from_bytes(&[b"dev-".as_slice(), bytes].concat()))
+    };
+    let device = name(b"\xff");
+    std::os::unix::fs::symlink("/dev/null", &device).unwrap();
+    for h in both() {
+        // connect(2) follows a symlink to the socket: --socket's bytes reach it too.
+        let socket = name(&[format!("sock-{}-", h.child.id()).as_bytes(), b"\xfe"].concat());
+        std::os::unix::fs::symlink(&h.socket, &socket).unwrap();
+        for (socket, via) in [(h.socket.clone(), "helper's socket"), (socket, "symlink")] {
+            let o = Command::new(common::binary())
+                .arg("pr-client")
+                .arg(OsStr::from_bytes(
+                    &[b"--socket=".as_slice(), socket.as_os_str().as_bytes()].concat(),
+                ))
+                .arg("-k")
+                .arg(&device)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert_clean_failure(&o, 11, "CHECK CONDITION (Aborted Command");
+            assert!(!stderr(&o).contains("cannot"), "{via}: {}", stderr(&o));
+        }
+    }
+    let missing = name(b"\xfe-missing");
+    let o = Command::new(common::binary())
+        .arg("pr-client")
+        .arg(&missing)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 15);
+    let want = [
+        b"pr-client: cannot open ".as_slice(),
+        missing.as_os_str().as_bytes(),
+        b" (rw): No such file or directory\n",
+    ]
+    .concat();
+    assert_eq!(o.stderr, want, "{}", stderr(&o));
+}
+
+/// As sg_persist's getopt_long: options after the device are read, unless POSIXLY_CORRECT is
+/// set; then they are extra arguments (sg_persist: "Unexpected extra argument: -k").
+#[test]
+fn posixly_correct_stops_options_at_the_device() {
+    let run = |posixly: bool| {
+        let mut cmd = Command::new(common::binary());
+        cmd.args(["pr-client", "--socket=/nonexistent/s", "/dev/null", "-k"])
+            .env_remove("POSIXLY_CORRECT")
+            .stdin(Stdio::null());
+        if posixly {
+            cmd.env("POSIXLY_CORRECT", "");
+        }
+        cmd.output().unwrap()
+    };
+    assert_clean_failure(&run(false), 15, "cannot connect to /nonexistent/s");
+    assert_clean_failure(&run(true), 1, "unexpected extra argument: -k");
+}
+
 #[test]
 fn direct_sg_io_matches_the_helper_path() {
     let o = client(&["--direct", "-v", "-k", "/dev/null"]);

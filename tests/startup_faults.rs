@@ -90,7 +90,7 @@ fn rows() -> Vec<Row> {
             "listen",
             &["-e", "inject=listen:error=EOPNOTSUPP"],
             &[F, D],
-            "Failed to listen on socket ",
+            "Failed to listen on socket: ",
         ),
         row(
             "pipe (-d)",
@@ -421,6 +421,97 @@ fn every_start_up_failure_exits_1_with_its_reason_and_leaves_nothing() {
         }
     }
     eprintln!("{} rows in {:?}", table.len(), start.elapsed());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The C helper (QEMU 7.2) failing the same steps, as docs/compatibility.md describes it: a
+/// failed `listen` leaves the socket; after the pidfile (truncate, the privilege drop) socket
+/// and pidfile stay, and with `-d` C exits 0 without a word, its daemon dead; a failed thread
+/// creation aborts. If C changes, the notes must too.
+#[test]
+fn the_c_helper_at_the_same_steps_as_the_notes_say() {
+    require_root("strace's injection and the privilege drop need root");
+    ensure_strace();
+    // (injection, -d, exit status, message or "" for none, files left)
+    let cases: &[(&str, bool, i32, &str, &[&str])] = &[
+        (
+            "bind:error=EADDRINUSE",
+            false,
+            1,
+            "Failed to bind socket to ",
+            &[],
+        ),
+        (
+            "listen:error=EOPNOTSUPP",
+            false,
+            1,
+            "Failed to listen on socket: ",
+            &["pr.sock"],
+        ),
+        (
+            "listen:error=EOPNOTSUPP",
+            true,
+            1,
+            "Failed to listen on socket: ",
+            &["pr.sock"],
+        ),
+        (
+            "ftruncate:error=EIO",
+            false,
+            1,
+            "Failed to truncate pid file: ",
+            &["pr.pid", "pr.sock"],
+        ),
+        ("ftruncate:error=EIO", true, 0, "", &["pr.pid", "pr.sock"]),
+        ("capset:error=EPERM", false, 1, DROP, &["pr.pid", "pr.sock"]),
+        ("capset:error=EPERM", true, 0, "", &["pr.pid", "pr.sock"]),
+        (
+            "clone3:error=EAGAIN",
+            false,
+            134,
+            "qemu_thread_create: ",
+            &[],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for &(injection, daemon, status, message, files) in cases {
+        let scratch = Scratch::new("fault-c");
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-o", "/dev/null", "-e"])
+            .arg(format!("inject={injection}"))
+            .arg(C_HELPER)
+            .arg("-k")
+            .arg(scratch.path("pr.sock"))
+            .arg("-f")
+            .arg(scratch.path("pr.pid"));
+        if daemon {
+            cmd.arg("-d");
+        }
+        let what = format!("C, {injection}{}", if daemon { " -d" } else { "" });
+        // strace -f returns once every traced process has exited: no daemon is left.
+        let Some(out) = run_bounded(cmd, F, &scratch, Duration::from_secs(20)) else {
+            failures.push(format!("{what}: still running"));
+            continue;
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = if message.is_empty() {
+            stderr.is_empty()
+        } else {
+            stderr.contains(message)
+        };
+        let left = leftovers(&scratch);
+        if out.status.code().or(out.status.signal().map(|s| 128 + s)) != Some(status)
+            || !said
+            || left != files
+        {
+            failures.push(format!(
+                "{what}: status {:?} (signal {:?}), left {left:?}, stderr {stderr:?}; the notes \
+                 say status {status}, {message:?}, left {files:?}",
+                out.status.code(),
+                out.status.signal(),
+            ));
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

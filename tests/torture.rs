@@ -44,10 +44,11 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Requests back to back on one connection; every reply must be the /dev/null answer.
-fn hammer(socket: &std::path::Path, count: usize) {
+/// Requests back to back on one connection for `device` (/dev/null or /dev/zero: SG_IO fails
+/// on both alike); every reply must be that answer.
+fn hammer(socket: &std::path::Path, count: usize, device: &str) {
     let mut conn = Connection::connect(socket, TIMEOUT).unwrap();
-    let null = open_rw("/dev/null");
+    let null = open_rw(device);
     for i in 0..count {
         let reply = conn
             .request(&pr_in((i % 4) as u8, 24), null.as_fd(), &[])
@@ -65,7 +66,7 @@ fn slow_senders_do_not_delay_others() {
     let unloaded = (0..3)
         .map(|_| {
             let start = Instant::now();
-            hammer(&socket, REQUESTS);
+            hammer(&socket, REQUESTS, "/dev/null");
             start.elapsed()
         })
         .min()
@@ -91,10 +92,12 @@ fn slow_senders_do_not_delay_others() {
         })
         .collect();
     // Meanwhile a fast client is served throughout: once the trickle is under way, the same
-    // requests again, timed.
+    // requests again, timed. On /dev/zero (1:5), which nothing else here uses, so that
+    // PR_HELPER_TEST_SGIO_DELAY_MS=2@1:5 in the test's environment slows this run alone:
+    // then this test must fail, which is how its bound was shown to catch a delay.
     std::thread::sleep(Duration::from_millis(250));
     let start = Instant::now();
-    hammer(&socket, REQUESTS);
+    hammer(&socket, REQUESTS, "/dev/zero");
     let fast_done = Instant::now();
     let fast = fast_done - start;
     let slow_done: Vec<Instant> = slow.into_iter().map(|t| t.join().unwrap()).collect();
@@ -151,7 +154,7 @@ fn clients_that_never_read_cost_only_their_connection() {
         }
     }
     assert!(sent > 10, "sent {sent}");
-    hammer(&helper.socket, 500);
+    hammer(&helper.socket, 500, "/dev/null");
     drop(greedy);
     // Its descriptors (socket and queued device fds) all go away with it.
     let start = Instant::now();
@@ -160,7 +163,7 @@ fn clients_that_never_read_cost_only_their_connection() {
     }
     // (At most: `before` may still have counted the start-up probe's connection.)
     assert!(fd_count(helper.pid()) <= before, "descriptors leaked");
-    hammer(&helper.socket, 10);
+    hammer(&helper.socket, 10, "/dev/null");
 }
 
 #[test]
@@ -206,7 +209,7 @@ fn clients_dying_at_every_phase() {
         }
         drop(sock);
     }
-    hammer(&helper.socket, 100);
+    hammer(&helper.socket, 100, "/dev/null");
     let after = settled_fd_count(helper.pid());
     assert_eq!(after, before, "descriptors leaked");
 }
@@ -218,14 +221,14 @@ fn a_long_run_leaks_no_descriptor_and_no_memory() {
     // Warm up: worker threads and buffers exist after this.
     std::thread::scope(|s| {
         for _ in 0..8 {
-            s.spawn(|| hammer(&helper.socket, 2_000));
+            s.spawn(|| hammer(&helper.socket, 2_000, "/dev/null"));
         }
     });
     let fds = settled_fd_count(helper.pid());
     let rss = rss_kib(helper.pid());
     std::thread::scope(|s| {
         for _ in 0..8 {
-            s.spawn(|| hammer(&helper.socket, 125_000));
+            s.spawn(|| hammer(&helper.socket, 125_000, "/dev/null"));
         }
     });
     let fds_after = settled_fd_count(helper.pid());

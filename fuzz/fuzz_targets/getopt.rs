@@ -11,12 +11,16 @@ fuzz_target!(|data: &[u8]| {
         .split(|&b| b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    let (parsed, _error) = getopt::normalize_until_error(&args, SPECS);
-    let canonical = getopt::canonical_argv(&parsed, SPECS);
-    // The canonical form must read back to the same options.
-    if let Ok(again) = getopt::normalize(&canonical, SPECS) {
-        assert_eq!(again, parsed);
-    } else {
-        panic!("canonical argv does not parse: {canonical:?}");
+    // Both of glibc's orders (POSIXLY_CORRECT unset and set); the canonical form, options
+    // first, reads back the same in either.
+    for order in [getopt::Order::Permute, getopt::Order::RequireOrder] {
+        let (parsed, _error) = getopt::normalize_until_error(&args, SPECS, order);
+        let canonical = getopt::canonical_argv(&parsed, SPECS);
+        for reread in [getopt::Order::Permute, getopt::Order::RequireOrder] {
+            match getopt::normalize(&canonical, SPECS, reread) {
+                Ok(again) => assert_eq!(again, parsed),
+                Err(e) => panic!("canonical argv does not parse: {canonical:?}: {e}"),
+            }
+        }
     }
 });

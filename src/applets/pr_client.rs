@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::os::fd::AsFd as _;
 use std::process::ExitCode;
 
+use crate::cli::argbytes;
 use crate::client::cli::{self, Action, Invocation, RunConfig};
 use crate::client::report::{self, EXIT_HELP, Obj, exit};
 use crate::client::{ClientError, Connection, Reply, bench, decode, direct, probe};
@@ -88,7 +89,8 @@ pr-client options (long only):
 }
 
 fn say(message: &str) {
-    let _ = writeln!(std::io::stderr(), "{PROG}: {message}");
+    // Device and socket paths in the message are printed as given, as sg_persist does.
+    argbytes::print_error(&format!("{PROG}: {message}\n"));
 }
 
 fn out(text: &str) {
@@ -105,7 +107,8 @@ pub fn main(_argv0: &str, args: &[String]) -> ExitCode {
 }
 
 fn run_main(args: &[String]) -> u8 {
-    let config = match cli::parse(args) {
+    // sg_persist's getopt_long permutes argv unless POSIXLY_CORRECT is set; so do we.
+    let config = match cli::parse(args, crate::cli::getopt::Order::from_env()) {
         Ok(Invocation::Help(level)) => {
             out(&help_text(level));
             return exit::GOOD;
@@ -153,10 +156,11 @@ fn client_failure(e: &ClientError) -> Failure {
 /// Runs the command and says which way it went: "helper", "SG_IO" (`--direct`) or
 /// "multipath" (`--direct` on a dm-multipath map, through its paths).
 fn execute(config: &RunConfig) -> Result<(Reply, &'static str), Failure> {
+    // The device's bytes as given, like sg_persist's open(argv[optind]).
     let device = std::fs::OpenOptions::new()
         .read(true)
         .write(!config.readonly)
-        .open(&config.device)
+        .open(argbytes::decode(&config.device))
         .map_err(|e| Failure {
             message: format!(
                 "cannot open {} (r{}): {}",
@@ -237,7 +241,11 @@ fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
         }
         let (cdb16, _) = config.action.encode();
         let obj = Obj::new()
-            .str("device", &config.device)
+            // JSON strings are Unicode: a byte that is not UTF-8 shows as U+FFFD here.
+            .str(
+                "device",
+                &String::from_utf8_lossy(&argbytes::decode_bytes(&config.device)),
+            )
             .str("via", via)
             .str("command", &config.action.label())
             .str("cdb", &report::hex_string(&cdb16[..10]))

@@ -12,7 +12,7 @@ use argh::FromArgs;
 
 use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions, Route};
 use crate::cli::argbytes;
-use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
+use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Order};
 use crate::daemon::{
     self, Config, DEFAULT_MAX_WORKERS, DEFAULT_PIDFILE, DEFAULT_SOCKET, privileges,
 };
@@ -210,14 +210,14 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
         Ok(fd) => fd,
         Err(e) => return fail(&prog, &e.to_string()),
     };
-    let (config, trace_config) = match parse(argv0, &prog, args, activated) {
+    let order = Order::from_env();
+    let (config, trace_config) = match parse(argv0, &prog, args, activated, order) {
         Parsed::Run(config, trace_config) => (config, trace_config),
         Parsed::Fail(message) => return fail(&prog, &message),
         exit => return ExitCode::from(exit.exit_status().unwrap_or(1)),
     };
-    if let Err(message) = trace_config.activate() {
-        // QEMU prints events-file errors without a space after the colon.
-        let _ = writeln!(std::io::stderr(), "{prog}:{message}");
+    if let Err(e) = trace_config.activate() {
+        argbytes::print_error(&e.line(&prog));
         return ExitCode::from(1);
     }
     match daemon::run(&config, signals) {
@@ -229,8 +229,7 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
 
 fn fail(prog: &str, message: &str) -> ExitCode {
     // The argument bytes a message quotes are printed as given, as C does.
-    let line = argbytes::decode_bytes(&format!("{prog}: {message}\n"));
-    let _ = std::io::stderr().write_all(&line);
+    argbytes::print_error(&format!("{prog}: {message}\n"));
     ExitCode::from(1)
 }
 
@@ -244,8 +243,8 @@ fn usage_error(argv0: &str, prog: &str, message: &str) -> Parsed {
     Parsed::Exit(1)
 }
 
-fn parse(argv0: &str, prog: &str, args: &[String], activated: bool) -> Parsed {
-    let (parsed, getopt_error) = getopt::normalize_until_error(args, SPECS);
+fn parse(argv0: &str, prog: &str, args: &[String], activated: bool, order: Order) -> Parsed {
+    let (parsed, getopt_error) = getopt::normalize_until_error(args, SPECS, order);
     // First pass, in order: what C does at the moment it meets each option.
     let mut socket = DEFAULT_SOCKET.to_owned();
     let mut pidfile = DEFAULT_PIDFILE.to_owned();
@@ -367,7 +366,13 @@ mod tests {
 
     fn run_parse(args: &[&str]) -> Option<Config> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        match parse("qemu-pr-helper", "qemu-pr-helper", &args, false) {
+        match parse(
+            "qemu-pr-helper",
+            "qemu-pr-helper",
+            &args,
+            false,
+            Order::Permute,
+        ) {
             Parsed::Run(c, _) => Some(*c),
             Parsed::Exit(_) | Parsed::Fail(_) => None,
         }
@@ -420,7 +425,13 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        match parse("qemu-pr-helper", "qemu-pr-helper", &args, false) {
+        match parse(
+            "qemu-pr-helper",
+            "qemu-pr-helper",
+            &args,
+            false,
+            Order::Permute,
+        ) {
             Parsed::Run(_, t) => assert_eq!(t.patterns, vec!["-pr_helper_sgio*", "pr_helper_*"]),
             _ => panic!("parse failed"),
         }
@@ -442,7 +453,13 @@ mod tests {
         ];
         for (args, message) in cases {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-            let parsed = parse("qemu-pr-helper", "qemu-pr-helper", &args, false);
+            let parsed = parse(
+                "qemu-pr-helper",
+                "qemu-pr-helper",
+                &args,
+                false,
+                Order::Permute,
+            );
             assert_eq!(parsed.exit_status(), Some(1), "{args:?}");
             match parsed {
                 Parsed::Fail(said) => assert_eq!(said, *message, "{args:?}"),

@@ -8,7 +8,9 @@
 //! parsing, help and messages work on text as before.
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write as _;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
 
 const BASE: u32 = 0x10_FF00;
 
@@ -48,6 +50,18 @@ pub fn decode_bytes(s: &str) -> Vec<u8> {
 /// An [`encode`]d argument as the path or name it was on the command line.
 pub fn decode(s: &str) -> OsString {
     OsString::from_vec(decode_bytes(s))
+}
+
+/// A path as a message quotes it: encoded like an argument, so that [`print_error`] prints
+/// its bytes as given (C prints the raw bytes; `Path::display` would print U+FFFD).
+pub fn path(p: &Path) -> String {
+    encode(p.as_os_str())
+}
+
+/// Writes a message line to stderr in one write, the bytes that arguments and paths in it
+/// stand for as they are (see [`path`]).
+pub fn print_error(line: &str) {
+    let _ = std::io::stderr().write_all(&decode_bytes(line));
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //!
 //! argh accepts `--name value` and `-n value` only. C programs also accept `--name=value`,
 //! `-nvalue`, clusters (`-qv`, `-qk P`), unambiguous long prefixes (`--sock=P`), options after
-//! positional arguments (GNU permutation) and `--`. [`normalize`] reads argv with glibc's rules
-//! and errors, and returns the options in order, each with its full long name, so the applet
-//! can hand argh a canonical argv and still act on options in command-line order.
+//! positional arguments (GNU permutation, unless `POSIXLY_CORRECT` is set: see [`Order`]) and
+//! `--`. [`normalize`] reads argv with glibc's rules and errors, and returns the options in
+//! order, each with its full long name, so the applet can hand argh a canonical argv and still
+//! act on options in command-line order.
 
 use std::fmt;
 
@@ -38,6 +39,27 @@ impl OptSpec {
             short: None,
             long,
             has_arg,
+        }
+    }
+}
+
+/// Whether options may follow a non-option argument. glibc's getopt_long decides it from the
+/// environment when the short-option string starts with neither `+` nor `-` (QEMU's and
+/// sg_persist's do not): it permutes, unless `POSIXLY_CORRECT` is set, to any value, even
+/// empty; then the first non-option ends the options and the rest are arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Permute,
+    RequireOrder,
+}
+
+impl Order {
+    /// What glibc's getopt_long would do in this process's environment.
+    pub fn from_env() -> Order {
+        if std::env::var_os("POSIXLY_CORRECT").is_some() {
+            Order::RequireOrder
+        } else {
+            Order::Permute
         }
     }
 }
@@ -92,12 +114,16 @@ impl fmt::Display for GetoptError {
 
 impl std::error::Error for GetoptError {}
 
-/// Reads `args` (without argv[0]) the way `getopt_long` with a permuting short-option string does.
+/// Reads `args` (without argv[0]) the way `getopt_long` does, in `order`.
 ///
 /// # Errors
 /// The first usage error, as glibc reports it.
-pub fn normalize(args: &[String], specs: &[OptSpec]) -> Result<Vec<Arg>, GetoptError> {
-    let (parsed, error) = normalize_until_error(args, specs);
+pub fn normalize(
+    args: &[String],
+    specs: &[OptSpec],
+    order: Order,
+) -> Result<Vec<Arg>, GetoptError> {
+    let (parsed, error) = normalize_until_error(args, specs, order);
     match error {
         Some(e) => Err(e),
         None => Ok(parsed),
@@ -109,13 +135,19 @@ pub fn normalize(args: &[String], specs: &[OptSpec]) -> Result<Vec<Arg>, GetoptE
 pub fn normalize_until_error(
     args: &[String],
     specs: &[OptSpec],
+    order: Order,
 ) -> (Vec<Arg>, Option<GetoptError>) {
     let mut out = Vec::with_capacity(args.len());
-    let error = read_args(args, specs, &mut out).err();
+    let error = read_args(args, specs, order, &mut out).err();
     (out, error)
 }
 
-fn read_args(args: &[String], specs: &[OptSpec], out: &mut Vec<Arg>) -> Result<(), GetoptError> {
+fn read_args(
+    args: &[String],
+    specs: &[OptSpec],
+    order: Order,
+    out: &mut Vec<Arg>,
+) -> Result<(), GetoptError> {
     let mut positionals = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -175,6 +207,9 @@ fn read_args(args: &[String], specs: &[OptSpec], out: &mut Vec<Arg>) -> Result<(
                 });
                 break;
             }
+        } else if order == Order::RequireOrder {
+            positionals.extend(args[i - 1..].iter().cloned().map(Arg::Positional));
+            break;
         } else {
             positionals.push(Arg::Positional(arg.clone()));
         }
@@ -248,7 +283,7 @@ mod tests {
 
     fn canon(args: &[&str]) -> Result<Vec<String>, String> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        normalize(&args, SPECS)
+        normalize(&args, SPECS, Order::Permute)
             .map(|p| canonical_argv(&p, SPECS))
             .map_err(|e| e.to_string())
     }
@@ -283,6 +318,26 @@ mod tests {
         assert_eq!(canon(&["-", "-d"]).unwrap(), vec!["--daemon", "--", "-"]);
         assert_eq!(canon(&["-k", "-d"]).unwrap(), vec!["--socket", "-d"]);
         assert_eq!(canon(&["--socket="]).unwrap(), vec!["--socket", ""]);
+    }
+
+    #[test]
+    fn posixly_correct_stops_at_the_first_non_option() {
+        let canon = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            normalize(&args, SPECS, Order::RequireOrder)
+                .map(|p| canonical_argv(&p, SPECS))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            canon(&["-d", "file", "-x", "--foo"]).unwrap(),
+            vec!["--daemon", "--", "file", "-x", "--foo"]
+        );
+        assert_eq!(canon(&["-", "-d"]).unwrap(), vec!["--", "-", "-d"]);
+        assert_eq!(
+            canon(&["-k", "x", "--", "-d"]).unwrap(),
+            vec!["--socket", "x", "--", "-d"]
+        );
+        assert_eq!(canon(&["-x", "file"]).unwrap_err(), "invalid option -- 'x'");
     }
 
     #[test]

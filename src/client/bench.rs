@@ -111,7 +111,7 @@ impl std::fmt::Display for BenchError {
             BenchError::Device(p, e) => write!(
                 f,
                 "cannot open {}: {}",
-                p.display(),
+                crate::cli::argbytes::path(p),
                 crate::errors::strerror(e)
             ),
             BenchError::Client(e) => e.fmt(f),

@@ -182,6 +182,7 @@ struct Raw {
 /// Everything a single-command run needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunConfig {
+    /// As on the command line, encoded by `cli::argbytes`: decode it to open it.
     pub device: String,
     pub socket: PathBuf,
     pub action: Action,
@@ -208,9 +209,10 @@ pub enum Invocation {
 ///
 /// # Errors
 /// A usage error with its exit status (1 syntax, 31 contradictory options).
-pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
+pub fn parse(args: &[String], order: getopt::Order) -> Result<Invocation, UsageError> {
     let args = args::underscores_to_dashes(args, SPECS);
-    let parsed = getopt::normalize(&args, SPECS).map_err(|e| UsageError::syntax(e.to_string()))?;
+    let parsed =
+        getopt::normalize(&args, SPECS, order).map_err(|e| UsageError::syntax(e.to_string()))?;
     let parsed: Vec<Arg> = parsed
         .into_iter()
         .map(|a| match a {
@@ -406,7 +408,9 @@ fn build(raw: Raw, help: u8) -> Result<Invocation, UsageError> {
     }
     Ok(Invocation::Run(Box::new(RunConfig {
         device,
-        socket: PathBuf::from(last(&raw.socket).unwrap_or(DEFAULT_SOCKET)),
+        socket: PathBuf::from(crate::cli::argbytes::decode(
+            last(&raw.socket).unwrap_or(DEFAULT_SOCKET),
+        )),
         action,
         json: raw.json,
         hex: raw.hex,

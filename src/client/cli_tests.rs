@@ -4,14 +4,17 @@ use super::*;
 
 fn run(args: &[&str]) -> Result<RunConfig, UsageError> {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    match parse(&args)? {
+    match parse(&args, crate::cli::getopt::Order::Permute)? {
         Invocation::Run(c) => Ok(*c),
         other => panic!("not a run: {other:?}"),
     }
 }
 
 fn inv(args: &[&str]) -> Result<Invocation, UsageError> {
-    parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    parse(
+        &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        crate::cli::getopt::Order::Permute,
+    )
 }
 
 fn in_sa_of(args: &[&str]) -> (u8, u16) {

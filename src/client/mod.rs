@@ -46,7 +46,12 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientError::Connect(path, e) => {
-                write!(f, "cannot connect to {}: {}", path.display(), strerror(e))
+                write!(
+                    f,
+                    "cannot connect to {}: {}",
+                    crate::cli::argbytes::path(path),
+                    strerror(e)
+                )
             }
             ClientError::Closed => write!(f, "the helper closed the connection"),
             ClientError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {

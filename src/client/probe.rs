@@ -11,6 +11,7 @@ use super::args::{self, UsageError};
 use super::bench::{BenchCommand, BenchConfig};
 use super::report::{self, Obj, exit};
 use super::{ClientError, Connection, Reply};
+use crate::cli::argbytes;
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
 use crate::daemon::DEFAULT_SOCKET;
 use crate::scsi::pr::{self, in_sa};
@@ -136,7 +137,9 @@ pub struct ProbeConfig {
 
 /// The canonical argv without `--help` (argh keeps that name), and whether it was given.
 fn canonical(args: &[String], specs: &[OptSpec]) -> Result<(Vec<String>, bool), UsageError> {
-    let parsed = getopt::normalize(args, specs).map_err(|e| UsageError::syntax(e.to_string()))?;
+    // pr-client's own subcommands read argv as its sg_persist command line does.
+    let parsed = getopt::normalize(args, specs, getopt::Order::from_env())
+        .map_err(|e| UsageError::syntax(e.to_string()))?;
     let is_help = |a: &Arg| matches!(a, Arg::Opt { index, .. } if specs[*index].long == "help");
     let help = parsed.iter().any(is_help);
     let parsed: Vec<Arg> = parsed.into_iter().filter(|a| !is_help(a)).collect();
@@ -161,7 +164,9 @@ pub fn parse_probe(args: &[String]) -> Result<Option<ProbeConfig>, UsageError> {
         )));
     }
     Ok(Some(ProbeConfig {
-        socket: PathBuf::from(raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
+        socket: PathBuf::from(argbytes::decode(
+            raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
+        )),
         json: raw.json,
         timeout: match raw.timeout.last() {
             Some(t) => args::timeout(t)?,
@@ -254,8 +259,12 @@ pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
         )));
     }
     Ok(Some(BenchConfig {
-        socket: PathBuf::from(raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str)),
-        device: PathBuf::from(raw.rest.first().map_or("/dev/null", String::as_str)),
+        socket: PathBuf::from(argbytes::decode(
+            raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
+        )),
+        device: PathBuf::from(argbytes::decode(
+            raw.rest.first().map_or("/dev/null", String::as_str),
+        )),
         connections,
         duration,
         command,

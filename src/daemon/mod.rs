@@ -20,6 +20,7 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::PathBuf;
 
 use crate::backend::ExecOptions;
+use crate::cli::argbytes;
 use crate::errors::strerror;
 use crate::sys;
 use listener::{Activation, Inherited, Listener};
@@ -99,28 +100,24 @@ impl fmt::Display for Error {
             Error::SocketPathTooLong(p) => write!(
                 f,
                 "UNIX socket path '{}' is too long\nPath must be less than {} bytes",
-                p.display(),
+                argbytes::path(p),
                 listener::UNIX_PATH_MAX
             ),
             Error::Bind(p, e) => write!(
                 f,
                 "Failed to bind socket to {}: {}",
-                p.display(),
+                argbytes::path(p),
                 strerror(e)
             ),
             Error::Socket(e) => write!(f, "Failed to create Unix socket: {}", strerror(e)),
             Error::Publish(p, e) => write!(
                 f,
                 "Failed to move the socket into place at {}: {}",
-                p.display(),
+                argbytes::path(p),
                 strerror(e)
             ),
-            Error::Listen(p, e) => write!(
-                f,
-                "Failed to listen on socket {}: {}",
-                p.display(),
-                strerror(e)
-            ),
+            // C's words: the bind before it named the path.
+            Error::Listen(_, e) => write!(f, "Failed to listen on socket: {}", strerror(e)),
             Error::ActivationWithSocket => {
                 write!(f, "Unix socket can't be set when using socket activation")
             }
@@ -150,7 +147,12 @@ impl fmt::Display for Error {
             Error::Activation(e) => write!(f, "Failed to use socket activation: {}", strerror(e)),
             Error::Daemonize(e) => write!(f, "Failed to daemonize: {}", strerror(e)),
             Error::PidfileOpen(p, e) => {
-                write!(f, "Could not create '{}': {}", p.display(), strerror(e))
+                write!(
+                    f,
+                    "Could not create '{}': {}",
+                    argbytes::path(p),
+                    strerror(e)
+                )
             }
             Error::PidfileLock(_, e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
             Error::PidfileTruncate(_, e) => {
@@ -299,14 +301,12 @@ fn start_and_serve(
     }
     let unlink_failure = event_loop.run()?;
     if let Some((path, e)) = unlink_failure {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "{}: Failed to unlink socket {}: {}",
+        argbytes::print_error(&format!(
+            "{}: Failed to unlink socket {}: {}\n",
             config.prog,
-            path.display(),
+            argbytes::path(&path),
             strerror(&e)
-        );
+        ));
     }
     Ok(())
 }
@@ -343,7 +343,8 @@ impl Handover {
     /// Tells the parent why start-up failed; it prints the message and exits 1.
     fn failed(self, message: &str) {
         let mut report = vec![HANDOVER_FAILED];
-        report.extend_from_slice(message.as_bytes());
+        // The bytes the message stands for: paths in it are printed as given.
+        report.extend_from_slice(&argbytes::decode_bytes(message));
         // Under PIPE_BUF: one write, whole or not at all. The parent gone is no matter.
         let _ = rustix::io::write(&self.pipe, &report);
     }
@@ -421,32 +422,42 @@ fn wait_for_daemon(prog: &str, child: i32, report: &OwnedFd, signals: &OwnedFd) 
         .map(|(_, status)| status);
     let (code, message) = match received.split_first() {
         Some((&HANDOVER_READY, _)) => (status.and_then(|s| s.exit_status()).unwrap_or(1), None),
-        Some((&HANDOVER_FAILED, message)) => {
-            (1, Some(String::from_utf8_lossy(message).into_owned()))
-        }
+        Some((&HANDOVER_FAILED, message)) => (1, Some(message.to_vec())),
         _ => match status {
             Some(s) if s.exit_status() == Some(0) && forwarded => (0, None),
             Some(s) => match s.terminating_signal() {
                 Some(sig) => (
                     1,
-                    Some(format!(
-                        "the daemon process was killed by signal {sig} during start-up"
-                    )),
+                    Some(
+                        format!("the daemon process was killed by signal {sig} during start-up")
+                            .into_bytes(),
+                    ),
                 ),
                 None => (
                     1,
-                    Some(format!(
-                        "the daemon process exited with status {} during start-up",
-                        s.exit_status().unwrap_or_default()
-                    )),
+                    Some(
+                        format!(
+                            "the daemon process exited with status {} during start-up",
+                            s.exit_status().unwrap_or_default()
+                        )
+                        .into_bytes(),
+                    ),
                 ),
             },
-            None => (1, Some("the daemon process failed to start".to_owned())),
+            None => (1, Some(b"the daemon process failed to start".to_vec())),
         },
     };
     if let Some(message) = message {
-        // One write, so that the line stays whole beside other output.
-        let _ = std::io::stderr().write_all(format!("{prog}: {message}\n").as_bytes());
+        // One write, so that the line stays whole beside other output; the message's bytes
+        // as the child sent them (paths as given).
+        let line = [
+            argbytes::decode_bytes(prog).as_slice(),
+            b": ",
+            &message,
+            b"\n",
+        ]
+        .concat();
+        let _ = std::io::stderr().write_all(&line);
     }
     code
 }
