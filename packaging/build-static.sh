@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Builds pr-helper as one static musl binary: the artifact that goes into images.
 #
-#   packaging/build-static.sh [--release] [TARGET...]
+#   packaging/build-static.sh [--release] [--unit-tests] [TARGET...]
 #
 # TARGET is x86_64-unknown-linux-musl (the default), aarch64-unknown-linux-musl,
 # powerpc64le-unknown-linux-musl, s390x-unknown-linux-musl, or `all` for the four. Each binary
 # lands at target/TARGET/release/pr-helper. With --release, it also writes
 # target/dist/pr-helper-VERSION-ARCH.tar.gz for each target (the binary, install.sh, man
 # pages, units, OpenRC, dracut and initramfs-tools files, README.md) and target/dist/SHA256SUMS.
-# The last line for each target is `build-static: TARGET BYTES PATH`.
+# The last line for each target is `build-static: TARGET BYTES PATH`. With --unit-tests, it
+# also builds the crate's unit-test binary for each target (for a machine of that architecture,
+# e.g. the PR lab's LAB_ARCH VM, where the seccomp tests can run) and prints
+# `build-static: TARGET unit-tests PATH`.
 #
 # Two routes, chosen per target:
 #   - rustup with that target's std installed (`rustup target add TARGET`): plain cargo.
@@ -33,11 +36,13 @@ usage() {
 }
 
 release=0
+unit_tests=0
 targets=()
 for a in "$@"; do
     case "$a" in
     --release) release=1 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --unit-tests) unit_tests=1 ;;
+    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     all) targets+=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl
         powerpc64le-unknown-linux-musl s390x-unknown-linux-musl) ;;
     *-unknown-linux-musl) targets+=("$a") ;;
@@ -164,9 +169,76 @@ link_dir() {
     echo "$dir"
 }
 
+# build_one TARGET [tests]: the release binary, or (tests) the crate's unit-test binary. Tests
+# unwind (libtest catches their panics), so std is built with panic_unwind and links a real
+# unwinder: the cross gcc's libgcc_eh.a in place of the empty libunwind.a.
+# unwinder DIR: DIR/libunwind.a becomes the cross gcc's libgcc_eh.a, plus the one glibc function
+# gcc 12's unwinder calls (_dl_find_object, glibc 2.35: where the unwind tables of the object
+# holding a PC are) done with musl's dl_iterate_phdr. No libc headers (the cross gcc has none):
+# glibc's struct for 64-bit targets without eh_dbase (aarch64, ppc64le, s390x) and ELF64's.
+unwinder() {
+    cat >"$1/dl-find-object.c" <<'C'
+struct dl_find_object {
+    unsigned long long dlfo_flags;
+    void *dlfo_map_start, *dlfo_map_end, *dlfo_link_map, *dlfo_eh_frame;
+    unsigned long long reserved[7];
+};
+struct phdr { unsigned int type, flags; unsigned long offset, vaddr, paddr, filesz, memsz, align; };
+struct dl_phdr_info { unsigned long addr; const char *name; const struct phdr *phdr; unsigned short phnum; };
+int dl_iterate_phdr(int (*)(struct dl_phdr_info *, unsigned long, void *), void *);
+enum { PT_LOAD = 1, PT_GNU_EH_FRAME = 0x6474e550 };
+
+struct want { unsigned long pc; struct dl_find_object *out; int found; };
+
+static int visit(struct dl_phdr_info *info, unsigned long size, void *data)
+{
+    struct want *w = data;
+    const struct phdr *eh = 0;
+    int hit = 0;
+    (void)size;
+    for (int i = 0; i < info->phnum; i++) {
+        const struct phdr *p = &info->phdr[i];
+        unsigned long start = info->addr + p->vaddr;
+        if (p->type == PT_LOAD && w->pc >= start && w->pc < start + p->memsz) {
+            hit = 1;
+            w->out->dlfo_map_start = (void *)start;
+            w->out->dlfo_map_end = (void *)(start + p->memsz);
+        }
+        if (p->type == PT_GNU_EH_FRAME)
+            eh = p;
+    }
+    if (!hit || !eh)
+        return 0;
+    w->out->dlfo_flags = 0;
+    w->out->dlfo_link_map = 0;
+    w->out->dlfo_eh_frame = (void *)(info->addr + eh->vaddr);
+    w->found = 1;
+    return 1;
+}
+
+int _dl_find_object(void *pc, struct dl_find_object *out)
+{
+    struct want w = { (unsigned long)pc, out, 0 };
+    dl_iterate_phdr(visit, &w);
+    return w.found ? 0 : -1;
+}
+C
+    "$cc" -O2 -c -o "$1/dl-find-object.o" "$1/dl-find-object.c"
+    cp "$("$cc" -print-file-name=libgcc_eh.a)" "$1/libunwind.a"
+    ar rs "$1/libunwind.a" "$1/dl-find-object.o"
+}
+
 build_one() {
-    local t=$1 upper flags=()
+    local t=$1 mode=${2:-bin} upper flags=() cargo_args std=std,panic_abort json
     target_facts "$t"
+    json=$cache/unit-tests-$t.json
+    if [ "$mode" = tests ]; then
+        cargo_args=(test --no-run --lib --locked --target "$t" --message-format=json)
+        std=std,panic_unwind,test
+    else
+        cargo_args=(build --release --locked --target "$t")
+    fi
+    mkdir -p "$cache"
     upper=$(tr 'a-z-' 'A-Z_' <<<"$t")
     # Rust flags from the environment would replace the target's own below.
     unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS
@@ -176,19 +248,27 @@ build_one() {
         [ $native = 1 ] || command -v "$cc" >/dev/null || apt_install "gcc-$gnu"
         [ $native = 1 ] || export "CARGO_TARGET_${upper}_LINKER=$cc"
         [ ${#flags[@]} -gt 0 ] && export "CARGO_TARGET_${upper}_RUSTFLAGS=${flags[*]}"
-        (cd "$root" && cargo build --release --locked --target "$t") || die "$t: cargo build failed"
+        (cd "$root" && cargo "${cargo_args[@]}" >"$json") || die "$t: cargo ${cargo_args[0]} failed"
     else
         debian_toolchain
         local dir
         dir=$(link_dir "$t")
+        [ "$mode" = bin ] || unwinder "$dir"
         say "$t: Debian's rustc $(pkg_version rustc-web), std built from source, linked by $cc"
         flags+=(-C link-self-contained=yes -L "native=$dir")
         export "CARGO_TARGET_${upper}_LINKER=$cc" "CARGO_TARGET_${upper}_RUSTFLAGS=${flags[*]}"
         # Debian's cargo and rustc by full path: rustup's shims come first on PATH.
         (cd "$root" && env -u RUSTUP_TOOLCHAIN RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
-            /usr/bin/cargo build --release --locked --target "$t" \
-            -Zbuild-std=std,panic_abort -Zbuild-std-features=${PR_HELPER_STD_FEATURES-optimize_for_size}) ||
-            die "$t: cargo build (-Zbuild-std) failed"
+            /usr/bin/cargo "${cargo_args[@]}" \
+            -Zbuild-std=$std -Zbuild-std-features=${PR_HELPER_STD_FEATURES-optimize_for_size} >"$json") ||
+            die "$t: cargo ${cargo_args[0]} (-Zbuild-std) failed"
+    fi
+    if [ "$mode" = tests ]; then
+        local exe
+        exe=$(sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' "$json" | tail -1)
+        [ -x "$exe" ] || die "$t: no unit-test binary in cargo's output ($json)"
+        echo "build-static: $t unit-tests $exe"
+        return
     fi
     local bin=$root/target/$t/release/pr-helper
     [ -x "$bin" ] || die "$t: no binary at $bin"
@@ -219,7 +299,10 @@ package_one() {
     echo "build-static: $t $root/target/dist/$name.tar.gz"
 }
 
-for t in "${targets[@]}"; do build_one "$t"; done
+for t in "${targets[@]}"; do
+    build_one "$t"
+    [ $unit_tests = 0 ] || build_one "$t" tests
+done
 if [ $release = 1 ]; then
     mkdir -p "$root/target/dist"
     for t in "${targets[@]}"; do package_one "$t"; done

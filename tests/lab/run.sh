@@ -6,7 +6,9 @@
 # Environment:
 #   LAB_BIN=PATH     the static pr-helper to test (default: the shipped artifact, the static
 #                    musl binary that packaging/build-static.sh builds into
-#                    target/x86_64-unknown-linux-musl/release/)
+#                    target/x86_64-unknown-linux-musl/release/, or LAB_ARCH's target)
+#   LAB_SECCOMP_TEST=PATH  the crate's unit-test binary for LAB_ARCH (portable/02-forbidden-call;
+#                    default with LAB_BIN unset: build-static.sh --unit-tests builds it)
 #   LAB_JOBS=N       VMs run in parallel, scenarios split between them (default: 2 if nproc>=2)
 #   LAB_TIMEOUT=S    per scenario inside the guest (default 120)
 #   LAB_ACCEL=tcg    QEMU accelerator (KVM was seen to hang on these machines)
@@ -31,7 +33,7 @@ log() { echo "lab: $*" >&2; }
 arch=${LAB_ARCH:-amd64}
 case "$arch" in
 amd64) qbin=qemu-system-x86_64 machine=() console=ttyS0 target=x86_64-unknown-linux-musl vms=2 boot_s=60 ;;
-arm64) qbin=qemu-system-aarch64 machine=(-M virt -cpu max) console=ttyAMA0 target=aarch64-unknown-linux-musl ;;
+arm64) qbin=qemu-system-aarch64 machine=(-M virt -cpu cortex-a57) console=ttyAMA0 target=aarch64-unknown-linux-musl ;;
 s390x) qbin=qemu-system-s390x machine=(-M s390-ccw-virtio) console=ttysclp0 target=s390x-unknown-linux-musl ;;
 ppc64el) qbin=qemu-system-ppc64 machine=(-M pseries) console=hvc0 target=powerpc64le-unknown-linux-musl ;;
 *) log "LAB_ARCH=$arch: amd64, arm64, s390x or ppc64el"; exit 1 ;;
@@ -54,10 +56,14 @@ fi
 
 bin=${LAB_BIN:-}
 if [ -z "$bin" ]; then
-    log "building the static musl pr-helper (packaging/build-static.sh $target)"
-    built=$("$repo/packaging/build-static.sh" "$target") ||
+    # A foreign architecture's lab also runs the crate's seccomp unit test (LAB_SECCOMP_TEST).
+    more=()
+    [ "$arch" = amd64 ] || [ -n "${LAB_SECCOMP_TEST:-}" ] || more=(--unit-tests)
+    log "building the static musl pr-helper (packaging/build-static.sh ${more[*]} $target)"
+    built=$("$repo/packaging/build-static.sh" "${more[@]}" "$target") ||
         { log "packaging/build-static.sh failed"; exit 1; }
-    bin=$(awk -v t="$target" '$2 == t { print $4 }' <<<"$built")
+    bin=$(awk -v t="$target" '$2 == t && $3 != "unit-tests" { print $4 }' <<<"$built")
+    [ ${#more[@]} = 0 ] || LAB_SECCOMP_TEST=$(awk -v t="$target" '$2 == t && $3 == "unit-tests" { print $4 }' <<<"$built")
 fi
 bin=$(readlink -f "$bin")
 [ -x "$bin" ] || { log "no binary at $bin"; exit 1; }
