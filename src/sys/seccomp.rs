@@ -67,21 +67,23 @@ fn refused_syscalls() -> Vec<libc::c_long> {
     list
 }
 
-/// open(2), which only some architectures have (rustix uses it on x86_64).
-#[cfg(target_arch = "x86_64")]
+/// open(2), which only some architectures have (rustix uses it on x86_64; musl's open uses it
+/// wherever the kernel has it: on s390x, as the PR lab's LAB_ARCH=s390x VM showed).
+#[cfg(any(target_arch = "x86_64", target_arch = "s390x"))]
 const LEGACY_OPEN: &[libc::c_long] = &[libc::SYS_open];
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(target_arch = "x86_64", target_arch = "s390x")))]
 const LEGACY_OPEN: &[libc::c_long] = &[];
 
-/// The path-based calls of x86_64 that newer architectures only have in their `*at` form.
-#[cfg(target_arch = "x86_64")]
+/// The path-based calls of x86_64 and s390x that newer architectures only have in their `*at`
+/// form (musl calls stat, lstat and unlink where they exist: the s390x daemon's shutdown did).
+#[cfg(any(target_arch = "x86_64", target_arch = "s390x"))]
 const LEGACY_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_epoll_wait,
     libc::SYS_unlink,
     libc::SYS_stat,
     libc::SYS_lstat,
 ];
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(target_arch = "x86_64", target_arch = "s390x")))]
 const LEGACY_SYSCALLS: &[libc::c_long] = &[];
 
 /// System calls of the running daemon and its worker threads, with why.
