@@ -180,7 +180,8 @@ kroot="$tmp/k"
 [ -d "$kroot/lib/modules" ] || kroot="$tmp/k/usr"
 kver=$(ls "$kroot/lib/modules" | head -1)
 depmod -b "$kroot" "$kver"
-vmlinuz=$(ls "$tmp/k/boot/vmlinuz-$kver" "$kroot/lib/modules/$kver/vmlinuz" 2>/dev/null | head -1 || true)
+# (ppc64el's is an ELF vmlinux, which QEMU's pseries loads as it is)
+vmlinuz=$(ls "$tmp/k/boot/vmlinuz-$kver" "$tmp/k/boot/vmlinux-$kver" "$kroot/lib/modules/$kver/vmlinuz" 2>/dev/null | head -1 || true)
 [ -n "$vmlinuz" ] || { log "no vmlinuz in ${kdebs[*]}"; exit 1; }
 
 # Modules in load order: each wanted module after its dependencies (modinfo depends=).
