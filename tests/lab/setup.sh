@@ -74,8 +74,9 @@ own_lists() {
     done >"$ad/sources.list"
     apt_opts+=(-o "Dir::Etc::SourceList=$ad/sources.list" -o Dir::Etc::SourceParts=/nonexistent
         -o "Dir::State::Lists=$ad/lists" -o Dir::State::status=/dev/null -o "Dir::Cache=$ad/cache")
+    # once more after a failure: a mirror in the middle of a sync answers with the wrong size
     if [ -z "$(find "$ad/lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null)" ]; then
-        apt-get "${apt_opts[@]}" update -qq
+        apt-get "${apt_opts[@]}" update -qq || { sleep 10; apt-get "${apt_opts[@]}" update -qq; }
     fi
 }
 case "$flavour" in

@@ -26,4 +26,13 @@ ok prc -o -G -K 0xaa -S 0 "$A"
 json_same 0 -k "$B"
 expect_in '"keys":[]' "A unregistered"
 expect_sandboxed "$OURS_PID"
-ours_stop
+# Its shutdown (SIGTERM: is the socket still ours, then remove it and the pidfile) runs under
+# the filter too: 159 would be SIGSYS, a call the filter lacks on this architecture.
+kill "$OURS_PID"
+set +e
+wait "$OURS_PID"
+st=$?
+set -e
+OURS_PID=""
+expect_eq "$st" 0 "the daemon's exit status after SIGTERM"
+[ ! -e "$OURS_SOCK" ] || die "the daemon left its socket behind"
