@@ -30,12 +30,13 @@ log() { echo "lab: $*" >&2; }
 
 # Per architecture: QEMU, its machine, the serial console, the musl target, the VMs in
 # parallel (a foreign one runs its few scenarios in one) and the seconds a boot may take.
+# pseries boots through x-vof (QEMU's small Open Firmware): SLOF adds ~50 s under TCG.
 arch=${LAB_ARCH:-amd64}
 case "$arch" in
 amd64) qbin=qemu-system-x86_64 machine=() console=ttyS0 target=x86_64-unknown-linux-musl vms=2 boot_s=60 ;;
 arm64) qbin=qemu-system-aarch64 machine=(-M virt -cpu cortex-a57) console=ttyAMA0 target=aarch64-unknown-linux-musl ;;
 s390x) qbin=qemu-system-s390x machine=(-M s390-ccw-virtio) console=ttysclp0 target=s390x-unknown-linux-musl ;;
-ppc64el) qbin=qemu-system-ppc64 machine=(-M pseries) console=hvc0 target=powerpc64le-unknown-linux-musl ;;
+ppc64el) qbin=qemu-system-ppc64 machine=(-M pseries,x-vof=on) console=hvc0 target=powerpc64le-unknown-linux-musl ;;
 *) log "LAB_ARCH=$arch: amd64, arm64, s390x or ppc64el"; exit 1 ;;
 esac
 # audit=1: the kernel logs a seccomp kill (portable/02-forbidden-call.sh checks its line).
