@@ -30,7 +30,8 @@ log() { echo "lab: $*" >&2; }
 
 # Per architecture: QEMU, its machine, the serial console, the musl target, the VMs in
 # parallel (a foreign one runs its few scenarios in one) and the seconds a boot may take.
-# pseries boots through x-vof (QEMU's small Open Firmware): SLOF adds ~50 s under TCG.
+# pseries boots through x-vof (QEMU's small Open Firmware): SLOF adds ~50 s under TCG; arm64
+# runs a cortex-a57: -cpu max emulates pointer authentication, which made the boot ~9x slower.
 arch=${LAB_ARCH:-amd64}
 case "$arch" in
 amd64) qbin=qemu-system-x86_64 machine=() console=ttyS0 target=x86_64-unknown-linux-musl vms=2 boot_s=60 ;;
