@@ -67,21 +67,40 @@ fn refused_syscalls() -> Vec<libc::c_long> {
     list
 }
 
-/// open(2), which only some architectures have (rustix uses it on x86_64).
-#[cfg(target_arch = "x86_64")]
+/// open(2), which only some architectures have (rustix uses it on x86_64; musl's open uses it
+/// wherever the kernel has it: s390x and powerpc64, where rustix calls musl).
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "s390x",
+    target_arch = "powerpc64"
+))]
 const LEGACY_OPEN: &[libc::c_long] = &[libc::SYS_open];
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "s390x",
+    target_arch = "powerpc64"
+)))]
 const LEGACY_OPEN: &[libc::c_long] = &[];
 
-/// The path-based calls of x86_64 that newer architectures only have in their `*at` form.
-#[cfg(target_arch = "x86_64")]
+/// The path-based calls of x86_64, s390x and powerpc64 that newer architectures only have in
+/// their `*at` form (musl calls stat, lstat and unlink where they exist: the daemon's shutdown
+/// on s390x and ppc64le was killed by stat in the PR lab's LAB_ARCH VMs).
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "s390x",
+    target_arch = "powerpc64"
+))]
 const LEGACY_SYSCALLS: &[libc::c_long] = &[
     libc::SYS_epoll_wait,
     libc::SYS_unlink,
     libc::SYS_stat,
     libc::SYS_lstat,
 ];
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "s390x",
+    target_arch = "powerpc64"
+)))]
 const LEGACY_SYSCALLS: &[libc::c_long] = &[];
 
 /// System calls of the running daemon and its worker threads, with why.

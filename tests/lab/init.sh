@@ -20,6 +20,8 @@
 #   /out/NAME.rc, and on the console @@LAB-BEGIN NAME / (the log) / @@LAB-END NAME rc=N secs=S,
 #   then @@LAB-DONE.
 export PATH=/bin:/sbin
+# setup.sh links only /bin/sh: a foreign architecture's busybox cannot list its applets there.
+/bin/busybox --install -s /bin
 mount -t proc none /proc
 mount -t sysfs none /sys
 mount -t devtmpfs none /dev 2>/dev/null
@@ -49,23 +51,29 @@ done </mods/order
 mount -t configfs none /sys/kernel/config 2>/dev/null
 echo 15 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 
+# has_tag NAME: QEMU offers a 9p share with that mount tag.
+has_tag() {
+    cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null | tr '\0' '\n' | grep -q "^$1\$"
+}
 mount -t 9p -o trans=virtio,version=9p2000.L,ro host /host || fail "cannot mount the host root over 9p"
 # The guest's Debian (trixie, QEMU 11; setup.sh builds it) as a chroot at /deb: read-only over
-# 9p, with the kernel's file systems and writable /run, /tmp and /etc/multipath on top.
-mkdir -p /deb
-mount -t 9p -o trans=virtio,version=9p2000.L,ro root /deb || fail "cannot mount the guest root over 9p"
-mount -t devtmpfs none /deb/dev
-mount -t proc none /deb/proc
-mount -t sysfs none /deb/sys
-mount -t tmpfs none /deb/run
-mount -t tmpfs none /deb/tmp
-mount -t tmpfs none /deb/etc/multipath || fail "no /etc/multipath in the guest root"
-# Our helper runs in this busybox root; on a host it shares /etc with multipathd, which reads
-# multipath.conf, conf.d and prkeys from /etc/multipath.
-mkdir -p /etc && ln -sfn /deb/etc/multipath /etc/multipath
+# 9p, with the kernel's file systems and writable /run, /tmp and /etc/multipath on top. A
+# foreign architecture's lab has none (no "root" share): scenarios that use it fail there.
+if has_tag root; then
+    mkdir -p /deb
+    mount -t 9p -o trans=virtio,version=9p2000.L,ro root /deb || fail "cannot mount the guest root over 9p"
+    mount -t devtmpfs none /deb/dev
+    mount -t proc none /deb/proc
+    mount -t sysfs none /deb/sys
+    mount -t tmpfs none /deb/run
+    mount -t tmpfs none /deb/tmp
+    mount -t tmpfs none /deb/etc/multipath || fail "no /etc/multipath in the guest root"
+    # Our helper runs in this busybox root; on a host it shares /etc with multipathd, which
+    # reads multipath.conf, conf.d and prkeys from /etc/multipath.
+    mkdir -p /etc && ln -sfn /deb/etc/multipath /etc/multipath
+fi
 have_out=0
-if grep -q '^out$' /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null ||
-    cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null | tr '\0' '\n' | grep -q '^out$'; then
+if has_tag out; then
     mount -t 9p -o trans=virtio,version=9p2000.L,rw out /out && have_out=1
 fi
 
@@ -330,7 +338,9 @@ elif [ -n "$script" ]; then
 fi
 [ -n "$list" ] || fail "no lab.script= or lab.plan= on the kernel command line"
 
-echo "@@LAB-READY kernel=$(uname -r) nexus=$nexus luns=$luns"
+# Seconds since the kernel started (to 1/100 s): the boot's and each scenario's time.
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+echo "@@LAB-READY kernel=$(uname -r) nexus=$nexus luns=$luns uptime=$(uptime_s)"
 def_nexus=$nexus def_luns=$luns
 for s in $list; do
     name=$(basename "$s" .sh)
@@ -349,8 +359,8 @@ for s in $list; do
         mpath=1) mpath=1 hostenv=1 ;;
         esac
     done
+    t0=$(uptime_s)
     up=ok
-    t0=$(date +%s)
     if ! lun_up >"$log" 2>&1; then
         echo "lab-init: cannot build the LIO LUN" >>"$log"
         up=""
@@ -380,7 +390,7 @@ for s in $list; do
         rc=$?
     fi
     # the scenario's time, its LUN set-up included: run.sh prints it in the summary
-    secs=$(($(date +%s) - t0))
+    secs=$(awk "BEGIN { printf \"%.1f\", $(uptime_s) - $t0 }")
     # helpers a scenario left behind must not outlive it (they hold the LUN open)
     for p in $(pidof pr-helper qemu-pr-helper qemu-system-x86_64 ld-linux-x86-64.so.2 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
     sleep 0.1
@@ -390,8 +400,8 @@ for s in $list; do
     rm -rf /run/* /tmp/work.* /deb/run/* /deb/tmp/* /deb/etc/multipath/*
     if [ $have_out = 1 ]; then
         cp "$log" "/out/$name.log"
-        echo "$secs" >"/out/$name.secs"
         echo "$rc" >"/out/$name.rc"
+        echo "$secs" >"/out/$name.secs"
         sync
     fi
     echo "@@LAB-BEGIN $name"

@@ -230,6 +230,32 @@ expect_ua() { # DEV ASC ASCQ WHAT
     ok prc -k "$1"
 }
 
+# Every thread of PID in seccomp filter mode (2) with our one filter: the daemon installs it
+# once serving, just after its socket appears, so give it up to 5 s.
+expect_sandboxed() { # PID
+    _w=0
+    while [ "$(cat /proc/"$1"/task/*/status 2>/dev/null | grep -c '^Seccomp:[[:space:]]*2$')" = 0 ]; do
+        _w=$((_w + 1))
+        [ $_w -gt 50 ] && die "PID $1 never entered seccomp filter mode: $(grep Seccomp /proc/"$1"/status)"
+        sleep 0.1
+    done
+    for _s in /proc/"$1"/task/*/status; do
+        grep -q '^Seccomp:[[:space:]]*2$' "$_s" && grep -q '^Seccomp_filters:[[:space:]]*1$' "$_s" ||
+            die "thread $_s of $1 not under our one filter: $(grep Seccomp "$_s" | tr '\n' ' ')"
+    done
+    echo "  ok: every thread of $1 ($(ls /proc/"$1"/task | wc -l)) has Seccomp: 2, Seccomp_filters: 1"
+}
+# The kernel's audit names for this machine: AUDIT_ARCH_* (hex, as the audit line prints it)
+# and getppid's system call number (the forbidden call of the seccomp unit test).
+audit_arch() {
+    case $(uname -m) in
+    x86_64) echo c000003e ;; aarch64) echo c00000b7 ;; ppc64le) echo c0000015 ;; s390x) echo 80000016 ;;
+    esac
+}
+getppid_nr() {
+    case $(uname -m) in x86_64) echo 110 ;; aarch64) echo 173 ;; ppc64le | s390x) echo 64 ;; esac
+}
+
 # Read and discard pending unit attentions on DEV (at most 3), through our helper.
 drain_ua() {
     for _u in 1 2 3; do prc -k "$1" >/dev/null 2>&1 && return 0; done

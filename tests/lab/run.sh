@@ -6,12 +6,18 @@
 # Environment:
 #   LAB_BIN=PATH     the static pr-helper to test (default: the shipped artifact, the static
 #                    musl binary that packaging/build-static.sh builds into
-#                    target/x86_64-unknown-linux-musl/release/)
+#                    target/x86_64-unknown-linux-musl/release/, or LAB_ARCH's target)
+#   LAB_SECCOMP_TEST=PATH  the crate's unit-test binary for LAB_ARCH (portable/02-forbidden-call;
+#                    default with LAB_BIN unset: build-static.sh --unit-tests builds it)
 #   LAB_JOBS=N       VMs run in parallel, scenarios split between them (default: 2 if nproc>=2)
 #   LAB_TIMEOUT=S    per scenario inside the guest (default 240; a scenario's "# lab-timeout:"
 #                    line overrides it)
 #   LAB_ACCEL=tcg    QEMU accelerator (KVM was seen to hang on these machines)
 #   LAB_KERNEL=bookworm  Debian 12's 6.1 kernel instead of trixie-backports' 7.x (passed to setup.sh)
+#   LAB_ARCH=arm64|s390x|ppc64el  a foreign architecture's lab (setup.sh builds it): Debian 12's
+#                    kernel of that architecture under its qemu-system-* (TCG), the static
+#                    binary of that architecture, one VM, and by default the scenarios of
+#                    tests/lab/portable/ (ours and SG_IO only: no x86 tools, no guest Debian)
 #   LAB_KEEP=1       keep the results directory (printed)
 #   LAB_APPEND=...   extra kernel arguments (e.g. loglevel=7 lab.nexus=3 lab.luns=2)
 # Prints "PASS name SECS" / "FAIL name rc=N SECS" (the scenario's time in the guest, its LUN
@@ -24,20 +30,47 @@ log() { echo "lab: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || { log "run as root"; exit 1; }
 
+# Per architecture: QEMU, its machine, the serial console, the musl target, the VMs in
+# parallel (a foreign one runs its few scenarios in one) and the seconds a boot may take.
+# pseries boots through x-vof (QEMU's small Open Firmware): SLOF adds ~50 s under TCG; arm64
+# runs a cortex-a57: -cpu max emulates pointer authentication, which made the boot ~9x slower.
+arch=${LAB_ARCH:-amd64}
+case "$arch" in
+amd64) qbin=qemu-system-x86_64 machine=() console=ttyS0 target=x86_64-unknown-linux-musl vms=2 boot_s=180 ;;
+arm64) qbin=qemu-system-aarch64 machine=(-M virt -cpu cortex-a57) console=ttyAMA0 target=aarch64-unknown-linux-musl ;;
+s390x) qbin=qemu-system-s390x machine=(-M s390-ccw-virtio) console=ttysclp0 target=s390x-unknown-linux-musl ;;
+ppc64el) qbin=qemu-system-ppc64 machine=(-M pseries,x-vof=on) console=hvc0 target=powerpc64le-unknown-linux-musl ;;
+*) log "LAB_ARCH=$arch: amd64, arm64, s390x or ppc64el"; exit 1 ;;
+esac
+# audit=1: the kernel logs a seccomp kill (portable/02-forbidden-call.sh checks its line).
+[ "$arch" = amd64 ] || vms=1 boot_s=180 kargs=audit=1
+
 image=${LAB_IMAGE:-}
 if [ -z "$image" ]; then
     image=$(bash "$here/setup.sh" | tail -1)
 fi
 [ -f "$image/ready" ] || { log "no lab image in '$image' (tests/lab/setup.sh failed?)"; exit 1; }
-rootdir=$(dirname "$image")/root-trixie
-[ -f "$rootdir/.ready" ] || { log "no guest root in '$rootdir' (tests/lab/setup.sh failed?)"; exit 1; }
+# The guest's Debian (x86_64) only for the amd64 lab.
+rootshare=()
+if [ "$arch" = amd64 ]; then
+    rootdir=$(dirname "$image")/root-trixie
+    [ -f "$rootdir/.ready" ] || { log "no guest root in '$rootdir' (tests/lab/setup.sh failed?)"; exit 1; }
+    rootshare=(-virtfs "local,path=$rootdir,mount_tag=root,security_model=none,readonly=on")
+fi
 
 bin=${LAB_BIN:-}
 if [ -z "$bin" ]; then
-    log "building the static musl pr-helper (packaging/build-static.sh)"
-    built=$("$repo/packaging/build-static.sh" x86_64-unknown-linux-musl) ||
+    log "building the static musl pr-helper (packaging/build-static.sh $target)"
+    built=$("$repo/packaging/build-static.sh" "$target") ||
         { log "packaging/build-static.sh failed"; exit 1; }
-    bin=$(awk '$2 == "x86_64-unknown-linux-musl" { print $4 }' <<<"$built")
+    bin=$(awk -v t="$target" '$2 == t { print $4 }' <<<"$built")
+fi
+# A foreign architecture's lab also runs the crate's seccomp unit tests (LAB_SECCOMP_TEST).
+if [ "$arch" != amd64 ] && [ -z "${LAB_SECCOMP_TEST:-}" ]; then
+    log "building the unit tests for $target (packaging/build-static.sh --unit-tests $target)"
+    built=$("$repo/packaging/build-static.sh" --unit-tests "$target") ||
+        { log "packaging/build-static.sh --unit-tests failed"; exit 1; }
+    LAB_SECCOMP_TEST=$(awk -v t="$target-unit-tests" '$2 == t { print $4 }' <<<"$built")
 fi
 bin=$(readlink -f "$bin")
 [ -x "$bin" ] || { log "no binary at $bin"; exit 1; }
@@ -47,14 +80,16 @@ if ldd "$bin" 2>&1 | grep -q "=>"; then
 fi
 
 scen=()
+sdir=$here/scenarios
+[ "$arch" = amd64 ] || sdir=$here/portable
 if [ $# -eq 0 ]; then
-    for f in "$here"/scenarios/*.sh; do scen+=("$f"); done
+    for f in "$sdir"/*.sh; do scen+=("$f"); done
 else
     for a in "$@"; do
         if [ -f "$a" ]; then scen+=("$(readlink -f "$a")")
-        elif [ -f "$here/scenarios/$a" ]; then scen+=("$here/scenarios/$a")
-        elif [ -f "$here/scenarios/$a.sh" ]; then scen+=("$here/scenarios/$a.sh")
-        else log "no scenario '$a'"; exit 1; fi
+        elif [ -f "$sdir/$a" ]; then scen+=("$sdir/$a")
+        elif [ -f "$sdir/$a.sh" ]; then scen+=("$sdir/$a.sh")
+        else log "no scenario '$a' in $sdir"; exit 1; fi
     done
 fi
 [ ${#scen[@]} -gt 0 ] || { log "no scenarios"; exit 1; }
@@ -62,13 +97,13 @@ fi
 jobs=${LAB_JOBS:-}
 if [ -z "$jobs" ]; then
     jobs=1
-    [ "$(nproc)" -ge 2 ] && jobs=2
+    [ "$(nproc)" -ge 2 ] && jobs=$vms
 fi
 [ "$jobs" -le ${#scen[@]} ] || jobs=${#scen[@]}
 tmo=${LAB_TIMEOUT:-240}
 accel=${LAB_ACCEL:-tcg}
-qemu=$(command -v qemu-system-x86_64 || true)
-[ -n "$qemu" ] || { log "qemu-system-x86_64 is missing (tests/lab/setup.sh installs qemu-system-x86)"; exit 1; }
+qemu=$(command -v $qbin || true)
+[ -n "$qemu" ] || { log "$qbin is missing (tests/lab/setup.sh installs it)"; exit 1; }
 
 out=$(mktemp -d /tmp/pr-lab.XXXXXX)
 chmod 755 "$out"
@@ -95,20 +130,21 @@ vm_job() {
         [ ${#rest[@]} -gt 0 ] || return 0
         [ $boot = 1 ] || log "VM $j: boot $boot for ${#rest[@]} scenario(s) left"
         printf '%s\n' "${rest[@]}" >"$d/plan.now"
-        # Boot (~20 s on a quiet machine: 180), plus each scenario's limit ("# lab-timeout:" or
-        # LAB_TIMEOUT), plus 60 for its LUN set-up and tear-down: generous, as the guest's own
-        # limits should fire first and say what they waited for.
-        limit=180
+        # Boot (~20 s for amd64 on a quiet machine; $boot_s allows for a loaded one), plus each
+        # scenario's limit ("# lab-timeout:" or LAB_TIMEOUT), plus 60 for its LUN set-up and
+        # tear-down: generous, as the guest's own limits should fire first and say what they
+        # waited for.
+        limit=$boot_s
         for s in "${rest[@]}"; do
             st=$(sed -n 's/^# lab-timeout: *\([0-9]*\).*/\1/p' "${s#/host}" | head -1)
             limit=$((limit + ${st:-$tmo} + 60))
         done
         rc=0
-        timeout -k 5 "$limit" "$qemu" -accel "$accel" -m 1024 -nographic -no-reboot \
+        timeout -k 5 "$limit" "$qemu" "${machine[@]}" -accel "$accel" -m 1024 -nographic -no-reboot \
             -kernel "$image/vmlinuz" -initrd "$image/lab.cpio.gz" \
-            -append "console=ttyS0 quiet panic=-1 nvme_core.multipath=N lab.plan=/out/plan.now lab.env=/out/env lab.timeout=$tmo ${LAB_APPEND:-}" \
+            -append "console=$console quiet panic=-1 nvme_core.multipath=N lab.plan=/out/plan.now lab.env=/out/env lab.timeout=$tmo ${kargs:-} ${LAB_APPEND:-}" \
             -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on \
-            -virtfs "local,path=$rootdir,mount_tag=root,security_model=none,readonly=on" \
+            "${rootshare[@]}" \
             -virtfs "local,path=$d,mount_tag=out,security_model=none" \
             </dev/null >>"$d/console" 2>&1 &
         echo $! >"$d/timeout.pid"
@@ -148,6 +184,7 @@ for ((j = 0; j < jobs; j++)); do
         echo "export LAB_TESTS=/host$here"
         echo "export LAB_OUT=/out"
         echo "export LAB_IMAGE=/host$image"
+        [ -z "${LAB_SECCOMP_TEST:-}" ] || echo "export LAB_SECCOMP_TEST=/host$(readlink -f "$LAB_SECCOMP_TEST")"
     } >"$d/env"
     vm_job "$j" &
     pids+=($!)
@@ -187,5 +224,7 @@ for ((j = 0; j < jobs; j++)); do
         fi
     done <"$d/plan"
 done
-echo "lab: $pass passed, $fail failed (${elapsed}s in $jobs VM(s), kernel $(cat "$image/kver"))"
+# Boot: the kernel's uptime when /init reached the scenarios (the first VM's first boot).
+booted=$(sed -n 's/.*@@LAB-READY.* uptime=\([0-9.]*\).*/\1/p' "$out/vm0/console" | head -1)
+echo "lab: $pass passed, $fail failed (${elapsed}s in $jobs VM(s), kernel $(cat "$image/kver") $arch, boot ${booted:-?}s)"
 [ $fail = 0 ] && [ $vmfail = 0 ]

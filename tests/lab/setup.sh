@@ -7,6 +7,11 @@
 # $LAB_CACHE (default /var/cache/pr-helper-lab)/<key>, where <key> is made of the versions of
 # the kernel, busybox and this script's inputs; a second run finds it and does nothing.
 # Prints the cache directory (the one with vmlinuz and lab.cpio.gz) as its last line.
+#
+# LAB_ARCH=arm64|s390x|ppc64el builds the lab of a foreign architecture instead (run.sh boots
+# it under that architecture's qemu-system-*): Debian 12's kernel and busybox-static of that
+# architecture, from apt lists of the lab's own (the machine's dpkg architectures and sources
+# untouched), without the guest's Debian root (its scenarios run our static binary only).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${LAB_CACHE:-/var/cache/pr-helper-lab}
@@ -21,10 +26,20 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9 # one set-up at a time (concurrent test runs)
 
+arch=${LAB_ARCH:-amd64}
+# The bookworm package with that architecture's qemu-system-*; the kernel's meta package.
+case "$arch" in
+amd64) qpkg=qemu-system-x86 kmeta=linux-image-amd64 ;;
+arm64) qpkg=qemu-system-arm kmeta=linux-image-arm64 ;;
+s390x) qpkg=qemu-system-misc kmeta=linux-image-s390x ;;
+ppc64el) qpkg=qemu-system-ppc kmeta=linux-image-powerpc64le ;;
+*) log "LAB_ARCH=$arch: amd64, arm64, s390x or ppc64el"; exit 1 ;;
+esac
+
 export DEBIAN_FRONTEND=noninteractive
 # qemu-system-x86 is the bookworm name (it provides qemu-system-x86_64); qemu-system-common
 # brings the C qemu-pr-helper, sg3-utils sg_persist/sg_raw, both used inside the guest.
-pkgs=(qemu-system-x86 qemu-system-common busybox-static cpio kmod sg3-utils xz-utils zstd
+pkgs=("$qpkg" qemu-system-common busybox-static cpio kmod sg3-utils xz-utils zstd
     debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -43,32 +58,45 @@ fi
 # own under $cache/apt-*, never touching the machine's sources; it has nvmet reservations and
 # IOC_PR_READ_KEYS) or bookworm (Debian 12's 6.1.0-N from the machine's own sources: boots in
 # 6 s instead of 20, without the NVMe scenarios).
+# A foreign architecture has bookworm only, from lists of its own (flavour ARCH-bookworm).
 flavour=${LAB_KERNEL:-trixie-backports}
+[ "$arch" = amd64 ] || flavour=$arch-bookworm
 apt_opts=()
+# own_lists NAME SUITE...: apt options for a source list, lists and cache of the lab's own
+# under $cache/apt-NAME (on top of the architecture options already in apt_opts), updated
+# once a day.
+own_lists() {
+    local ad="$cache/apt-$1" s
+    shift
+    mkdir -p "$ad/lists/partial" "$ad/cache/archives/partial"
+    for s in "$@"; do
+        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/$s main"
+    done >"$ad/sources.list"
+    apt_opts+=(-o "Dir::Etc::SourceList=$ad/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+        -o "Dir::State::Lists=$ad/lists" -o Dir::State::status=/dev/null -o "Dir::Cache=$ad/cache")
+    # once more after a failure: a mirror in the middle of a sync answers with the wrong size
+    if [ -z "$(find "$ad/lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null)" ]; then
+        apt-get "${apt_opts[@]}" update -qq || { sleep 10; apt-get "${apt_opts[@]}" update -qq; }
+    fi
+}
 case "$flavour" in
 bookworm) ;;
-trixie-backports)
-    ad="$cache/apt-$flavour"
-    mkdir -p "$ad/lists/partial"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main" >"$ad/sources.list"
-    apt_opts=(-o "Dir::Etc::SourceList=$ad/sources.list" -o Dir::Etc::SourceParts=/nonexistent
-        -o "Dir::State::Lists=$ad/lists" -o Dir::State::status=/dev/null)
-    # refresh the lab's lists once a day
-    if [ -z "$(find "$ad/lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null)" ]; then
-        apt-get "${apt_opts[@]}" update -qq
-    fi
+trixie-backports) own_lists "$flavour" "debian trixie-backports" ;;
+"$arch-bookworm")
+    apt_opts=(-o "APT::Architecture=$arch" -o "APT::Architectures::=$arch")
+    own_lists "$arch" "debian bookworm" "debian bookworm-updates" "debian-security bookworm-security"
     ;;
 *) log "LAB_KERNEL=$flavour: bookworm or trixie-backports"; exit 1 ;;
 esac
 kpkg=${LAB_KERNEL_PKG:-}
 if [ -z "$kpkg" ]; then
-    kpkg=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    kpkg=$(apt-cache "${apt_opts[@]}" depends "$kmeta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
     if [ -z "$kpkg" ] && [ $flavour = bookworm ]; then
         apt_update
-        kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+        kpkg=$(apt-cache depends "$kmeta" | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
     fi
 fi
-[ -n "$kpkg" ] || { log "cannot find the kernel package (apt-cache depends linux-image-amd64)"; exit 1; }
+[ -n "$kpkg" ] || { log "cannot find the kernel package (apt-cache depends "$kmeta")"; exit 1; }
 kver_pkg=$(apt-cache "${apt_opts[@]}" policy "$kpkg" | awk '/Candidate:/ { print $2 }')
 # The packages that hold vmlinuz and the modules: the image itself on 6.1, binary + modules on 7.x.
 kdeps=$(apt-cache "${apt_opts[@]}" depends "$kpkg" 2>/dev/null || true)
@@ -78,7 +106,13 @@ if [[ $kdeps == *"Depends: linux-binary-"* ]]; then
 else
     kdebs=("$kpkg")
 fi
-bb_ver=$(dpkg-query -W -f='${Version}' busybox-static)
+# busybox-static: the machine's own, or the foreign architecture's (downloaded with the kernel).
+if [ "$arch" = amd64 ]; then
+    bb_ver=$(dpkg-query -W -f='${Version}' busybox-static)
+else
+    bb_ver=$(apt-cache "${apt_opts[@]}" policy busybox-static | awk '/Candidate:/ { print $2 }')
+    kdebs+=(busybox-static)
+fi
 inputs_sum=$( (cat "$0" "$here/init.sh") | sha256sum | cut -c1-12)
 key="${flavour}_${kpkg}_${kver_pkg}_bb${bb_ver}_${inputs_sum}"
 key=${key//[^A-Za-z0-9._+-]/_}
@@ -91,7 +125,7 @@ dir="$cache/$key"
 root_pkgs="qemu-system-x86 qemu-system-common sg3-utils multipath-tools udev nvme-cli kmod coreutils"
 root_sig="trixie trixie-backports: $root_pkgs"
 rootdir="$cache/root-trixie"
-if [ "$(cat "$rootdir/.ready" 2>/dev/null)" != "$root_sig" ]; then
+if [ "$arch" = amd64 ] && [ "$(cat "$rootdir/.ready" 2>/dev/null)" != "$root_sig" ]; then
     log "building the guest root $rootdir (debootstrap trixie; $root_pkgs)"
     rm -rf "$rootdir" "$rootdir.new"
     debootstrap --variant=minbase trixie "$rootdir.new" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 ||
@@ -132,13 +166,12 @@ debs="$cache/debs"
 mkdir -p "$debs"
 for p in "${kdebs[@]}"; do
     v=$(apt-cache "${apt_opts[@]}" policy "$p" | awk '/Candidate:/ { print $2 }')
-    deb=$(ls "$debs"/"${p}"_*.deb 2>/dev/null | grep -F "_${v//:/%3a}_" | head -1 || true)
-    if [ -z "$deb" ]; then
+    deb="$debs/${p}_${v//:/%3a}_$arch.deb"
+    if [ ! -f "$deb" ]; then
         if ! (cd "$debs" && apt-get "${apt_opts[@]}" download -qq "$p=$v" >/dev/null 2>&1); then
             [ $flavour = bookworm ] && apt_update
             (cd "$debs" && apt-get "${apt_opts[@]}" download -qq "$p=$v")
         fi
-        deb=$(ls "$debs"/"${p}"_*.deb | grep -F "_${v//:/%3a}_" | head -1)
     fi
     log "unpacking $deb"
     dpkg-deb -x "$deb" "$tmp/k"
@@ -148,13 +181,15 @@ kroot="$tmp/k"
 [ -d "$kroot/lib/modules" ] || kroot="$tmp/k/usr"
 kver=$(ls "$kroot/lib/modules" | head -1)
 depmod -b "$kroot" "$kver"
-vmlinuz=$(ls "$tmp/k/boot/vmlinuz-$kver" "$kroot/lib/modules/$kver/vmlinuz" 2>/dev/null | head -1 || true)
+# (ppc64el's is an ELF vmlinux, which QEMU's pseries loads as it is)
+vmlinuz=$(ls "$tmp/k/boot/vmlinuz-$kver" "$tmp/k/boot/vmlinux-$kver" "$kroot/lib/modules/$kver/vmlinuz" 2>/dev/null | head -1 || true)
 [ -n "$vmlinuz" ] || { log "no vmlinuz in ${kdebs[*]}"; exit 1; }
 
 # Modules in load order: each wanted module after its dependencies (modinfo depends=).
+# virtio_ccw: the 9p transport of s390x; other architectures' kernels lack it.
 want=(configfs scsi_mod sd_mod sg crct10dif_generic crc64_rocksoft_generic target_core_mod
     target_core_file target_core_iblock tcm_loop virtio_ring virtio virtio_pci_modern_dev
-    virtio_pci_legacy_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p
+    virtio_pci_legacy_dev virtio_pci virtio_ccw netfs fscache 9pnet 9pnet_virtio 9p
     dm_mod dm_multipath dm_round_robin dm_service_time dm_queue_length scsi_dh_alua
     nvme_core nvme_fabrics nvme_loop nvmet)
 declare -A seen=()
@@ -178,10 +213,10 @@ for m in scsi_debug virtio_scsi; do add_mod "$m"; done
 
 root="$tmp/root"
 mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,host,out,mods,etc/target,var/target/pr,run}
-cp /bin/busybox "$root/bin/busybox"
-for a in $("$root/bin/busybox" --list); do
-    [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
-done
+# Only the shell's link: /init makes the others (busybox --install), as a foreign
+# architecture's busybox cannot list its applets here.
+if [ "$arch" = amd64 ]; then cp /bin/busybox "$root/bin/busybox"; else cp "$tmp/k/bin/busybox" "$root/bin/busybox"; fi
+ln -s busybox "$root/bin/sh"
 : > "$root/mods/order"
 : > "$root/mods/on-demand"
 i=0
