@@ -112,11 +112,12 @@ target_facts() {
 
 # musl's crt objects and libc.a for the target: the installed musl-dev natively, else the
 # foreign architecture's musl-dev unpacked under the cache (apt lists of its own, the
-# machine's sources, nothing installed and dpkg's architectures untouched).
+# machine's sources, nothing installed and dpkg's architectures untouched). Sets musl_lib (a
+# global, not printed: die must end the script, not a command substitution's subshell).
 musl_libdir() {
     if [ $native = 1 ]; then
         installed musl-dev || apt_install musl-dev
-        echo "/usr/lib/$muslarch-linux-musl"
+        musl_lib=/usr/lib/$muslarch-linux-musl
         return
     fi
     local dir=$cache/musl-$debarch
@@ -127,14 +128,19 @@ musl_libdir() {
             -o "APT::Architectures::=$debarch")
         mkdir -p "$cache/apt-$debarch/lists/partial" "$cache/apt-$debarch/cache/archives/partial" "$dir.debs"
         say "fetching musl-dev:$debarch"
-        apt-get "${opts[@]}" update -qq >/dev/null 2>&1 || die "apt-get update for $debarch failed"
+        # One index out of step on a mirror fails the whole update but leaves the others' lists
+        # (musl-dev is in main): try once more, then go on to the download, which says whether
+        # what is needed is there.
+        apt-get "${opts[@]}" update -qq >/dev/null 2>&1 ||
+            apt-get "${opts[@]}" update -qq >/dev/null 2>&1 ||
+            say "apt-get update for $debarch failed; trying the download with the lists it got"
         (cd "$dir.debs" && apt-get "${opts[@]}" download -qq "musl-dev:$debarch" 2>/dev/null) ||
-            die "apt-get download musl-dev:$debarch failed"
+            die "apt-get download musl-dev:$debarch failed (apt-get update for $debarch: see above)"
         rm -rf "$dir"
         dpkg-deb -x "$dir.debs"/musl-dev_*_"$debarch".deb "$dir"
         rm -rf "$dir.debs"
     fi
-    echo "$dir/usr/lib/$muslarch-linux-musl"
+    musl_lib=$dir/usr/lib/$muslarch-linux-musl
 }
 
 # The directory rustc's self-contained link reads (-L native=): musl's crt objects and libc.a,
@@ -142,10 +148,11 @@ musl_libdir() {
 # backtrace feature nothing unwinds, so libunwind.a holds only stubs: on powerpc64le std's
 # personality routine still names two unwinder functions after LTO (they abort, never
 # reached), and the unit tests' libtest prints backtraces through two more (no frames).
-# The linker takes a stub only where something names it.
+# The linker takes a stub only where something names it. Sets link (a global, as musl_libdir).
 link_dir() {
     local t=$1 libdir dir
-    libdir=$(musl_libdir)
+    musl_libdir
+    libdir=$musl_lib
     command -v "$cc" >/dev/null || apt_install "gcc-$gnu"
     dir=$cache/link-$t
     rm -rf "$dir"
@@ -166,7 +173,7 @@ link_dir() {
         'unsigned long _Unwind_GetIP(void *c) { (void)c; return 0; }' >"$dir/unwind-stubs.c"
     "$cc" -O2 -fPIC -ffunction-sections -c -o "$dir/unwind-stubs.o" "$dir/unwind-stubs.c"
     ar rcs "$dir/libunwind.a" "$dir/unwind-stubs.o"
-    echo "$dir"
+    link=$dir
 }
 
 build_one() {
@@ -189,7 +196,8 @@ build_one() {
     else
         debian_toolchain
         local dir
-        dir=$(link_dir "$t")
+        link_dir "$t"
+        dir=$link
         say "$t: Debian's rustc $(pkg_version rustc-web), std built from source, linked by $cc"
         flags+=(-C link-self-contained=yes -L "native=$dir")
         export "CARGO_TARGET_${upper}_LINKER=$cc" "CARGO_TARGET_${upper}_RUSTFLAGS=${flags[*]}"

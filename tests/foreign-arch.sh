@@ -26,7 +26,8 @@ fail() {
     exit 1
 }
 
-# Same budget as the x86_64 binary (tests/static-build.sh): the code is the same.
+# The x86_64 budget (tests/static-build.sh, 512 KiB) plus room for powerpc64le, whose fixed
+# 4-byte instructions make it the largest (526,072 bytes against x86_64's 477,344).
 budget=$((544 * 1024))
 
 targets=()
