@@ -53,6 +53,10 @@ done
 host_arch=$(uname -m)
 cache=${PR_HELPER_BUILD_CACHE:-$root/target/static-build}
 mkdir -p "$cache"
+# One build at a time per cache: the link directories are rebuilt in place, and tests, the lab
+# and the test command may call the script at once (cargo itself waits on its own lock).
+exec 9>"$cache/.lock"
+flock 9
 
 apt_updated=0
 apt_install() {
@@ -248,6 +252,7 @@ for t in "${targets[@]}"; do build_one "$t"; done
 if [ $release = 1 ]; then
     mkdir -p "$root/target/dist"
     for t in "${targets[@]}"; do package_one "$t"; done
+    rmdir "$root/target/dist/stage"
     (cd "$root/target/dist" && sha256sum pr-helper-*.tar.gz >SHA256SUMS)
     echo "build-static: $root/target/dist/SHA256SUMS"
 fi

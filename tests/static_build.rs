@@ -99,8 +99,8 @@ fn release_tarball_installs_into_an_empty_root_and_serves() {
     );
     let tarball = out
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("build-static: {target} ")))
-        .filter(|rest| rest.ends_with(".tar.gz"))
+        .filter_map(|l| l.strip_prefix(&format!("build-static: {target} ")))
+        .find(|rest| rest.ends_with(".tar.gz"))
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| panic!("no tarball named in:\n{out}"));
     let dist = tarball.parent().unwrap();
