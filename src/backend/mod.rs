@@ -298,7 +298,9 @@ pub fn sandbox_policy(opts: &ExecOptions) -> crate::sys::seccomp::Policy {
         // device-mapper ioctls and multipathd's control socket.
         policy.open_read_only = true;
         policy.ioctls.extend(crate::sys::dm::ALL_IOCTLS);
+        // socketpair: each request to the path opener (-u/-g) brings its own reply socket.
         policy.syscalls.extend([
+            libc::SYS_socketpair,
             libc::SYS_readlinkat,
             libc::SYS_getdents64,
             libc::SYS_socket,
