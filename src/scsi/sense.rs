@@ -185,6 +185,7 @@ pub fn asc_name(asc: u8, ascq: u8) -> Option<&'static str> {
         (0x11, 0x00) => "Unrecovered read error",
         (0x1a, 0x00) => "Parameter list length error",
         (0x20, 0x00) => "Invalid command operation code",
+        (0x20, 0x02) => "Access denied - no access rights",
         (0x24, 0x00) => "Invalid field in cdb",
         (0x25, 0x00) => "Logical unit not supported",
         (0x26, 0x00) => "Invalid field in parameter list",
