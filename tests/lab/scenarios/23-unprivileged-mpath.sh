@@ -78,10 +78,17 @@ ok prc -o -I -S 0x77 "$MP"
 expect_eq "$(keys_of "$A")" "0x77 0x77 " "the returning path registered"
 
 say "a path deleted and rescanned (a new device node): opened on demand"
+ok prc -o -G -K 0x77 -S 0 "$MP"
+expect_eq "$(keys_of "$A")" "" "unregistered on both paths"
 B_HOST=$(ls "/sys/block/${B#/dev/}/device/scsi_device")
 B_HOST=${B_HOST%%:*}
 echo 1 >"/sys/block/${B#/dev/}/device/delete"
-wait_paths 1 "active ready" 20
+w=0
+until [ "$(ls "/sys/block/$MPDM/slaves" | wc -l)" -eq 1 ]; do
+    w=$((w + 1))
+    [ $w -gt 300 ] && { $CH multipathd show paths; die "the deleted path stayed in the map"; }
+    sleep 0.1
+done
 echo "- - -" >"/sys/class/scsi_host/host$B_HOST/scan"
 w=0
 until [ "$(ls "/sys/block/$MPDM/slaves" | wc -l)" -ge 2 ]; do
@@ -91,8 +98,14 @@ until [ "$(ls "/sys/block/$MPDM/slaves" | wc -l)" -ge 2 ]; do
 done
 wait_paths 2 "active ready" 20
 $CH multipathd show paths format '%d %D %t %T'
-ok prc -v -o -I -S 0x77 "$MP"
-expect_eq "$(keys_of "$A")" "0x77 0x77 " "the new device registered"
+NEWB=$(ls "/sys/block/$MPDM/slaves" | grep -v "^${A#/dev/}\$")
+NEWB_DEVNUM=$(cat "/sys/block/$NEWB/dev")
+echo "  the new path: $NEWB ($NEWB_DEVNUM)"
+ok prc -o -G -S 0x77 "$MP"
+expect_eq "$(keys_of "$A")" "0x77 0x77 " "registered on both paths, the new device included"
+grep -q "PR OUT Register on path $NEWB_DEVNUM: success" "/tmp/ours.$LAB_SCENARIO.err" ||
+    die "no REGISTER through the new device $NEWB_DEVNUM in the daemon's log"
+echo "  ok: the daemon's log shows REGISTER through $NEWB_DEVNUM"
 ok prc -o -G -K 0x77 -S 0 "$MP"
 expect_eq "$(keys_of "$A")" "" "unregistered on both paths"
 
