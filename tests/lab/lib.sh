@@ -333,4 +333,5 @@ children_of() {
     done
 }
 # A command as uid/gid 65534 in the guest's Debian (multipathd's client as a non-root peer).
-as_nobody() { $CH setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
+# (The full path: busybox's chroot would run its own setpriv applet for a bare name.)
+as_nobody() { $CH /usr/bin/setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }

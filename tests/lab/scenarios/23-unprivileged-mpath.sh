@@ -42,6 +42,8 @@ np_set=$(as_nobody multipathd setprstatus map "$MPNAME" 2>&1)
 set -e
 echo "  getprkey as uid 65534: $np_get"
 echo "  setprstatus as uid 65534: $np_set"
+OUT="$np_get $np_set"
+expect_in "permission deny: need to be root" "multipathd refuses getprkey and setprstatus from uid 65534"
 expect_eq "$($CH multipathd getprstatus map "$MPNAME")" unset "the refused setprstatus changed nothing"
 
 say "the map with multipathd and reservation_key file: the key cannot be recorded"
@@ -125,3 +127,6 @@ echo "  ok: the path opener ended with the daemon"
 cat "/tmp/ours.$LAB_SCENARIO.err"
 grep -q "Permission denied" "/tmp/ours.$LAB_SCENARIO.err" && die "a path open was refused"
 echo "  ok: no 'Permission denied' in the daemon's log"
+grep -q "multipathd 'setprstatus map $MPNAME.*': fail" "/tmp/ours.$LAB_SCENARIO.err" ||
+    die "no -v line with multipathd's refusal of setprstatus"
+echo "  ok: the -v log shows multipathd's refusals"
