@@ -1,5 +1,5 @@
 # lab-topology: nvme=1
-# lab-weight: 40
+# lab-weight: 20
 # The IOC_PR backend (an nvmet namespace) with our daemon under the systemd unit's bounding
 # set and -u 65534 -g 65534: with multipath support (CAP_SYS_ADMIN kept) the
 # answers are those of a daemon running as root; with --no-multipath (CAP_SYS_RAWIO only) the
