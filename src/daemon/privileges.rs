@@ -1,6 +1,8 @@
 //! Dropping privileges as the C helper built with libcap-ng does: switch uid/gid, drop the
 //! supplementary groups, clear the bounding set, keep only CAP_SYS_RAWIO (for SG_IO) and, with
-//! multipath support, CAP_SYS_ADMIN (for the device-mapper ioctls).
+//! multipath support, CAP_SYS_ADMIN (for the device-mapper ioctls). The path opener
+//! (`backend::multipath::opener`) takes the same user and keeps CAP_SYS_ADMIN and
+//! CAP_DAC_READ_SEARCH instead.
 //!
 //! Users and groups come from /etc/passwd and /etc/group directly (no NSS), by name or number.
 

@@ -2,8 +2,9 @@
 //!
 //! rustix covers sockets, epoll, files and capabilities. What is left is the SG_IO ioctl
 //! (its header carries raw pointers), the process-wide signal mask with signalfd, fork for
-//! `--daemon`, the capability bounding set past rustix's enum, environment removal (unsafe
-//! since Rust 2024) and adopting systemd's inherited socket. Each wrapper is safe to call.
+//! `--daemon` and the path opener, the capability bounding set past rustix's enum,
+//! environment removal (unsafe since Rust 2024), adopting systemd's inherited socket and
+//! closing what the path opener inherited. Each wrapper is safe to call.
 #![allow(unsafe_code)]
 
 pub mod blkpr;
