@@ -234,6 +234,11 @@ fn systemd_units_verify_and_are_hardened() {
         }
         // PrivateDevices= would take CAP_SYS_RAWIO away.
         assert!(unit_values(&unit(service), "PrivateDevices").is_empty());
+        // The path opener of a -u drop-in reads path nodes with CAP_DAC_READ_SEARCH; nothing
+        // may write past permissions.
+        let caps = unit_values(&unit(service), "CapabilityBoundingSet").join(" ");
+        assert!(caps.contains("CAP_DAC_READ_SEARCH"), "{service}: {caps}");
+        assert!(!caps.contains("CAP_DAC_OVERRIDE"), "{service}: {caps}");
     }
     // QEMU's contrib/systemd socket: same path and mode, for libvirt.
     for socket in ["qemu-pr-helper.socket", "qemu-pr-helper-activated.socket"] {
@@ -366,6 +371,41 @@ fn unit_exec_start_runs_under_the_units_capabilities() {
             assert!(guard.terminate().success());
         }
     }
+    // With -u/-g added (a drop-in): the daemon drops to the user with the same CapEff; where
+    // this machine has device-mapper, the path opener it forks keeps CAP_SYS_ADMIN and
+    // CAP_DAC_READ_SEARCH, which the unit's bounding set must therefore hold.
+    let scratch = Scratch::new("pkg-exec-user");
+    let socket = scratch.path("pr.sock");
+    let caps = unit_values(&unit("qemu-pr-helper.service"), "CapabilityBoundingSet");
+    let setpriv = setpriv_args(&caps);
+    let mut cmd = Command::new(&setpriv[0]);
+    cmd.args(&setpriv[1..])
+        .args(exec_start("qemu-pr-helper.service"))
+        .args(["-u", "65534", "-g", "65534", "-k"])
+        .arg(&socket)
+        .stderr(Stdio::null());
+    let mut guard = Guard::spawn(&mut cmd);
+    wait_for_socket(&socket, Duration::from_secs(10));
+    serve_once(&socket);
+    let pid = guard.id();
+    assert_eq!(status_field(pid, "Uid"), "65534\t65534\t65534\t65534");
+    assert_eq!(status_field(pid, "CapEff"), "0000000000220000");
+    let opener: Vec<u32> = sh(&format!("pgrep -P {pid} || true"), 10)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert_eq!(
+        opener.len(),
+        usize::from(Path::new("/dev/mapper/control").exists()),
+        "{opener:?}"
+    );
+    for child in opener {
+        assert_eq!(status_field(child, "Uid"), "65534\t65534\t65534\t65534");
+        assert_eq!(status_field(child, "CapEff"), "0000000000200004");
+        assert_eq!(status_field(child, "CapBnd"), "0000000000000000");
+    }
+    guard.terminate();
+
     // Without the transitional capabilities, the daemon's own drop fails.
     let scratch = Scratch::new("pkg-exec-fail");
     let out = Command::new("setpriv")

@@ -184,7 +184,8 @@ impl Outcome {
 }
 
 /// What the multipath backend did for one request: the map and the paths and multipathd
-/// commands it used, for the daemon's -v log and `pr-client -v`.
+/// commands it used, for the daemon's -v log and `pr-client -v`. Also a block PR ioctl the
+/// kernel refused (`map` then names the block device, `report.problems` why).
 #[derive(Debug)]
 pub struct MultipathNote {
     pub map: String,
@@ -244,12 +245,40 @@ fn route(
             return outcome;
         }
     }
-    match opts.route {
-        Route::Sg => sgio::run(req, sense_area, payload, opts),
+    let outcome = match opts.route {
+        Route::Sg => return sgio::run(req, sense_area, payload, opts),
         Route::Block => blkpr::run(req, sense_area, payload),
         Route::Auto => blkpr::run_auto(req, &block, sense_area, payload, opts),
+    };
+    // The kernel refused a block PR ioctl for want of privilege: say why in the -v log.
+    if let Some(note) = note {
+        if outcome.status == status::CHECK_CONDITION
+            && sense::decode(sense_area) == Some(sense::ACCESS_DENIED)
+        {
+            let dev = block.stat().map_or_else(String::new, |st| {
+                format!(
+                    "{}:{}",
+                    rustix::fs::major(st.st_rdev),
+                    rustix::fs::minor(st.st_rdev)
+                )
+            });
+            *note = Some(MultipathNote {
+                map: format!("block device {dev}"),
+                report: multipath::Report {
+                    problems: vec![ACCESS_DENIED_WHY.to_owned()],
+                    ..multipath::Report::default()
+                },
+            });
+        }
     }
+    outcome
 }
+
+/// The -v line for a block PR ioctl the kernel refused (EPERM).
+const ACCESS_DENIED_WHY: &str = "the kernel refused the block PR ioctl (EPERM): it needs \
+    CAP_SYS_ADMIN (kept with multipath support only) or a descriptor opened for writing \
+    (Linux 6.5 and later; the READ ioctls a readable one since 6.19's fix), and partitions \
+    are always refused: answered ILLEGAL REQUEST, ACCESS DENIED (05/20/02)";
 
 /// Reads a complete reply back from `buf` (for `pr-client --direct`, which runs a backend
 /// in its own process).
@@ -298,7 +327,9 @@ pub fn sandbox_policy(opts: &ExecOptions) -> crate::sys::seccomp::Policy {
         // device-mapper ioctls and multipathd's control socket.
         policy.open_read_only = true;
         policy.ioctls.extend(crate::sys::dm::ALL_IOCTLS);
+        // socketpair: each request to the path opener (-u/-g) brings its own reply socket.
         policy.syscalls.extend([
+            libc::SYS_socketpair,
             libc::SYS_readlinkat,
             libc::SYS_getdents64,
             libc::SYS_socket,

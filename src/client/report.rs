@@ -65,7 +65,7 @@ pub fn exit_status(status_byte: u8, code: Option<SenseCode>) -> u8 {
                 0x1 => exit::GOOD,
                 0x2 => exit::NOT_READY,
                 0x3 | 0x4 | 0x8 => exit::MEDIUM_HARDWARE,
-                0x5 if c.asc == 0x20 => exit::INVALID_OP,
+                0x5 if c.asc == 0x20 && c.ascq == 0 => exit::INVALID_OP,
                 0x5 => exit::ILLEGAL_REQUEST,
                 0x6 => exit::UNIT_ATTENTION,
                 0x7 => exit::DATA_PROTECT,

@@ -83,6 +83,8 @@ pub enum Error {
     PidfileTruncate(PathBuf, io::Error),
     PidfileWrite(PathBuf, io::Error),
     DropPrivileges(io::Error),
+    /// The path opener could not be started (socketpair or fork).
+    PathOpener(io::Error),
     Sandbox(io::Error),
     Signals(io::Error),
     /// Setting up the event loop: which call, and its error.
@@ -160,6 +162,9 @@ impl fmt::Display for Error {
             }
             Error::PidfileWrite(_, e) => write!(f, "Failed to write pid file: {}", strerror(e)),
             Error::DropPrivileges(e) => write!(f, "Failed to drop privileges: {}", strerror(e)),
+            Error::PathOpener(e) => {
+                write!(f, "Cannot start the multipath path opener: {}", strerror(e))
+            }
             Error::Sandbox(e) => write!(
                 f,
                 "Failed to install the seccomp sandbox: {} (--no-sandbox runs without it)",
@@ -265,6 +270,9 @@ fn start_and_serve(
             }
         }
     }
+    if config.exec.multipath && sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
+        start_path_opener(config).map_err(Error::PathOpener)?;
+    }
     privileges::drop_privileges(config.uid, config.gid, config.exec.multipath)
         .map_err(Error::DropPrivileges)?;
 
@@ -309,6 +317,98 @@ fn start_and_serve(
         ));
     }
     Ok(())
+}
+
+/// Whether paths of multipath maps need the path opener: the daemon drops to a user other
+/// than root (a node root:disk 0660 or 0600 refuses it), and can (it holds CAP_SETUID, so the
+/// drop can succeed; without it the drop fails and says so).
+fn needs_path_opener(config: &Config) -> bool {
+    let uid = config
+        .uid
+        .unwrap_or_else(|| rustix::process::getuid().as_raw());
+    let can_switch = rustix::thread::capabilities(None)
+        .is_ok_and(|c| c.permitted.contains(rustix::thread::CapabilitySet::SETUID));
+    uid != 0 && can_switch
+}
+
+/// Forks the path opener (`backend::multipath::opener`) while the process has one thread and
+/// all its privileges. The child closes what it inherited but its socket and
+/// /dev/mapper/control, takes the user and group the daemon will take with
+/// CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH, installs its own seccomp filter and serves until
+/// the daemon is gone.
+fn start_path_opener(config: &Config) -> io::Result<()> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let (daemon_end, opener_end) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let parent = rustix::process::getpid();
+    match sys::fork_single_threaded()? {
+        sys::Fork::Parent(_) => {
+            drop(opener_end);
+            crate::backend::multipath::opener::Opener::new(daemon_end).install();
+            Ok(())
+        }
+        sys::Fork::Child => {
+            drop(daemon_end);
+            // Never returns: the daemon's values (socket, pidfile) are not this process's.
+            std::process::exit(path_opener_main(config, opener_end, parent))
+        }
+    }
+}
+
+/// The path opener's life, in the forked child; its exit status.
+fn path_opener_main(config: &Config, sock: OwnedFd, parent: rustix::process::Pid) -> i32 {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    let say = |what: &str| {
+        let _ = writeln!(std::io::stderr(), "{}: path opener: {what}", config.prog);
+    };
+    // Dies with the daemon; if the daemon is gone already, at once.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if rustix::process::getppid() != Some(parent) {
+        return 0;
+    }
+    let mut keep = vec![sock.as_raw_fd()];
+    keep.extend(sys::dm::control_raw_fd());
+    sys::close_inherited_fds_except(&keep);
+    let _ = sys::signals::unblock_termination_signals();
+    if config.daemonize {
+        // As the daemon's own stdio after -d: nothing holds the caller's terminal or pipe.
+        if let Ok(null) = listener::open_dev_null() {
+            let _ = detach_stdio(&null);
+        }
+    }
+    match privileges::drop_privileges_for_opener(config.uid, config.gid) {
+        Ok(kept) => {
+            if !kept.contains(rustix::thread::CapabilitySet::DAC_READ_SEARCH) && config.verbose >= 2
+            {
+                say(
+                    "no CAP_DAC_READ_SEARCH (not in the bounding set?): path nodes the user cannot read will not open",
+                );
+            }
+        }
+        Err(e) => {
+            say(&format!("Failed to drop privileges: {}", strerror(&e)));
+            return 1;
+        }
+    }
+    if config.sandbox {
+        if let Err(e) = sys::seccomp::install(&sys::seccomp::Policy::opener()) {
+            say(&format!(
+                "Failed to install the seccomp sandbox: {}",
+                strerror(&e)
+            ));
+            return 1;
+        }
+    }
+    crate::backend::multipath::opener::serve(
+        sock.as_fd(),
+        &crate::backend::multipath::opener::RealSystem,
+    );
+    0
 }
 
 /// stdin, stdout and stderr onto /dev/null, as daemon(3) does.

@@ -1,6 +1,8 @@
 //! Dropping privileges as the C helper built with libcap-ng does: switch uid/gid, drop the
 //! supplementary groups, clear the bounding set, keep only CAP_SYS_RAWIO (for SG_IO) and, with
-//! multipath support, CAP_SYS_ADMIN (for the device-mapper ioctls).
+//! multipath support, CAP_SYS_ADMIN (for the device-mapper ioctls). The path opener
+//! (`backend::multipath::opener`) takes the same user and keeps CAP_SYS_ADMIN and
+//! CAP_DAC_READ_SEARCH instead.
 //!
 //! Users and groups come from /etc/passwd and /etc/group directly (no NSS), by name or number.
 
@@ -69,13 +71,37 @@ pub fn kept_capabilities(multipath: bool) -> CapabilitySet {
 /// # Errors
 /// The first failing step's errno (EPERM when not privileged, as C reports it).
 pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>, multipath: bool) -> io::Result<()> {
-    let uid = uid.unwrap_or_else(|| rustix::process::getuid().as_raw());
-    let gid = gid.unwrap_or_else(|| rustix::process::getgid().as_raw());
     // A capability the process does not hold (a unit's bounding set without CAP_SYS_ADMIN)
     // cannot be kept: keep what there is rather than fail, and multipath maps then answer
-    // with the error the dm ioctl gives.
+    // with the error the dm ioctl gives. CAP_SYS_RAWIO is required: without it the drop
+    // fails, as C's does.
     let held = rustix::thread::capabilities(None)?.permitted;
     let keep = kept_capabilities(multipath) & (held | CapabilitySet::SYS_RAWIO);
+    change_id_keeping(uid, gid, keep)
+}
+
+/// What the path opener keeps (`backend::multipath::opener`): CAP_SYS_ADMIN to read the
+/// map's table from device-mapper, CAP_DAC_READ_SEARCH to open a path's node read-only
+/// whatever its owner and mode.
+pub fn opener_capabilities() -> CapabilitySet {
+    CapabilitySet::SYS_ADMIN | CapabilitySet::DAC_READ_SEARCH
+}
+
+/// [`drop_privileges`] for the path opener: the same uid, gid and empty bounding set, with
+/// [`opener_capabilities`] (those the process holds). Returns what it kept.
+///
+/// # Errors
+/// As [`drop_privileges`].
+pub fn drop_privileges_for_opener(uid: Option<u32>, gid: Option<u32>) -> io::Result<CapabilitySet> {
+    let held = rustix::thread::capabilities(None)?.permitted;
+    let keep = opener_capabilities() & held;
+    change_id_keeping(uid, gid, keep)?;
+    Ok(keep)
+}
+
+fn change_id_keeping(uid: Option<u32>, gid: Option<u32>, keep: CapabilitySet) -> io::Result<()> {
+    let uid = uid.unwrap_or_else(|| rustix::process::getuid().as_raw());
+    let gid = gid.unwrap_or_else(|| rustix::process::getgid().as_raw());
     // Keep the permitted set across setuid, with what the switch itself needs for now.
     rustix::thread::set_keep_capabilities(true)?;
     let transitional =

@@ -30,6 +30,8 @@ sense_codes! {
     READ_ERROR = 0x03 / 0x11 / 0x00;
     TARGET_FAILURE = 0x04 / 0x44 / 0x00;
     INVALID_OPCODE = 0x05 / 0x20 / 0x00;
+    // Not QEMU's: the block PR ioctls refused by the kernel for want of privilege (EPERM).
+    ACCESS_DENIED = 0x05 / 0x20 / 0x02;
     INVALID_FIELD = 0x05 / 0x24 / 0x00;
     INVALID_PARAM = 0x05 / 0x26 / 0x00;
     INVALID_PARAM_LEN = 0x05 / 0x1a / 0x00;
@@ -183,6 +185,7 @@ pub fn asc_name(asc: u8, ascq: u8) -> Option<&'static str> {
         (0x11, 0x00) => "Unrecovered read error",
         (0x1a, 0x00) => "Parameter list length error",
         (0x20, 0x00) => "Invalid command operation code",
+        (0x20, 0x02) => "Access denied - no access rights",
         (0x24, 0x00) => "Invalid field in cdb",
         (0x25, 0x00) => "Logical unit not supported",
         (0x26, 0x00) => "Invalid field in parameter list",

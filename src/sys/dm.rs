@@ -185,6 +185,13 @@ pub fn init() -> io::Result<()> {
     control().map(|_| ())
 }
 
+/// The number of the open `/dev/mapper/control` descriptor, if [`init`] opened it: a process
+/// forked from the daemon keeps it when it closes everything else.
+pub fn control_raw_fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd as _;
+    CONTROL.get()?.as_ref().ok().map(|fd| fd.as_raw_fd())
+}
+
 fn control() -> io::Result<&'static OwnedFd> {
     CONTROL
         .get_or_init(|| {

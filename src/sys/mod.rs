@@ -2,8 +2,9 @@
 //!
 //! rustix covers sockets, epoll, files and capabilities. What is left is the SG_IO ioctl
 //! (its header carries raw pointers), the process-wide signal mask with signalfd, fork for
-//! `--daemon`, the capability bounding set past rustix's enum, environment removal (unsafe
-//! since Rust 2024) and adopting systemd's inherited socket. Each wrapper is safe to call.
+//! `--daemon` and the path opener, the capability bounding set past rustix's enum,
+//! environment removal (unsafe since Rust 2024), adopting systemd's inherited socket and
+//! closing what the path opener inherited. Each wrapper is safe to call.
 #![allow(unsafe_code)]
 
 pub mod blkpr;
@@ -108,4 +109,33 @@ pub fn set_cloexec_by_number(fd: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Closes every descriptor from 3 up except those in `keep`, in a process just forked from
+/// the daemon (the path opener): it must not hold the listening socket, the pidfile or
+/// anything else of the daemon's. The numbers come from /proc/self/fd, else every number below
+/// the descriptor limit is tried.
+///
+/// Only call in a forked child that will never use or drop the Rust values owning those
+/// descriptors (it ends with `exit`, which runs no destructors).
+pub fn close_inherited_fds_except(keep: &[i32]) {
+    let open: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .unwrap_or(1024)
+                .min(65536);
+            (3..i32::try_from(limit).unwrap_or(1024)).collect()
+        }
+    };
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // SAFETY: the caller's contract: this forked child never touches the values that own
+        // these descriptors again, so no owner sees its number closed under it. The read_dir
+        // descriptor is closed already (the iterator is consumed); closing a number that is
+        // not open fails with EBADF, which is ignored.
+        unsafe { libc::close(fd) };
+    }
 }

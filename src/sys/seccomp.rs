@@ -56,6 +56,66 @@ pub struct Policy {
     pub open_read_only: bool,
     /// More system calls (multipathd's control socket).
     pub syscalls: Vec<libc::c_long>,
+    /// The path opener's filter instead of the daemon's: its own short base list
+    /// ([`opener_syscalls`]) and no SG_IO.
+    pub opener: bool,
+}
+
+impl Policy {
+    /// The path opener's filter (`backend::multipath::opener`): requests in and descriptors
+    /// out over its socket, read-only opens, /sys links, fstat, device-mapper's table ioctl,
+    /// and threads for requests served side by side. No socket, connect, SG_IO or write.
+    pub fn opener() -> Policy {
+        Policy {
+            ioctls: vec![super::dm::DM_TABLE_STATUS],
+            open_read_only: true,
+            syscalls: Vec::new(),
+            opener: true,
+        }
+    }
+}
+
+/// System calls of the path opener.
+fn opener_syscalls() -> Vec<libc::c_long> {
+    let mut list = vec![
+        libc::SYS_recvmsg,
+        libc::SYS_sendmsg,
+        libc::SYS_write,
+        libc::SYS_close,
+        libc::SYS_readlinkat,
+        libc::SYS_newfstatat,
+        libc::SYS_fstat,
+        libc::SYS_statx,
+        libc::SYS_futex,
+        libc::SYS_clone,
+        libc::SYS_clone3,
+        libc::SYS_mmap,
+        libc::SYS_mprotect,
+        libc::SYS_munmap,
+        libc::SYS_madvise,
+        libc::SYS_mremap,
+        libc::SYS_brk,
+        libc::SYS_set_robust_list,
+        libc::SYS_rseq,
+        libc::SYS_sigaltstack,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_rt_sigaction,
+        libc::SYS_rt_sigreturn,
+        libc::SYS_sched_getaffinity,
+        libc::SYS_sched_yield,
+        libc::SYS_getrandom,
+        libc::SYS_gettid,
+        libc::SYS_getpid,
+        libc::SYS_clock_gettime,
+        libc::SYS_exit,
+        libc::SYS_exit_group,
+        libc::SYS_tgkill,
+        libc::SYS_tkill,
+        libc::SYS_ioctl,
+    ];
+    #[cfg(target_arch = "x86_64")]
+    list.extend([libc::SYS_stat, libc::SYS_lstat]);
+    list
 }
 
 /// Calls that fail with EACCES instead of killing: glibc's malloc opens
@@ -195,7 +255,11 @@ pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
     // kernel would answer it with ENOSYS. Answering ENOSYS here permits nothing more.
     prog.push(jeq(u32::MAX, 0, 1));
     prog.push(stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
-    let mut allowed = allowed_syscalls();
+    let mut allowed = if policy.opener {
+        opener_syscalls()
+    } else {
+        allowed_syscalls()
+    };
     allowed.extend(&policy.syscalls);
     allowed.sort_unstable();
     allowed.dedup();
@@ -225,7 +289,11 @@ pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
         prog.push(refused);
     }
     // ioctl: only the allowed request numbers (the low 32 bits: the kernel's `unsigned int cmd`).
-    let mut ioctls = vec![SG_IO_REQUEST];
+    let mut ioctls = if policy.opener {
+        Vec::new()
+    } else {
+        vec![SG_IO_REQUEST]
+    };
     ioctls.extend(&policy.ioctls);
     ioctls.dedup();
     let checks = u8::try_from(ioctls.len() * 2 + 2).unwrap_or(u8::MAX);
@@ -277,12 +345,13 @@ mod tests {
             ioctls: crate::sys::blkpr::ALL_IOCTLS.to_vec(),
             open_read_only: true,
             syscalls: vec![libc::SYS_socket, libc::SYS_connect],
+            opener: false,
         }
     }
 
     #[test]
     fn program_shape() {
-        for policy in [Policy::default(), full_policy()] {
+        for policy in [Policy::default(), full_policy(), Policy::opener()] {
             let prog = program(&policy);
             assert!(prog.len() < 160, "{} instructions", prog.len());
             // Every conditional jump lands inside the program.
@@ -294,6 +363,28 @@ mod tests {
             }
             assert_eq!(prog.last().map(|i| i.k), Some(SECCOMP_RET_KILL_PROCESS));
         }
+    }
+
+    #[test]
+    fn the_opener_filter_has_no_sg_io_and_no_sockets() {
+        let prog = program(&Policy::opener());
+        let compared: Vec<u32> = prog
+            .iter()
+            .filter(|i| i.code == BPF_JEQ_K)
+            .map(|i| i.k)
+            .collect();
+        assert!(!compared.contains(&SG_IO_REQUEST));
+        assert!(compared.contains(&crate::sys::dm::DM_TABLE_STATUS));
+        assert!(!compared.contains(&crate::sys::dm::DM_DEV_SUSPEND));
+        for nr in [
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_accept4,
+            libc::SYS_unlinkat,
+        ] {
+            assert!(!compared.contains(&(nr as u32)), "{nr}");
+        }
+        assert!(compared.contains(&(libc::SYS_recvmsg as u32)));
     }
 
     /// This test binary again, running the one test `name` in its own process, so the test's

@@ -44,6 +44,21 @@ pub fn termination_signalfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Unblocks the termination signals in the calling thread: for a process forked from the
+/// daemon (the path opener) that has no signalfd and should die of them as any process.
+///
+/// # Errors
+/// `pthread_sigmask` failures.
+pub fn unblock_termination_signals() -> io::Result<()> {
+    let set = termination_set();
+    // SAFETY: `set` is an initialised sigset_t; the old mask is not requested (null).
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 /// Reads one pending signal from a signalfd; `Ok(None)` when none is pending.
 ///
 /// # Errors

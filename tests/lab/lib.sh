@@ -36,7 +36,8 @@ wait_sock() {
 # Our daemon and the C helper, each on its own socket, in the background.
 ours_start() {
     rm -f "$OURS_SOCK"
-    "$LAB_BIN" qemu-pr-helper -k "$OURS_SOCK" -f /run/ours.pid "$@" >/tmp/ours.$LAB_SCENARIO.err 2>&1 &
+    # shellcheck disable=SC2086 # OURS_WRAP: a command prefix (setpriv and its arguments)
+    ${OURS_WRAP:-} "$LAB_BIN" qemu-pr-helper -k "$OURS_SOCK" -f /run/ours.pid "$@" >/tmp/ours.$LAB_SCENARIO.err 2>&1 &
     OURS_PID=$!
     wait_sock "$OURS_SOCK"
 }
@@ -337,3 +338,26 @@ nvme_state() { # DEV
 expect_nvme() { # DEV "gen=.. type=.. keys=.. holder=.." WHAT
     expect_eq "$(nvme_state "$1")" "$2" "$3 (nvme resv-report on $1)"
 }
+
+# Unprivileged runs (-u/-g): the systemd unit's CapabilityBoundingSet= as setpriv's
+# --bounding-set list (e.g. "+sys_rawio,+sys_admin,..."), read from the unit itself.
+unit_bounding_set() {
+    sed -n 's/^CapabilityBoundingSet=//p' "$LAB_TESTS/../../packaging/systemd/qemu-pr-helper.service" |
+        tr ' ' '\n' | sed -n 's/^CAP_//p' | tr 'A-Z' 'a-z' | sed 's/^/+/' | tr '\n' ',' | sed 's/,$//'
+}
+# ours_start_unit ARGS...: our daemon as the unit starts it, under its bounding set and
+# no_new_privs (the host's setpriv), with ARGS (e.g. -u 65534 -g 65534).
+ours_start_unit() {
+    OURS_WRAP="$HL /host/usr/bin/setpriv --bounding-set -all,$(unit_bounding_set) --no-new-privs" ours_start "$@"
+}
+# status_of PID FIELD: that /proc/PID/status line's value, blanks squeezed ("65534 65534 ...").
+status_of() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" | tr -s ' \t' '  '; }
+# The pids whose parent is PID (our daemon's path opener).
+children_of() {
+    for _s in /proc/[0-9]*/stat; do
+        awk -v pp="$1" '$4 == pp { print $1 }' "$_s" 2>/dev/null
+    done
+}
+# A command as uid/gid 65534 in the guest's Debian (multipathd's client as a non-root peer).
+# (The full path: busybox's chroot would run its own setpriv applet for a bare name.)
+as_nobody() { $CH /usr/bin/setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }

@@ -334,10 +334,15 @@ pub fn status_reply(s: PrStatus) -> StatusAndSense {
 /// kernel before 6.19, and so does `EINVAL` from drivers that answer unknown ioctls with it:
 /// PR IN as such works (REPORT CAPABILITIES), only this service action does not, so INVALID
 /// FIELD IN CDB. `EINVAL` otherwise (the device rejected a field): INVALID FIELD IN CDB.
-/// Anything else: the C helper's errno mapping (`EPERM`, `EAGAIN`, `EWOULDBLOCK`: ABORTED
-/// COMMAND / I/O PROCESS TERMINATED).
+/// `EPERM` and `EACCES`: the kernel refused the caller (`blkdev_pr_allowed`: no
+/// CAP_SYS_ADMIN and a descriptor not opened for writing, or a partition), which no retry
+/// changes: ILLEGAL REQUEST, ACCESS DENIED - NO ACCESS RIGHTS (05/20/02), not the C helper's
+/// ABORTED COMMAND for EPERM, which guests retry.
+/// Anything else: the C helper's errno mapping (`EAGAIN`, `EWOULDBLOCK`: ABORTED COMMAND /
+/// I/O PROCESS TERMINATED).
 pub fn errno_reply(errno: i32, read_ioctl: bool) -> StatusAndSense {
     match errno {
+        libc::EPERM | libc::EACCES => check(sense::ACCESS_DENIED),
         libc::EOPNOTSUPP => check(sense::INVALID_OPCODE),
         libc::ENOTTY if read_ioctl => check(sense::INVALID_FIELD),
         libc::ENOTTY => check(sense::INVALID_OPCODE),
@@ -739,7 +744,8 @@ mod tests {
         assert_eq!(errno_reply(libc::ENOTTY, true), field);
         assert_eq!(errno_reply(libc::EINVAL, false), field);
         assert_eq!(errno_reply(libc::EINVAL, true), field);
-        assert_eq!(errno_reply(libc::EPERM, false), check(sense::IO_ERROR));
+        assert_eq!(errno_reply(libc::EPERM, false), check(sense::ACCESS_DENIED));
+        assert_eq!(errno_reply(libc::EACCES, true), check(sense::ACCESS_DENIED));
         assert_eq!(errno_reply(libc::EAGAIN, false), check(sense::IO_ERROR));
         assert_eq!(
             errno_reply(libc::ENOMEM, true),

@@ -25,6 +25,7 @@
 
 pub mod keys;
 pub mod multipathd;
+pub mod opener;
 pub mod pr;
 pub mod table;
 
@@ -158,7 +159,7 @@ pub fn run_with_report(
             return (outcome, report);
         }
     };
-    let exec = RealPaths::new(&map.name, &paths);
+    let exec = RealPaths::new(map, req.device.as_fd(), &paths);
     let infos: Vec<PathInfo> = paths.iter().map(|p| p.info).collect();
     let daemon = multipathd::Socket;
     let (result, payload_len, mut report) = match params {
@@ -420,6 +421,9 @@ pub fn parse_sysfs_link(link: &str) -> (Option<String>, Option<u32>) {
 /// The real paths: opened lazily, once per command, shared by the worker threads.
 struct RealPaths<'a> {
     map_name: &'a str,
+    /// The map as the client passed it, and its number: the path opener's proof (`-u`).
+    map_fd: BorrowedFd<'a>,
+    map_dev: DevNum,
     paths: &'a [PathDevice],
     fds: Vec<OnceLock<Option<OwnedFd>>>,
     /// Paths that could not be opened, and why, for the report.
@@ -427,9 +431,11 @@ struct RealPaths<'a> {
 }
 
 impl<'a> RealPaths<'a> {
-    fn new(map_name: &'a str, paths: &'a [PathDevice]) -> Self {
+    fn new(map: &'a Map, map_fd: BorrowedFd<'a>, paths: &'a [PathDevice]) -> Self {
         RealPaths {
-            map_name,
+            map_name: &map.name,
+            map_fd,
+            map_dev: map.dev,
             paths,
             fds: paths.iter().map(|_| OnceLock::new()).collect(),
             problems: std::sync::Mutex::new(Vec::new()),
@@ -442,7 +448,8 @@ impl<'a> RealPaths<'a> {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `/dev/<name>` read-only, as libmpathpersist opens paths, if it is the path's number.
+    /// `/dev/<name>` read-only, as libmpathpersist opens paths, if it is the path's number;
+    /// under `-u`/`-g` the path opener opens it and checks the same.
     fn fd(&self, path: usize) -> Option<BorrowedFd<'_>> {
         self.fds[path]
             .get_or_init(|| {
@@ -460,6 +467,15 @@ impl<'a> RealPaths<'a> {
 
     fn open(&self, p: &PathDevice) -> Result<OwnedFd, String> {
         let dev = p.info.dev;
+        if let Some(opener) = opener::get() {
+            let req = opener::OpenRequest {
+                map: self.map_dev,
+                path: dev,
+            };
+            return opener
+                .open(self.map_fd, req)
+                .map_err(|r| format!("path {dev}: path opener: {}", r.message));
+        }
         let name = p
             .name
             .as_deref()

@@ -4,7 +4,8 @@
 # pr-manager-helper object and a scsi-block disk on the LUN (path A), in a nested guest whose pr-client --direct issues the
 # PR commands through virtio-scsi. The guest runs the same sequence three times: through our
 # helper; through our helper restarted while QEMU stays connected (as libvirt does: QEMU must
-# reconnect and the next command succeed); through the C helper on the same socket. The
+# reconnect and the next command succeed), this time under the systemd unit's bounding set
+# with -u 65534 -g 65534; through the C helper on the same socket. The
 # statuses and answers the guest got must be the same each time, and nexus B must see the
 # registration and reservation the guest made.
 . "$LAB_TESTS/lib.sh"
@@ -114,11 +115,14 @@ switched() {
 }
 wait_console "@@INNER-READY" $BOOT_LIMIT
 wait_console "@@SWITCH 2" $PHASE_LIMIT
-say "phase 1 done; restarting our helper while QEMU stays connected"
+say "phase 1 done; restarting our helper while QEMU stays connected, now as a careful host runs it"
 t=$(date +%s)
 ours_stop
-ours_start
+# Phase 2's helper runs under the systemd unit's bounding set with -u 65534 -g 65534: QEMU's
+# answers must not change.
+ours_start_unit -u 65534 -g 65534
 switched $t
+expect_eq "$(status_of "$OURS_PID" Uid)" "65534 65534 65534 65534" "phase 2's helper runs as uid 65534"
 wait_console "@@SWITCH 3" $PHASE_LIMIT
 say "phase 2 done; the C helper (QEMU 11) takes the socket"
 t=$(date +%s)

@@ -1,0 +1,508 @@
+//! The path opener: privilege separation for a map's paths when the daemon runs as another
+//! user (`-u`/`-g`).
+//!
+//! A path's node (`/dev/sdX`, root:disk 0660 on a host, 0600 in an initramfs) refuses the
+//! unprivileged user, and the daemon opens paths on demand, long after it dropped to that
+//! user. So the daemon forks, before the drop, a small process that keeps CAP_SYS_ADMIN (to
+//! read the map's table from device-mapper) and CAP_DAC_READ_SEARCH (to open a node
+//! read-only whatever its mode), runs as the same user under a seccomp filter of its own
+//! ([`crate::sys::seccomp::Policy::opener`]) and serves one kind of request over a
+//! `SOCK_SEQPACKET` socketpair: "open path MAJ:MIN of map MAJ:MIN".
+//!
+//! * A request is [`OpenRequest`] (20 bytes) with two descriptors (SCM_RIGHTS): the map's
+//!   descriptor the client passed the daemon, and one end of a socketpair the daemon made
+//!   for the reply, so requests from many worker threads are answered side by side and each
+//!   reply reaches the thread that asked.
+//! * The opener takes no path names from the daemon. It checks ([`check_and_open`]) that the
+//!   map descriptor is that block device, that device-mapper's table of it is one multipath
+//!   target of a map multipathd made (`mpath-` uuid), and that the path is in the table; it
+//!   finds the node's name in `/sys/dev/block/MAJ:MIN`, opens `/dev/NAME` read-only and
+//!   checks with `fstat` that it is that device number.
+//! * The reply is an errno (0: the descriptor comes with it) and a message for the daemon's
+//!   log.
+//! * Paths are opened on demand, so a path that comes back (or a new one multipathd puts in
+//!   the table) is usable at once. The opener dies with the daemon: PR_SET_PDEATHSIG, and
+//!   EOF on its socket.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+
+use super::table::{self, DevNum};
+use crate::errors::strerror_errno;
+
+const MAGIC: [u8; 4] = *b"PRO1";
+/// Bytes of a request on the wire.
+pub const REQUEST_LEN: usize = 20;
+/// Longest reply: errno and message.
+const MAX_REPLY: usize = 512;
+/// Requests served at once, each on its own thread; more wait for one to end.
+const MAX_THREADS: usize = 32;
+
+/// "Open path `path` of map `map`".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenRequest {
+    pub map: DevNum,
+    pub path: DevNum,
+}
+
+impl OpenRequest {
+    /// The wire form: magic, then the four numbers (native byte order: both ends are one
+    /// binary on one machine).
+    pub fn encode(&self) -> [u8; REQUEST_LEN] {
+        let mut b = [0u8; REQUEST_LEN];
+        b[..4].copy_from_slice(&MAGIC);
+        for (i, n) in [
+            self.map.major,
+            self.map.minor,
+            self.path.major,
+            self.path.minor,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            b[4 + 4 * i..8 + 4 * i].copy_from_slice(&n.to_ne_bytes());
+        }
+        b
+    }
+
+    /// A request of exactly [`REQUEST_LEN`] bytes with the magic.
+    pub fn decode(b: &[u8]) -> Option<OpenRequest> {
+        if b.len() != REQUEST_LEN || b[..4] != MAGIC {
+            return None;
+        }
+        let n = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Some(OpenRequest {
+            map: DevNum {
+                major: n(4),
+                minor: n(8),
+            },
+            path: DevNum {
+                major: n(12),
+                minor: n(16),
+            },
+        })
+    }
+}
+
+/// Why a path was not opened: an errno and a message for the daemon's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub errno: i32,
+    pub message: String,
+}
+
+fn refuse(errno: i32, message: String) -> Refusal {
+    Refusal { errno, message }
+}
+
+fn encode_reply(result: &Result<(), Refusal>) -> Vec<u8> {
+    match result {
+        Ok(()) => 0i32.to_ne_bytes().to_vec(),
+        Err(r) => {
+            let mut b = r.errno.max(1).to_ne_bytes().to_vec();
+            let msg = r.message.as_bytes();
+            b.extend_from_slice(&msg[..msg.len().min(MAX_REPLY - 4)]);
+            b
+        }
+    }
+}
+
+fn decode_reply(b: &[u8]) -> Result<(), Refusal> {
+    let Some(head) = b.get(..4) else {
+        return Err(refuse(
+            libc::EPROTO,
+            "the path opener's answer is too short".into(),
+        ));
+    };
+    match i32::from_ne_bytes([head[0], head[1], head[2], head[3]]) {
+        0 => Ok(()),
+        errno => Err(refuse(errno, String::from_utf8_lossy(&b[4..]).into_owned())),
+    }
+}
+
+/// What the opener asks of the kernel, so its checks can be tested with fakes.
+pub trait System {
+    /// The device number of a block device descriptor; `None` for anything else.
+    fn block_rdev(&self, fd: BorrowedFd<'_>) -> Option<DevNum>;
+    /// The map's dm uuid and its table's targets (type, parameters).
+    ///
+    /// # Errors
+    /// The device-mapper ioctl's.
+    fn table(&self, map: DevNum) -> io::Result<(String, Vec<(String, String)>)>;
+    /// The kernel name of a block device, from `/sys/dev/block/MAJ:MIN`.
+    fn kernel_name(&self, dev: DevNum) -> Option<String>;
+    /// Opens a node read-only and close-on-exec.
+    ///
+    /// # Errors
+    /// The open's.
+    fn open_read_only(&self, node: &str) -> io::Result<OwnedFd>;
+}
+
+/// The kernel.
+pub struct RealSystem;
+
+impl System for RealSystem {
+    fn block_rdev(&self, fd: BorrowedFd<'_>) -> Option<DevNum> {
+        let st = rustix::fs::fstat(fd).ok()?;
+        (FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice).then(|| DevNum {
+            major: rustix::fs::major(st.st_rdev),
+            minor: rustix::fs::minor(st.st_rdev),
+        })
+    }
+
+    fn table(&self, map: DevNum) -> io::Result<(String, Vec<(String, String)>)> {
+        let (info, targets) = crate::sys::dm::table_status(map.major, map.minor, true)?;
+        Ok((
+            info.uuid,
+            targets
+                .into_iter()
+                .map(|t| (t.target_type, t.params))
+                .collect(),
+        ))
+    }
+
+    fn kernel_name(&self, dev: DevNum) -> Option<String> {
+        let link =
+            rustix::fs::readlinkat(rustix::fs::CWD, format!("/sys/dev/block/{dev}"), Vec::new())
+                .ok()?;
+        super::parse_sysfs_link(&link.to_string_lossy()).0
+    }
+
+    fn open_read_only(&self, node: &str) -> io::Result<OwnedFd> {
+        Ok(rustix::fs::open(
+            node,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?)
+    }
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// The opener's checks, then the open: `map_fd` must be block device `req.map`, a map
+/// multipathd made with one multipath target whose table lists `req.path`; the node named
+/// for `req.path` in sysfs is opened read-only and must be that device.
+///
+/// # Errors
+/// What failed, as the daemon logs it.
+pub fn check_and_open(
+    sys: &impl System,
+    req: OpenRequest,
+    map_fd: BorrowedFd<'_>,
+) -> Result<OwnedFd, Refusal> {
+    let (map, path) = (req.map, req.path);
+    if sys.block_rdev(map_fd) != Some(map) {
+        return Err(refuse(
+            libc::EBADF,
+            format!("the descriptor passed with the request is not block device {map}"),
+        ));
+    }
+    let (uuid, targets) = sys.table(map).map_err(|e| {
+        refuse(
+            errno_of(&e),
+            format!(
+                "map {map}: cannot read its table: {}",
+                crate::errors::strerror(&e)
+            ),
+        )
+    })?;
+    if !uuid.starts_with(super::UUID_PREFIX) {
+        return Err(refuse(
+            libc::EPERM,
+            format!("{map} is not a map multipathd made (uuid '{uuid}')"),
+        ));
+    }
+    let [(target_type, params)] = targets.as_slice() else {
+        return Err(refuse(
+            libc::EPERM,
+            format!("map {map} has {} targets", targets.len()),
+        ));
+    };
+    if target_type != "multipath" {
+        return Err(refuse(
+            libc::EPERM,
+            format!("map {map} is not dm-multipath ({target_type})"),
+        ));
+    }
+    let parsed = table::parse_table(params).map_err(|e| {
+        refuse(
+            libc::EPERM,
+            format!("map {map}: table not understood: {e:?}"),
+        )
+    })?;
+    if !parsed.paths.iter().any(|p| p.dev == path) {
+        return Err(refuse(
+            libc::EPERM,
+            format!("{path} is not a path of map {map}"),
+        ));
+    }
+    let name = sys.kernel_name(path).ok_or_else(|| {
+        refuse(
+            libc::ENOENT,
+            format!("no kernel name in /sys/dev/block/{path}"),
+        )
+    })?;
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(refuse(
+            libc::EINVAL,
+            format!("/sys/dev/block/{path} names '{name}'"),
+        ));
+    }
+    let node = format!("/dev/{name}");
+    let fd = sys.open_read_only(&node).map_err(|e| {
+        refuse(
+            errno_of(&e),
+            format!("cannot open {node}: {}", crate::errors::strerror(&e)),
+        )
+    })?;
+    if sys.block_rdev(fd.as_fd()) != Some(path) {
+        return Err(refuse(libc::ENXIO, format!("{node} is another device")));
+    }
+    Ok(fd)
+}
+
+/// One message from the daemon.
+enum Incoming {
+    /// The daemon closed its end (or died).
+    Eof,
+    /// A request with the descriptors that came with it (anything but a well-formed request
+    /// with two descriptors is answered with EINVAL when it brought a reply socket, else
+    /// dropped).
+    Request {
+        req: Option<OpenRequest>,
+        fds: Vec<OwnedFd>,
+    },
+}
+
+fn receive(sock: BorrowedFd<'_>) -> io::Result<Incoming> {
+    let mut buf = [0u8; REQUEST_LEN + 1];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let received =
+            match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+                Ok(r) => r,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+        let mut fds = Vec::new();
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received_fds) = message {
+                fds.extend(received_fds);
+            }
+        }
+        if received.bytes == 0 && fds.is_empty() {
+            return Ok(Incoming::Eof);
+        }
+        let clipped = received
+            .flags
+            .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC);
+        let req = if clipped {
+            None
+        } else {
+            OpenRequest::decode(&buf[..received.bytes])
+        };
+        return Ok(Incoming::Request { req, fds });
+    }
+}
+
+fn send_reply(reply_sock: BorrowedFd<'_>, result: Result<OwnedFd, Refusal>) {
+    let (bytes, fd) = match result {
+        Ok(fd) => (encode_reply(&Ok(())), Some(fd)),
+        Err(r) => (encode_reply(&Err(r)), None),
+    };
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds;
+    if let Some(fd) = &fd {
+        fds = [fd.as_fd()];
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+    }
+    loop {
+        match rustix::net::sendmsg(
+            reply_sock,
+            &[IoSlice::new(&bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Err(Errno::INTR) => continue,
+            // The daemon's thread gone: nothing to tell.
+            _ => return,
+        }
+    }
+}
+
+fn handle(sys: &impl System, req: Option<OpenRequest>, map_fd: OwnedFd, reply_sock: OwnedFd) {
+    let result = match req {
+        Some(req) => check_and_open(sys, req, map_fd.as_fd()),
+        None => Err(refuse(libc::EINVAL, "malformed request".into())),
+    };
+    send_reply(reply_sock.as_fd(), result);
+}
+
+/// Serves requests on `sock` until the daemon closes its end; each on its own thread (at
+/// most [`MAX_THREADS`] at once, then on this one), so a path whose open waits (a SCSI host
+/// in error recovery) does not hold the others.
+pub fn serve<S: System + Sync>(sock: BorrowedFd<'_>, sys: &S) {
+    let running = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        loop {
+            let (req, fds) = match receive(sock) {
+                Ok(Incoming::Request { req, fds }) => (req, fds),
+                Ok(Incoming::Eof) | Err(_) => return,
+            };
+            let [map_fd, reply_sock] = match <[OwnedFd; 2]>::try_from(fds) {
+                Ok(pair) => pair,
+                Err(fds) => {
+                    handle_malformed(fds);
+                    continue;
+                }
+            };
+            if running.load(Ordering::Acquire) < MAX_THREADS {
+                running.fetch_add(1, Ordering::AcqRel);
+                let running = &running;
+                let work = move || {
+                    handle(sys, req, map_fd, reply_sock);
+                    running.fetch_sub(1, Ordering::AcqRel);
+                };
+                let spawned = std::thread::Builder::new().spawn_scoped(scope, work);
+                if spawned.is_err() {
+                    // The closure is gone with the error; its descriptors closed: the
+                    // daemon's thread sees EOF and reports the path as not opened.
+                    running.fetch_sub(1, Ordering::AcqRel);
+                }
+            } else {
+                handle(sys, req, map_fd, reply_sock);
+            }
+        }
+    });
+}
+
+/// Anything but two descriptors: EINVAL on the last one (the reply socket, if it is one).
+fn handle_malformed(mut fds: Vec<OwnedFd>) {
+    if let Some(reply) = fds.pop() {
+        send_reply(
+            reply.as_fd(),
+            Err(refuse(libc::EINVAL, "malformed request".into())),
+        );
+    }
+}
+
+/// The daemon's end of the opener's socket.
+#[derive(Debug)]
+pub struct Opener {
+    sock: OwnedFd,
+}
+
+static OPENER: OnceLock<Opener> = OnceLock::new();
+
+impl Opener {
+    /// Wraps the daemon's end of the socketpair.
+    pub fn new(sock: OwnedFd) -> Opener {
+        Opener { sock }
+    }
+
+    /// Makes this the opener every multipath request uses (once; later calls are ignored).
+    pub fn install(self) {
+        let _ = OPENER.set(self);
+    }
+
+    /// Asks the opener for path `req.path` of the map behind `map_fd`.
+    ///
+    /// # Errors
+    /// The opener's refusal, or why it could not be asked.
+    pub fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal> {
+        let gone = |e: Errno| {
+            refuse(
+                e.raw_os_error(),
+                format!(
+                    "the path opener cannot be asked: {}",
+                    strerror_errno(e.raw_os_error())
+                ),
+            )
+        };
+        let (mine, theirs) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(gone)?;
+        let bytes = req.encode();
+        let fds = [map_fd, theirs.as_fd()];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+        loop {
+            match rustix::net::sendmsg(
+                &self.sock,
+                &[IoSlice::new(&bytes)],
+                &mut control,
+                SendFlags::NOSIGNAL,
+            ) {
+                Ok(_) => break,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(gone(e)),
+            }
+        }
+        drop(theirs);
+        let mut buf = [0u8; MAX_REPLY];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        loop {
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let received = match rustix::net::recvmsg(
+                &mine,
+                &mut iov,
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(r) => r,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(gone(e)),
+            };
+            let mut fd = None;
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(fds) = message {
+                    for received_fd in fds {
+                        fd.get_or_insert(received_fd);
+                    }
+                }
+            }
+            if received.bytes == 0 {
+                return Err(refuse(
+                    libc::EPIPE,
+                    "the path opener ended without answering".into(),
+                ));
+            }
+            decode_reply(&buf[..received.bytes])?;
+            return fd.ok_or_else(|| {
+                refuse(
+                    libc::EPROTO,
+                    "the path opener answered without a descriptor".into(),
+                )
+            });
+        }
+    }
+}
+
+/// The installed opener, if the daemon started one (`-u`/`-g` with multipath support).
+pub fn get() -> Option<&'static Opener> {
+    OPENER.get()
+}
+
+#[cfg(test)]
+mod tests;

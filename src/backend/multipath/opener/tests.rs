@@ -1,0 +1,277 @@
+//! The opener's checks with a fake device-mapper and sysfs, and its protocol over a real
+//! socketpair (SCM_RIGHTS), served on a thread.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+
+use super::*;
+
+fn dev(major: u32, minor: u32) -> DevNum {
+    DevNum { major, minor }
+}
+
+fn inode(fd: BorrowedFd<'_>) -> u64 {
+    rustix::fs::fstat(fd).unwrap().st_ino as u64
+}
+
+fn open(path: &str) -> OwnedFd {
+    std::fs::File::open(path).unwrap().into()
+}
+
+/// Real descriptors stand for devices: the fake's "device number" of a descriptor comes
+/// from its inode (/dev/null is the map, /dev/zero path 8:0, /dev/full another device).
+struct Fake {
+    devices: HashMap<u64, DevNum>,
+    uuid: String,
+    targets: Vec<(String, String)>,
+    names: HashMap<DevNum, String>,
+    nodes: HashMap<String, &'static str>,
+    opened: Mutex<Vec<String>>,
+}
+
+const MAP: DevNum = DevNum {
+    major: 253,
+    minor: 3,
+};
+const TABLE: &str = "0 0 1 1 service-time 0 2 1 8:0 1 8:16 1";
+
+impl Fake {
+    fn new() -> Fake {
+        let mut devices = HashMap::new();
+        devices.insert(inode(open("/dev/null").as_fd()), MAP);
+        devices.insert(inode(open("/dev/zero").as_fd()), dev(8, 0));
+        devices.insert(inode(open("/dev/full").as_fd()), dev(8, 99));
+        Fake {
+            devices,
+            uuid: "mpath-36001405abc".into(),
+            targets: vec![("multipath".into(), TABLE.into())],
+            names: [
+                (dev(8, 0), "sda".to_owned()),
+                (dev(8, 16), "sdb".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            nodes: [
+                ("/dev/sda".to_owned(), "/dev/zero"),
+                ("/dev/sdb".to_owned(), "/dev/full"),
+            ]
+            .into_iter()
+            .collect(),
+            opened: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl System for Fake {
+    fn block_rdev(&self, fd: BorrowedFd<'_>) -> Option<DevNum> {
+        self.devices.get(&inode(fd)).copied()
+    }
+    fn table(&self, map: DevNum) -> io::Result<(String, Vec<(String, String)>)> {
+        if map != MAP {
+            return Err(io::Error::from_raw_os_error(libc::ENXIO));
+        }
+        Ok((self.uuid.clone(), self.targets.clone()))
+    }
+    fn kernel_name(&self, dev: DevNum) -> Option<String> {
+        self.names.get(&dev).cloned()
+    }
+    fn open_read_only(&self, node: &str) -> io::Result<OwnedFd> {
+        self.opened.lock().unwrap().push(node.to_owned());
+        let real = self
+            .nodes
+            .get(node)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EACCES))?;
+        Ok(open(real))
+    }
+}
+
+fn req(path: DevNum) -> OpenRequest {
+    OpenRequest { map: MAP, path }
+}
+
+fn errno_of(r: Result<OwnedFd, Refusal>) -> i32 {
+    match r {
+        Ok(_) => 0,
+        Err(r) => r.errno,
+    }
+}
+
+#[test]
+fn request_wire_form() {
+    let r = OpenRequest {
+        map: dev(253, 3),
+        path: dev(8, 16),
+    };
+    let b = r.encode();
+    assert_eq!(&b[..4], b"PRO1");
+    assert_eq!(OpenRequest::decode(&b), Some(r));
+    assert_eq!(OpenRequest::decode(&b[..19]), None);
+    let mut longer = b.to_vec();
+    longer.push(0);
+    assert_eq!(OpenRequest::decode(&longer), None);
+    let mut bad = b;
+    bad[0] = b'X';
+    assert_eq!(OpenRequest::decode(&bad), None);
+}
+
+#[test]
+fn reply_wire_form() {
+    assert_eq!(decode_reply(&encode_reply(&Ok(()))), Ok(()));
+    let refusal = refuse(libc::EPERM, "8:32 is not a path of map 253:3".into());
+    assert_eq!(
+        decode_reply(&encode_reply(&Err(refusal.clone()))),
+        Err(refusal)
+    );
+    assert_eq!(decode_reply(&[0, 0]).unwrap_err().errno, libc::EPROTO);
+    // A long message is clipped to what the daemon reads.
+    let long = refuse(libc::EIO, "x".repeat(2000));
+    assert_eq!(encode_reply(&Err(long)).len(), MAX_REPLY);
+}
+
+#[test]
+fn a_path_of_the_map_is_opened() {
+    let fake = Fake::new();
+    let map_fd = open("/dev/null");
+    let fd = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd()).unwrap();
+    assert_eq!(inode(fd.as_fd()), inode(open("/dev/zero").as_fd()));
+    assert_eq!(*fake.opened.lock().unwrap(), ["/dev/sda"]);
+}
+
+#[test]
+fn only_paths_of_the_map_passed_are_opened() {
+    let fake = Fake::new();
+    let map_fd = open("/dev/null");
+    // Not in the table: nothing is opened.
+    let r = check_and_open(&fake, req(dev(8, 32)), map_fd.as_fd());
+    assert_eq!(errno_of(r), libc::EPERM);
+    // The descriptor is not the map the request names.
+    let r = check_and_open(&fake, req(dev(8, 0)), open("/dev/zero").as_fd());
+    assert_eq!(errno_of(r), libc::EBADF);
+    let other_map = OpenRequest {
+        map: dev(253, 4),
+        path: dev(8, 0),
+    };
+    let r = check_and_open(&fake, other_map, map_fd.as_fd());
+    assert_eq!(errno_of(r), libc::EBADF);
+    // A regular file or a character device is no map.
+    let r = check_and_open(&fake, req(dev(8, 0)), open("/proc/self/status").as_fd());
+    assert_eq!(errno_of(r), libc::EBADF);
+    assert!(fake.opened.lock().unwrap().is_empty());
+}
+
+#[test]
+fn only_multipathd_maps_with_one_multipath_target() {
+    let map_fd = open("/dev/null");
+    let mut fake = Fake::new();
+    fake.uuid = "LVM-abc".into();
+    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
+    assert_eq!(errno_of(r), libc::EPERM);
+    let mut fake = Fake::new();
+    fake.targets = vec![("linear".into(), "8:0 0".into())];
+    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
+    assert_eq!(errno_of(r), libc::EPERM);
+    let mut fake = Fake::new();
+    fake.targets.push(("multipath".into(), TABLE.into()));
+    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
+    assert_eq!(errno_of(r), libc::EPERM);
+    let mut fake = Fake::new();
+    fake.targets = vec![("multipath".into(), "0 0 1 1 service-time 0 2".into())];
+    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
+    assert_eq!(errno_of(r), libc::EPERM);
+    assert!(fake.opened.lock().unwrap().is_empty());
+}
+
+#[test]
+fn the_node_must_be_the_path() {
+    let map_fd = open("/dev/null");
+    // /dev/sdb is, in this fake, another device than 8:16.
+    let fake = Fake::new();
+    let r = check_and_open(&fake, req(dev(8, 16)), map_fd.as_fd());
+    assert_eq!(errno_of(r), libc::ENXIO);
+    // No name in sysfs, or a name that is not a plain node name.
+    let mut fake = Fake::new();
+    fake.names.remove(&dev(8, 0));
+    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
+    assert_eq!(errno_of(r), libc::ENOENT);
+    for name in ["../etc/shadow", "", ".", "..", "a/b"] {
+        let mut fake = Fake::new();
+        fake.names.insert(dev(8, 0), name.into());
+        let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
+        assert_eq!(errno_of(r), libc::EINVAL, "{name}");
+        assert!(fake.opened.lock().unwrap().is_empty());
+    }
+    // The open's own errno comes back with the node named.
+    let mut fake = Fake::new();
+    fake.nodes.clear();
+    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd()).unwrap_err();
+    assert_eq!(r.errno, libc::EACCES);
+    assert!(r.message.contains("/dev/sda"), "{}", r.message);
+}
+
+fn pair() -> (OwnedFd, OwnedFd) {
+    rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn requests_and_descriptors_over_the_socket() {
+    let (daemon_end, opener_end) = pair();
+    let fake = Fake::new();
+    std::thread::scope(|s| {
+        let server = s.spawn(|| serve(opener_end.as_fd(), &fake));
+        let opener = Opener::new(daemon_end);
+        let map_fd = open("/dev/null");
+        // Several threads at once, each getting its own answer.
+        std::thread::scope(|t| {
+            for _ in 0..8 {
+                t.spawn(|| {
+                    let fd = opener.open(map_fd.as_fd(), req(dev(8, 0))).unwrap();
+                    assert_eq!(inode(fd.as_fd()), inode(open("/dev/zero").as_fd()));
+                    let refused = opener.open(map_fd.as_fd(), req(dev(8, 32))).unwrap_err();
+                    assert_eq!(refused.errno, libc::EPERM);
+                    assert!(refused.message.contains("8:32"), "{}", refused.message);
+                });
+            }
+        });
+        // A malformed message with a reply socket is answered EINVAL.
+        let (mine, theirs) = pair();
+        let fds = [map_fd.as_fd(), theirs.as_fd()];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+        rustix::net::sendmsg(
+            &opener.sock,
+            &[IoSlice::new(b"hello")],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+        .unwrap();
+        drop(theirs);
+        let mut buf = [0u8; 64];
+        let n = rustix::net::recv(&mine, &mut buf, rustix::net::RecvFlags::empty())
+            .unwrap()
+            .0;
+        assert_eq!(decode_reply(&buf[..n]).unwrap_err().errno, libc::EINVAL);
+        // The daemon's end closed: the opener's loop ends.
+        drop(opener);
+        server.join().unwrap();
+    });
+}
+
+#[test]
+fn an_opener_gone_is_reported() {
+    let (daemon_end, opener_end) = pair();
+    drop(opener_end);
+    let opener = Opener::new(daemon_end);
+    let r = opener
+        .open(open("/dev/null").as_fd(), req(dev(8, 0)))
+        .unwrap_err();
+    assert!(r.message.contains("path opener"), "{}", r.message);
+}
