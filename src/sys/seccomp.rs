@@ -86,37 +86,43 @@ fn opener_syscalls() -> Vec<libc::c_long> {
         libc::SYS_newfstatat,
         libc::SYS_fstat,
         libc::SYS_statx,
-        libc::SYS_futex,
-        libc::SYS_clone,
-        libc::SYS_clone3,
-        libc::SYS_mmap,
-        libc::SYS_mprotect,
-        libc::SYS_munmap,
-        libc::SYS_madvise,
-        libc::SYS_mremap,
-        libc::SYS_brk,
-        libc::SYS_set_robust_list,
-        libc::SYS_rseq,
-        libc::SYS_sigaltstack,
-        libc::SYS_rt_sigprocmask,
-        libc::SYS_rt_sigaction,
-        libc::SYS_rt_sigreturn,
-        libc::SYS_sched_getaffinity,
-        libc::SYS_sched_yield,
-        libc::SYS_getrandom,
-        libc::SYS_gettid,
-        libc::SYS_getpid,
-        libc::SYS_clock_gettime,
-        libc::SYS_exit,
-        libc::SYS_exit_group,
-        libc::SYS_tgkill,
-        libc::SYS_tkill,
         libc::SYS_ioctl,
     ];
-    #[cfg(target_arch = "x86_64")]
-    list.extend([libc::SYS_stat, libc::SYS_lstat]);
+    list.extend(THREADS_AND_MEMORY);
+    list.extend(LEGACY_STAT);
     list
 }
+
+/// What any thread of ours needs, daemon or opener: locks, thread creation, memory, signal
+/// masks, time, exit, and abort() on a bug, which raises SIGABRT so the crash is reported as
+/// one (glibc sends it with tgkill, musl with tkill).
+const THREADS_AND_MEMORY: &[libc::c_long] = &[
+    libc::SYS_futex,
+    libc::SYS_clone,
+    libc::SYS_clone3,
+    libc::SYS_mmap,
+    libc::SYS_mprotect,
+    libc::SYS_munmap,
+    libc::SYS_madvise,
+    libc::SYS_mremap,
+    libc::SYS_brk,
+    libc::SYS_set_robust_list,
+    libc::SYS_rseq,
+    libc::SYS_sigaltstack,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_sched_yield,
+    libc::SYS_getrandom,
+    libc::SYS_gettid,
+    libc::SYS_getpid,
+    libc::SYS_clock_gettime,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_tgkill,
+    libc::SYS_tkill,
+];
 
 /// Calls that fail with EACCES instead of killing: glibc's malloc opens
 /// /sys/devices/system/cpu/online when a thread first needs a new arena, and falls back to
@@ -141,6 +147,20 @@ const LEGACY_OPEN: &[libc::c_long] = &[libc::SYS_open];
     target_arch = "powerpc64"
 )))]
 const LEGACY_OPEN: &[libc::c_long] = &[];
+
+/// stat and lstat where the kernel has them (musl calls them there), for the opener.
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "s390x",
+    target_arch = "powerpc64"
+))]
+const LEGACY_STAT: &[libc::c_long] = &[libc::SYS_stat, libc::SYS_lstat];
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "s390x",
+    target_arch = "powerpc64"
+)))]
+const LEGACY_STAT: &[libc::c_long] = &[];
 
 /// The path-based calls of x86_64, s390x and powerpc64 that newer architectures only have in
 /// their `*at` form (musl calls stat, lstat and unlink where they exist: the daemon's shutdown
@@ -181,37 +201,10 @@ fn allowed_syscalls() -> Vec<libc::c_long> {
         libc::SYS_fcntl,
         libc::SYS_getsockopt,
         libc::SYS_shutdown,
-        // Worker threads: the pool's locks, and creating threads on demand.
-        libc::SYS_futex,
-        libc::SYS_clone,
-        libc::SYS_clone3,
-        libc::SYS_mmap,
-        libc::SYS_mprotect,
-        libc::SYS_munmap,
-        libc::SYS_madvise,
-        libc::SYS_mremap,
-        libc::SYS_brk,
-        libc::SYS_set_robust_list,
-        libc::SYS_rseq,
-        libc::SYS_sigaltstack,
-        libc::SYS_rt_sigprocmask,
-        libc::SYS_rt_sigaction,
-        libc::SYS_rt_sigreturn,
-        libc::SYS_sched_getaffinity,
-        libc::SYS_sched_yield,
+        // Worker threads (with THREADS_AND_MEMORY below): naming them, and the test delay.
         libc::SYS_prctl,
-        libc::SYS_getrandom,
-        libc::SYS_gettid,
-        libc::SYS_getpid,
-        libc::SYS_clock_gettime,
         libc::SYS_clock_nanosleep,
         libc::SYS_nanosleep,
-        libc::SYS_exit,
-        libc::SYS_exit_group,
-        // abort() on a bug: raise SIGABRT so the crash is reported as one (glibc sends it
-        // with tgkill, musl with tkill).
-        libc::SYS_tgkill,
-        libc::SYS_tkill,
         // Shutdown: is the socket path still ours, then remove it and the pidfile.
         libc::SYS_newfstatat,
         libc::SYS_fstat,
@@ -220,6 +213,7 @@ fn allowed_syscalls() -> Vec<libc::c_long> {
         // SG_IO, restricted below by request number.
         libc::SYS_ioctl,
     ];
+    list.extend(THREADS_AND_MEMORY);
     list.extend(LEGACY_SYSCALLS);
     list
 }
