@@ -34,7 +34,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 
 use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, fail_with};
 use crate::errors::{strerror, strerror_errno};
@@ -91,11 +91,7 @@ pub fn init() -> io::Result<()> {
 /// `/dev/mapper/control`, no `CAP_SYS_ADMIN`), reads as "not multipath" (the C helper exits
 /// on the latter).
 pub fn detect(block: &BlockDevice<'_>) -> Option<Map> {
-    let st = block.stat()?;
-    let dev = DevNum {
-        major: rustix::fs::major(st.st_rdev),
-        minor: rustix::fs::minor(st.st_rdev),
-    };
+    let dev = block_dev_num(block)?;
     let (info, targets) = dm::table_status(dev.major, dev.minor, true).ok()?;
     let first = targets.first()?;
     if first.target_type != "multipath" {
@@ -393,6 +389,14 @@ fn discover(map: &Map) -> Result<Vec<PathDevice>, String> {
         .collect())
 }
 
+/// The device number of a block device; `None` for anything else (or when fstat fails).
+pub fn block_dev_num(block: &BlockDevice<'_>) -> Option<DevNum> {
+    block.stat().map(|st| DevNum {
+        major: rustix::fs::major(st.st_rdev),
+        minor: rustix::fs::minor(st.st_rdev),
+    })
+}
+
 /// The kernel name and SCSI host number from a `/sys/dev/block/MAJ:MIN` link such as
 /// `../../devices/pci0000:00/…/host2/target2:0:0/2:0:0:1/block/sdb`: the last component,
 /// and the `hostN` component (or the H of the `H:C:T:L` component before `block`).
@@ -489,12 +493,7 @@ impl<'a> RealPaths<'a> {
                 )
             },
         )?;
-        let st = rustix::fs::fstat(&fd)
-            .map_err(|e| format!("path {dev}: {node}: {}", strerror_errno(e.raw_os_error())))?;
-        let right = FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice
-            && rustix::fs::major(st.st_rdev) == dev.major
-            && rustix::fs::minor(st.st_rdev) == dev.minor;
-        if right {
+        if block_dev_num(&BlockDevice::of(fd.as_fd())) == Some(dev) {
             Ok(fd)
         } else {
             Err(format!("path {dev}: {node} is another device"))

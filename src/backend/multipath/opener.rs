@@ -30,7 +30,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
@@ -153,11 +153,7 @@ pub struct RealSystem;
 
 impl System for RealSystem {
     fn block_rdev(&self, fd: BorrowedFd<'_>) -> Option<DevNum> {
-        let st = rustix::fs::fstat(fd).ok()?;
-        (FileType::from_raw_mode(st.st_mode) == FileType::BlockDevice).then(|| DevNum {
-            major: rustix::fs::major(st.st_rdev),
-            minor: rustix::fs::minor(st.st_rdev),
-        })
+        super::block_dev_num(&crate::backend::BlockDevice::of(fd))
     }
 
     fn table(&self, map: DevNum) -> io::Result<(String, Vec<(String, String)>)> {
