@@ -364,15 +364,20 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool, order: Order
 mod tests {
     use super::*;
 
-    fn run_parse(args: &[&str]) -> Option<Config> {
+    /// The daemon applet's parse of `args`, in getopt's default (permuting) order.
+    fn parse_args(args: &[&str]) -> Parsed {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        match parse(
+        parse(
             "qemu-pr-helper",
             "qemu-pr-helper",
             &args,
             false,
             Order::Permute,
-        ) {
+        )
+    }
+
+    fn run_parse(args: &[&str]) -> Option<Config> {
+        match parse_args(args) {
             Parsed::Run(c, _) => Some(*c),
             Parsed::Exit(_) | Parsed::Fail(_) => None,
         }
@@ -421,17 +426,7 @@ mod tests {
 
     #[test]
     fn trace_patterns_may_start_with_a_dash() {
-        let args: Vec<String> = ["-T", "-pr_helper_sgio*", "-T", "pr_helper_*"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        match parse(
-            "qemu-pr-helper",
-            "qemu-pr-helper",
-            &args,
-            false,
-            Order::Permute,
-        ) {
+        match parse_args(&["-T", "-pr_helper_sgio*", "-T", "pr_helper_*"]) {
             Parsed::Run(_, t) => assert_eq!(t.patterns, vec!["-pr_helper_sgio*", "pr_helper_*"]),
             _ => panic!("parse failed"),
         }
@@ -452,14 +447,7 @@ mod tests {
             ),
         ];
         for (args, message) in cases {
-            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-            let parsed = parse(
-                "qemu-pr-helper",
-                "qemu-pr-helper",
-                &args,
-                false,
-                Order::Permute,
-            );
+            let parsed = parse_args(args);
             assert_eq!(parsed.exit_status(), Some(1), "{args:?}");
             match parsed {
                 Parsed::Fail(said) => assert_eq!(said, *message, "{args:?}"),
