@@ -36,6 +36,7 @@ pub const SPECS: &[OptSpec] = &[
     OptSpec::long_only("no-sandbox", HasArg::No),
     OptSpec::long_only("pr-backend", HasArg::Required),
     OptSpec::long_only("no-multipath", HasArg::No),
+    OptSpec::long_only("audit", HasArg::Optional),
 ];
 
 /// Persistent Reservation helper program for QEMU.
@@ -126,6 +127,9 @@ pr-helper extensions (long options only):
                             without SG_IO, such as NVMe), sg or block (default auto)
       --no-multipath        plain SG_IO on dm-multipath maps: no PR on every path,
                             no multipathd, and -u/-g keep CAP_SYS_RAWIO only
+      --audit[=WHAT]        a record per PR OUT naming the peer process and its VM;
+                            WHAT: comma-separated stderr (default), journal,
+                            journal=/PATH, all (PR IN too)
 
 See pr-helper(1) for how to report bugs.
 More information on the QEMU project at <https://qemu.org>.
@@ -151,6 +155,7 @@ Reports READY=1, STATUS= and STOPPING=1 to $NOTIFY_SOCKET when set.
       --no-sandbox          serve without the seccomp system-call filter
       --pr-backend=BACKEND  auto, sg or block (default auto)
       --no-multipath        plain SG_IO on dm-multipath maps
+      --audit[=WHAT]        a record per PR OUT: stderr (default), journal, all
 
 -k, -d and -f are refused: systemd owns the socket and the process.
 "
@@ -249,10 +254,18 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool, order: Order
     let mut socket = DEFAULT_SOCKET.to_owned();
     let mut pidfile = DEFAULT_PIDFILE.to_owned();
     let mut trace_config = TraceConfig::default();
+    let mut audit = None;
     for arg in &parsed {
         let Arg::Opt { index, value } = arg else {
             continue;
         };
+        if SPECS[*index].long == "audit" {
+            match crate::daemon::audit::Config::parse(value.as_deref()) {
+                Ok(c) => audit = Some(c),
+                Err(message) => return Parsed::Fail(message),
+            }
+            continue;
+        }
         let value = value.as_deref().unwrap_or_default();
         match SPECS[*index].long {
             "help" if activated => {
@@ -304,7 +317,12 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool, order: Order
         return usage_error(argv0, prog, &e.to_string());
     }
     // Second pass: argh reads the canonical argv into the final values.
-    let canonical = getopt::canonical_argv(&parsed, SPECS);
+    // --audit was read above; argh does not know optional arguments.
+    let for_argh: Vec<Arg> = parsed
+        .into_iter()
+        .filter(|a| !matches!(a, Arg::Opt { index, .. } if SPECS[*index].long == "audit"))
+        .collect();
+    let canonical = getopt::canonical_argv(&for_argh, SPECS);
     let canonical_refs: Vec<&str> = canonical.iter().map(String::as_str).collect();
     let options = match Options::from_args(&[prog], &canonical_refs) {
         Ok(o) => o,
@@ -346,6 +364,7 @@ fn parse(argv0: &str, prog: &str, args: &[String], activated: bool, order: Order
         },
         require_activation: activated,
         sandbox: !options.no_sandbox,
+        audit,
         idle_timeout: options
             .idle_timeout
             .last()

@@ -156,6 +156,10 @@ impl ReplyBuffer {
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.bytes[PR_HELPER_REPLY_HEADER_SIZE..]
     }
+    /// The payload area, read: a PR OUT parameter list before the command runs.
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[PR_HELPER_REPLY_HEADER_SIZE..]
+    }
     /// The first `len` bytes, as they go on the wire.
     pub fn wire(&self, len: usize) -> &[u8] {
         &self.bytes[..len]

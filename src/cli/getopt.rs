@@ -14,6 +14,8 @@ use std::fmt;
 pub enum HasArg {
     No,
     Required,
+    /// An optional argument: only `--name=value` (or `-nvalue`) gives one, as getopt's `::`.
+    Optional,
 }
 
 /// One option as `struct option` and the short-option string describe it.
@@ -169,7 +171,8 @@ fn read_args(
                     return Err(GetoptError::UnexpectedLongArgument(spec.long));
                 }
                 (HasArg::No, None) => None,
-                (HasArg::Required, Some(v)) => Some(v),
+                (HasArg::Required | HasArg::Optional, Some(v)) => Some(v),
+                (HasArg::Optional, None) => None,
                 (HasArg::Required, None) => match args.get(i) {
                     Some(v) => {
                         i += 1;
@@ -189,7 +192,9 @@ fn read_args(
                     .iter()
                     .position(|s| s.short == Some(c))
                     .ok_or(GetoptError::InvalidShort(c))?;
-                if specs[index].has_arg == HasArg::No {
+                if specs[index].has_arg == HasArg::No
+                    || (specs[index].has_arg == HasArg::Optional && j == cluster.len())
+                {
                     out.push(Arg::Opt { index, value: None });
                     continue;
                 }
@@ -244,12 +249,20 @@ fn find_long(name: &str, whole: &str, specs: &[OptSpec]) -> Result<usize, Getopt
     }
 }
 
-/// Rebuilds a canonical argv (`--long value`, positionals after `--`) for argh.
+/// Rebuilds a canonical argv (`--long value`, positionals after `--`) for argh. An option
+/// with an optional argument stays `--long=value` (or `--long`), the only spelling that reads
+/// back the same: the applet reads those itself, argh does not know the form.
 pub fn canonical_argv(parsed: &[Arg], specs: &[OptSpec]) -> Vec<String> {
     let mut argv = Vec::with_capacity(parsed.len() * 2 + 1);
     let mut tail = Vec::new();
     for arg in parsed {
         match arg {
+            Arg::Opt { index, value } if specs[*index].has_arg == HasArg::Optional => {
+                argv.push(match value {
+                    Some(v) => format!("--{}={v}", specs[*index].long),
+                    None => format!("--{}", specs[*index].long),
+                });
+            }
             Arg::Opt { index, value } => {
                 argv.push(format!("--{}", specs[*index].long));
                 if let Some(v) = value {

@@ -84,6 +84,8 @@ pub enum Step {
 pub struct Conn {
     pub sock: OwnedFd,
     pub state: State,
+    /// `--audit`: the peer, read at the connection's first record.
+    pub audit: Option<Box<crate::daemon::audit::ConnAudit>>,
 }
 
 impl Conn {
@@ -95,6 +97,7 @@ impl Conn {
                 got: 0,
                 buf: [0; PR_HELPER_FEATURES_SIZE],
             },
+            audit: None,
         }
     }
 

@@ -23,6 +23,7 @@ use rustix::net::SocketFlags;
 use rustix::time::Timespec;
 
 use super::Error;
+use super::audit::{self, Audit};
 use super::conn::{Close, Conn, Step};
 use super::limits;
 use super::listener::Listener;
@@ -59,6 +60,8 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 pub struct Stats {
     pub connections: u64,
     pub requests: u64,
+    /// `--audit` records dropped (sink full or missing).
+    pub audit_dropped: u64,
 }
 
 /// How the loop behaves, beyond what it serves.
@@ -78,6 +81,8 @@ pub struct LoopOptions {
     pub max_workers: usize,
     /// How commands run.
     pub exec: ExecOptions,
+    /// `--audit`: where records go.
+    pub audit: Option<Arc<Audit>>,
 }
 
 /// A connection slot.
@@ -131,6 +136,7 @@ struct Shared {
     state: Mutex<State>,
     team: Team,
     exec: ExecOptions,
+    audit: Option<Arc<Audit>>,
     print_errors: bool,
     log_verbose: bool,
     prog: String,
@@ -226,6 +232,7 @@ impl EventLoop {
             state: Mutex::new(state),
             team: Team::new(options.max_workers),
             exec: options.exec,
+            audit: options.audit,
             print_errors: options.print_errors,
             log_verbose: options.log_verbose,
             prog: options.prog,
@@ -382,10 +389,17 @@ impl Shared {
             return;
         }
         state.status_sent = Some((Instant::now(), state.stats, state.live_conns));
-        self.notify(&format!(
+        let mut status = format!(
             "STATUS=Serving {} connections; {} accepted and {} requests so far",
             state.live_conns, state.stats.connections, state.stats.requests
-        ));
+        );
+        if state.stats.audit_dropped > 0 {
+            status.push_str(&format!(
+                "; {} audit records dropped",
+                state.stats.audit_dropped
+            ));
+        }
+        self.notify(&status);
     }
 
     /// Takes a slot for a new connection, counted as live; `None` at the connection limit.
@@ -655,12 +669,29 @@ impl Shared {
             mut reply,
         } = job;
         let mut note = None;
+        let pending = match &self.audit {
+            Some(a) if a.wants(&request.cdb) => Some(audit::Pending::capture(
+                &request.cdb,
+                request.device.as_fd(),
+                reply.payload(),
+            )),
+            _ => None,
+        };
         let outcome = workers::execute(
             request,
             &mut reply,
             &self.exec,
-            self.log_verbose.then_some(&mut note),
+            (self.log_verbose || pending.is_some()).then_some(&mut note),
         );
+        let sense = match &pending {
+            Some(_) if outcome.status == crate::scsi::status::CHECK_CONDITION => {
+                crate::scsi::sense::decode(
+                    &reply.wire(outcome.wire_len())
+                        [8..crate::protocol::PR_HELPER_REPLY_HEADER_SIZE],
+                )
+            }
+            _ => None,
+        };
         trace::emit(TracePoint::Reply, || {
             format!(
                 "conn={slot} status=0x{:02x} size={}",
@@ -674,15 +705,61 @@ impl Shared {
         // The -v log of a multipath command after the reply is on its way (stderr may be a
         // slow pipe), and before the request stops counting as in flight, so a shutdown
         // waits for it.
-        if let Some(note) = note {
+        if let Some(note) = note.as_ref().filter(|_| self.log_verbose) {
             let mut err = std::io::stderr().lock();
             for line in note.report.lines() {
                 let _ = writeln!(err, "{}: {}: {line}", self.prog, note.map);
             }
         }
+        // The audit record likewise, read from /proc and /sys and written after the reply.
+        if let (Some(audit), Some(pending)) = (&self.audit, pending) {
+            self.audit_record(audit, &mut conn, &pending, outcome.status, sense, note);
+        }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.finish_if_done();
         (conn, step)
+    }
+
+    /// Writes the audit record of a command whose reply is on its way; the peer is read at
+    /// the connection's first record, the device's names at its first command on it.
+    fn audit_record(
+        &self,
+        audit: &Audit,
+        conn: &mut Conn,
+        pending: &audit::Pending,
+        status: u8,
+        sense: Option<crate::scsi::sense::SenseCode>,
+        note: Option<crate::backend::MultipathNote>,
+    ) {
+        let duration = pending.started.elapsed();
+        let state = conn
+            .audit
+            .get_or_insert_with(|| Box::new(audit::conn_audit(&conn.sock)));
+        let device = pending
+            .rdev
+            .filter(|_| pending.block)
+            .map(|rdev| state.device(rdev, std::path::Path::new("/sys")).clone());
+        let mut paths: Vec<String> = Vec::new();
+        if let Some(note) = &note {
+            for c in &note.report.paths {
+                let dev = c.dev.to_string();
+                if !paths.contains(&dev) {
+                    paths.push(dev);
+                }
+            }
+        }
+        let record = audit::Record {
+            peer: &state.peer,
+            pending,
+            device: device.as_ref(),
+            status,
+            sense,
+            paths,
+            duration,
+        };
+        if !audit.emit(&record) {
+            self.state().stats.audit_dropped = audit.dropped();
+        }
     }
 
     /// Once stopping with nothing in flight, tells every thread to return.

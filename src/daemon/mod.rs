@@ -5,6 +5,7 @@
 //! serve. The socket path appears only once the socket accepts and everything that can fail
 //! has succeeded, and `-d` returns in the parent only then.
 
+pub mod audit;
 pub mod conn;
 pub mod event_loop;
 pub mod limits;
@@ -60,6 +61,8 @@ pub struct Config {
     pub idle_timeout: Option<std::time::Duration>,
     /// Install the seccomp filter once serving (`--no-sandbox` turns it off).
     pub sandbox: bool,
+    /// `--audit`: a record per PR OUT (and PR IN with `all`).
+    pub audit: Option<audit::Config>,
 }
 
 /// A start-up or fatal run-time failure; each names its step as the C helper words it.
@@ -86,6 +89,8 @@ pub enum Error {
     /// The path opener could not be started (socketpair or fork).
     PathOpener(io::Error),
     Sandbox(io::Error),
+    /// `--audit`: the journal socket could not be made.
+    Audit(io::Error),
     Signals(io::Error),
     /// Setting up the event loop: which call, and its error.
     EventLoopSetup(&'static str, io::Error),
@@ -165,6 +170,11 @@ impl fmt::Display for Error {
             Error::PathOpener(e) => {
                 write!(f, "Cannot start the multipath path opener: {}", strerror(e))
             }
+            Error::Audit(e) => write!(
+                f,
+                "Failed to open the audit sink (--audit=journal): {}",
+                strerror(e)
+            ),
             Error::Sandbox(e) => write!(
                 f,
                 "Failed to install the seccomp sandbox: {} (--no-sandbox runs without it)",
@@ -277,6 +287,12 @@ fn start_and_serve(
         .map_err(Error::DropPrivileges)?;
 
     limits::raise_descriptor_limit();
+    let audit = match &config.audit {
+        Some(c) => Some(std::sync::Arc::new(
+            audit::Audit::new(c.clone(), &config.prog).map_err(Error::Audit)?,
+        )),
+        None => None,
+    };
     let options = event_loop::LoopOptions {
         print_errors: !config.quiet,
         log_verbose: config.verbose >= 2,
@@ -285,6 +301,7 @@ fn start_and_serve(
         notifier: notify::Notifier::from_env(),
         max_workers: config.max_workers,
         exec: config.exec,
+        audit: audit.clone(),
     };
     let event_loop = event_loop::EventLoop::new(listener, connection, signals, options)?;
     // -d: stdio goes to /dev/null before the sandbox, which refuses open and dup2; a
@@ -299,8 +316,12 @@ fn start_and_serve(
     drop(dev_null);
     // Last step of start-up, with one thread: the threads started later inherit the filter.
     if config.sandbox {
-        sys::seccomp::install(&crate::backend::sandbox_policy(&config.exec))
-            .map_err(Error::Sandbox)?;
+        let mut policy = crate::backend::sandbox_policy(&config.exec);
+        if config.audit.is_some() {
+            // The peer's /proc files and the device's /sys files, read-only.
+            policy.open_read_only = true;
+        }
+        sys::seccomp::install(&policy).map_err(Error::Sandbox)?;
     }
     if let Some(ready) = handover.as_ref() {
         // Kept on failure: run() still tries to tell the parent why.
@@ -308,6 +329,14 @@ fn start_and_serve(
         *handover = None;
     }
     let unlink_failure = event_loop.run()?;
+    if let Some(audit) = audit.as_ref().filter(|a| a.dropped() > 0) {
+        argbytes::print_error(&format!(
+            "{}: audit: {} records dropped ({} written): the sink was full or missing\n",
+            config.prog,
+            audit.dropped(),
+            audit.written()
+        ));
+    }
     if let Some((path, e)) = unlink_failure {
         argbytes::print_error(&format!(
             "{}: Failed to unlink socket {}: {}\n",

@@ -1,0 +1,701 @@
+//! `--audit`: one record for every PR OUT (and, with `all`, every PR IN) naming who asked
+//! (the peer process from SO_PEERCRED, its name, its VM), what (device, WWID, service action,
+//! type, scope, keys, APTPL) and the outcome (status, sense in words, a multipath map's paths,
+//! duration). Written after the reply is on its way, to stderr (the `-v` line format) or to
+//! the journal's native socket with structured fields (`journalctl PR_VM=node2`).
+//!
+//! A record never delays or fails a command: the journal send is a non-blocking datagram, a
+//! full or missing sink drops the record and counts it (STATUS= and the exit message say how
+//! many). The peer's `/proc` files are read once per connection, at its first record.
+
+use std::fmt::Write as _;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+
+use crate::protocol::CheckedCdb;
+use crate::scsi::{pr, sense, status};
+
+/// The journal's native protocol socket.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+/// `MESSAGE_ID=` of every audit record, so `journalctl MESSAGE_ID=...` finds them all.
+pub const MESSAGE_ID: &str = "5a0e1f3c7b9d4e2a8c6b1d0f3e5a7c92";
+/// Bytes of a peer's `/proc/PID/cmdline` read at most (QEMU's command lines are long).
+const CMDLINE_MAX: usize = 64 * 1024;
+
+/// Where records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    /// One line per record on stderr, as `-v` prints.
+    Stderr,
+    /// The journal's native protocol on this datagram socket.
+    Journal(PathBuf),
+}
+
+/// What `--audit[=WORD,...]` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub sink: Sink,
+    /// PR IN too, not only PR OUT.
+    pub all: bool,
+}
+
+impl Config {
+    /// Reads the argument of `--audit`: none (PR OUT to stderr), or a comma-separated list of
+    /// `stderr`, `journal`, `journal=PATH` (another socket: a relay, or a test), `out` and
+    /// `all`; the last sink and the last of `out`/`all` win.
+    ///
+    /// # Errors
+    /// An unknown word, or an empty path, as a message for the command line's error.
+    pub fn parse(value: Option<&str>) -> Result<Config, String> {
+        let mut config = Config {
+            sink: Sink::Stderr,
+            all: false,
+        };
+        let Some(value) = value else {
+            return Ok(config);
+        };
+        for word in value.split(',') {
+            match word {
+                "stderr" => config.sink = Sink::Stderr,
+                "journal" => config.sink = Sink::Journal(PathBuf::from(JOURNAL_SOCKET)),
+                "all" => config.all = true,
+                "out" => config.all = false,
+                _ => match word.strip_prefix("journal=") {
+                    Some(path) if path.starts_with('/') => {
+                        config.sink = Sink::Journal(PathBuf::from(path));
+                    }
+                    _ => {
+                        return Err(format!(
+                            "invalid --audit value '{word}': stderr, journal, journal=/PATH, \
+                             out or all, separated by commas"
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// The audit sink and its counters, shared by every thread.
+#[derive(Debug)]
+pub struct Audit {
+    config: Config,
+    prog: String,
+    /// The journal sink's socket: unconnected, so a journald restarted meanwhile is reached.
+    journal: Option<(OwnedFd, SocketAddrUnix)>,
+    written: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Audit {
+    /// Opens the sink (a datagram socket for the journal; nothing for stderr). Called during
+    /// start-up, before the sandbox, which refuses `socket`.
+    ///
+    /// # Errors
+    /// The socket could not be made, or the path is too long for a socket address.
+    pub fn new(config: Config, prog: &str) -> io::Result<Audit> {
+        let journal = match &config.sink {
+            Sink::Stderr => None,
+            Sink::Journal(path) => {
+                let addr = SocketAddrUnix::new(path.as_path())?;
+                let sock = rustix::net::socket_with(
+                    AddressFamily::UNIX,
+                    SocketType::DGRAM,
+                    SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+                    None,
+                )?;
+                Some((sock, addr))
+            }
+        };
+        Ok(Audit {
+            config,
+            prog: prog.to_owned(),
+            journal,
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether a command gets a record.
+    pub fn wants(&self, cdb: &CheckedCdb) -> bool {
+        cdb.is_pr_out() || self.config.all
+    }
+
+    /// Records dropped so far (sink full, missing or refusing).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Writes one record; false when it was dropped.
+    pub fn emit(&self, record: &Record<'_>) -> bool {
+        let sent = match &self.journal {
+            Some((sock, addr)) => send_datagram(sock, addr, &record.journal_fields(&self.prog)),
+            None => write_line(&format!("{}: audit: {}\n", self.prog, record.message())),
+        };
+        if sent {
+            self.written.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+}
+
+/// One datagram, never waiting: EAGAIN (journald behind), ENOENT or ECONNREFUSED (no
+/// journald) and the rest all drop it.
+fn send_datagram(sock: &OwnedFd, addr: &SocketAddrUnix, bytes: &[u8]) -> bool {
+    loop {
+        return match rustix::net::sendto(
+            sock,
+            bytes,
+            SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+            addr,
+        ) {
+            Ok(n) => n == bytes.len(),
+            Err(Errno::INTR) => continue,
+            Err(_) => false,
+        };
+    }
+}
+
+/// A line on stderr. Where stderr is a socket (systemd's journal stream) the first send does
+/// not wait: a full buffer drops the line. A pipe, file or terminal is written as `-v`'s
+/// lines are.
+fn write_line(line: &str) -> bool {
+    let stderr = io::stderr();
+    let _guard = stderr.lock();
+    let fd = rustix::stdio::stderr();
+    let bytes = line.as_bytes();
+    let mut sent = match rustix::net::send(fd, bytes, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+        Ok(n) => n,
+        Err(Errno::NOTSOCK) => 0,
+        Err(_) => return false,
+    };
+    // Not a socket, or a stream socket that took part of the line: finish it.
+    while sent < bytes.len() {
+        match rustix::io::write(fd, &bytes[sent..]) {
+            Ok(0) => return false,
+            Ok(n) => sent += n,
+            Err(Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Who is on the other end of a connection: SO_PEERCRED, and what `/proc` says of the pid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    /// `/proc/PID/comm`.
+    pub comm: Option<String>,
+    /// The peer's cgroup (v2, else v1's systemd hierarchy).
+    pub cgroup: Option<String>,
+    /// The VM's name: libvirt's machine scope, else QEMU's `-name`.
+    pub vm: Option<String>,
+}
+
+impl Peer {
+    /// The connection's peer, its `/proc` files read under `proc_root` (`/proc`). A process
+    /// gone, or hidden (hidepid, `ProtectProc=invisible`), leaves only pid, uid and gid.
+    pub fn of_socket(sock: BorrowedFd<'_>, proc_root: &Path) -> Peer {
+        match rustix::net::sockopt::socket_peercred(sock) {
+            Ok(cred) => Peer::resolve(
+                cred.pid.as_raw_nonzero().get(),
+                cred.uid.as_raw(),
+                cred.gid.as_raw(),
+                proc_root,
+            ),
+            Err(_) => Peer::default(),
+        }
+    }
+
+    /// The peer with this pid, uid and gid, from `proc_root/PID/{comm,cgroup,cmdline}`.
+    pub fn resolve(pid: i32, uid: u32, gid: u32, proc_root: &Path) -> Peer {
+        let dir = proc_root.join(pid.to_string());
+        let read = |name: &str, max: usize| read_small(&dir.join(name), max);
+        let comm = read("comm", 64).map(|b| String::from_utf8_lossy(&b).trim_end().to_owned());
+        let cgroup = read("cgroup", 16 * 1024)
+            .and_then(|b| cgroup_path(&String::from_utf8_lossy(&b)).map(str::to_owned));
+        let vm = cgroup
+            .as_deref()
+            .and_then(vm_from_cgroup)
+            .or_else(|| read("cmdline", CMDLINE_MAX).and_then(|b| vm_from_cmdline(&b)));
+        Peer {
+            pid,
+            uid,
+            gid,
+            comm,
+            cgroup,
+            vm,
+        }
+    }
+}
+
+/// A small file's bytes, read with the calls the sandbox allows (read-only openat, read);
+/// `None` when it cannot be opened or read (a process that exited, a hidden one).
+fn read_small(path: &Path, max: usize) -> Option<Vec<u8>> {
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut out = vec![0u8; max];
+    let mut got = 0;
+    while got < max {
+        match rustix::io::read(&fd, &mut out[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
+    out.truncate(got);
+    Some(out)
+}
+
+/// The cgroup path from `/proc/PID/cgroup`: the unified hierarchy's line (`0::/path`), else
+/// cgroup v1's systemd hierarchy (`N:name=systemd:/path`), else the first v1 line that names a
+/// libvirt machine, else the first line's.
+pub fn cgroup_path(text: &str) -> Option<&str> {
+    let entries: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((controllers, path))
+        })
+        .collect();
+    let pick = |want: &dyn Fn(&str, &str) -> bool| {
+        entries.iter().find(|(c, p)| want(c, p)).map(|&(_, p)| p)
+    };
+    pick(&|c, _| c.is_empty())
+        .or_else(|| pick(&|c, _| c == "name=systemd"))
+        .or_else(|| pick(&|_, p| p.contains("machine")))
+        .or_else(|| entries.first().map(|&(_, p)| p))
+        .filter(|p| !p.is_empty())
+}
+
+/// The VM a cgroup path belongs to, as libvirt names its cgroups: systemd's machine scope
+/// `machine-qemu\x2dID\x2dNAME.scope` (libvirt 1.3 and later; `machine-qemu\x2dNAME.scope`
+/// before), with systemd's `\xNN` escapes, or without systemd `qemu-ID-NAME.libvirt-qemu`.
+pub fn vm_from_cgroup(path: &str) -> Option<String> {
+    for component in path.split('/') {
+        let unit = if let Some(scope) = component
+            .strip_prefix("machine-")
+            .and_then(|c| c.strip_suffix(".scope"))
+        {
+            unescape_unit(scope)
+        } else if let Some(name) = component.strip_suffix(".libvirt-qemu") {
+            name.to_owned()
+        } else {
+            continue;
+        };
+        let Some(rest) = unit.strip_prefix("qemu-") else {
+            continue;
+        };
+        // libvirt's domain id, when the name carries one ("1-node2").
+        let name = match rest.split_once('-') {
+            Some((id, name)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => rest,
+        };
+        if !name.is_empty() {
+            return Some(name.to_owned());
+        }
+    }
+    None
+}
+
+/// systemd's unit name escaping undone: `\xNN` is the byte NN (`\x2d` a `-`).
+pub fn unescape_unit(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') && i + 4 <= bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 2..i + 4], 16) {
+                out.push(b);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// QEMU's `-name` from a NUL-separated command line: `-name NAME`, `-name guest=NAME,...` or
+/// `-name NAME,process=...` (QemuOpts: `,,` is a literal comma), `--name` alike.
+pub fn vm_from_cmdline(cmdline: &[u8]) -> Option<String> {
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let at = args
+        .iter()
+        .position(|a| *a == b"-name" || *a == b"--name")?;
+    let value = String::from_utf8_lossy(args.get(at + 1)?);
+    let items = qemu_opts_items(&value);
+    let name = items
+        .iter()
+        .find_map(|item| item.strip_prefix("guest="))
+        .map(str::to_owned)
+        .or_else(|| items.first().filter(|i| !i.contains('=')).cloned())?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// A QemuOpts string split at single commas, `,,` standing for a comma.
+fn qemu_opts_items(value: &str) -> Vec<String> {
+    let mut items = vec![String::new()];
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ',' {
+            if chars.peek() == Some(&',') {
+                chars.next();
+                if let Some(s) = items.last_mut() {
+                    s.push(',');
+                }
+            } else {
+                items.push(String::new());
+            }
+        } else if let Some(s) = items.last_mut() {
+            s.push(c);
+        }
+    }
+    items
+}
+
+/// What a block device is, from `/sys/dev/block/MAJ:MIN`: its kernel name and its WWID
+/// (a SCSI disk's `device/wwid`, an NVMe namespace's `wwid`, a dm map's uuid).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub name: Option<String>,
+    pub wwid: Option<String>,
+}
+
+impl DeviceInfo {
+    /// Reads the device's files under `sys_root` (`/sys`).
+    pub fn read(major: u32, minor: u32, sys_root: &Path) -> DeviceInfo {
+        let dir = sys_root.join(format!("dev/block/{major}:{minor}"));
+        let text = |name: &str| {
+            read_small(&dir.join(name), 4096)
+                .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        let name = text("dm/name").or_else(|| {
+            text("uevent").and_then(|u| {
+                u.lines()
+                    .find_map(|l| l.strip_prefix("DEVNAME="))
+                    .map(str::to_owned)
+            })
+        });
+        let wwid = text("device/wwid")
+            .or_else(|| text("wwid"))
+            .or_else(|| text("dm/uuid"));
+        DeviceInfo { name, wwid }
+    }
+}
+
+/// What the per-connection state keeps: the peer, and the last device's information.
+#[derive(Debug, Default)]
+pub struct ConnAudit {
+    pub peer: Peer,
+    pub device: Option<(u64, DeviceInfo)>,
+}
+
+impl ConnAudit {
+    /// The device's information, read once per connection and device.
+    pub fn device(&mut self, rdev: u64, sys_root: &Path) -> &DeviceInfo {
+        if self.device.as_ref().map(|(d, _)| *d) != Some(rdev) {
+            let info = DeviceInfo::read(rustix::fs::major(rdev), rustix::fs::minor(rdev), sys_root);
+            self.device = Some((rdev, info));
+        }
+        &self.device.as_ref().expect("just set").1
+    }
+}
+
+/// What is taken from a request before it runs (its device fd closes with the command, and
+/// its parameter list shares the reply buffer).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub cdb: [u8; 16],
+    /// The PR OUT parameter list's first 24 bytes (zero for PR IN).
+    pub params: [u8; pr::PR_OUT_FIXED_PARAM_SIZE],
+    /// The descriptor's device number, if it is a device.
+    pub rdev: Option<u64>,
+    /// Whether that is a block device (whose /sys files name it).
+    pub block: bool,
+    pub started: Instant,
+}
+
+impl Pending {
+    /// Notes a request about to run.
+    pub fn capture(cdb: &CheckedCdb, device: BorrowedFd<'_>, params: &[u8]) -> Pending {
+        let mut fixed = [0u8; pr::PR_OUT_FIXED_PARAM_SIZE];
+        if cdb.is_pr_out() {
+            let n = cdb.parameter_length().min(fixed.len()).min(params.len());
+            fixed[..n].copy_from_slice(&params[..n]);
+        }
+        let kind = rustix::fs::fstat(device)
+            .ok()
+            .map(|st| (rustix::fs::FileType::from_raw_mode(st.st_mode), st.st_rdev));
+        let (rdev, block) = match kind {
+            Some((rustix::fs::FileType::BlockDevice, rdev)) => (Some(rdev), true),
+            Some((rustix::fs::FileType::CharacterDevice, rdev)) => (Some(rdev), false),
+            _ => (None, false),
+        };
+        Pending {
+            cdb: cdb.cdb,
+            params: fixed,
+            rdev,
+            block,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Debug)]
+pub struct Record<'a> {
+    pub peer: &'a Peer,
+    pub pending: &'a Pending,
+    pub device: Option<&'a DeviceInfo>,
+    pub status: u8,
+    pub sense: Option<sense::SenseCode>,
+    /// The paths a multipath map's command went to.
+    pub paths: Vec<String>,
+    pub duration: Duration,
+}
+
+impl Record<'_> {
+    fn is_pr_out(&self) -> bool {
+        self.pending.cdb[0] == crate::scsi::cdb::PERSISTENT_RESERVE_OUT
+    }
+
+    fn sa(&self) -> u8 {
+        self.pending.cdb[1] & 0x1f
+    }
+
+    /// The service action as a field value: `PREEMPT`, `READ_KEYS`, ...
+    pub fn action(&self) -> String {
+        let name = if self.is_pr_out() {
+            pr::out_sa_name(self.sa())
+        } else {
+            pr::in_sa_name(self.sa())
+        };
+        let mut action = name.to_ascii_uppercase().replace(' ', "_");
+        if name == "reserved" {
+            let _ = write!(action, "_0x{:02x}", self.sa());
+        }
+        action
+    }
+
+    fn prtype(&self) -> u8 {
+        self.pending.cdb[2] & 0x0f
+    }
+
+    fn scope(&self) -> u8 {
+        self.pending.cdb[2] >> 4
+    }
+
+    fn key(&self, at: usize) -> String {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.pending.params[at..at + 8]);
+        format!("0x{:016x}", u64::from_be_bytes(b))
+    }
+
+    /// APTPL: byte 20 bit 0, byte 17 for REGISTER AND MOVE's other layout.
+    fn aptpl(&self) -> bool {
+        let at = if self.sa() == pr::out_sa::REGISTER_AND_MOVE {
+            17
+        } else {
+            20
+        };
+        self.pending.params[at] & 1 != 0
+    }
+
+    fn device_number(&self) -> Option<String> {
+        self.pending
+            .rdev
+            .map(|r| format!("{}:{}", rustix::fs::major(r), rustix::fs::minor(r)))
+    }
+
+    fn sense_words(&self) -> Option<String> {
+        let s = self.sense?;
+        let asc = sense::asc_name(s.asc, s.ascq).map_or_else(
+            || format!("ASC 0x{:02x} ASCQ 0x{:02x}", s.asc, s.ascq),
+            str::to_owned,
+        );
+        Some(format!(
+            "{} {:02x}/{:02x}/{:02x}: {asc}",
+            sense::key_name(s.key),
+            s.key,
+            s.asc,
+            s.ascq
+        ))
+    }
+
+    fn type_name(&self) -> String {
+        pr::type_short_name(self.prtype()).map_or_else(|| self.prtype().to_string(), str::to_owned)
+    }
+
+    /// The fields, in order, as (journal field name, value). The message line is built from
+    /// the same list.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut f: Vec<(&'static str, String)> = Vec::with_capacity(24);
+        f.push(("PR_ACTION", self.action()));
+        f.push((
+            "PR_DIRECTION",
+            if self.is_pr_out() { "OUT" } else { "IN" }.to_owned(),
+        ));
+        if self.is_pr_out() {
+            f.push(("PR_TYPE", self.type_name()));
+            f.push(("PR_SCOPE", self.scope().to_string()));
+            f.push(("PR_KEY", self.key(0)));
+            f.push(("PR_SA_KEY", self.key(8)));
+            f.push(("PR_APTPL", u8::from(self.aptpl()).to_string()));
+        }
+        if let Some(dev) = self.device_number() {
+            f.push(("PR_DEVICE", dev));
+        }
+        if let Some(info) = self.device {
+            if let Some(name) = &info.name {
+                f.push(("PR_DEVICE_NAME", name.clone()));
+            }
+            if let Some(wwid) = &info.wwid {
+                f.push(("PR_DEVICE_WWID", wwid.clone()));
+            }
+        }
+        if !self.paths.is_empty() {
+            f.push(("PR_PATHS", self.paths.join(",")));
+        }
+        f.push(("PR_PEER_PID", self.peer.pid.to_string()));
+        f.push(("PR_PEER_UID", self.peer.uid.to_string()));
+        f.push(("PR_PEER_GID", self.peer.gid.to_string()));
+        if let Some(comm) = &self.peer.comm {
+            f.push(("PR_PEER_COMM", comm.clone()));
+        }
+        if let Some(vm) = &self.peer.vm {
+            f.push(("PR_VM", vm.clone()));
+        }
+        if let Some(cgroup) = &self.peer.cgroup {
+            f.push(("PR_PEER_CGROUP", cgroup.clone()));
+        }
+        f.push(("PR_STATUS", status::name(self.status).replace(' ', "_")));
+        if let Some(words) = self.sense_words() {
+            f.push(("PR_SENSE", words));
+        }
+        f.push(("PR_DURATION_US", self.duration.as_micros().to_string()));
+        f
+    }
+
+    /// The record as one line: `ACTION key=value ...`, values with spaces quoted.
+    pub fn message(&self) -> String {
+        let fields = self.fields();
+        let mut line = String::with_capacity(256);
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i == 0 {
+                line.push_str(value);
+                continue;
+            }
+            if *name == "PR_DIRECTION" {
+                continue;
+            }
+            let key = name.trim_start_matches("PR_").to_ascii_lowercase();
+            let quote = value.is_empty()
+                || value
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c.is_control());
+            if quote {
+                let _ = write!(line, " {key}={value:?}");
+            } else {
+                let _ = write!(line, " {key}={value}");
+            }
+        }
+        line
+    }
+
+    /// The journal's native datagram: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, MESSAGE_ID and
+    /// the PR_ fields.
+    pub fn journal_fields(&self, prog: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        let dir = if self.is_pr_out() { "PR OUT" } else { "PR IN" };
+        journal_field(&mut out, "MESSAGE", &format!("{dir} {}", self.message()));
+        journal_field(
+            &mut out,
+            "PRIORITY",
+            if self.is_pr_out() { "5" } else { "6" },
+        );
+        journal_field(&mut out, "SYSLOG_IDENTIFIER", prog);
+        journal_field(&mut out, "MESSAGE_ID", MESSAGE_ID);
+        for (name, value) in self.fields() {
+            journal_field(&mut out, name, &value);
+        }
+        out
+    }
+}
+
+/// One field of the journal's native protocol: `NAME=value\n`, or for a value with a newline
+/// `NAME\n`, its length as 64-bit little-endian, the value, `\n`.
+fn journal_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    if value.contains('\n') {
+        out.push(b'\n');
+        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    } else {
+        out.push(b'=');
+    }
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'\n');
+}
+
+/// Reads the journal's native datagram back into (name, value) pairs (tests, `pr-client`).
+pub fn parse_journal_fields(mut bytes: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        let line = &bytes[..nl];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            out.push((
+                String::from_utf8_lossy(&line[..eq]).into_owned(),
+                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
+            ));
+            bytes = &bytes[nl + 1..];
+        } else {
+            let name = String::from_utf8_lossy(line).into_owned();
+            let rest = &bytes[nl + 1..];
+            if rest.len() < 8 {
+                break;
+            }
+            let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
+            let Some(value) = rest.get(8..8 + len) else {
+                break;
+            };
+            out.push((name, String::from_utf8_lossy(value).into_owned()));
+            bytes = rest.get(8 + len + 1..).unwrap_or_default();
+        }
+    }
+    out
+}
+
+/// The peer of a connection, read now: for [`ConnAudit`] at a connection's first record.
+pub fn conn_audit(sock: impl AsFd) -> ConnAudit {
+    ConnAudit {
+        peer: Peer::of_socket(sock.as_fd(), Path::new("/proc")),
+        device: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
