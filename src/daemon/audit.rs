@@ -211,18 +211,32 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The connection's peer, its `/proc` files read under `proc_root` (`/proc`). A process
-    /// gone, or hidden (hidepid, `ProtectProc=invisible`), leaves only pid, uid and gid.
-    pub fn of_socket(sock: BorrowedFd<'_>, proc_root: &Path) -> Peer {
-        match rustix::net::sockopt::socket_peercred(sock) {
+    /// The connection's peer, its `/proc` files read under `proc_root` (`/proc`). When they
+    /// cannot be read (hidden by hidepid, as `ProtectProc=invisible` does for a daemon under
+    /// `-u` and a peer of another user), the cgroup comes from the peer's pidfd
+    /// (`SO_PEERPIDFD`, `PIDFD_GET_INFO`) and the unified hierarchy under `cgroup_root`
+    /// (`/sys/fs/cgroup`); a process gone leaves only pid, uid and gid.
+    pub fn of_socket(sock: BorrowedFd<'_>, proc_root: &Path, cgroup_root: &Path) -> Peer {
+        let mut peer = match rustix::net::sockopt::socket_peercred(sock) {
             Ok(cred) => Peer::resolve(
                 cred.pid.as_raw_nonzero().get(),
                 cred.uid.as_raw(),
                 cred.gid.as_raw(),
                 proc_root,
             ),
-            Err(_) => Peer::default(),
+            Err(_) => return Peer::default(),
+        };
+        if peer.cgroup.is_none() {
+            let id = crate::sys::pidfd::peer_pidfd(sock)
+                .and_then(|fd| crate::sys::pidfd::cgroup_id(fd.as_fd()));
+            if let Ok(id) = id {
+                peer.cgroup = cgroup_by_id(cgroup_root, id);
+                if peer.vm.is_none() {
+                    peer.vm = peer.cgroup.as_deref().and_then(vm_from_cgroup);
+                }
+            }
         }
+        peer
     }
 
     /// The peer with this pid, uid and gid, from `proc_root/PID/{comm,cgroup,cmdline}`.
@@ -245,6 +259,63 @@ impl Peer {
             vm,
         }
     }
+}
+
+/// Directories of the cgroup tree looked at, at most, for one peer.
+const CGROUP_SEARCH_MAX: usize = 20_000;
+
+/// The path (`/machine.slice/...`) of the cgroup v2 whose id is `id`: the unified hierarchy's
+/// directory of that inode number, under `root` or, on a hybrid host, `root/unified`.
+/// Breadth first, `machine.slice` first, and at most [`CGROUP_SEARCH_MAX`] directories.
+pub fn cgroup_by_id(root: &Path, id: u64) -> Option<String> {
+    let unified = [root.to_path_buf(), root.join("unified")]
+        .into_iter()
+        .find(|r| read_small(&r.join("cgroup.controllers"), 4096).is_some())
+        .unwrap_or_else(|| root.to_path_buf());
+    search_inode(&unified, id, CGROUP_SEARCH_MAX)
+}
+
+/// The directory under `root` (itself included) with inode number `ino`, as `/relative/path`.
+fn search_inode(root: &Path, ino: u64, max: usize) -> Option<String> {
+    use rustix::fs::{Dir, FileType};
+    let open_dir = |path: &Path| {
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+    };
+    let mut queue = std::collections::VecDeque::from([String::new()]);
+    let mut seen = 0;
+    while let Some(rel) = queue.pop_front() {
+        seen += 1;
+        if seen > max {
+            return None;
+        }
+        let Some(fd) = open_dir(&root.join(rel.trim_start_matches('/'))) else {
+            continue;
+        };
+        let Ok(st) = rustix::fs::fstat(&fd) else {
+            continue;
+        };
+        if st.st_ino == ino {
+            return Some(if rel.is_empty() { "/".to_owned() } else { rel });
+        }
+        let Ok(dir) = Dir::read_from(&fd) else {
+            continue;
+        };
+        let mut children: Vec<String> = dir
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type() == FileType::Directory)
+            .filter_map(|e| e.file_name().to_str().ok().map(str::to_owned))
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        // libvirt's machines first.
+        children.sort_by_key(|n| n != "machine.slice" && n != "machine");
+        queue.extend(children.into_iter().map(|n| format!("{rel}/{n}")));
+    }
+    None
 }
 
 /// A small file's bytes, read with the calls the sandbox allows (read-only openat, read);
@@ -692,7 +763,11 @@ pub fn parse_journal_fields(mut bytes: &[u8]) -> Vec<(String, String)> {
 /// The peer of a connection, read now: for [`ConnAudit`] at a connection's first record.
 pub fn conn_audit(sock: impl AsFd) -> ConnAudit {
     ConnAudit {
-        peer: Peer::of_socket(sock.as_fd(), Path::new("/proc")),
+        peer: Peer::of_socket(
+            sock.as_fd(),
+            Path::new("/proc"),
+            Path::new("/sys/fs/cgroup"),
+        ),
         device: None,
     }
 }

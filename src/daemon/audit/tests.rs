@@ -188,10 +188,33 @@ fn a_process_gone_before_it_is_read_leaves_pid_uid_gid() {
 #[test]
 fn this_process_as_its_own_peer() {
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let peer = Peer::of_socket(a.as_fd(), Path::new("/proc"));
+    let peer = Peer::of_socket(a.as_fd(), Path::new("/proc"), Path::new("/sys/fs/cgroup"));
     assert_eq!(peer.pid as u32, std::process::id());
     assert_eq!(peer.uid, rustix::process::getuid().as_raw());
     assert!(peer.comm.is_some());
+}
+
+#[test]
+fn a_cgroup_is_found_by_its_directory_inode() {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::env::temp_dir().join(format!("pr-audit-cg-{}", std::process::id()));
+    let scope = root.join("machine.slice/machine-qemu\\x2d1\\x2dnode1.scope/libvirt/emulator");
+    std::fs::create_dir_all(&scope).unwrap();
+    std::fs::create_dir_all(root.join("system.slice/a.service")).unwrap();
+    std::fs::write(root.join("cgroup.controllers"), "cpu\n").unwrap();
+    let ino = std::fs::metadata(&scope).unwrap().ino();
+    let path = cgroup_by_id(&root, ino).unwrap();
+    assert_eq!(
+        path,
+        "/machine.slice/machine-qemu\\x2d1\\x2dnode1.scope/libvirt/emulator"
+    );
+    assert_eq!(vm_from_cgroup(&path).as_deref(), Some("node1"));
+    let root_ino = std::fs::metadata(&root).unwrap().ino();
+    assert_eq!(cgroup_by_id(&root, root_ino).as_deref(), Some("/"));
+    // An id no directory has, and the search's bound.
+    assert_eq!(cgroup_by_id(&root, u64::MAX), None);
+    assert_eq!(search_inode(&root, ino, 2), None);
+    std::fs::remove_dir_all(&root).unwrap();
 }
 
 fn pending(cdb: [u8; 16], params: &[u8]) -> Pending {
