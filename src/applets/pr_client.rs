@@ -34,6 +34,7 @@ TransportIDs (-X): hex bytes \"6,0,0,0,50,0,c5,0,...\", or fcp,<16 hex>, spi,<ad
        {PROG} probe [--socket=PATH] [--json] [--timeout=SECS]
        {PROG} bench [--socket=PATH] [--connections=N] [--seconds=S]
                     [--command=read-keys|register] [--json] [--timeout=SECS] [DEVICE]
+       {PROG} audit [--print] [JOURNALCTL ARGS...]
 Sends a SCSI PERSISTENT RESERVE IN/OUT command for DEVICE through a qemu-pr-helper
 socket, with sg_persist's options, and decodes the answer.
 
@@ -102,6 +103,7 @@ pub fn main(_argv0: &str, args: &[String]) -> ExitCode {
     ExitCode::from(match args.first().map(String::as_str) {
         Some("probe") => run_probe(&args[1..]),
         Some("bench") => run_bench(&args[1..]),
+        Some("audit") => run_audit(&args[1..]),
         _ => run_main(args),
     })
 }
@@ -304,6 +306,32 @@ fn hex_output(level: u8, reply: &Reply) -> String {
         "  PR generation=0x{generation:x}, Additional length={add_len}\n{}",
         report::hex_dump(&p[8..])
     )
+}
+
+/// `pr-client audit`: follows the daemon's `--audit=journal` records with journalctl (the
+/// records' MESSAGE_ID, then the caller's arguments: `PR_VM=node2`, `--since=today`,
+/// `-o verbose`); `--print` prints that command line instead.
+fn run_audit(args: &[String]) -> u8 {
+    let print = args.first().is_some_and(|a| a == "--print");
+    let rest = if print { &args[1..] } else { args };
+    let mut argv: Vec<String> = vec![
+        "journalctl".into(),
+        "--follow".into(),
+        "--output=cat".into(),
+        format!("MESSAGE_ID={}", crate::daemon::audit::MESSAGE_ID),
+    ];
+    argv.extend(rest.iter().cloned());
+    if print {
+        out(&format!("{}\n", argv.join(" ")));
+        return exit::GOOD;
+    }
+    use std::os::unix::process::CommandExt as _;
+    let e = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    say(&format!(
+        "audit: cannot run {}: {e} (the records are in the journal with --audit=journal)",
+        argv.join(" ")
+    ));
+    exit::OTHER
 }
 
 fn run_probe(args: &[String]) -> u8 {
