@@ -196,3 +196,27 @@ fn a_bad_audit_value_is_a_usage_error() {
     assert!(err.contains("invalid --audit value 'syslog'"), "{err}");
     assert!(!scratch.path("pr.sock").exists());
 }
+
+#[test]
+fn under_u_the_daemon_still_reads_a_root_peers_proc() {
+    require_root("-u 65534 needs root");
+    let helper = Helper::start(Impl::Ours, &["-u", "65534", "-g", "65534", "--audit"]);
+    let mut conn = Connection::connect(&helper.socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    conn.request(&pr_out(0, 0, 24), null.as_fd(), &register_params(7, false))
+        .unwrap();
+    drop(conn);
+    // (Its exit status is not the point: unlinking a socket in a root-only directory fails
+    // under -u, as C's does.)
+    let (_, err) = helper.stop();
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("qemu-pr-helper: audit: REGISTER "))
+        .unwrap_or_else(|| panic!("no record: {err}"));
+    assert!(line.contains(" peer_uid=0 "), "{line}");
+    assert!(
+        line.contains(&format!(" peer_comm={} ", comm.trim_end())),
+        "{line}"
+    );
+}
