@@ -395,6 +395,26 @@ mod tests {
         )
     }
 
+    #[test]
+    fn audit_is_off_unless_asked_and_takes_its_list_inline() {
+        use crate::daemon::audit::{Config as Audit, Sink};
+        assert_eq!(run_parse(&[]).unwrap().audit, None);
+        assert_eq!(
+            run_parse(&["--audit", "-v"]).unwrap().audit,
+            Some(Audit {
+                sink: Sink::Stderr,
+                all: false
+            })
+        );
+        let config = run_parse(&["--audit=journal,all", "-k", "/tmp/s"]).unwrap();
+        assert_eq!(
+            config.audit.unwrap().sink,
+            Sink::Journal("/run/systemd/journal/socket".into())
+        );
+        assert_eq!(config.socket, std::path::PathBuf::from("/tmp/s"));
+        assert!(matches!(parse_args(&["--audit=bogus"]), Parsed::Fail(m) if m.contains("bogus")));
+    }
+
     fn run_parse(args: &[&str]) -> Option<Config> {
         match parse_args(args) {
             Parsed::Run(c, _) => Some(*c),

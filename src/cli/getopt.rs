@@ -292,7 +292,35 @@ mod tests {
         OptSpec::new('T', "trace", HasArg::Required),
         OptSpec::new('v', "verbose", HasArg::No),
         OptSpec::new('q', "quiet", HasArg::No),
+        OptSpec::new('a', "audit", HasArg::Optional),
     ];
+
+    #[test]
+    fn an_optional_argument_only_comes_inline() {
+        assert_eq!(canon(&["--audit"]).unwrap(), ["--audit"]);
+        assert_eq!(canon(&["--audit=all"]).unwrap(), ["--audit=all"]);
+        assert_eq!(
+            canon(&["--aud=journal,all"]).unwrap(),
+            ["--audit=journal,all"]
+        );
+        // The next word is not its argument, as with getopt's "::".
+        assert_eq!(
+            canon(&["--audit", "all"]).unwrap(),
+            ["--audit", "--", "all"]
+        );
+        assert_eq!(canon(&["-a"]).unwrap(), ["--audit"]);
+        assert_eq!(canon(&["-aall"]).unwrap(), ["--audit=all"]);
+        assert_eq!(
+            canon(&["-qa", "x"]).unwrap(),
+            ["--quiet", "--audit", "--", "x"]
+        );
+        // The canonical form reads back the same.
+        for args in [&["--audit=x,y", "-v"][..], &["-a", "--audit"][..]] {
+            let first = canon(args).unwrap();
+            let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+            assert_eq!(canon(&refs).unwrap(), first);
+        }
+    }
 
     fn canon(args: &[&str]) -> Result<Vec<String>, String> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
