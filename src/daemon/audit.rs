@@ -471,9 +471,52 @@ impl DeviceInfo {
         });
         let wwid = text("device/wwid")
             .or_else(|| text("wwid"))
-            .or_else(|| text("dm/uuid"));
+            .or_else(|| text("dm/uuid"))
+            .or_else(|| {
+                read_small(&dir.join("device/vpd_pg83"), 4096).and_then(|p| wwid_from_vpd83(&p))
+            });
         DeviceInfo { name, wwid }
     }
+}
+
+/// The logical unit's name from a Device Identification VPD page (0x83), as the kernel's
+/// `wwid` attribute spells it: an NAA designator (`naa.HEX`), else EUI-64 (`eui.HEX`), else a
+/// SCSI name string, else T10 vendor identification (`t10.TEXT`). For devices whose kernel
+/// gives no `wwid` attribute.
+pub fn wwid_from_vpd83(page: &[u8]) -> Option<String> {
+    if page.len() < 4 || page[1] != 0x83 {
+        return None;
+    }
+    let end = (4 + usize::from(u16::from_be_bytes([page[2], page[3]]))).min(page.len());
+    let mut best: Option<(u8, String)> = None;
+    let mut at = 4;
+    while at + 4 <= end {
+        let (assoc, kind, len) = ((page[at + 1] >> 4) & 3, page[at + 1] & 0x0f, page[at + 3]);
+        let Some(id) = page.get(at + 4..at + 4 + usize::from(len)) else {
+            break;
+        };
+        at += 4 + usize::from(len);
+        if assoc != 0 {
+            continue; // a port's or target's, not the logical unit's
+        }
+        let hex = || id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let text = || {
+            String::from_utf8_lossy(id)
+                .trim_end_matches(['\0', ' '])
+                .to_owned()
+        };
+        let (rank, name) = match kind {
+            3 => (0, format!("naa.{}", hex())),
+            2 => (1, format!("eui.{}", hex())),
+            8 => (2, text()),
+            1 => (3, format!("t10.{}", text())),
+            _ => continue,
+        };
+        if best.as_ref().is_none_or(|(r, _)| rank < *r) {
+            best = Some((rank, name));
+        }
+    }
+    best.map(|(_, name)| name)
 }
 
 /// What the per-connection state keeps: the peer, and the last device's information.

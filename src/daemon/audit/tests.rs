@@ -217,6 +217,35 @@ fn a_cgroup_is_found_by_its_directory_inode() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+#[test]
+fn wwid_from_a_device_identification_page() {
+    // LIO's page: T10 vendor id, NAA 6 (IEEE registered extended), a port's relative id.
+    let mut page = vec![0x00, 0x83, 0x00, 0x00];
+    page.extend([0x02, 0x01, 0x00, 0x08]);
+    page.extend(b"LIO-ORG ");
+    page.extend([0x01, 0x03, 0x00, 0x10]);
+    page.extend([0x60, 0x01, 0x40, 0x5a, 0xbc, 0xde, 0xf0, 0x12]);
+    page.extend([0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x12]);
+    page.extend([0x61, 0x94, 0x00, 0x04, 0x00, 0x00, 0x00, 0x01]);
+    let len = (page.len() - 4) as u16;
+    page[2..4].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(
+        wwid_from_vpd83(&page).as_deref(),
+        Some("naa.6001405abcdef0123456789abcdef012")
+    );
+    // Without the NAA designator: the vendor's.
+    let t10_only: Vec<u8> = [
+        &[0x00, 0x83, 0x00, 0x0c][..],
+        &[0x02, 0x01, 0x00, 0x08],
+        b"LIO-ORG ",
+    ]
+    .concat();
+    assert_eq!(wwid_from_vpd83(&t10_only).as_deref(), Some("t10.LIO-ORG"));
+    // Another page, a truncated one.
+    assert_eq!(wwid_from_vpd83(&[0x00, 0x80, 0x00, 0x00]), None);
+    assert_eq!(wwid_from_vpd83(&page[..10]), None);
+}
+
 fn pending(cdb: [u8; 16], params: &[u8]) -> Pending {
     let mut fixed = [0u8; 24];
     fixed[..params.len()].copy_from_slice(params);
