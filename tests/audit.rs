@@ -220,3 +220,43 @@ fn under_u_the_daemon_still_reads_a_root_peers_proc() {
         "{line}"
     );
 }
+
+#[test]
+fn dropped_records_are_reported_in_sd_notify_status() {
+    let scratch = Scratch::new("audit-notify");
+    let notify_path = scratch.path("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let arg = format!("--audit=journal={}", scratch.path("missing.sock").display());
+    let helper = Helper::start_with_env(
+        Impl::Ours,
+        &[&arg],
+        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
+    );
+    let mut conn = Connection::connect(&helper.socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    for _ in 0..2 {
+        conn.request(&pr_out(0, 0, 24), null.as_fd(), &register_params(1, false))
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // STATUS= is rate-limited to one a second; the drops show in the next one.
+    while let Ok(n) = notify.recv(&mut buf) {
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = message.contains("; 2 audit records dropped");
+        seen.push(message);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|m| m.contains("; 2 audit records dropped")),
+        "{seen:?}"
+    );
+    drop(conn);
+    let (status, err) = helper.stop();
+    assert!(status.success(), "{err}");
+}
