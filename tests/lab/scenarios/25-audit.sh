@@ -1,4 +1,4 @@
-# lab-weight: 25
+# lab-weight: 10
 # --audit names who fenced whom: two "VMs" (pr-client processes in libvirt's machine scopes
 # machine-qemu\x2d1\x2dnode1.scope and machine-qemu\x2d2\x2dnode2.scope of a cgroup v2
 # tree) register through nexus A and B, node1 reserves, node2 preempts it; every record
@@ -89,5 +89,4 @@ expect_eq "$(field vm)" node1 "named through the pidfd"
 expect_eq "$(field peer_uid)" 0 "the peer is root"
 expect_eq "$(field peer_comm)" "" "its /proc is hidden from uid 65534"
 expect_eq "$(grep -c 'audit: ' "$AUDIT_LOG")" 2 "PR OUT only without all"
-ok vm_prc 1 node1 -o -G -K 0xa3 -S 0 "$A"
 rmdir "$(scope 1 node1)" "$(scope 2 node2)" /sys/fs/cgroup/machine.slice
