@@ -8,7 +8,7 @@
 //! full or missing sink drops the record and counts it (STATUS= and the exit message say how
 //! many). The peer's `/proc` files are read once per connection, at its first record.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -142,8 +142,10 @@ impl Audit {
     /// Writes one record; false when it was dropped.
     pub fn emit(&self, record: &Record<'_>) -> bool {
         let sent = match &self.journal {
-            Some((sock, addr)) => send_datagram(sock, addr, &record.journal_fields(&self.prog)),
-            None => write_line(&format!("{}: audit: {}\n", self.prog, record.message())),
+            Some((sock, addr)) => {
+                record.emit_with(&self.prog, true, |bytes| send_datagram(sock, addr, bytes))
+            }
+            None => record.emit_with(&self.prog, false, write_line),
         };
         if sent {
             self.written.fetch_add(1, Ordering::Relaxed);
@@ -174,11 +176,10 @@ fn send_datagram(sock: &OwnedFd, addr: &SocketAddrUnix, bytes: &[u8]) -> bool {
 /// A line on stderr. Where stderr is a socket (systemd's journal stream) the first send does
 /// not wait: a full buffer drops the line. A pipe, file or terminal is written as `-v`'s
 /// lines are.
-fn write_line(line: &str) -> bool {
+fn write_line(bytes: &[u8]) -> bool {
     let stderr = io::stderr();
     let _guard = stderr.lock();
     let fd = rustix::stdio::stderr();
-    let bytes = line.as_bytes();
     let mut sent = match rustix::net::send(fd, bytes, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
         Ok(n) => n,
         Err(Errno::NOTSOCK) => 0,
@@ -526,15 +527,18 @@ pub struct ConnAudit {
     pub device: Option<(u64, DeviceInfo)>,
 }
 
-impl ConnAudit {
-    /// The device's information, read once per connection and device.
-    pub fn device(&mut self, rdev: u64, sys_root: &Path) -> &DeviceInfo {
-        if self.device.as_ref().map(|(d, _)| *d) != Some(rdev) {
-            let info = DeviceInfo::read(rustix::fs::major(rdev), rustix::fs::minor(rdev), sys_root);
-            self.device = Some((rdev, info));
-        }
-        &self.device.as_ref().expect("just set").1
+/// The device's information from `cache` ([`ConnAudit::device`]), read when the connection's
+/// device changed.
+pub fn device_info<'a>(
+    cache: &'a mut Option<(u64, DeviceInfo)>,
+    rdev: u64,
+    sys_root: &Path,
+) -> &'a DeviceInfo {
+    if cache.as_ref().map(|(d, _)| *d) != Some(rdev) {
+        let info = DeviceInfo::read(rustix::fs::major(rdev), rustix::fs::minor(rdev), sys_root);
+        *cache = Some((rdev, info));
     }
+    &cache.as_ref().expect("just set").1
 }
 
 /// What is taken from a request before it runs (its device fd closes with the command, and
@@ -590,6 +594,125 @@ pub struct Record<'a> {
     pub duration: Duration,
 }
 
+/// A field value written straight into the output, with no allocation of its own.
+type Visit<'v> = dyn FnMut(&'static str, &dyn fmt::Display) + 'v;
+
+/// The service action as a field value: `PREEMPT`, `READ_KEYS`, ... (`RESERVED_0xNN`).
+struct Action {
+    out: bool,
+    sa: u8,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = if self.out {
+            pr::out_sa_name(self.sa)
+        } else {
+            pr::in_sa_name(self.sa)
+        };
+        for c in name.chars() {
+            f.write_char(if c == ' ' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            })?;
+        }
+        if name == "reserved" {
+            write!(f, "_0x{:02x}", self.sa)?;
+        }
+        Ok(())
+    }
+}
+
+/// A name with its blanks as underscores (SCSI status names).
+struct Underscored(&'static str);
+
+impl fmt::Display for Underscored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            f.write_char(if c == ' ' { '_' } else { c })?;
+        }
+        Ok(())
+    }
+}
+
+/// Sense key, ASC and ASCQ in words: `Illegal Request 05/20/00: Invalid command operation code`.
+struct SenseWords(sense::SenseCode);
+
+impl fmt::Display for SenseWords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        write!(
+            f,
+            "{} {:02x}/{:02x}/{:02x}: ",
+            sense::key_name(s.key),
+            s.key,
+            s.asc,
+            s.ascq
+        )?;
+        match sense::asc_name(s.asc, s.ascq) {
+            Some(words) => f.write_str(words),
+            None => write!(f, "ASC 0x{:02x} ASCQ 0x{:02x}", s.asc, s.ascq),
+        }
+    }
+}
+
+/// A reservation key in full.
+struct Key(u64);
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:016x}", self.0)
+    }
+}
+
+/// A reservation type: its short name, or its number.
+struct PrType(u8);
+
+impl fmt::Display for PrType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match pr::type_short_name(self.0) {
+            Some(name) => f.write_str(name),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// Paths joined with commas.
+struct Joined<'a>(&'a [String]);
+
+impl fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_char(',')?;
+            }
+            f.write_str(p)?;
+        }
+        Ok(())
+    }
+}
+
+/// A device number as `MAJ:MIN`.
+struct DevNum(u64);
+
+impl fmt::Display for DevNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            rustix::fs::major(self.0),
+            rustix::fs::minor(self.0)
+        )
+    }
+}
+
+thread_local! {
+    /// Each thread's buffers for records: reused, so a record allocates nothing once warm.
+    static BUFFERS: std::cell::RefCell<(String, String, Vec<u8>)> =
+        const { std::cell::RefCell::new((String::new(), String::new(), Vec::new())) };
+}
+
 impl Record<'_> {
     fn is_pr_out(&self) -> bool {
         self.pending.cdb[0] == crate::scsi::cdb::PERSISTENT_RESERVE_OUT
@@ -599,32 +722,10 @@ impl Record<'_> {
         self.pending.cdb[1] & 0x1f
     }
 
-    /// The service action as a field value: `PREEMPT`, `READ_KEYS`, ...
-    pub fn action(&self) -> String {
-        let name = if self.is_pr_out() {
-            pr::out_sa_name(self.sa())
-        } else {
-            pr::in_sa_name(self.sa())
-        };
-        let mut action = name.to_ascii_uppercase().replace(' ', "_");
-        if name == "reserved" {
-            let _ = write!(action, "_0x{:02x}", self.sa());
-        }
-        action
-    }
-
-    fn prtype(&self) -> u8 {
-        self.pending.cdb[2] & 0x0f
-    }
-
-    fn scope(&self) -> u8 {
-        self.pending.cdb[2] >> 4
-    }
-
-    fn key(&self, at: usize) -> String {
+    fn key(&self, at: usize) -> Key {
         let mut b = [0u8; 8];
         b.copy_from_slice(&self.pending.params[at..at + 8]);
-        format!("0x{:016x}", u64::from_be_bytes(b))
+        Key(u64::from_be_bytes(b))
     }
 
     /// APTPL: byte 20 bit 0, byte 17 for REGISTER AND MOVE's other layout.
@@ -637,124 +738,151 @@ impl Record<'_> {
         self.pending.params[at] & 1 != 0
     }
 
-    fn device_number(&self) -> Option<String> {
-        self.pending
-            .rdev
-            .map(|r| format!("{}:{}", rustix::fs::major(r), rustix::fs::minor(r)))
-    }
-
-    fn sense_words(&self) -> Option<String> {
-        let s = self.sense?;
-        let asc = sense::asc_name(s.asc, s.ascq).map_or_else(
-            || format!("ASC 0x{:02x} ASCQ 0x{:02x}", s.asc, s.ascq),
-            str::to_owned,
-        );
-        Some(format!(
-            "{} {:02x}/{:02x}/{:02x}: {asc}",
-            sense::key_name(s.key),
-            s.key,
-            s.asc,
-            s.ascq
-        ))
-    }
-
-    fn type_name(&self) -> String {
-        pr::type_short_name(self.prtype()).map_or_else(|| self.prtype().to_string(), str::to_owned)
-    }
-
-    /// The fields, in order, as (journal field name, value). The message line is built from
-    /// the same list.
-    pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut f: Vec<(&'static str, String)> = Vec::with_capacity(24);
-        f.push(("PR_ACTION", self.action()));
-        f.push((
-            "PR_DIRECTION",
-            if self.is_pr_out() { "OUT" } else { "IN" }.to_owned(),
-        ));
-        if self.is_pr_out() {
-            f.push(("PR_TYPE", self.type_name()));
-            f.push(("PR_SCOPE", self.scope().to_string()));
-            f.push(("PR_KEY", self.key(0)));
-            f.push(("PR_SA_KEY", self.key(8)));
-            f.push(("PR_APTPL", u8::from(self.aptpl()).to_string()));
+    /// Every field, in order, as (journal field name, value); the line is built from the same.
+    pub fn visit(&self, f: &mut Visit<'_>) {
+        let out = self.is_pr_out();
+        f("PR_ACTION", &Action { out, sa: self.sa() });
+        f("PR_DIRECTION", &if out { "OUT" } else { "IN" });
+        if out {
+            let cdb = &self.pending.cdb;
+            f("PR_TYPE", &PrType(cdb[2] & 0x0f));
+            f("PR_SCOPE", &(cdb[2] >> 4));
+            f("PR_KEY", &self.key(0));
+            f("PR_SA_KEY", &self.key(8));
+            f("PR_APTPL", &u8::from(self.aptpl()));
         }
-        if let Some(dev) = self.device_number() {
-            f.push(("PR_DEVICE", dev));
+        if let Some(rdev) = self.pending.rdev {
+            f("PR_DEVICE", &DevNum(rdev));
         }
         if let Some(info) = self.device {
             if let Some(name) = &info.name {
-                f.push(("PR_DEVICE_NAME", name.clone()));
+                f("PR_DEVICE_NAME", name);
             }
             if let Some(wwid) = &info.wwid {
-                f.push(("PR_DEVICE_WWID", wwid.clone()));
+                f("PR_DEVICE_WWID", wwid);
             }
         }
         if !self.paths.is_empty() {
-            f.push(("PR_PATHS", self.paths.join(",")));
+            f("PR_PATHS", &Joined(&self.paths));
         }
-        f.push(("PR_PEER_PID", self.peer.pid.to_string()));
-        f.push(("PR_PEER_UID", self.peer.uid.to_string()));
-        f.push(("PR_PEER_GID", self.peer.gid.to_string()));
+        f("PR_PEER_PID", &self.peer.pid);
+        f("PR_PEER_UID", &self.peer.uid);
+        f("PR_PEER_GID", &self.peer.gid);
         if let Some(comm) = &self.peer.comm {
-            f.push(("PR_PEER_COMM", comm.clone()));
+            f("PR_PEER_COMM", comm);
         }
         if let Some(vm) = &self.peer.vm {
-            f.push(("PR_VM", vm.clone()));
+            f("PR_VM", vm);
         }
         if let Some(cgroup) = &self.peer.cgroup {
-            f.push(("PR_PEER_CGROUP", cgroup.clone()));
+            f("PR_PEER_CGROUP", cgroup);
         }
-        f.push(("PR_STATUS", status::name(self.status).replace(' ', "_")));
-        if let Some(words) = self.sense_words() {
-            f.push(("PR_SENSE", words));
+        f("PR_STATUS", &Underscored(status::name(self.status)));
+        if let Some(code) = self.sense {
+            f("PR_SENSE", &SenseWords(code));
         }
-        f.push(("PR_DURATION_US", self.duration.as_micros().to_string()));
-        f
+        f("PR_DURATION_US", &self.duration.as_micros());
     }
 
-    /// The record as one line: `ACTION key=value ...`, values with spaces quoted.
+    /// The fields, in order, as (journal field name, value).
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::with_capacity(24);
+        self.visit(&mut |name, value| out.push((name, value.to_string())));
+        out
+    }
+
+    /// The record as one line: `ACTION key=value ...`, values with blanks quoted.
     pub fn message(&self) -> String {
-        let fields = self.fields();
         let mut line = String::with_capacity(256);
-        for (i, (name, value)) in fields.iter().enumerate() {
-            if i == 0 {
-                line.push_str(value);
-                continue;
+        self.write_message(&mut line, &mut String::new());
+        line
+    }
+
+    /// [`Record::message`] into `line`, with `scratch` for one value at a time.
+    fn write_message(&self, line: &mut String, scratch: &mut String) {
+        let mut first = true;
+        self.visit(&mut |name, value| {
+            scratch.clear();
+            let _ = write!(scratch, "{value}");
+            if first {
+                first = false;
+                line.push_str(scratch);
+                return;
             }
-            if *name == "PR_DIRECTION" {
-                continue;
+            if name == "PR_DIRECTION" {
+                return;
             }
-            let key = name.trim_start_matches("PR_").to_ascii_lowercase();
-            let quote = value.is_empty()
-                || value
+            line.push(' ');
+            for c in name["PR_".len()..].chars() {
+                line.push(c.to_ascii_lowercase());
+            }
+            line.push('=');
+            let quote = scratch.is_empty()
+                || scratch
                     .chars()
                     .any(|c| c.is_whitespace() || c == '"' || c.is_control());
             if quote {
-                let _ = write!(line, " {key}={value:?}");
+                let _ = write!(line, "{:?}", scratch.as_str());
             } else {
-                let _ = write!(line, " {key}={value}");
+                line.push_str(scratch);
             }
-        }
-        line
+        });
     }
 
     /// The journal's native datagram: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, MESSAGE_ID and
     /// the PR_ fields.
     pub fn journal_fields(&self, prog: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
-        let dir = if self.is_pr_out() { "PR OUT" } else { "PR IN" };
-        journal_field(&mut out, "MESSAGE", &format!("{dir} {}", self.message()));
-        journal_field(
-            &mut out,
-            "PRIORITY",
-            if self.is_pr_out() { "5" } else { "6" },
-        );
-        journal_field(&mut out, "SYSLOG_IDENTIFIER", prog);
-        journal_field(&mut out, "MESSAGE_ID", MESSAGE_ID);
-        for (name, value) in self.fields() {
-            journal_field(&mut out, name, &value);
-        }
+        self.write_journal(prog, &mut out, &mut String::new(), &mut String::new());
         out
+    }
+
+    fn write_journal(
+        &self,
+        prog: &str,
+        out: &mut Vec<u8>,
+        line: &mut String,
+        scratch: &mut String,
+    ) {
+        line.clear();
+        line.push_str(if self.is_pr_out() {
+            "PR OUT "
+        } else {
+            "PR IN "
+        });
+        self.write_message(line, scratch);
+        journal_field(out, "MESSAGE", line);
+        journal_field(out, "PRIORITY", if self.is_pr_out() { "5" } else { "6" });
+        journal_field(out, "SYSLOG_IDENTIFIER", prog);
+        journal_field(out, "MESSAGE_ID", MESSAGE_ID);
+        self.visit(&mut |name, value| {
+            scratch.clear();
+            let _ = write!(scratch, "{value}");
+            journal_field(out, name, scratch);
+        });
+    }
+
+    /// Writes the record with this thread's reused buffers: to `sink` as the journal's
+    /// datagram, or as the stderr line `PROG: audit: ...`.
+    fn emit_with(&self, prog: &str, journal: bool, sink: impl FnOnce(&[u8]) -> bool) -> bool {
+        BUFFERS.with(|b| {
+            let Ok(mut b) = b.try_borrow_mut() else {
+                return false;
+            };
+            let (line, scratch, datagram) = &mut *b;
+            if journal {
+                datagram.clear();
+                self.write_journal(prog, datagram, line, scratch);
+                sink(datagram)
+            } else {
+                line.clear();
+                line.push_str(prog);
+                line.push_str(": audit: ");
+                self.write_message(line, scratch);
+                line.push('\n');
+                sink(line.as_bytes())
+            }
+        })
     }
 }
 

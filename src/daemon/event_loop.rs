@@ -735,10 +735,14 @@ impl Shared {
         let state = conn
             .audit
             .get_or_insert_with(|| Box::new(audit::conn_audit(&conn.sock)));
+        let audit::ConnAudit {
+            peer,
+            device: cache,
+        } = &mut **state;
         let device = pending
             .rdev
             .filter(|_| pending.block)
-            .map(|rdev| state.device(rdev, std::path::Path::new("/sys")).clone());
+            .map(|rdev| audit::device_info(cache, rdev, std::path::Path::new("/sys")));
         let mut paths: Vec<String> = Vec::new();
         if let Some(note) = &note {
             for c in &note.report.paths {
@@ -749,9 +753,9 @@ impl Shared {
             }
         }
         let record = audit::Record {
-            peer: &state.peer,
+            peer,
             pending,
-            device: device.as_ref(),
+            device,
             status,
             sense,
             paths,
