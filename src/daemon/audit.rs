@@ -6,7 +6,9 @@
 //!
 //! A record never delays or fails a command: the journal send is a non-blocking datagram, a
 //! full or missing sink drops the record and counts it (STATUS= and the exit message say how
-//! many). The peer's `/proc` files are read once per connection, at its first record.
+//! many). The peer's `/proc` files are read once per connection, just before its first
+//! audited command runs (the peer then waits for the reply, so it cannot have exited yet);
+//! the rest is read and written after the reply.
 
 use std::fmt::{self, Write as _};
 use std::io;

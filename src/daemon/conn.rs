@@ -84,7 +84,7 @@ pub enum Step {
 pub struct Conn {
     pub sock: OwnedFd,
     pub state: State,
-    /// `--audit`: the peer, read at the connection's first record.
+    /// `--audit`: the peer, read before the connection's first audited command.
     pub audit: Option<Box<crate::daemon::audit::ConnAudit>>,
 }
 

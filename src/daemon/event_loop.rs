@@ -677,6 +677,12 @@ impl Shared {
             )),
             _ => None,
         };
+        if pending.is_some() && conn.audit.is_none() {
+            // The peer's /proc files, once per connection, before its first audited command
+            // runs: the peer waits for this reply, so it is still there to be read (after the
+            // reply a short-lived client may be gone, or a zombie whose cgroup reads empty).
+            conn.audit = Some(Box::new(audit::conn_audit(&conn.sock)));
+        }
         let outcome = workers::execute(
             request,
             &mut reply,
@@ -720,8 +726,9 @@ impl Shared {
         (conn, step)
     }
 
-    /// Writes the audit record of a command whose reply is on its way; the peer is read at
-    /// the connection's first record, the device's names at its first command on it.
+    /// Writes the audit record of a command whose reply is on its way; the peer was read
+    /// before the connection's first audited command, the device's names are read at its
+    /// first command on it.
     fn audit_record(
         &self,
         audit: &Audit,
