@@ -228,10 +228,7 @@ impl EventLoop {
             queued: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             state: Mutex::new(state),
-            team: Team::new(
-                options.max_workers,
-                std::thread::available_parallelism().map_or(1, usize::from),
-            ),
+            team: Team::new(options.max_workers, limits::usable_cpus()),
             exec: options.exec,
             print_errors: options.print_errors,
             log_verbose: options.log_verbose,

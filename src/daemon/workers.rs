@@ -45,7 +45,7 @@ pub struct Team {
 impl Team {
     /// A team of one thread (the caller's). `max_workers` threads may run commands at once;
     /// one more keeps serving the socket while they all block. `cpus`: the CPUs the process
-    /// may use (its affinity mask and cgroup quota, as `available_parallelism` reads them).
+    /// may use ([`super::limits::usable_cpus`]).
     pub fn new(max_workers: usize, cpus: usize) -> Team {
         let max_running = max_workers.max(1);
         Team {
