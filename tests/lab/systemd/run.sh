@@ -8,7 +8,7 @@
 # Environment: LAB_BIN and LAB_SECCOMP_TEST as for tests/lab/run.sh (default: built with
 # packaging/build-static.sh), LAB_IMAGE (tests/lab/setup.sh's output directory), LAB_KEEP=1,
 # LAB_APPEND (extra kernel arguments), LAB_ACCEL (default tcg), LAB_TIMEOUT (the whole VM,
-# default 900 s).
+# default 1500 s).
 # Prints "PASS step SECS" / "FAIL step SECS" (with the step's log) for each check, then
 # "lab-systemd: P passed, F failed (TOTAL s, boot B s)"; exits 1 unless every step passed.
 set -euo pipefail
@@ -87,7 +87,7 @@ cp -r "$lab/lib.sh" "$here" "$out/res/lab/"
 } >"$out/res/env"
 
 accel=${LAB_ACCEL:-tcg}
-limit=${LAB_TIMEOUT:-900}
+limit=${LAB_TIMEOUT:-1500}
 start=$(date +%s)
 rc=0
 # audit=1: the kernel logs the seccomp kill of step 5 (type=1326), which the journal shows.

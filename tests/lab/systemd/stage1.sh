@@ -70,9 +70,16 @@ for u in serial-getty@ttyS0.service getty@tty1.service getty.target systemd-logi
     nvmf-autoconnect.service nvmefc-boot-connections.service uuidd.socket \
     systemd-random-seed.service systemd-ask-password-wall.path systemd-ask-password-console.path \
     systemd-tpm2-setup-early.service systemd-tpm2-setup.service systemd-pcrmachine.service \
-    systemd-pcrphase-sysinit.service systemd-pcrphase.service remote-fs.target; do
+    systemd-pcrphase-sysinit.service systemd-pcrphase.service remote-fs.target \
+    systemd-sysusers.service systemd-remount-fs.service systemd-modules-load.service \
+    systemd-udev-load-credentials.service dev-hugepages.mount; do
     ln -sf /dev/null "$R/etc/systemd/system/$u"
 done
+# The kernel's audit records in the journal (the seccomp step looks for the kill's): journald
+# reads them from this socket, which must be up before it starts; without a reader the kernel
+# prints them rate-limited, behind the many that systemd's BPF programs cause.
+mkdir -p $R/etc/systemd/system/sockets.target.wants
+ln -sf /usr/lib/systemd/system/systemd-journald-audit.socket $R/etc/systemd/system/sockets.target.wants/
 # The root is an overlay over 9p: nothing to remount or check.
 : >$R/etc/fstab
 
