@@ -377,6 +377,98 @@ fn listen_backlog_is_somaxconn_not_one() {
     assert!(backlog >= 128, "backlog {backlog}: {line}");
 }
 
+/// Stops the helper (SIGSTOP) and waits until it is stopped.
+fn stop_process(pid: u32) {
+    signal(pid, 19);
+    let stat = format!("/proc/{pid}/stat");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "helper never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn requests_already_queued_behind_a_reply_are_answered() {
+    // The helper no longer reads a connection again right after its reply (that let one
+    // client be served over and over while others waited): it re-arms the socket, which must
+    // bring the next request even when it came before the last read and brings no new event.
+    let helper = Helper::start(Impl::Ours, &[]);
+    let null = open_rw("/dev/null");
+    let sock = raw_connect(&helper.socket);
+    assert!(matches!(
+        read_next(sock.as_fd(), 4, Duration::from_secs(5)),
+        Next::Bytes(_)
+    ));
+    stop_process(helper.pid());
+    send(sock.as_fd(), &[0; 4]);
+    for _ in 0..3 {
+        send_fds(sock.as_fd(), &pr_in(0, 24), &[null.as_fd()]);
+    }
+    signal(helper.pid(), 18);
+    for n in 1..=3 {
+        match read_next(sock.as_fd(), 104, Duration::from_secs(5)) {
+            Next::Bytes(reply) => assert_eq!(&reply[..4], &[0, 0, 0, 2], "reply {n}"),
+            other => panic!("reply {n} of 3 to requests sent together: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn threads_started_for_slow_commands_leave_when_they_end() {
+    // /dev/zero (1:5) is held 1 s; four commands on it at once grow the team to five
+    // (one thread stays outside the commands), and once they are done fast requests end the
+    // followers beyond the CPUs (and two).
+    let helper = Helper::start_with_env(
+        Impl::Ours,
+        &[],
+        &[("PR_HELPER_TEST_SGIO_DELAY_MS", "1000@1:5")],
+    );
+    let tasks = || {
+        std::fs::read_dir(format!("/proc/{}/task", helper.pid()))
+            .unwrap()
+            .count()
+    };
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let socket = helper.socket.clone();
+            std::thread::spawn(move || {
+                let zero = open_rw("/dev/zero");
+                let mut conn = Connection::connect(&socket, TIMEOUT).unwrap();
+                conn.request(&pr_in(0, 24), zero.as_fd(), &[]).unwrap()
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while tasks() < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "4 slow commands and {} threads",
+            tasks()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_serves(&helper.socket);
+    for s in slow {
+        s.join().unwrap();
+    }
+    let keep = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .max(2);
+    let mut conn = Connection::connect(&helper.socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    for _ in 0..200 {
+        conn.request(&pr_in(0, 24), null.as_fd(), &[]).unwrap();
+        if tasks() <= keep {
+            return;
+        }
+    }
+    panic!("{} threads after the slow commands, {keep} CPUs", tasks());
+}
+
 #[test]
 fn a_first_request_on_a_slow_device_does_not_stop_accepting() {
     // Debug builds hold commands on /dev/zero (1:5) for 6 s; /dev/null stays fast.

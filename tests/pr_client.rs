@@ -229,6 +229,70 @@ fn bench_against_both_helpers() {
     }
 }
 
+#[test]
+fn bench_burst_sends_one_request_per_client_to_both_helpers() {
+    // The C helper listens with a backlog of 1: its clients wait in connect, and are all
+    // answered anyway.
+    for h in both() {
+        let o = client(&[
+            "bench",
+            &socket_arg(&h),
+            "--burst",
+            "--connections=32",
+            "--json",
+        ]);
+        let out = stdout(&o);
+        assert_eq!(code(&o), 0, "{out}{}", stderr(&o));
+        for field in [
+            r#""burst":true"#,
+            r#""connections":32"#,
+            r#""requests":32"#,
+            r#""errors":0"#,
+            r#""per_connection":{"min":1,"max":1}"#,
+        ] {
+            assert!(out.contains(field), "{field} in {out}");
+        }
+        let text = stdout(&client(&[
+            "bench",
+            &socket_arg(&h),
+            "--burst",
+            "--connections=4",
+        ]));
+        assert!(
+            text.contains("burst:    4 clients at once, last answer after"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn bench_reports_how_evenly_connections_were_served() {
+    let h = Helper::start(Impl::Ours, &[]);
+    let o = client(&[
+        "bench",
+        &socket_arg(&h),
+        "--connections=4",
+        "--seconds=0.3",
+        "--json",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(code(&o), 0, "{out}");
+    let field = |name: &str| -> u64 {
+        let at = out
+            .find(&format!(r#""{name}":"#))
+            .unwrap_or_else(|| panic!("{name} in {out}"));
+        out[at + name.len() + 3..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (fewest, most, requests) = (field("min"), field("max"), field("requests"));
+    assert!(fewest >= 1 && fewest <= most, "{out}");
+    assert!(most * 4 >= requests && fewest * 4 <= requests, "{out}");
+}
+
 /// A helper that negotiates, then hangs up on the first request.
 fn hanging_up_helper(dir: &Path) -> PathBuf {
     let path = dir.join("hangup.sock");

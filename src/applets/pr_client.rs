@@ -33,7 +33,8 @@ TransportIDs (-X): hex bytes \"6,0,0,0,50,0,c5,0,...\", or fcp,<16 hex>, spi,<ad
         "Usage: {PROG} [OPTIONS] DEVICE
        {PROG} probe [--socket=PATH] [--json] [--timeout=SECS]
        {PROG} bench [--socket=PATH] [--connections=N] [--seconds=S]
-                    [--command=read-keys|register] [--json] [--timeout=SECS] [DEVICE]
+                    [--command=read-keys|register] [--burst] [--json] [--timeout=SECS]
+                    [DEVICE]
        {PROG} audit [--print] [JOURNALCTL ARGS...]
 Sends a SCSI PERSISTENT RESERVE IN/OUT command for DEVICE through a qemu-pr-helper
 socket, with sg_persist's options, and decodes the answer.

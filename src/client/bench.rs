@@ -1,5 +1,7 @@
 //! `pr-client bench`: N connections, one thread each, sending requests back to back for a
-//! fixed time; requests/s, latency percentiles, errors and a status histogram.
+//! fixed time; requests/s, latency percentiles, errors and a status histogram, and how evenly
+//! the connections were served. `--burst`: N clients connect at the same instant and send one
+//! request each, as a host failing over many VMs at once; latencies count from that instant.
 //!
 //! One thread per connection keeps every request strictly synchronous (as QEMU's client is:
 //! one outstanding request per connection); threads get small stacks so a few thousand fit.
@@ -63,6 +65,8 @@ pub struct BenchConfig {
     pub command: BenchCommand,
     pub json: bool,
     pub timeout: Option<Duration>,
+    /// Each connection opens at the start signal and sends one request (`--burst`).
+    pub burst: bool,
 }
 
 /// Status byte and sense code (0/0/0 when there is none).
@@ -95,6 +99,9 @@ pub struct BenchResult {
     latencies_ns: Vec<u32>,
     statuses: BTreeMap<StatusKey, u64>,
     errors: BTreeMap<String, u64>,
+    /// Requests answered on each connection, fewest first: a server that lets some clients
+    /// jump the queue shows it here before it shows in the percentiles.
+    per_connection: Vec<u64>,
 }
 
 /// Why a bench could not start.
@@ -159,40 +166,44 @@ pub fn run(config: &BenchConfig) -> Result<BenchResult, BenchError> {
         }
     }
     gate.wait_ready(n);
-    gate.open(true);
-    let started = Instant::now();
+    let started = gate.open(true);
     let mut total = Tally::default();
+    let mut per_connection = Vec::with_capacity(n);
     for h in handles {
         if let Ok(t) = h.join() {
+            per_connection.push(t.latencies_ns.len() as u64);
             total.merge(t);
         }
     }
     let elapsed = started.elapsed();
     total.latencies_ns.sort_unstable();
+    per_connection.sort_unstable();
     Ok(BenchResult {
         config: config.clone(),
         elapsed,
         latencies_ns: total.latencies_ns,
         statuses: total.statuses,
         errors: total.errors,
+        per_connection,
     })
 }
 
 /// Start line: workers connect, report ready, and wait for the word to go (or to give up).
 #[derive(Default)]
 struct Gate {
-    state: Mutex<(usize, Option<bool>)>,
+    /// Workers ready, and the word: to run (from this instant) or to give up.
+    state: Mutex<(usize, Option<Option<Instant>>)>,
     cv: Condvar,
 }
 
 impl Gate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, Option<bool>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, Option<Option<Instant>>)> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-    /// A worker is ready; returns whether to run.
-    fn arrive(&self) -> bool {
+    /// A worker is ready; returns when to start, or `None` to give up.
+    fn arrive(&self) -> Option<Instant> {
         let mut s = self.lock();
         s.0 += 1;
         self.cv.notify_all();
@@ -215,20 +226,26 @@ impl Gate {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
-    fn open(&self, go: bool) {
-        self.lock().1 = Some(go);
+    /// Gives the word; returns the start instant.
+    fn open(&self, go: bool) -> Instant {
+        let now = Instant::now();
+        self.lock().1 = Some(go.then_some(now));
         self.cv.notify_all();
+        now
     }
 }
 
 fn worker(cfg: &BenchConfig, device: &std::fs::File, gate: &Gate) -> Tally {
+    if cfg.burst {
+        return burst_worker(cfg, device, gate);
+    }
     let mut tally = Tally::default();
     let (cdb, params) = cfg.command.request();
     let mut conn = Connection::connect(&cfg.socket, cfg.timeout);
-    if !gate.arrive() {
+    let Some(start) = gate.arrive() else {
         return tally;
-    }
-    let deadline = Instant::now() + cfg.duration;
+    };
+    let deadline = start + cfg.duration;
     while Instant::now() < deadline {
         let c = match &mut conn {
             Ok(c) => c,
@@ -240,21 +257,44 @@ fn worker(cfg: &BenchConfig, device: &std::fs::File, gate: &Gate) -> Tally {
             }
         };
         let t0 = Instant::now();
-        match c.request(&cdb, device.as_fd(), &params) {
-            Ok(reply) => {
-                let ns = u32::try_from(t0.elapsed().as_nanos()).unwrap_or(u32::MAX);
-                tally.latencies_ns.push(ns);
-                let code = report::sense_code(&reply).unwrap_or(sense::NO_SENSE);
-                let key = (reply.status(), code.key, code.asc, code.ascq);
-                *tally.statuses.entry(key).or_default() += 1;
-            }
-            Err(e) => {
-                *tally.errors.entry(e.to_string()).or_default() += 1;
-                conn = Connection::connect(&cfg.socket, cfg.timeout);
-            }
+        let answer = c.request(&cdb, device.as_fd(), &params);
+        if answer.is_err() {
+            conn = Connection::connect(&cfg.socket, cfg.timeout);
         }
+        tally.count(answer, t0);
     }
     tally
+}
+
+/// One client of a burst: connects at the start signal, sends one request; its latency
+/// counts from the signal, connecting included.
+fn burst_worker(cfg: &BenchConfig, device: &std::fs::File, gate: &Gate) -> Tally {
+    let mut tally = Tally::default();
+    let (cdb, params) = cfg.command.request();
+    let Some(start) = gate.arrive() else {
+        return tally;
+    };
+    match Connection::connect(&cfg.socket, cfg.timeout) {
+        Ok(mut c) => tally.count(c.request(&cdb, device.as_fd(), &params), start),
+        Err(e) => *tally.errors.entry(format!("connect: {e}")).or_default() += 1,
+    }
+    tally
+}
+
+impl Tally {
+    /// Counts one answer (or failure) to a request sent at `t0`.
+    fn count(&mut self, answer: Result<super::Reply, ClientError>, t0: Instant) {
+        match answer {
+            Ok(reply) => {
+                let ns = u32::try_from(t0.elapsed().as_nanos()).unwrap_or(u32::MAX);
+                self.latencies_ns.push(ns);
+                let code = report::sense_code(&reply).unwrap_or(sense::NO_SENSE);
+                let key = (reply.status(), code.key, code.asc, code.ascq);
+                *self.statuses.entry(key).or_default() += 1;
+            }
+            Err(e) => *self.errors.entry(e.to_string()).or_default() += 1,
+        }
+    }
 }
 
 impl BenchResult {
@@ -315,6 +355,18 @@ impl BenchResult {
             self.rate()
         );
         let _ = writeln!(o, "  errors:   {}", self.errors());
+        if c.burst {
+            let _ = writeln!(
+                o,
+                "  burst:    {} clients at once, last answer after {:.1} us",
+                c.connections,
+                self.percentile_us(1.0)
+            );
+        } else if let (Some(fewest), Some(most)) =
+            (self.per_connection.first(), self.per_connection.last())
+        {
+            let _ = writeln!(o, "  per connection: {fewest} to {most} requests");
+        }
         let _ = writeln!(
             o,
             "  latency:  p50 {:.1} us, p99 {:.1} us, p999 {:.1} us (min {:.1}, mean {:.1}, max {:.1})",
@@ -371,6 +423,14 @@ impl BenchResult {
             .raw("device", json_str(&c.device.display().to_string()))
             .str("command", c.command.name())
             .num("connections", c.connections)
+            .raw("burst", c.burst.to_string())
+            .raw(
+                "per_connection",
+                Obj::new()
+                    .num("min", self.per_connection.first().copied().unwrap_or(0))
+                    .num("max", self.per_connection.last().copied().unwrap_or(0))
+                    .finish(),
+            )
             .num("seconds", format!("{:.3}", self.elapsed.as_secs_f64()))
             .num("requests", self.requests())
             .num("errors", self.errors())
@@ -396,11 +456,13 @@ mod tests {
                 command: BenchCommand::ReadKeys,
                 json: false,
                 timeout: None,
+                burst: false,
             },
             elapsed: Duration::from_secs(2),
             latencies_ns,
             statuses: BTreeMap::from([((2, 0xb, 0, 6), 1000)]),
             errors: BTreeMap::new(),
+            per_connection: vec![1000],
         }
     }
 

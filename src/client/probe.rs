@@ -183,6 +183,7 @@ const BENCH_SPECS: &[OptSpec] = &[
     OptSpec::long_only("command", HasArg::Required),
     OptSpec::long_only("json", HasArg::No),
     OptSpec::long_only("timeout", HasArg::Required),
+    OptSpec::long_only("burst", HasArg::No),
 ];
 
 /// bench options
@@ -206,6 +207,9 @@ struct RawBench {
     /// seconds
     #[argh(option)]
     timeout: Vec<String>,
+    /// one request per connection, all at once
+    #[argh(switch)]
+    burst: bool,
     /// device
     #[argh(positional, greedy)]
     rest: Vec<String>,
@@ -269,6 +273,7 @@ pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
         duration,
         command,
         json: raw.json,
+        burst: raw.burst,
         timeout: Some(match raw.timeout.last() {
             Some(t) => args::timeout(t)?,
             None => Duration::from_secs(10),

@@ -5,6 +5,13 @@
 //! device from delaying other clients is the rule the event loop keeps with this team: a
 //! thread about to run a command that would leave no thread outside one promotes a follower
 //! first, so the socket is always served while commands block.
+//!
+//! Once those commands are done the followers they brought are surplus: beyond the CPUs the
+//! process may use, a thread outside a command only competes with the clients for a CPU, and
+//! one preempted while it holds a connection delays that client until it runs again (p99 at
+//! 8 connections on 2 CPUs: 2.5x lower with one thread than with the six that preemption
+//! had grown the team to). So a follower leaves when the team is larger than both the CPUs
+//! and the commands running plus one (and than two).
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,18 +38,42 @@ pub struct Team {
     max_threads: usize,
     /// Commands running at once at most (`--max-workers`).
     pub max_running: usize,
+    /// Threads worth keeping when no command blocks: the CPUs this process may use.
+    cpus: usize,
 }
 
 impl Team {
     /// A team of one thread (the caller's). `max_workers` threads may run commands at once;
-    /// one more keeps serving the socket while they all block.
-    pub fn new(max_workers: usize) -> Team {
+    /// one more keeps serving the socket while they all block. `cpus`: the CPUs the process
+    /// may use ([`super::limits::usable_cpus`]).
+    pub fn new(max_workers: usize, cpus: usize) -> Team {
         let max_running = max_workers.max(1);
         Team {
             threads: AtomicUsize::new(1),
             max_threads: max_running + 1,
             max_running,
+            cpus: cpus.max(1),
         }
+    }
+
+    /// Whether a follower should leave, with `running` commands in progress: the team is
+    /// larger than the CPUs and than the commands plus the one thread serving the socket.
+    /// Two stay at least, or on one CPU every command would start a follower (the rule
+    /// above) that the next event would end. Called under the event loop's lock, which also
+    /// guards `running` and promotion, so two followers never both leave a team that needs
+    /// one of them.
+    pub fn retire_if_surplus(&self, running: usize) -> bool {
+        let keep = self.cpus.max(running + 1).max(2);
+        self.threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n > keep).then_some(n - 1)
+            })
+            .is_ok()
+    }
+
+    /// Whether the team may be larger than it needs (a cheap test before taking the lock).
+    pub fn beyond_cpus(&self) -> bool {
+        self.threads() > self.cpus.max(2)
     }
 
     /// Threads alive now.

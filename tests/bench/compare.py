@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Side-by-side figures for the C qemu-pr-helper, ours and a floor server, measured in one run.
 
-Usage: tests/bench/compare.py [--seconds S] [--idle N[,N...]] [--ours BINARY] [--c BINARY]
+Usage: tests/bench/compare.py [--seconds S] [--idle N[,N...]] [--burst N] [--bursts K]
+                              [--ours BINARY] [--c BINARY]
 
 The floor (tests/bench/floor.c, built here with gcc -O2) is the least a server of the same
 wire protocol does per request: one thread, recvmsg, SG_IO, close, one send, no checks.
 For each server: binary + shared library bytes, exec-to-ready time (spawn until the socket
 accepts, median of 20), idle RSS and its private part (RssAnon), RSS with N idle connections, and requests/s with p50/p99
 latency at 1, 8 and 64 connections on /dev/null (the SG_IO error path: pure helper overhead),
-measured with `pr-client bench`. Timings are reported, never asserted. Run as root.
+measured with `pr-client bench`, with the server's CPU time per request (utime+stime from
+/proc over the run) and the fewest requests one connection had answered; idle CPU over 3 s
+(0 unless the server spins); and a burst: --burst N clients connect at once and send one
+request each (`pr-client bench --burst`), the median over --bursts runs of the time until
+the last answer and of p50/p99. Timings are reported, never asserted. Run as root.
 A step a server fails (the C helper with 10,000 idle connections, say) is reported as such,
 the rest of its figures are still measured, and every server started is stopped.
 """
@@ -23,6 +28,13 @@ def rss_kib(pid, field="VmRSS"):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid):
+    """The process's user plus system CPU time, all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def raise_nofile():
@@ -92,8 +104,9 @@ def idle_connections(path, n):
     return conns
 
 
-def bench(client, path, conns, seconds):
-    out = subprocess.run(client + ["bench", f"--socket={path}", f"--connections={conns}", f"--seconds={seconds}", "--json", "/dev/null"],
+def bench(client, path, conns, seconds, burst=False):
+    extra = ["--burst"] if burst else [f"--seconds={seconds}"]
+    out = subprocess.run(client + ["bench", f"--socket={path}", f"--connections={conns}", "--json", *extra, "/dev/null"],
                          capture_output=True, text=True, preexec_fn=raise_nofile, timeout=seconds + 60)
     if out.returncode != 0:
         raise RuntimeError(f"bench failed: {out.stderr.strip()}")
@@ -140,13 +153,34 @@ def measure_server(name, cmd, client, tmp, args, failures):
                         c.close()
                     time.sleep(0.2)
             measure(name, failures, f"{n} idle connections", idle_step)
+        def idle_cpu_step():
+            before = cpu_seconds(proc.pid)
+            time.sleep(3)
+            r["idle CPU ms over 3 s"] = (cpu_seconds(proc.pid) - before) * 1000
+        measure(name, failures, "idle CPU", idle_cpu_step)
         for conns in (1, 8, 64):
             def load_step(conns=conns):
+                before = cpu_seconds(proc.pid)
                 result = bench(client, path, conns, args.seconds)
+                cpu = cpu_seconds(proc.pid) - before
                 r[f"req/s {conns} conn"] = result["requests_per_second"]
                 r[f"p50 us {conns} conn"] = result["latency_us"]["p50"]
                 r[f"p99 us {conns} conn"] = result["latency_us"]["p99"]
+                r[f"CPU us/req {conns} conn"] = cpu * 1e6 / max(result["requests"], 1)
+                if conns > 1:
+                    r[f"fewest req/conn {conns} conn"] = result["per_connection"]["min"]
             measure(name, failures, f"{conns} connections", load_step)
+        def burst_step():
+            runs = [bench(client, path, args.burst, 0, burst=True) for _ in range(args.bursts)]
+            for run in runs:
+                if run["errors"]:
+                    raise RuntimeError(f"{run['errors']} of {args.burst} clients failed: {run['error_kinds']}")
+            med = lambda key: statistics.median(run["latency_us"][key] for run in runs)
+            r[f"burst {args.burst}: last ms"] = med("max") / 1000
+            r[f"burst {args.burst}: p50 ms"] = med("p50") / 1000
+            r[f"burst {args.burst}: p99 ms"] = med("p99") / 1000
+        if args.burst:
+            measure(name, failures, f"burst of {args.burst}", burst_step)
     finally:
         stop(proc)
     return r
@@ -156,8 +190,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--idle", default="1000,10000")
+    ap.add_argument("--burst", type=int, default=256, help="clients of the burst (0: none)")
+    ap.add_argument("--bursts", type=int, default=5, help="bursts measured (the median is reported)")
     ap.add_argument("--ours", default=os.path.join(ROOT, "target/release/pr-helper"))
     ap.add_argument("--c", default="/usr/bin/qemu-pr-helper")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=BINARY",
+                    help="another build of ours measured in the same run (before/after a change)")
     args = ap.parse_args()
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="prh-bench-")
@@ -166,7 +204,14 @@ def main():
     floor = os.path.join(tmp, "floor")
     subprocess.run(["gcc", "-O2", "-o", floor, os.path.join(ROOT, "tests/bench/floor.c")], check=True)
     client = [args.ours, "pr-client"]
-    helpers = {"C": [args.c], "ours": [link], "floor": [floor]}
+    helpers = {"C": [args.c], "ours": [link]}
+    for also in args.also:
+        name, _, binary = also.partition("=")
+        extra = os.path.join(tmp, name, "qemu-pr-helper")
+        os.makedirs(os.path.dirname(extra))
+        os.symlink(os.path.abspath(binary), extra)
+        helpers[name] = [extra]
+    helpers["floor"] = [floor]
     rows, failures = {}, []
     try:
         for name, cmd in helpers.items():
@@ -179,10 +224,12 @@ def main():
     nan = float("nan")
     def ratio(a, b):
         return a / b if b else nan
-    print(f"{'figure':32} {'C':>10} {'ours':>10} {'floor':>10} {'ours/C':>7} {'ours/floor':>10}")
+    names = list(helpers)
+    print(f"{'figure':32}" + "".join(f" {n:>10}" for n in names) + f" {'ours/C':>7} {'ours/floor':>10}")
     for k in keys:
-        c, o, f = (rows.get(n, {}).get(k, nan) for n in ("C", "ours", "floor"))
-        print(f"{k:32} {c:10.1f} {o:10.1f} {f:10.1f} {ratio(o, c):7.2f} {ratio(o, f):10.2f}")
+        v = {n: rows.get(n, {}).get(k, nan) for n in names}
+        print(f"{k:32}" + "".join(f" {v[n]:10.1f}" for n in names)
+              + f" {ratio(v['ours'], v['C']):7.2f} {ratio(v['ours'], v['floor']):10.2f}")
     for failure in failures:
         print(f"failed: {failure}")
 

@@ -1,0 +1,361 @@
+#!/bin/sh
+# The checks of the systemd flavour of the PR lab (tests/lab/systemd/run.sh), run by
+# lab-checks.service in the guest (systemd as PID 1, the guest's Debian trixie, our binary and
+# units installed by packaging/install.sh). Builds the LIO LUN (two tcm_loop nexuses: $A, $B),
+# then runs each step as "sh -e checks.sh step NAME" (lib.sh's assertions), writing
+# $LAB_OUT/NAME.rc, .secs and .log, and the console lines @@LAB-STEP NAME rc=N secs=S.
+#
+# Steps (issue 19):
+#   socket     qemu-pr-helper.socket: activation by the first client, Type=notify (active only
+#              after READY=1) and its STATUS= text, PR commands through the socket, the mode
+#   activated  qemu-pr-helper-activated.socket (Accept=yes): one instance per connection,
+#              each gone when its client leaves
+#   multipath  multipathd under its own unit, a map over both nexuses: REGISTER through the
+#              helper reaches both paths and multipathd learns the key (getprkey)
+#   restart    SIGKILL of the service: systemd restarts it, the next client is served; stop
+#              leaves the socket unit's file, stopping the socket removes it
+#   seccomp    a forbidden call in the service (the crate's seccomp unit test as ExecStart, in
+#              the unit's sandbox): killed with SIGSYS, the journal says so, with the audit line
+#   security   systemd-analyze security on the booted system (score and exposures to $LAB_OUT)
+steps="socket activated multipath restart seccomp security"
+
+. "${LAB_ENV:-/lab-out/env}"
+SOCK=/run/qemu-pr-helper.sock
+
+if [ "${1:-}" = step ]; then
+    . "$LAB_TESTS/lib.sh"
+    . /run/lab/devs.sh
+    # The installed binary, the guest's own sg_persist and multipath tools (no chroot here).
+    LAB_BIN=/usr/bin/pr-helper
+    OURS_SOCK=$SOCK
+    CH=""
+    sgp() { sg_persist "$@"; }
+    sgraw() { sg_raw "$@"; }
+    show() { systemctl show -P "$2" "$1"; }
+    # wait_for SECS WHAT CMD...: until CMD succeeds, for SECS of the guest's clock (a
+    # systemctl call alone takes a second under TCG on a busy machine)
+    wait_for() {
+        _s=$1 _what=$2
+        shift 2
+        _end=$(awk -v s="$_s" '{ printf "%d", $1 + s }' /proc/uptime)
+        until "$@" >/dev/null 2>&1; do
+            [ "$(cut -d. -f1 /proc/uptime)" -lt "$_end" ] || die "$_what: not after $_s s"
+            sleep 0.1
+        done
+        echo "  ok: $_what"
+    }
+    is_state() { [ "$(show "$1" ActiveState)" = "$2" ]; }
+    instances() { systemctl list-units --no-legend --plain 'qemu-pr-helper-activated@*.service' | grep -c . || true; }
+    no_instances() { [ "$(instances)" = 0 ]; }
+    status_has() { show qemu-pr-helper.service StatusText | grep -q "$1"; }
+
+    step_socket() {
+        say "systemctl enable --now qemu-pr-helper.socket"
+        ok systemctl enable --now qemu-pr-helper.socket
+        expect_eq "$(stat -c '%a %U %G %F' $SOCK)" "600 root root socket" "the socket file has SocketMode=0600"
+        expect_eq "$(show qemu-pr-helper.service ActiveState)" inactive "no service before the first client"
+        say "the first client starts the service"
+        ok prc -k "$A"
+        expect_in "there are NO registered reservation keys" "READ KEYS through the socket"
+        expect_eq "$(show qemu-pr-helper.service ActiveState)/$(show qemu-pr-helper.service SubState)" active/running \
+            "the service is active (Type=notify: after READY=1)"
+        expect_eq "$(show qemu-pr-helper.service Type)/$(show qemu-pr-helper.service NotifyAccess)" notify/main "Type=notify, NotifyAccess=main"
+        wait_for 30 "STATUS= text reported" status_has "Serving .* accepted and .* requests so far"
+        echo "  StatusText=$(show qemu-pr-helper.service StatusText)"
+        say "PR commands on the LUN through the socket"
+        ok prc -o -G -S 0xaa "$A"
+        ok prc -o -G -S 0xbb "$B"
+        expect_keys "$B" "0xaa 0xbb " "both nexuses registered through the service"
+        ok prc -o -R -K 0xaa -T 1 "$A"
+        expect_resv "$B" "0xaa wr_ex" "reserved through the service"
+        expect_io write "$B" CONFLICT "the other nexus cannot write"
+        ok prc -o -L -K 0xaa -T 1 "$A"
+        ok prc -o -G -K 0xaa -S 0 "$A"
+        ok prc -o -G -K 0xbb -S 0 "$B"
+        expect_keys "$A" "" "unregistered"
+        say "the service's process, as systemd started it"
+        P=$(show qemu-pr-helper.service MainPID)
+        expect_eq "$(status_of "$P" CapEff)" 0000000000220000 "CapEff (CAP_SYS_RAWIO CAP_SYS_ADMIN)"
+        expect_eq "$(status_of "$P" CapBnd)" 0000000000000000 "empty bounding set"
+        expect_eq "$(status_of "$P" NoNewPrivs)" 1 "no_new_privs"
+        # systemd's SystemCallFilter= and ours (Seccomp_filters counts both, and systemd's
+        # may be several programs): the kernel runs every one, the strictest answer wins.
+        expect_eq "$(status_of "$P" Seccomp)" 2 "seccomp filter mode"
+        echo "  Seccomp_filters: $(status_of "$P" Seccomp_filters)"
+        # ProtectProc=invisible: in its mount namespace /proc is mounted with hidepid=invisible.
+        OUT=$(grep ' /proc proc ' /proc/"$P"/mounts)
+        echo "  $OUT"
+        expect_in "hidepid=invisible" "the service's /proc hides other users' processes"
+        journalctl -b -u qemu-pr-helper.service --no-pager | tail -n 5
+    }
+
+    step_activated() {
+        say "switch to qemu-pr-helper-activated.socket (Accept=yes) while the other serves"
+        ok prc -k "$A"
+        ok systemctl disable qemu-pr-helper.socket
+        # Conflicts= and After=: the other socket (and its service, Requires=) stops first,
+        # its RemoveOnStop= unlinks the path, then this one binds it.
+        ok systemctl enable --now qemu-pr-helper-activated.socket
+        expect_eq "$(show qemu-pr-helper.socket ActiveState)/$(show qemu-pr-helper.service ActiveState)" inactive/inactive \
+            "qemu-pr-helper.socket and its service stopped by the conflict"
+        expect_eq "$(show qemu-pr-helper-activated.socket ActiveState)" active "qemu-pr-helper-activated.socket listens"
+        expect_eq "$(stat -c '%a %F' $SOCK)" "600 socket" "the socket file has SocketMode=0600"
+        expect_eq "$(instances)" 0 "no instance before a client"
+        say "one client: one instance, gone when it leaves"
+        ok prc -o -G -S 0xaa "$A"
+        expect_keys "$B" "0xaa " "REGISTER through an instance"
+        wait_for 60 "every instance gone after its client left" no_instances
+        # pr-client bench holds its connections open; the first requests wait for their
+        # instances (under TCG on a busy machine, three sandboxed starts at once took 40 s:
+        # with bench's default 10 s timeout it gave up and reconnected, a new instance each
+        # time). Its end (SIGTERM) is the clients leaving.
+        say "three clients at once (pr-client bench --connections=3)"
+        "$LAB_BIN" pr-client bench --socket=$SOCK --connections=3 --seconds=600 --timeout=150 "$A" >/tmp/bench.out 2>&1 &
+        bp=$!
+        running3() { [ "$(systemctl list-units --no-legend --plain --state=running 'qemu-pr-helper-activated@*.service' | grep -c .)" = 3 ]; }
+        if ! (wait_for 150 "three instances running" running3); then
+            systemctl list-units --no-legend --plain --all 'qemu-pr-helper-activated@*.service'
+            echo "NConnections=$(show qemu-pr-helper-activated.socket NConnections) NAccepted=$(show qemu-pr-helper-activated.socket NAccepted)"
+            kill "$bp" 2>/dev/null
+            cat /tmp/bench.out
+            die "not three instances"
+        fi
+        systemctl list-units --no-legend --plain 'qemu-pr-helper-activated@*.service'
+        for u in $(systemctl list-units --no-legend --plain --state=running 'qemu-pr-helper-activated@*.service' | cut -d' ' -f1); do
+            expect_eq "$(show "$u" Type)/$(show "$u" ActiveState)" notify/active "$u: Type=notify, active"
+        done
+        expect_eq "$(show qemu-pr-helper-activated.socket NConnections)" 3 "the socket counts 3 connections"
+        say "the clients leave"
+        kill "$bp"
+        wait "$bp" || true
+        sed 's/^/  bench: /' /tmp/bench.out | head -n 4
+        wait_for 60 "every instance gone after the clients left" no_instances
+        expect_eq "$(show qemu-pr-helper-activated.socket NConnections)" 0 "no connection left"
+        echo "  accepted so far: $(show qemu-pr-helper-activated.socket NAccepted)"
+        ok prc -o -G -K 0xaa -S 0 "$A"
+        wait_for 60 "the last instance gone" no_instances
+        ok systemctl disable --now qemu-pr-helper-activated.socket
+        [ ! -e $SOCK ] || die "$SOCK left after stopping qemu-pr-helper-activated.socket"
+    }
+
+    step_multipath() {
+        say "multipathd under its own unit, a map over both nexuses"
+        mkdir -p /etc/multipath/conf.d
+        cat >/etc/multipath/conf.d/lab.conf <<'CONF'
+defaults {
+    find_multipaths no
+    user_friendly_names yes
+    polling_interval 1
+    reservation_key file
+    no_path_retry fail
+}
+blacklist {
+    devnode "^nvme"
+}
+devices {
+    device {
+        vendor "LIO-ORG"
+        product ".*"
+        hardware_handler "0"
+        path_grouping_policy multibus
+        detect_prio no
+        prio const
+        path_checker tur
+        no_path_retry fail
+    }
+}
+CONF
+        ok systemctl start multipathd.service
+        expect_eq "$(show multipathd.service ActiveState)" active "multipathd.service active"
+        multipath -v2 >/dev/null 2>&1 || true
+        has_map() {
+            for _d in /sys/block/dm-*; do
+                case "$(cat "$_d/dm/uuid" 2>/dev/null)" in
+                mpath-*) [ "$(ls "$_d/slaves" | wc -l)" -ge 2 ] && return 0 ;;
+                esac
+            done
+            return 1
+        }
+        wait_for 60 "a map with both paths" has_map
+        for _d in /sys/block/dm-*; do
+            case "$(cat "$_d/dm/uuid" 2>/dev/null)" in mpath-*) MPNAME=$(cat "$_d/dm/name") ;; esac
+        done
+        MP=/dev/mapper/$MPNAME
+        wait_for 30 "udev made $MP" test -b "$MP"
+        wait_paths 2 "active ready" 20
+        multipathd show topology
+        say "the helper (a fresh service) REGISTERs through the map"
+        ok systemctl enable --now qemu-pr-helper.socket
+        ok prc -v -o -G -S 0x77 "$MP"
+        expect_eq "$(keys_of "$A")" "0x77 0x77 " "the key on both paths (two I_T nexuses)"
+        expect_keys "$MP" "0x77 0x77 " "keys read through the map"
+        expect_eq "$(multipathd getprkey map "$MPNAME")" 0x77 "multipathd learned the key from the sandboxed helper"
+        echo "  multipathd getprstatus: $(multipathd getprstatus map "$MPNAME")"
+        ok prc -o -R -K 0x77 -T 1 "$MP"
+        expect_resv "$A" "0x77 wr_ex" "reserved through the map"
+        ok prc -o -L -K 0x77 -T 1 "$MP"
+        ok prc -o -G -K 0x77 -S 0 "$MP"
+        expect_eq "$(keys_of "$A")" "" "unregistered from both paths"
+        echo "  multipathd getprkey after unregistering: $(multipathd getprkey map "$MPNAME")"
+    }
+
+    step_restart() {
+        say "SIGKILL of the service: systemd restarts it"
+        ok systemctl enable --now qemu-pr-helper.socket
+        ok prc -k "$A"
+        P1=$(show qemu-pr-helper.service MainPID)
+        I1=$(stat -c %i $SOCK)
+        [ "$P1" -gt 0 ] || die "no main PID"
+        ok systemctl kill -s KILL qemu-pr-helper.service
+        wait_for 60 "restarted (NRestarts=1, active)" sh -c '[ "$(systemctl show -P NRestarts qemu-pr-helper.service)" = 1 ] && [ "$(systemctl show -P ActiveState qemu-pr-helper.service)" = active ]'
+        P2=$(show qemu-pr-helper.service MainPID)
+        [ "$P2" != "$P1" ] || die "the same main PID $P1 after the restart"
+        echo "  ok: main PID $P1 -> $P2"
+        ok prc -k "$A"
+        expect_in "there are NO registered reservation keys" "the next client is served"
+        OUT=$(journalctl -b -u qemu-pr-helper.service --no-pager)
+        expect_in "code=killed, status=9/KILL" "the journal has the kill"
+        expect_in "Scheduled restart job" "the journal has the restart"
+        say "systemctl stop: the socket file stays the socket unit's"
+        ok systemctl stop qemu-pr-helper.service
+        expect_eq "$(stat -c '%i %F' $SOCK)" "$I1 socket" "the same socket file, kept by qemu-pr-helper.socket"
+        ok prc -k "$A"
+        expect_eq "$(show qemu-pr-helper.service ActiveState)" active "the next client activates it again"
+        ok systemctl stop qemu-pr-helper.socket qemu-pr-helper.service
+        [ ! -e $SOCK ] || die "$SOCK left after stopping the socket and the service"
+        OUT=$(ls /run | grep -i 'pr-helper' || true)
+        expect_eq "$OUT" "" "nothing of ours left in /run"
+        ok systemctl start qemu-pr-helper.socket
+    }
+
+    step_seccomp() {
+        say "a forbidden call in the service's sandbox: the crate's seccomp unit test as ExecStart"
+        ok systemctl stop qemu-pr-helper.service
+        D=/run/systemd/system/qemu-pr-helper.service.d
+        mkdir -p $D
+        # The child half of sys::seccomp::tests::a_forbidden_call_kills_the_process: installs
+        # our filter, makes allowed calls, gets EACCES from a writable open, then getppid.
+        # Built with panic=abort, libtest runs it in its own process only with
+        # --force-run-in-process, so the killed process is the service's main process.
+        cat >$D/zz-lab-seccomp.conf <<UNIT
+[Service]
+Type=simple
+Restart=no
+Environment=PRH_SECCOMP_CHILD=1 RUSTC_BOOTSTRAP=1
+ExecStart=
+ExecStart=$LAB_SECCOMP_TEST --exact sys::seccomp::tests::a_forbidden_call_kills_the_process --test-threads=1 --nocapture -Z unstable-options --force-run-in-process
+UNIT
+        ok systemctl daemon-reload
+        since=$(date '+%Y-%m-%d %H:%M:%S')
+        sleep 1
+        ok systemctl start qemu-pr-helper.service
+        wait_for 60 "the service failed" is_state qemu-pr-helper.service failed
+        expect_eq "$(show qemu-pr-helper.service Result)" signal "Result=signal"
+        expect_eq "$(show qemu-pr-helper.service ExecMainStatus)" 31 "killed by signal 31 (SIGSYS)"
+        sleep 1
+        OUT=$(journalctl -b --since "$since" --no-pager -o short-monotonic)
+        echo "$OUT" | grep -E 'qemu-pr-helper|type=1326|SECCOMP|allowed calls|open refused' | sed 's/^/  journal| /'
+        expect_in "allowed calls work" "allowed calls ran under both filters"
+        expect_in "open refused" "a writable open refused (EACCES)"
+        expect_in "Main process exited, code=killed, status=31/SYS" "systemd: killed by SIGSYS"
+        expect_in "syscall=$(getppid_nr)" "the kernel's audit line names getppid"
+        expect_in "code=0x80000000" "with SECCOMP_RET_KILL_PROCESS (our filter, not systemd's EPERM)"
+        rm -rf $D
+        ok systemctl daemon-reload
+        ok systemctl reset-failed qemu-pr-helper.service
+        ok prc -k "$A"
+        expect_eq "$(show qemu-pr-helper.service ActiveState)" active "the unit serves again without the drop-in"
+    }
+
+    step_security() {
+        say "systemd-analyze security qemu-pr-helper.service (booted system)"
+        OUT=$(systemd-analyze security --no-pager qemu-pr-helper.service 2>&1) || true
+        echo "$OUT" >"$LAB_OUT/security.txt"
+        echo "$OUT" | grep -E '✗|Overall' || true
+        expect_in "Overall exposure level for qemu-pr-helper.service" "an overall score"
+        score=$(echo "$OUT" | sed -n 's/.*Overall exposure level for qemu-pr-helper.service: *\([0-9.]*\).*/\1/p')
+        echo "  score: $score"
+        # tests/packaging.rs allows 2.5 offline: the same limit on the booted system.
+        awk -v s="$score" 'BEGIN { exit !(s + 0 <= 2.5) }' || die "exposure $score above 2.5"
+        echo "  ok: exposure $score <= 2.5"
+        OUT=$(systemd-analyze security --no-pager qemu-pr-helper-activated@1.service 2>&1) || true
+        echo "$OUT" >"$LAB_OUT/security-activated.txt"
+        echo "$OUT" | grep Overall
+    }
+
+    set -e
+    "step_$2"
+    exit 0
+fi
+
+# The driver: LUN, then each step in its own shell, then power-off (ExecStopPost).
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+up=$(uptime_s)
+mu=$(systemctl show -P ActiveEnterTimestampMonotonic multi-user.target)
+boot="multi-user.target at $(awk -v u="$mu" 'BEGIN { printf "%.1f", u / 1e6 }') s, checks start at $up s (kernel uptime)"
+echo "$boot" >"$LAB_OUT/boot"
+echo "$steps" >"$LAB_OUT/steps"
+# Progress on the console (the VM's) as well as in the journal.
+con() { echo "$*"; echo "$*" >/dev/console 2>/dev/null || true; }
+con "@@LAB-READY kernel=$(uname -r) $boot"
+systemctl --no-pager --failed
+# What the boot spent its time on (systemd-analyze blame waits for the boot to finish, which
+# includes this unit): each unit's activation, longest first.
+systemctl show -p Id -p InactiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic '*' 2>/dev/null |
+    awk -F= '/^Id=/ { id = $2 } /^InactiveExit/ { s = $2 } /^ActiveEnter/ { if (s > 0 && $2 > s) printf "%8.2f s  %s (up at %.1f s)\n", ($2 - s) / 1e6, id, $2 / 1e6 }' |
+    sort -rn | head -n 15 >"$LAB_OUT/blame.txt"
+
+# The kernel's audit records (the seccomp kill of the seccomp step) in the journal: stage1.sh
+# enables the socket journald reads them from; should it not be up, start it and restart
+# journald (slow: tens of seconds under TCG).
+if [ "$(systemctl show -P ActiveState systemd-journald-audit.socket)" != active ]; then
+    systemctl start systemd-journald-audit.socket && systemctl restart systemd-journald.service
+fi
+con "@@LAB-PREP journal with audit records at $(uptime_s) s"
+
+# multipathd (enabled by its package) must not take the LUN before the multipath step.
+systemctl stop multipathd.socket multipathd.service >/dev/null 2>&1
+multipath -F >/dev/null 2>&1
+con "@@LAB-PREP multipathd stopped at $(uptime_s) s"
+
+mkdir -p /run/lab /etc/target/pr /var/target/pr
+T=/sys/kernel/config/target
+[ -d $T ] || mount -t configfs none /sys/kernel/config 2>/dev/null
+[ -d $T ] || mkdir -p $T
+D=$T/core/fileio_0/disk0
+mkdir -p $D
+echo "fd_dev_name=/run/lab/disk0.img,fd_dev_size=67108864" >$D/control
+echo 1 >$D/enable
+for n in 1 2; do
+    L=$T/loopback/naa.500140500000000$n/tpgt_1
+    mkdir -p $L/lun/lun_0
+    echo naa.5001405aaaaaaa0$n >$L/nexus
+    ln -s $D $L/lun/lun_0/disk0
+done
+w=0
+until [ "$(ls -d /sys/block/sd* 2>/dev/null | wc -l)" -ge 2 ]; do
+    w=$((w + 1))
+    [ $w -gt 100 ] && { echo "@@LAB-FATAL no sd devices"; break; }
+    sleep 0.1
+done
+udevadm settle --timeout=30
+# tcm_loop hosts in creation order: the lower SCSI host is nexus 1.
+for s in /sys/block/sd*; do echo "$(ls "$s/device/scsi_device") ${s##*/}"; done | sort -n -t: -k1,1 |
+    awk '{ n++; printf "export %s=/dev/%s\n", (n == 1 ? "A" : "B"), $2 }' >/run/lab/devs.sh
+cat /run/lab/devs.sh
+con "@@LAB-PREP LUN ready at $(uptime_s) s"
+
+for s in $steps; do
+    t0=$(uptime_s)
+    con "@@LAB-STEP-START $s"
+    sh -e "$0" step "$s" >"$LAB_OUT/$s.log" 2>&1
+    rc=$?
+    secs=$(awk "BEGIN { printf \"%.1f\", $(uptime_s) - $t0 }")
+    echo "$secs" >"$LAB_OUT/$s.secs"
+    echo "$rc" >"$LAB_OUT/$s.rc"
+    sync
+    con "@@LAB-STEP $s rc=$rc secs=$secs"
+done
+journalctl -b --no-pager >"$LAB_OUT/journal.txt" 2>&1
+con "@@LAB-DONE"
+sync
