@@ -86,7 +86,7 @@ pub struct Conn {
     pub state: State,
     /// Whether the event loop watches this socket for writability (see `event_loop`).
     pub watching_out: bool,
-    /// `--audit`: the peer, read before the connection's first audited command.
+    /// `--audit`: the peer, read when it connected.
     pub audit: Option<Box<crate::daemon::audit::ConnAudit>>,
 }
 

@@ -533,6 +533,12 @@ impl Shared {
         }
         self.state().stats.connections += 1;
         let mut conn = Conn::new(sock);
+        if self.audit.is_some() {
+            // --audit: the peer's /proc files, once per connection, as it connects: it is
+            // certainly there (after a reply a short-lived client may be gone, or a zombie
+            // whose cgroup reads empty), and no command waits for the reading.
+            conn.audit = Some(Box::new(audit::conn_audit(&conn.sock)));
+        }
         // The client may already have answered: edge-triggered readiness would not say so again.
         let step = poll(&mut conn, EventFlags::IN, local, self);
         self.drive(slot, conn, step, local);
@@ -699,12 +705,6 @@ impl Shared {
             )),
             _ => None,
         };
-        if pending.is_some() && conn.audit.is_none() {
-            // The peer's /proc files, once per connection, before its first audited command
-            // runs: the peer waits for this reply, so it is still there to be read (after the
-            // reply a short-lived client may be gone, or a zombie whose cgroup reads empty).
-            conn.audit = Some(Box::new(audit::conn_audit(&conn.sock)));
-        }
         let outcome = workers::execute(
             request,
             &mut reply,
@@ -749,8 +749,7 @@ impl Shared {
     }
 
     /// Writes the audit record of a command whose reply is on its way; the peer was read
-    /// before the connection's first audited command, the device's names are read at its
-    /// first command on it.
+    /// when it connected, the device's names are read at its first command on it.
     fn audit_record(
         &self,
         audit: &Audit,
