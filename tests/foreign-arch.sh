@@ -26,9 +26,9 @@ fail() {
     exit 1
 }
 
-# The x86_64 budget (tests/static-build.sh, 512 KiB) plus room for powerpc64le, whose fixed
-# 4-byte instructions make it the largest (526,080 bytes against x86_64's 497,832).
-budget=$((544 * 1024))
+# The x86_64 budget (tests/static-build.sh, 544 KiB) plus room for powerpc64le, whose fixed
+# 4-byte instructions make it the largest (591,616 bytes against x86_64's 542,888).
+budget=$((592 * 1024))
 
 targets=()
 for a in "$@"; do

@@ -24,8 +24,10 @@ fail() {
 # optimize_for_size and without backtrace, opt-level "s", fat LTO, panic=abort with messages,
 # stripped): about 470 KiB. Static glibc was 1,575,040 bytes: its assert/gettext/iconv, printf,
 # sscanf/strtod and resolver come with __libc_start_main and pthread whatever we call, and musl
-# has none of that. Raise it deliberately, not to make a failure go away.
-budget=$((512 * 1024))
+# has none of that. Raise it deliberately, not to make a failure go away: 512 KiB until the
+# audit trail (--audit: /proc and cgroup parsing, the pidfd fallback, the journal's native
+# protocol) took it from 501,928 to 542,888 bytes.
+budget=$((544 * 1024))
 
 [ "$(id -u)" = 0 ] || fail "needs root (chroot into a scratch directory): run as root"
 

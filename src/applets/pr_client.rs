@@ -326,11 +326,11 @@ fn run_audit(args: &[String]) -> u8 {
         out(&format!("{}\n", argv.join(" ")));
         return exit::GOOD;
     }
-    use std::os::unix::process::CommandExt as _;
-    let e = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    let e = crate::sys::exec_path(&argv);
     say(&format!(
-        "audit: cannot run {}: {e} (the records are in the journal with --audit=journal)",
-        argv.join(" ")
+        "audit: cannot run {}: {} (the records are in the journal with --audit=journal)",
+        argv.join(" "),
+        crate::errors::strerror(&e)
     ));
     exit::OTHER
 }

@@ -81,6 +81,28 @@ pub fn fork_single_threaded() -> io::Result<Fork> {
     }
 }
 
+/// Replaces the process with `argv[0]` found on PATH (`execvp(3)`), for `pr-client audit`:
+/// std's `Command` would bring its environment map and spawn machinery into the static
+/// binary (about 10 KB) for one exec. Returns only on failure.
+pub fn exec_path(argv: &[String]) -> io::Error {
+    let Ok(args) = argv
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return io::Error::from(io::ErrorKind::InvalidInput);
+    };
+    if args.is_empty() {
+        return io::Error::from(io::ErrorKind::InvalidInput);
+    }
+    let mut pointers: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    pointers.push(std::ptr::null());
+    // SAFETY: `pointers` is a null-terminated array of pointers to NUL-terminated strings
+    // owned by `args`, both alive across the call; execvp only reads them.
+    unsafe { libc::execvp(pointers[0], pointers.as_ptr()) };
+    io::Error::last_os_error()
+}
+
 /// Safe wrapper for `prctl(PR_CAPBSET_DROP)`: removes `cap` from the bounding set.
 ///
 /// # Errors
