@@ -394,8 +394,9 @@ fn stop_process(pid: u32) {
 #[test]
 fn requests_already_queued_behind_a_reply_are_answered() {
     // The helper no longer reads a connection again right after its reply (that let one
-    // client be served over and over while others waited): it re-arms the socket, which must
-    // bring the next request even when it came before the last read and brings no new event.
+    // client be served over and over while others waited): the event the client's read of
+    // the reply brings must lead to the next request even when it came before the last read,
+    // so that its own arrival brought no new event.
     let helper = Helper::start(Impl::Ours, &[]);
     let null = open_rw("/dev/null");
     let sock = raw_connect(&helper.socket);

@@ -84,8 +84,6 @@ pub enum Step {
 pub struct Conn {
     pub sock: OwnedFd,
     pub state: State,
-    /// Whether the event loop watches this socket for writability (see `event_loop`).
-    pub watching_out: bool,
     /// `--audit`: the peer, read when it connected.
     pub audit: Option<Box<crate::daemon::audit::ConnAudit>>,
 }
@@ -99,7 +97,6 @@ impl Conn {
                 got: 0,
                 buf: [0; PR_HELPER_FEATURES_SIZE],
             },
-            watching_out: false,
             audit: None,
         }
     }
@@ -107,11 +104,6 @@ impl Conn {
     /// Whether a thread is running this connection's request.
     pub fn is_executing(&self) -> bool {
         matches!(self.state, State::Executing)
-    }
-
-    /// Whether a reply is waiting for room in the socket.
-    pub fn is_writing(&self) -> bool {
-        matches!(self.state, State::Writing { .. })
     }
 
     /// Reads as far as the socket allows. `take_buffer` provides a reply buffer when a request
