@@ -420,12 +420,14 @@ fn requests_already_queued_behind_a_reply_are_answered() {
 
 #[test]
 fn threads_started_for_slow_commands_leave_when_they_end() {
-    // /dev/zero (1:5) is held 1 s; four commands on it at once grow the team to five
-    // (one thread stays outside the commands), and once they are done fast requests end the
-    // followers beyond the CPUs (and two).
+    // /dev/zero (1:5) is held 1 s; commands on it at once grow the team to one more than
+    // them (one thread stays outside the commands), and once they are done fast requests
+    // end the followers beyond twice the CPUs.
+    let keep = 2 * std::thread::available_parallelism().map_or(1, usize::from);
+    let slow_commands = keep + 2;
     let helper = Helper::start_with_env(
         Impl::Ours,
-        &[],
+        &[&format!("--max-workers={slow_commands}")],
         &[("PR_HELPER_TEST_SGIO_DELAY_MS", "1000@1:5")],
     );
     let tasks = || {
@@ -433,7 +435,7 @@ fn threads_started_for_slow_commands_leave_when_they_end() {
             .unwrap()
             .count()
     };
-    let slow: Vec<_> = (0..4)
+    let slow: Vec<_> = (0..slow_commands)
         .map(|_| {
             let socket = helper.socket.clone();
             std::thread::spawn(move || {
@@ -444,10 +446,10 @@ fn threads_started_for_slow_commands_leave_when_they_end() {
         })
         .collect();
     let start = Instant::now();
-    while tasks() < 5 {
+    while tasks() <= slow_commands {
         assert!(
             start.elapsed() < Duration::from_secs(5),
-            "4 slow commands and {} threads",
+            "{slow_commands} slow commands and {} threads",
             tasks()
         );
         std::thread::sleep(Duration::from_millis(5));
@@ -456,9 +458,6 @@ fn threads_started_for_slow_commands_leave_when_they_end() {
     for s in slow {
         s.join().unwrap();
     }
-    let keep = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .max(2);
     let mut conn = Connection::connect(&helper.socket, TIMEOUT).unwrap();
     let null = open_rw("/dev/null");
     for _ in 0..200 {

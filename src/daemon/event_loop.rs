@@ -320,7 +320,7 @@ impl Shared {
                 self.tick();
             }
             if follower
-                && self.team.beyond_cpus()
+                && self.team.beyond_idle_size()
                 && self.team.retire_if_surplus(self.state().running)
             {
                 return Ok(true);
