@@ -240,7 +240,8 @@ hostenv_up() {
     mkdir -p /deb/run/udev /deb/etc/multipath/conf.d
     $CH /usr/lib/systemd/systemd-udevd --daemon --resolve-names=never >/dev/null 2>&1 || { echo "lab-init: udevd did not start"; return 1; }
     $CH udevadm trigger --action=add >/dev/null 2>&1
-    $CH udevadm settle --timeout=30
+    # Generous: under load (two lab VMs on two busy cores) udevd took over 30 s to answer.
+    $CH udevadm settle --timeout=180
 }
 hostenv_down() {
     $CH udevadm control --exit 2>/dev/null

@@ -1,5 +1,6 @@
 # lab-topology: mpath=1
 # lab-weight: 130
+# lab-timeout: 600
 # Our daemon as a careful host runs it: under the systemd unit's capability bounding set and
 # no_new_privs, with -u 65534 -g 65534. SG_IO on the LUN, then a dm-multipath map
 # with multipathd (reservation_key file, then a key in multipath.conf), a path that goes away
