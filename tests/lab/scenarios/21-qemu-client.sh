@@ -16,8 +16,8 @@
 # The nested guest prints @@INNER-READY once booted with its disk, then @@SWITCH 2, @@SWITCH 3
 # and @@INNER-DONE after each phase; each wait has its own limit (below, wall-clock seconds),
 # prints progress every 30 s and fails naming what did not come. The boot's limit is about 10x
-# a quiet run: on 2026-12-01 the nested SeaBIOS alone took over 14 minutes on a machine where
-# it usually takes seconds, with this helper and with the previous release alike. The
+# a quiet run: on 2026-12-01 the nested SeaBIOS alone took 14 minutes on a machine where it
+# usually takes seconds (and was as stuck with the previous release, before any PR command). The
 # lab-timeout above is their sum plus 300 s for the rest; lab-weight is a quiet run's time,
 # for run.sh's split of the scenarios over its VMs.
 BOOT_LIMIT=1800 PHASE_LIMIT=300
