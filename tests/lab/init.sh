@@ -261,11 +261,6 @@ defaults {
     reservation_key file
     no_path_retry fail
 }
-# The map is made of the first two nexuses; a third (sdc) stays outside as another host.
-blacklist {
-    devnode "^nvme"
-    devnode "^sd[c-z]"
-}
 # tcm_loop LUNs announce ALUA but scsi_dh_alua does not attach to them: without a hardware
 # handler and with both paths in one group (multibus), the map loads.
 devices {
@@ -281,6 +276,21 @@ devices {
         path_checker tur
         no_path_retry fail
     }
+}
+CONF
+    # The map is made of the first two nexuses, by the names this boot's kernel gave them (a
+    # scenario that deletes and rescans a path shifts them for the next: sdb and sdc, not sda
+    # and sdb); a third nexus stays outside as another host.
+    _a=$(. /tmp/devs.sh && echo "${LAB_DEV_1_0#/dev/}")
+    _b=$(. /tmp/devs.sh && echo "${LAB_DEV_2_0#/dev/}")
+    cat >>/deb/etc/multipath/conf.d/lab.conf <<CONF
+blacklist {
+    devnode "^nvme"
+    devnode "^sd"
+}
+blacklist_exceptions {
+    devnode "^$_a\$"
+    devnode "^$_b\$"
 }
 CONF
     # The map is made first, by multipath(8) as an initramfs does, with every path it finds:
