@@ -423,7 +423,8 @@ fn threads_started_for_slow_commands_leave_when_they_end() {
     // /dev/zero (1:5) is held 1 s; commands on it at once grow the team to one more than
     // them (one thread stays outside the commands), and once they are done fast requests
     // end the followers beyond twice the CPUs.
-    let keep = 2 * std::thread::available_parallelism().map_or(1, usize::from);
+    // The daemon's own count (affinity and cgroup v2 quota), not std's, which reads v1 too.
+    let keep = 2 * pr_helper::daemon::limits::usable_cpus();
     let slow_commands = keep + 2;
     let helper = Helper::start_with_env(
         Impl::Ours,
@@ -481,16 +482,7 @@ fn a_first_request_on_a_slow_device_does_not_stop_accepting() {
     // Stopped, the helper cannot accept before the request is queued: the thread that
     // accepts finds it at once and runs it inline. That thread must not be the only one
     // able to accept.
-    signal(helper.pid(), 19);
-    let stat = format!("/proc/{}/stat", helper.pid());
-    let start = Instant::now();
-    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "helper never stopped"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    stop_process(helper.pid());
     let slow = raw_connect(&helper.socket);
     send(slow.as_fd(), &[0; 4]);
     send_fds(slow.as_fd(), &pr_in(0, 24), &[zero.as_fd()]);
