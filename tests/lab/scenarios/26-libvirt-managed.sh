@@ -185,6 +185,8 @@ chmod 755 $r/init
 (cd $r && find . | cpio -o -H newc 2>/dev/null | gzip -1) >/deb/tmp/inner.cpio.gz
 cp "$LAB_IMAGE/vmlinuz" /deb/tmp/vmlinuz
 
+# No <features><acpi/></features>: libvirt then runs the machine with acpi=off, which booted
+# the nested kernel in 975 s under load where the same with ACPI had not booted after 1,260 s.
 cat >/deb/tmp/lab.xml <<XML
 <domain type='qemu'>
   <name>lab</name>
@@ -196,7 +198,6 @@ cat >/deb/tmp/lab.xml <<XML
     <initrd>/tmp/inner.cpio.gz</initrd>
     <cmdline>console=ttyS0 quiet panic=-1</cmdline>
   </os>
-  <features><acpi/></features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
   <on_crash>destroy</on_crash>
