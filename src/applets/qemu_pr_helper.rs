@@ -225,7 +225,8 @@ enum Problem {
     BadValue(String),
 }
 
-/// The options read so far; `None` and the defaults below are C's defaults.
+/// The options read so far; `None`, `false` and zero stand for the defaults.
+#[derive(Default)]
 struct Options {
     socket: Option<String>,
     pidfile: Option<String>,
@@ -235,35 +236,13 @@ struct Options {
     gid: Option<u32>,
     verbose: u8,
     quiet: bool,
-    sgio_timeout_ms: u32,
-    max_workers: usize,
+    sgio_timeout_ms: Option<u32>,
+    max_workers: Option<usize>,
     idle_timeout: Option<std::time::Duration>,
-    sandbox: bool,
+    no_sandbox: bool,
     route: Route,
-    multipath: bool,
+    no_multipath: bool,
     audit: Option<audit::Config>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            socket: None,
-            pidfile: None,
-            daemonize: false,
-            trace: TraceConfig::default(),
-            uid: None,
-            gid: None,
-            verbose: 0,
-            quiet: false,
-            sgio_timeout_ms: DEFAULT_SGIO_TIMEOUT_MS,
-            max_workers: DEFAULT_MAX_WORKERS,
-            idle_timeout: None,
-            sandbox: true,
-            route: Route::default(),
-            multipath: true,
-            audit: None,
-        }
-    }
 }
 
 impl Options {
@@ -302,19 +281,22 @@ impl Options {
             "verbose" => self.verbose = self.verbose.saturating_add(1),
             "quiet" => self.quiet = true,
             "sgio-timeout" => {
-                self.sgio_timeout_ms = number(name, value, "milliseconds, 0 to 4294967295")?;
+                let ms = number(name, value, "milliseconds, 0 to 4294967295")?;
+                self.sgio_timeout_ms = Some(ms);
             }
-            "max-workers" => self.max_workers = number(name, value, "threads, a whole number")?,
+            "max-workers" => {
+                self.max_workers = Some(number(name, value, "threads, a whole number")?);
+            }
             "idle-timeout" => {
                 let seconds = number(name, value, "seconds, a whole number")?;
                 self.idle_timeout = Some(std::time::Duration::from_secs(seconds));
             }
-            "no-sandbox" => self.sandbox = false,
+            "no-sandbox" => self.no_sandbox = true,
             "pr-backend" => {
                 self.route = Route::parse(value)
                     .ok_or_else(|| bad_value(name, value, "auto, sg or block"))?;
             }
-            "no-multipath" => self.multipath = false,
+            "no-multipath" => self.no_multipath = true,
             _ => {}
         }
         Ok(())
@@ -361,6 +343,7 @@ impl Options {
         let path = |given: &Option<String>, default| {
             PathBuf::from(argbytes::decode(given.as_deref().unwrap_or(default)))
         };
+        let sgio_timeout_ms = self.sgio_timeout_ms.unwrap_or(DEFAULT_SGIO_TIMEOUT_MS);
         let config = Config {
             prog: prog.to_owned(),
             argv0: argv0.to_owned(),
@@ -380,14 +363,14 @@ impl Options {
             gid: self.gid,
             exec: ExecOptions {
                 route: self.route,
-                multipath: self.multipath,
-                ..ExecOptions::with_timeout(self.sgio_timeout_ms)
+                multipath: !self.no_multipath,
+                ..ExecOptions::with_timeout(sgio_timeout_ms)
             },
             require_activation: activated,
-            sandbox: self.sandbox,
+            sandbox: !self.no_sandbox,
             audit: self.audit,
             idle_timeout: self.idle_timeout,
-            max_workers: self.max_workers.max(1),
+            max_workers: self.max_workers.unwrap_or(DEFAULT_MAX_WORKERS).max(1),
         };
         Parsed::Run(Box::new(config), self.trace)
     }
