@@ -432,6 +432,27 @@ mod tests {
     }
 
     #[test]
+    fn options_by_name_count_and_keep_the_last_value() {
+        let args: Vec<String> = ["-vqv", "file", "-k/a", "--sock=/b", "--audit", "-aall", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = Options(normalize(&args, SPECS, Order::Permute).unwrap());
+        assert_eq!(
+            (o.count("verbose"), o.count("quiet"), o.count("daemon")),
+            (2, 1, 0)
+        );
+        assert!(o.given("audit") && !o.given("pidfile"));
+        assert_eq!(o.last("socket"), Some("/b"));
+        assert_eq!(o.values("socket").collect::<Vec<_>>(), ["/a", "/b"]);
+        // An optional argument: the last occurrence decides, given or not.
+        assert_eq!(o.last("audit"), Some("all"));
+        assert_eq!(o.values("audit").collect::<Vec<_>>(), ["all"]);
+        assert_eq!(o.last("verbose"), None);
+        assert_eq!(o.positionals().collect::<Vec<_>>(), ["file", "x"]);
+    }
+
+    #[test]
     fn glibc_error_messages() {
         assert_eq!(canon(&["-x"]).unwrap_err(), "invalid option -- 'x'");
         assert_eq!(
