@@ -388,3 +388,36 @@ fn non_utf8_arguments_are_used_as_bytes_like_c() {
         );
     }
 }
+
+/// A value an option cannot take is worded one way in every applet, as sg_persist words it
+/// ("bad argument to '--OPTION': 'VALUE' (what it wants)"), then the hint to `--help`, exit 1:
+/// the daemon's own options as pr-client's and its subcommands'.
+#[test]
+fn a_bad_value_is_worded_alike_by_every_applet() {
+    let scratch = Scratch::new("bad-value");
+    let daemon = applet_link(&scratch.0, "qemu-pr-helper");
+    let activated = applet_link(&scratch.0, "qemu-pr-helper-activated");
+    let client = applet_link(&scratch.0, "pr-client");
+    let cases: &[(&Path, &[&str], &str)] = &[
+        (&daemon, &["--sgio-timeout=xyz"], "sgio-timeout"),
+        (&daemon, &["--max-workers", "xyz"], "max-workers"),
+        (&daemon, &["--idle-timeout=xyz"], "idle-timeout"),
+        (&daemon, &["--pr-backend=xyz"], "pr-backend"),
+        (&activated, &["--sgio-timeout=xyz"], "sgio-timeout"),
+        (&client, &["--timeout=xyz", "/dev/null"], "timeout"),
+        (&client, &["-K", "xyz", "/dev/null"], "param-rk"),
+        (&client, &["bench", "--seconds=xyz"], "seconds"),
+        (&client, &["probe", "--timeout=xyz"], "timeout"),
+    ];
+    for (program, args, option) in cases {
+        let out = run(program, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        let wording = format!("bad argument to '--{option}': 'xyz' (");
+        assert!(
+            first.contains(&format!(": {wording}")) && first.ends_with(')'),
+            "{args:?}: {stderr}"
+        );
+    }
+}

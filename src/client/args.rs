@@ -44,7 +44,7 @@ impl fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 fn bad(option: &str, value: &str, want: &str) -> UsageError {
-    UsageError::syntax(format!("bad argument to '--{option}': '{value}' ({want})"))
+    UsageError::syntax(crate::cli::bad_value(option, value, want))
 }
 
 /// Hex digits with an optional 0x/0X prefix, as `sscanf("%x")` reads them, but strict:

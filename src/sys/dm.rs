@@ -98,7 +98,7 @@ fn get_u64(buf: &[u8], off: usize) -> u64 {
 
 /// The bytes up to the first NUL, as text (dm names and uuids are ASCII).
 fn c_string(bytes: &[u8]) -> String {
-    let end = memchr::memchr(0, bytes).unwrap_or(bytes.len());
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
