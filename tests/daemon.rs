@@ -234,6 +234,8 @@ fn dropping_privileges_keeps_only_cap_sys_rawio_and_sys_admin_for_multipath() {
     if !rustix::process::getuid().is_root() {
         panic!("this test needs root, as the README's test command runs it");
     }
+    // The socket exists before privileges are dropped; an answer comes only from the loop,
+    // which starts after the drop.
     let helper = Helper::start(Impl::Ours, &["-u", "nobody", "-g", "nogroup"]);
     assert_serves(&helper.socket);
     let status = proc_status(helper.pid());
@@ -257,11 +259,13 @@ fn dropping_privileges_keeps_only_cap_sys_rawio_and_sys_admin_for_multipath() {
     assert_eq!(status_field(&status, "CapInh:"), "0000000000000000");
     // Without multipath support, CAP_SYS_RAWIO alone, as Debian's C helper (no CONFIG_MPATH).
     let helper = Helper::start(Impl::Ours, &["-u", "nobody", "--no-multipath"]);
+    assert_serves(&helper.socket);
     let status = proc_status(helper.pid());
     assert_eq!(status_field(&status, "CapEff:"), "0000000000020000");
     assert_eq!(status_field(&status, "CapPrm:"), "0000000000020000");
     // Without -u/-g the same capabilities are dropped, as C built with libcap-ng does.
     let helper = Helper::start(Impl::Ours, &[]);
+    assert_serves(&helper.socket);
     let status = proc_status(helper.pid());
     assert_eq!(status_field(&status, "CapEff:"), "0000000000220000");
     assert!(
