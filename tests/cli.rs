@@ -226,6 +226,31 @@ fn multicall_dispatch() {
     assert!(text(&via_multicall.stdout).starts_with("qemu-pr-helper "));
     let nothing = run(&bin, &[]);
     assert_eq!(nothing.status.code(), Some(1));
+    assert!(text(&nothing.stderr).starts_with("Usage: pr-helper"));
+    // The multicall's own options are read by argh: its help, and a one-line mistake.
+    let help = run(&bin, &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(
+        text(&help.stdout).contains("--install"),
+        "{}",
+        text(&help.stdout)
+    );
+    for wrong in [
+        &["--bogus"][..],
+        &["--install"],
+        &["--list", "extra"],
+        &["--force"],
+    ] {
+        let out = run(&bin, wrong);
+        assert_eq!(out.status.code(), Some(1), "{wrong:?}");
+        let err = text(&out.stderr);
+        assert!(err.starts_with("pr-helper: "), "{wrong:?}: {err}");
+        assert!(
+            err.ends_with("Try 'pr-helper --help' for more information.\n"),
+            "{wrong:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{wrong:?}");
+    }
 }
 
 #[test]
@@ -248,6 +273,13 @@ fn install_creates_applet_links() {
     );
     let forced = run(&binary(), &["--install", "--force", dir.to_str().unwrap()]);
     assert_eq!(forced.status.code(), Some(0));
+    let forced_after = run(&binary(), &["--install", dir.to_str().unwrap(), "--force"]);
+    assert_eq!(
+        forced_after.status.code(),
+        Some(0),
+        "{}",
+        text(&forced_after.stderr)
+    );
     let out = run(&link, &["-V"]);
     assert!(text(&out.stdout).starts_with(link.to_str().unwrap()));
 }
