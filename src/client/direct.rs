@@ -112,8 +112,7 @@ pub fn run_on_map(
         sgio_timeout_ms: timeout_ms,
         ..ExecOptions::default()
     };
-    let mut note = None;
-    let outcome = backend::execute_noting(&request, &mut buf, &opts, Some(&mut note));
+    let (outcome, note) = backend::execute(&request, &mut buf, &opts);
     let (header, payload) = backend::reply_parts(&buf, outcome);
     let header: &[u8; PR_HELPER_REPLY_HEADER_SIZE] = header.try_into().ok()?;
     let reply = Reply {

@@ -106,20 +106,10 @@ pub fn detect(block: &BlockDevice<'_>) -> Option<Map> {
     })
 }
 
-/// Runs the request on the map's paths.
+/// Runs the request on the map's paths; also gives what the command did: the paths it went
+/// to (for `pr-client -v`) and what multipathd answered ([`Report::multipathd_unreachable`]
+/// for a log line).
 pub fn run(
-    req: &Request,
-    map: &Map,
-    sense_area: &mut [u8],
-    payload: &mut [u8],
-    opts: &ExecOptions,
-) -> Outcome {
-    run_with_report(req, map, sense_area, payload, opts).0
-}
-
-/// [`run`], also giving what the command did: the paths it went to (for `pr-client -v`) and
-/// what multipathd answered ([`Report::multipathd_unreachable`] for a log line).
-pub fn run_with_report(
     req: &Request,
     map: &Map,
     sense_area: &mut [u8],
