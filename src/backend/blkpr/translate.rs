@@ -2,18 +2,13 @@
 //! parameter list in, the ioctl to issue (or the SCSI answer when there is none) out; ioctl
 //! results in, SCSI status, sense and PR IN payload out.
 
-use crate::scsi::pr::{LU_SCOPE, PR_OUT_FIXED_PARAM_SIZE, in_sa, out_sa};
+use crate::scsi::pr::{LU_SCOPE, PR_OUT_FIXED_PARAM_SIZE, ProutParams, in_sa, out_sa};
 use crate::scsi::sense::{self, SenseCode, StatusAndSense};
 use crate::scsi::status;
 use crate::sys::blkpr::{
     PR_FL_IGNORE_KEY, PrClear, PrPreempt, PrReadReservation, PrRegistration, PrReservation,
     PrStatus, pr_type,
 };
-
-/// SPEC_I_PT in byte 20 of the PR OUT parameter list.
-const SPEC_I_PT: u8 = 0x08;
-/// ALL_TG_PT in byte 20 of the PR OUT parameter list.
-const ALL_TG_PT: u8 = 0x04;
 
 /// The key passed as `old_key` when the device is told to ignore it (REGISTER AND IGNORE
 /// EXISTING KEY): SCSI devices ignore the RESERVATION KEY field for that service action, and
@@ -84,12 +79,6 @@ pub enum ProutPlan {
     Clear(PrClear),
 }
 
-fn be64(b: &[u8]) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(x)
-}
-
 /// Checks a PR OUT CDB and parameter list as a SCSI device server would and picks the ioctl;
 /// `Err` is the answer when none is issued.
 ///
@@ -121,26 +110,24 @@ pub fn plan_out(cdb: &[u8; 16], params: &[u8]) -> Result<ProutPlan, StatusAndSen
     } else {
         0
     };
-    if params.len() < PR_OUT_FIXED_PARAM_SIZE {
+    let Some(list) = ProutParams::decode(sa, params) else {
         return Err(check(sense::INVALID_PARAM_LEN));
-    }
-    let flags = params[20];
+    };
     // Checked before the length: with SPEC_I_PT a longer list is legal, and the bit is what
     // this backend cannot do.
-    if flags & SPEC_I_PT != 0 {
+    if list.spec_i_pt {
         return Err(check(sense::INVALID_PARAM));
     }
     if params.len() != PR_OUT_FIXED_PARAM_SIZE {
         return Err(check(sense::INVALID_PARAM_LEN));
     }
-    let key = be64(&params[0..8]);
-    let sa_key = be64(&params[8..16]);
+    let (key, sa_key) = (list.reservation_key, list.service_action_key);
     let registers = matches!(
         sa,
         out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY
     );
     // SPC-4 makes ALL_TG_PT meaningful for the register actions only and ignored elsewhere.
-    if registers && flags & ALL_TG_PT != 0 {
+    if registers && list.all_tg_pt {
         return Err(check(sense::INVALID_PARAM));
     }
     if !registers && key == 0 {
@@ -354,20 +341,16 @@ pub fn errno_reply(errno: i32, read_ioctl: bool) -> StatusAndSense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scsi::pr::{self, ProutParams, encode_prout_params, pr_in_cdb, pr_out_cdb};
+    use crate::scsi::pr::{self, SPEC_I_PT, pr_in_cdb, pr_out_cdb};
 
     fn out(sa: u8, scope: u8, t: u8, params: &ProutParams) -> Result<ProutPlan, StatusAndSense> {
-        let list = encode_prout_params(sa, params);
+        let list = params.encode(sa);
         let cdb = pr_out_cdb(sa, scope, t, u32::try_from(list.len()).unwrap());
         plan_out(&cdb, &list)
     }
 
     fn keys(reservation_key: u64, service_action_key: u64) -> ProutParams {
-        ProutParams {
-            reservation_key,
-            service_action_key,
-            ..ProutParams::default()
-        }
+        ProutParams::keys(reservation_key, service_action_key)
     }
 
     #[test]
@@ -583,7 +566,7 @@ mod tests {
         assert_eq!(out(out_sa::REGISTER, 0, 0, &p), invalid_param);
         // SPEC_I_PT in a 24-byte list.
         let cdb = pr_out_cdb(out_sa::REGISTER, 0, 0, 24);
-        let mut list = encode_prout_params(out_sa::REGISTER, &keys(0, 1));
+        let mut list = keys(0, 1).encode(out_sa::REGISTER);
         list[20] = SPEC_I_PT;
         assert_eq!(plan_out(&cdb, &list), invalid_param);
         list[20] = 0;
