@@ -228,6 +228,55 @@ enum Work {
     ReleaseUnregister,
 }
 
+/// One PR OUT for one path: the path, the service action, the parameter list.
+type Job<'p> = (usize, u8, &'p [u8]);
+
+/// What a REGISTER fan-out came to, as `mpath_prout_reg` counts it.
+struct Tally {
+    /// Some path answered RESERVATION CONFLICT.
+    conflict: bool,
+    /// Some path could not be used.
+    retryable: bool,
+    /// Some path registered (in the first round).
+    success: bool,
+    /// The first result that is none of those, else SUCCESS.
+    status: Mpr,
+}
+
+impl Tally {
+    fn of(results: &[Mpr]) -> Tally {
+        Tally {
+            conflict: results.contains(&Mpr::ReservConflict),
+            retryable: results.contains(&Mpr::Retryable),
+            success: results.contains(&Mpr::Success),
+            status: results
+                .iter()
+                .copied()
+                .find(|r| !matches!(r, Mpr::Success | Mpr::ReservConflict | Mpr::Retryable))
+                .unwrap_or(Mpr::Success),
+        }
+    }
+
+    /// Some paths conflicted while others registered, and nothing else went wrong.
+    fn only_conflicts_beside_success(&self) -> bool {
+        self.conflict && self.success && self.status == Mpr::Success
+    }
+
+    /// The REGISTER's result when it failed: a conflict that stands, another error, or no
+    /// path registered at all.
+    fn failure(&self) -> Option<Mpr> {
+        if self.conflict {
+            Some(Mpr::ReservConflict)
+        } else if self.status != Mpr::Success {
+            Some(self.status)
+        } else if !self.success {
+            Some(Mpr::Other)
+        } else {
+            None
+        }
+    }
+}
+
 fn scope_type(scope: u8, prtype: u8) -> u8 {
     ((scope & 0x0f) << 4) | (prtype & 0x0f)
 }
@@ -580,20 +629,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
     /// `mpath_prout_reg`: REGISTER on every usable path in parallel (one per SCSI host with
     /// ALL_TG_PT), conflicting paths retried with REGISTER AND IGNORE.
     fn register(&self, sa: u8, scope: u8, prtype: u8, params: &ProutParams) -> Mpr {
-        let all_tg_pt = self.config.all_tg_pt || params.all_tg_pt;
-        let mut chosen = Vec::new();
-        let mut hosts = Vec::new();
-        for i in self.usable_paths() {
-            if all_tg_pt {
-                if let Some(h) = self.paths[i].host {
-                    if hosts.contains(&h) {
-                        continue;
-                    }
-                    hosts.push(h);
-                }
-            }
-            chosen.push(i);
-        }
+        let chosen = self.register_paths(self.config.all_tg_pt || params.all_tg_pt);
         if chosen.is_empty() {
             return Mpr::DmmpError;
         }
@@ -606,7 +642,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             ..params.clone()
         }
         .encode(sa);
-        let jobs: Vec<(usize, u8, &[u8])> = chosen
+        let jobs: Vec<Job<'_>> = chosen
             .iter()
             .enumerate()
             .map(|(n, &i)| (i, sa, if n == 0 { &first[..] } else { &rest[..] }))
@@ -614,66 +650,84 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         let Ok(mut results) = self.fan_out(st, &jobs) else {
             return Mpr::ThreadError;
         };
-        let mut need_retry = results.contains(&Mpr::ReservConflict);
-        let mut retryable = results.contains(&Mpr::Retryable);
-        let had_success = results.contains(&Mpr::Success);
-        let mut status = results
-            .iter()
-            .copied()
-            .find(|r| !matches!(r, Mpr::Success | Mpr::ReservConflict | Mpr::Retryable))
-            .unwrap_or(Mpr::Success);
-        if need_retry && had_success && sa == out_sa::REGISTER && status == Mpr::Success {
-            // multipath-tools ≥ 0.13: the conflicting paths already hold a key of ours (or a
-            // stale one); REGISTER AND IGNORE sets the new key there without a rollback.
-            retryable = false;
-            let again: Vec<(usize, u8, &[u8])> = jobs
-                .iter()
-                .zip(&results)
-                .filter(|(_, r)| matches!(r, Mpr::ReservConflict | Mpr::Retryable))
-                .map(|(&(i, _, p), _)| (i, out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, p))
-                .collect();
-            let Ok(retried) = self.fan_out(st, &again) else {
-                return Mpr::ThreadError;
-            };
-            for (&(i, _, _), r) in again.iter().zip(&retried) {
-                if let Some(pos) = jobs.iter().position(|j| j.0 == i) {
-                    results[pos] = *r;
-                }
-                match r {
-                    Mpr::Retryable => retryable = true,
-                    Mpr::Success => {}
-                    other if status == Mpr::Success => status = *other,
-                    _ => {}
-                }
-            }
-            need_retry = false;
+        let mut tally = Tally::of(&results);
+        if sa == out_sa::REGISTER
+            && tally.only_conflicts_beside_success()
+            && self
+                .retry_conflicts(st, &jobs, &mut results, &mut tally)
+                .is_err()
+        {
+            return Mpr::ThreadError;
         }
-        if need_retry {
-            return Mpr::ReservConflict;
+        if let Some(failed) = tally.failure() {
+            return failed;
         }
-        if status != Mpr::Success {
-            return status;
-        }
-        if !had_success {
+        if tally.retryable && self.failed_path_alive(&jobs, &results) {
             return Mpr::Other;
-        }
-        if retryable {
-            // `check_failed_paths`: a path that failed but is alive now would be left with
-            // the wrong registration.
-            let alive = jobs
-                .iter()
-                .zip(&results)
-                .any(|(&(i, _, _), r)| *r == Mpr::Retryable && self.exec.check(i));
-            if alive {
-                return Mpr::Other;
-            }
         }
         self.preempt_missing_path(params.reservation_key, params.service_action_key);
         Mpr::Success
     }
 
+    /// The usable paths REGISTER goes to: every one, or with ALL_TG_PT the first of each
+    /// SCSI host (one registration per initiator port).
+    fn register_paths(&self, all_tg_pt: bool) -> Vec<usize> {
+        let mut hosts = Vec::new();
+        self.usable_paths()
+            .filter(|&i| match self.paths[i].host.filter(|_| all_tg_pt) {
+                Some(h) if hosts.contains(&h) => false,
+                Some(h) => {
+                    hosts.push(h);
+                    true
+                }
+                None => true,
+            })
+            .collect()
+    }
+
+    /// multipath-tools ≥ 0.13: the conflicting paths already hold a key of ours (or a stale
+    /// one); REGISTER AND IGNORE sets the new key there without a rollback. The paths that
+    /// conflicted or failed are retried so; their new results replace the old.
+    fn retry_conflicts(
+        &self,
+        st: u8,
+        jobs: &[Job<'_>],
+        results: &mut [Mpr],
+        tally: &mut Tally,
+    ) -> std::io::Result<()> {
+        let again: Vec<Job<'_>> = jobs
+            .iter()
+            .zip(results.iter())
+            .filter(|(_, r)| matches!(r, Mpr::ReservConflict | Mpr::Retryable))
+            .map(|(&(i, _, p), _)| (i, out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, p))
+            .collect();
+        let retried = self.fan_out(st, &again)?;
+        tally.conflict = false;
+        tally.retryable = false;
+        for (&(i, _, _), r) in again.iter().zip(&retried) {
+            if let Some(pos) = jobs.iter().position(|j| j.0 == i) {
+                results[pos] = *r;
+            }
+            match r {
+                Mpr::Retryable => tally.retryable = true,
+                Mpr::Success => {}
+                other if tally.status == Mpr::Success => tally.status = *other,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `check_failed_paths`: whether a path that failed is alive now (it would be left with
+    /// the wrong registration).
+    fn failed_path_alive(&self, jobs: &[Job<'_>], results: &[Mpr]) -> bool {
+        jobs.iter()
+            .zip(results)
+            .any(|(&(i, _, _), r)| *r == Mpr::Retryable && self.exec.check(i))
+    }
+
     /// Runs PR OUT on several paths at once, results in job order.
-    fn fan_out(&self, st: u8, jobs: &[(usize, u8, &[u8])]) -> std::io::Result<Vec<Mpr>> {
+    fn fan_out(&self, st: u8, jobs: &[Job<'_>]) -> std::io::Result<Vec<Mpr>> {
         if let [(i, sa, p)] = jobs {
             return Ok(vec![self.prout_path(*i, *sa, st, p)]);
         }
@@ -782,7 +836,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             return Mpr::DmmpError;
         }
         let param = params.encode(out_sa::RELEASE);
-        let jobs: Vec<(usize, u8, &[u8])> = chosen
+        let jobs: Vec<Job<'_>> = chosen
             .iter()
             .map(|&i| (i, out_sa::RELEASE, &param[..]))
             .collect();
