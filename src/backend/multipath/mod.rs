@@ -231,7 +231,9 @@ fn check_prout(cdb: &[u8; 16], param: &[u8]) -> Result<Option<ProutParams>, Sens
         check_transport_ids(param)?;
     }
     // Sent on as libmpathpersist sends it: the TransportIDs only with SPEC_I_PT.
-    Ok(ProutParams::decode(cdb[1], param))
+    ProutParams::decode(cdb[1], param)
+        .map(Some)
+        .ok_or(sense::INVALID_PARAM_LEN)
 }
 
 /// The transport-ID list of a parameter list longer than 24 bytes, checked as the C helper
@@ -257,7 +259,7 @@ fn check_transport_ids(param: &[u8]) -> Result<(), SenseCode> {
             0x00 | 0x06 if i + 24 <= end => 24,
             // iSCSI: length-prefixed, NUL-terminated name.
             0x05 | 0x45 if i + 4 <= end => {
-                let len = usize::from(u16::from_be_bytes([param[i + 2], param[i + 3]]));
+                let len = usize::from(scsi_pr::be16(param, i + 2));
                 if len > 252 || len % 4 != 0 || i + len + 4 > end {
                     return Err(sense::INVALID_PARAM);
                 }
