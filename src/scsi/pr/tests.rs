@@ -307,3 +307,20 @@ fn prout_parameter_lists_decode_as_they_encode() {
     assert_eq!(p.encode(out_sa::REGISTER), list[..24]);
     assert_eq!(ProutParams::decode(out_sa::REGISTER, &list[..23]), None);
 }
+
+#[test]
+fn a_basic_list_goes_on_as_it_came_but_its_obsolete_bytes() {
+    // What the multipath backend relies on: libmpathpersist sends the keys and the whole
+    // flags byte on, and zeroes the rest.
+    for flags in 0..=u8::MAX {
+        let mut list: Vec<u8> = (1..=24).collect();
+        list[20] = flags;
+        let mut want = list.clone();
+        want[16..20].fill(0);
+        want[21..24].fill(0);
+        for sa in [0, 1, 2, 3, 4, 5, 6] {
+            let p = ProutParams::decode(sa, &list).unwrap();
+            assert_eq!(p.encode(sa), want, "sa {sa} flags {flags:#x}");
+        }
+    }
+}
