@@ -716,21 +716,13 @@ mod tests {
         assert_eq!(errno_reply(libc::ENOTTY, true), field);
         assert_eq!(errno_reply(libc::EINVAL, false), field);
         assert_eq!(errno_reply(libc::EINVAL, true), field);
-        assert_eq!(
-            errno_reply(libc::EPERM, false),
-            StatusAndSense::check(sense::ACCESS_DENIED)
-        );
-        assert_eq!(
-            errno_reply(libc::EACCES, true),
-            StatusAndSense::check(sense::ACCESS_DENIED)
-        );
-        assert_eq!(
-            errno_reply(libc::EAGAIN, false),
-            StatusAndSense::check(sense::IO_ERROR)
-        );
+        let check = StatusAndSense::check;
+        assert_eq!(errno_reply(libc::EPERM, false), check(sense::ACCESS_DENIED));
+        assert_eq!(errno_reply(libc::EACCES, true), check(sense::ACCESS_DENIED));
+        assert_eq!(errno_reply(libc::EAGAIN, false), check(sense::IO_ERROR));
         assert_eq!(
             errno_reply(libc::ENOMEM, true),
-            StatusAndSense::check(sense::TARGET_FAILURE)
+            check(sense::TARGET_FAILURE)
         );
         assert_eq!(errno_reply(libc::EBADE, false), CONFLICT);
     }
