@@ -19,8 +19,9 @@ fuzz_target!(|data: &[u8]| {
         unreg: flags & 4 != 0,
         relative_target_port: u16::from_be_bytes([data[18], data[19]]),
         transport_ids: data[21..].to_vec(),
+        ..ProutParams::default()
     };
-    let encoded = pr::encode_prout_params(sa, &params);
+    let encoded = params.encode(sa);
     assert!(encoded.len() >= 24);
     assert_eq!(&encoded[0..8], &params.reservation_key.to_be_bytes());
     assert_eq!(&encoded[8..16], &params.service_action_key.to_be_bytes());

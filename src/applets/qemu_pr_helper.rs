@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions, Route};
+use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions, Route, TestDelay};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Order};
 use crate::cli::{self, argbytes};
 use crate::daemon::{
@@ -364,7 +364,8 @@ impl Options {
             exec: ExecOptions {
                 route: self.route,
                 multipath: !self.no_multipath,
-                ..ExecOptions::with_timeout(sgio_timeout_ms)
+                sgio_timeout_ms,
+                test_delay: TestDelay::from_env(),
             },
             require_activation: activated,
             sandbox: !self.no_sandbox,

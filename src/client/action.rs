@@ -30,7 +30,7 @@ impl Action {
                 prout_type,
                 params,
             } => {
-                let list = pr::encode_prout_params(*sa, params);
+                let list = params.encode(*sa);
                 let len = u32::try_from(list.len()).unwrap_or(u32::MAX);
                 (pr::pr_out_cdb(*sa, pr::LU_SCOPE, *prout_type, len), list)
             }

@@ -276,6 +276,7 @@ fn action(o: &Options, v: &Values) -> Result<Action, UsageError> {
                 unreg: o.given("unreg"),
                 relative_target_port: v.rtp,
                 transport_ids: v.transport_ids.clone(),
+                ..ProutParams::default()
             },
         });
     }

@@ -724,20 +724,9 @@ impl Record<'_> {
         self.pending.cdb[1] & 0x1f
     }
 
-    fn key(&self, at: usize) -> Key {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&self.pending.params[at..at + 8]);
-        Key(u64::from_be_bytes(b))
-    }
-
-    /// APTPL: byte 20 bit 0, byte 17 for REGISTER AND MOVE's other layout.
-    fn aptpl(&self) -> bool {
-        let at = if self.sa() == pr::out_sa::REGISTER_AND_MOVE {
-            17
-        } else {
-            20
-        };
-        self.pending.params[at] & 1 != 0
+    /// The kept 24 bytes of the parameter list (zeros where a shorter list ended).
+    fn params(&self) -> pr::ProutParams {
+        pr::ProutParams::decode(self.sa(), &self.pending.params).unwrap_or_default()
     }
 
     /// Every field, in order, as (journal field name, value); the line is built from the same.
@@ -749,9 +738,10 @@ impl Record<'_> {
             let cdb = &self.pending.cdb;
             f("PR_TYPE", &PrType(cdb[2] & 0x0f));
             f("PR_SCOPE", &(cdb[2] >> 4));
-            f("PR_KEY", &self.key(0));
-            f("PR_SA_KEY", &self.key(8));
-            f("PR_APTPL", &u8::from(self.aptpl()));
+            let params = self.params();
+            f("PR_KEY", &Key(params.reservation_key));
+            f("PR_SA_KEY", &Key(params.service_action_key));
+            f("PR_APTPL", &u8::from(params.aptpl));
         }
         if let Some(rdev) = self.pending.rdev {
             f("PR_DEVICE", &DevNum(rdev));

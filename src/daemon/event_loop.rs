@@ -693,7 +693,6 @@ impl Shared {
             request,
             mut reply,
         } = job;
-        let mut note = None;
         let pending = match &self.audit {
             Some(a) if a.wants(&request.cdb) => Some(audit::Pending::capture(
                 &request.cdb,
@@ -702,12 +701,7 @@ impl Shared {
             )),
             _ => None,
         };
-        let outcome = workers::execute(
-            request,
-            &mut reply,
-            &self.exec,
-            (self.log_verbose || pending.is_some()).then_some(&mut note),
-        );
+        let (outcome, note) = workers::execute(request, &mut reply, &self.exec);
         let sense = match &pending {
             Some(_) if outcome.status == crate::scsi::status::CHECK_CONDITION => {
                 crate::scsi::sense::decode(

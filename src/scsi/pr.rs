@@ -140,15 +140,19 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-fn be16(b: &[u8], at: usize) -> u16 {
+pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
-fn be32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
-fn be64(b: &[u8], at: usize) -> u64 {
+/// The big-endian u64 at `at`; bytes past the end of `b` read as 0 (descriptors may be cut
+/// short).
+pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
     let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
+    let got = b.get(at..).unwrap_or_default();
+    let n = got.len().min(8);
+    x[..n].copy_from_slice(&got[..n]);
     u64::from_be_bytes(x)
 }
 
@@ -354,6 +358,13 @@ pub fn decode_full_status(data: &[u8]) -> Result<FullStatus, DecodeError> {
     })
 }
 
+/// Byte 20 of the PR OUT parameter list (SPC-4 table 186): SPEC_I_PT, ALL_TG_PT, APTPL.
+pub const SPEC_I_PT: u8 = 0x08;
+pub const ALL_TG_PT: u8 = 0x04;
+pub const APTPL: u8 = 0x01;
+/// Byte 17 of REGISTER AND MOVE's parameter list (table 189): UNREG (and APTPL, bit 0).
+const UNREG: u8 = 0x02;
+
 /// The fields of a PR OUT parameter list (SPC-4 §6.16.3), for every service action.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProutParams {
@@ -361,37 +372,94 @@ pub struct ProutParams {
     pub service_action_key: u64,
     pub aptpl: bool,
     pub all_tg_pt: bool,
+    /// SPEC_I_PT as the list set it; encoding also sets it for a nonempty `transport_ids`.
+    pub spec_i_pt: bool,
+    /// The reserved bits of byte 20, kept as they came: libmpathpersist passes the byte on.
+    pub reserved_flags: u8,
     /// REGISTER AND MOVE only: UNREG.
     pub unreg: bool,
     /// REGISTER AND MOVE only.
     pub relative_target_port: u16,
-    /// Encoded TransportIDs, back to back. For REGISTER (and REGISTER AND IGNORE) a nonempty
-    /// list sets SPEC_I_PT; for REGISTER AND MOVE it is the destination.
+    /// Encoded TransportIDs, back to back, without their length header. For REGISTER (and
+    /// REGISTER AND IGNORE) a nonempty list sets SPEC_I_PT; for REGISTER AND MOVE it is the
+    /// destination.
     pub transport_ids: Vec<u8>,
 }
 
-/// Encodes the parameter list for service action `sa`: the basic 24 bytes, then for
-/// REGISTER with TransportIDs SPEC_I_PT, a 4-byte TRANSPORTID PARAMETER DATA LENGTH and the
-/// IDs (table 187); for REGISTER AND MOVE its own layout (table 189).
-pub fn encode_prout_params(sa: u8, p: &ProutParams) -> Vec<u8> {
-    let tid_len = u32::try_from(p.transport_ids.len()).unwrap_or(u32::MAX);
-    let mut out = vec![0u8; PR_OUT_FIXED_PARAM_SIZE];
-    out[0..8].copy_from_slice(&p.reservation_key.to_be_bytes());
-    out[8..16].copy_from_slice(&p.service_action_key.to_be_bytes());
-    if sa == out_sa::REGISTER_AND_MOVE {
-        out[17] = (u8::from(p.unreg) << 1) | u8::from(p.aptpl);
-        out[18..20].copy_from_slice(&p.relative_target_port.to_be_bytes());
-        out[20..24].copy_from_slice(&tid_len.to_be_bytes());
-        out.extend_from_slice(&p.transport_ids);
-        return out;
+impl ProutParams {
+    /// A list with these two keys and nothing else set.
+    pub fn keys(reservation_key: u64, service_action_key: u64) -> ProutParams {
+        ProutParams {
+            reservation_key,
+            service_action_key,
+            ..ProutParams::default()
+        }
     }
-    out[20] = (u8::from(p.all_tg_pt) << 2) | u8::from(p.aptpl);
-    if !p.transport_ids.is_empty() {
-        out[20] |= 0x08; // SPEC_I_PT
-        out.extend_from_slice(&tid_len.to_be_bytes());
-        out.extend_from_slice(&p.transport_ids);
+
+    /// Reads the parameter list of service action `sa`: the basic 24 bytes, and the
+    /// TransportIDs that SPEC_I_PT (or REGISTER AND MOVE) announces, as far as `list` holds
+    /// them (a caller that must refuse a short list checks the length fields itself).
+    /// `None` for fewer than 24 bytes.
+    pub fn decode(sa: u8, list: &[u8]) -> Option<ProutParams> {
+        if list.len() < PR_OUT_FIXED_PARAM_SIZE {
+            return None;
+        }
+        let ids_after = |header: usize| {
+            let listed = usize::try_from(be32(list, header)).unwrap_or(usize::MAX);
+            let from = header + 4;
+            list.get(from..from.saturating_add(listed).min(list.len()))
+                .unwrap_or_default()
+                .to_vec()
+        };
+        let mut p = ProutParams::keys(be64(list, 0), be64(list, 8));
+        if sa == out_sa::REGISTER_AND_MOVE {
+            p.aptpl = list[17] & APTPL != 0;
+            p.unreg = list[17] & UNREG != 0;
+            p.relative_target_port = be16(list, 18);
+            p.transport_ids = ids_after(20);
+            return Some(p);
+        }
+        let flags = list[20];
+        p.aptpl = flags & APTPL != 0;
+        p.all_tg_pt = flags & ALL_TG_PT != 0;
+        p.spec_i_pt = flags & SPEC_I_PT != 0;
+        p.reserved_flags = flags & !(SPEC_I_PT | ALL_TG_PT | APTPL);
+        if p.spec_i_pt && list.len() >= PR_OUT_FIXED_PARAM_SIZE + 4 {
+            p.transport_ids = ids_after(PR_OUT_FIXED_PARAM_SIZE);
+        }
+        Some(p)
     }
-    out
+
+    /// Encodes the parameter list for service action `sa`: the basic 24 bytes, then for
+    /// REGISTER with TransportIDs SPEC_I_PT, a 4-byte TRANSPORTID PARAMETER DATA LENGTH and
+    /// the IDs (table 187); for REGISTER AND MOVE its own layout (table 189).
+    pub fn encode(&self, sa: u8) -> Vec<u8> {
+        let tid_len = u32::try_from(self.transport_ids.len()).unwrap_or(u32::MAX);
+        let mut out = vec![0u8; PR_OUT_FIXED_PARAM_SIZE];
+        out[0..8].copy_from_slice(&self.reservation_key.to_be_bytes());
+        out[8..16].copy_from_slice(&self.service_action_key.to_be_bytes());
+        if sa == out_sa::REGISTER_AND_MOVE {
+            out[17] = flag(self.unreg, UNREG) | flag(self.aptpl, APTPL);
+            out[18..20].copy_from_slice(&self.relative_target_port.to_be_bytes());
+            out[20..24].copy_from_slice(&tid_len.to_be_bytes());
+            out.extend_from_slice(&self.transport_ids);
+            return out;
+        }
+        let with_ids = !self.transport_ids.is_empty();
+        out[20] = flag(self.spec_i_pt || with_ids, SPEC_I_PT)
+            | flag(self.all_tg_pt, ALL_TG_PT)
+            | flag(self.aptpl, APTPL)
+            | self.reserved_flags;
+        if with_ids {
+            out.extend_from_slice(&tid_len.to_be_bytes());
+            out.extend_from_slice(&self.transport_ids);
+        }
+        out
+    }
+}
+
+fn flag(set: bool, bit: u8) -> u8 {
+    if set { bit } else { 0 }
 }
 
 #[cfg(test)]

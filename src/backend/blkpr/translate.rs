@@ -2,18 +2,13 @@
 //! parameter list in, the ioctl to issue (or the SCSI answer when there is none) out; ioctl
 //! results in, SCSI status, sense and PR IN payload out.
 
-use crate::scsi::pr::{LU_SCOPE, PR_OUT_FIXED_PARAM_SIZE, in_sa, out_sa};
-use crate::scsi::sense::{self, SenseCode, StatusAndSense};
+use crate::scsi::pr::{LU_SCOPE, PR_OUT_FIXED_PARAM_SIZE, ProutParams, in_sa, out_sa};
+use crate::scsi::sense::{self, StatusAndSense};
 use crate::scsi::status;
 use crate::sys::blkpr::{
     PR_FL_IGNORE_KEY, PrClear, PrPreempt, PrReadReservation, PrRegistration, PrReservation,
     PrStatus, pr_type,
 };
-
-/// SPEC_I_PT in byte 20 of the PR OUT parameter list.
-const SPEC_I_PT: u8 = 0x08;
-/// ALL_TG_PT in byte 20 of the PR OUT parameter list.
-const ALL_TG_PT: u8 = 0x04;
 
 /// The key passed as `old_key` when the device is told to ignore it (REGISTER AND IGNORE
 /// EXISTING KEY): SCSI devices ignore the RESERVATION KEY field for that service action, and
@@ -47,24 +42,10 @@ pub fn block_to_scsi_type(block_type: u32) -> Option<u8> {
     })
 }
 
-const fn check(code: SenseCode) -> StatusAndSense {
-    StatusAndSense {
-        status: status::CHECK_CONDITION,
-        sense: Some(code),
-    }
-}
-
-const fn bare(status: u8) -> StatusAndSense {
-    StatusAndSense {
-        status,
-        sense: None,
-    }
-}
-
 /// GOOD.
-pub const GOOD: StatusAndSense = bare(status::GOOD);
+pub const GOOD: StatusAndSense = StatusAndSense::bare(status::GOOD);
 /// RESERVATION CONFLICT, which carries no sense.
-pub const CONFLICT: StatusAndSense = bare(status::RESERVATION_CONFLICT);
+pub const CONFLICT: StatusAndSense = StatusAndSense::bare(status::RESERVATION_CONFLICT);
 
 /// What a PR OUT turns into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +63,6 @@ pub enum ProutPlan {
         abort: bool,
     },
     Clear(PrClear),
-}
-
-fn be64(b: &[u8]) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(x)
 }
 
 /// Checks a PR OUT CDB and parameter list as a SCSI device server would and picks the ioctl;
@@ -111,37 +86,35 @@ pub fn plan_out(cdb: &[u8; 16], params: &[u8]) -> Result<ProutPlan, StatusAndSen
     let uses_type = match sa {
         out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY | out_sa::CLEAR => false,
         out_sa::RESERVE | out_sa::RELEASE | out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT => true,
-        _ => return Err(check(sense::INVALID_FIELD)),
+        _ => return Err(StatusAndSense::check(sense::INVALID_FIELD)),
     };
     let block_type = if uses_type {
         if scope != LU_SCOPE {
-            return Err(check(sense::INVALID_FIELD));
+            return Err(StatusAndSense::check(sense::INVALID_FIELD));
         }
-        scsi_to_block_type(scsi_type).ok_or(check(sense::INVALID_FIELD))?
+        scsi_to_block_type(scsi_type).ok_or(StatusAndSense::check(sense::INVALID_FIELD))?
     } else {
         0
     };
-    if params.len() < PR_OUT_FIXED_PARAM_SIZE {
-        return Err(check(sense::INVALID_PARAM_LEN));
-    }
-    let flags = params[20];
+    let Some(list) = ProutParams::decode(sa, params) else {
+        return Err(StatusAndSense::check(sense::INVALID_PARAM_LEN));
+    };
     // Checked before the length: with SPEC_I_PT a longer list is legal, and the bit is what
     // this backend cannot do.
-    if flags & SPEC_I_PT != 0 {
-        return Err(check(sense::INVALID_PARAM));
+    if list.spec_i_pt {
+        return Err(StatusAndSense::check(sense::INVALID_PARAM));
     }
     if params.len() != PR_OUT_FIXED_PARAM_SIZE {
-        return Err(check(sense::INVALID_PARAM_LEN));
+        return Err(StatusAndSense::check(sense::INVALID_PARAM_LEN));
     }
-    let key = be64(&params[0..8]);
-    let sa_key = be64(&params[8..16]);
+    let (key, sa_key) = (list.reservation_key, list.service_action_key);
     let registers = matches!(
         sa,
         out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY
     );
     // SPC-4 makes ALL_TG_PT meaningful for the register actions only and ignored elsewhere.
-    if registers && flags & ALL_TG_PT != 0 {
-        return Err(check(sense::INVALID_PARAM));
+    if registers && list.all_tg_pt {
+        return Err(StatusAndSense::check(sense::INVALID_PARAM));
     }
     if !registers && key == 0 {
         return Err(CONFLICT);
@@ -226,7 +199,7 @@ pub fn plan_in(cdb: &[u8; 16]) -> Result<PrinPlan, StatusAndSense> {
         in_sa::READ_KEYS => Ok(PrinPlan::ReadKeys),
         in_sa::READ_RESERVATION => Ok(PrinPlan::ReadReservation),
         in_sa::REPORT_CAPABILITIES => Ok(PrinPlan::ReportCapabilities),
-        _ => Err(check(sense::INVALID_FIELD)),
+        _ => Err(StatusAndSense::check(sense::INVALID_FIELD)),
     }
 }
 
@@ -317,11 +290,11 @@ pub fn status_reply(s: PrStatus) -> StatusAndSense {
     match s {
         PrStatus::SUCCESS => GOOD,
         PrStatus::RESERVATION_CONFLICT => CONFLICT,
-        PrStatus::PATH_FAILED => check(sense::LUN_NOT_RESPONDING),
-        PrStatus::RETRY_PATH_FAILURE => check(sense::I_T_NEXUS_LOSS),
-        PrStatus::PATH_FAST_FAILED => check(sense::LUN_COMM_FAILURE),
+        PrStatus::PATH_FAILED => StatusAndSense::check(sense::LUN_NOT_RESPONDING),
+        PrStatus::RETRY_PATH_FAILURE => StatusAndSense::check(sense::I_T_NEXUS_LOSS),
+        PrStatus::PATH_FAST_FAILED => StatusAndSense::check(sense::LUN_COMM_FAILURE),
         PrStatus(raw) if raw < 0x1_0000 && raw & 0x7ff == RAW_NVME_RESERVATION_CONFLICT => CONFLICT,
-        _ => check(sense::TARGET_FAILURE),
+        _ => StatusAndSense::check(sense::TARGET_FAILURE),
     }
 }
 
@@ -342,11 +315,11 @@ pub fn status_reply(s: PrStatus) -> StatusAndSense {
 /// I/O PROCESS TERMINATED).
 pub fn errno_reply(errno: i32, read_ioctl: bool) -> StatusAndSense {
     match errno {
-        libc::EPERM | libc::EACCES => check(sense::ACCESS_DENIED),
-        libc::EOPNOTSUPP => check(sense::INVALID_OPCODE),
-        libc::ENOTTY if read_ioctl => check(sense::INVALID_FIELD),
-        libc::ENOTTY => check(sense::INVALID_OPCODE),
-        libc::EINVAL => check(sense::INVALID_FIELD),
+        libc::EPERM | libc::EACCES => StatusAndSense::check(sense::ACCESS_DENIED),
+        libc::EOPNOTSUPP => StatusAndSense::check(sense::INVALID_OPCODE),
+        libc::ENOTTY if read_ioctl => StatusAndSense::check(sense::INVALID_FIELD),
+        libc::ENOTTY => StatusAndSense::check(sense::INVALID_OPCODE),
+        libc::EINVAL => StatusAndSense::check(sense::INVALID_FIELD),
         _ => sense::from_errno(errno),
     }
 }
@@ -354,20 +327,16 @@ pub fn errno_reply(errno: i32, read_ioctl: bool) -> StatusAndSense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scsi::pr::{self, ProutParams, encode_prout_params, pr_in_cdb, pr_out_cdb};
+    use crate::scsi::pr::{self, SPEC_I_PT, pr_in_cdb, pr_out_cdb};
 
     fn out(sa: u8, scope: u8, t: u8, params: &ProutParams) -> Result<ProutPlan, StatusAndSense> {
-        let list = encode_prout_params(sa, params);
+        let list = params.encode(sa);
         let cdb = pr_out_cdb(sa, scope, t, u32::try_from(list.len()).unwrap());
         plan_out(&cdb, &list)
     }
 
     fn keys(reservation_key: u64, service_action_key: u64) -> ProutParams {
-        ProutParams {
-            reservation_key,
-            service_action_key,
-            ..ProutParams::default()
-        }
+        ProutParams::keys(reservation_key, service_action_key)
     }
 
     #[test]
@@ -550,7 +519,7 @@ mod tests {
 
     #[test]
     fn cdb_fields_the_ioctls_cannot_express() {
-        let invalid_cdb = Err(check(sense::INVALID_FIELD));
+        let invalid_cdb = Err(StatusAndSense::check(sense::INVALID_FIELD));
         assert_eq!(
             out(out_sa::REGISTER_AND_MOVE, 0, 1, &keys(1, 2)),
             invalid_cdb
@@ -569,8 +538,8 @@ mod tests {
 
     #[test]
     fn parameter_list_checks() {
-        let invalid_param = Err(check(sense::INVALID_PARAM));
-        let bad_len = Err(check(sense::INVALID_PARAM_LEN));
+        let invalid_param = Err(StatusAndSense::check(sense::INVALID_PARAM));
+        let bad_len = Err(StatusAndSense::check(sense::INVALID_PARAM_LEN));
         let mut p = keys(0, 0xbb);
         p.all_tg_pt = true;
         assert_eq!(out(out_sa::REGISTER, 0, 0, &p), invalid_param);
@@ -583,7 +552,7 @@ mod tests {
         assert_eq!(out(out_sa::REGISTER, 0, 0, &p), invalid_param);
         // SPEC_I_PT in a 24-byte list.
         let cdb = pr_out_cdb(out_sa::REGISTER, 0, 0, 24);
-        let mut list = encode_prout_params(out_sa::REGISTER, &keys(0, 1));
+        let mut list = keys(0, 1).encode(out_sa::REGISTER);
         list[20] = SPEC_I_PT;
         assert_eq!(plan_out(&cdb, &list), invalid_param);
         list[20] = 0;
@@ -604,9 +573,9 @@ mod tests {
         );
         assert_eq!(
             plan(in_sa::READ_FULL_STATUS),
-            Err(check(sense::INVALID_FIELD))
+            Err(StatusAndSense::check(sense::INVALID_FIELD))
         );
-        assert_eq!(plan(0x1f), Err(check(sense::INVALID_FIELD)));
+        assert_eq!(plan(0x1f), Err(StatusAndSense::check(sense::INVALID_FIELD)));
     }
 
     #[test]
@@ -715,35 +684,39 @@ mod tests {
         assert_eq!(status_reply(PrStatus::RESERVATION_CONFLICT), CONFLICT);
         assert_eq!(status_reply(PrStatus(0x83)), CONFLICT);
         assert_eq!(status_reply(PrStatus(0x4083)), CONFLICT);
-        assert_eq!(status_reply(PrStatus::IOERR), check(sense::TARGET_FAILURE));
+        assert_eq!(
+            status_reply(PrStatus::IOERR),
+            StatusAndSense::check(sense::TARGET_FAILURE)
+        );
         assert_eq!(
             status_reply(PrStatus(0x0800_0002)),
-            check(sense::TARGET_FAILURE)
+            StatusAndSense::check(sense::TARGET_FAILURE)
         );
         assert_eq!(
             status_reply(PrStatus::PATH_FAILED),
-            check(sense::LUN_NOT_RESPONDING)
+            StatusAndSense::check(sense::LUN_NOT_RESPONDING)
         );
         assert_eq!(
             status_reply(PrStatus::RETRY_PATH_FAILURE),
-            check(sense::I_T_NEXUS_LOSS)
+            StatusAndSense::check(sense::I_T_NEXUS_LOSS)
         );
         assert_eq!(
             status_reply(PrStatus::PATH_FAST_FAILED),
-            check(sense::LUN_COMM_FAILURE)
+            StatusAndSense::check(sense::LUN_COMM_FAILURE)
         );
     }
 
     #[test]
     fn errno_mapping() {
-        let opcode = check(sense::INVALID_OPCODE);
-        let field = check(sense::INVALID_FIELD);
+        let opcode = StatusAndSense::check(sense::INVALID_OPCODE);
+        let field = StatusAndSense::check(sense::INVALID_FIELD);
         assert_eq!(errno_reply(libc::EOPNOTSUPP, false), opcode);
         assert_eq!(errno_reply(libc::EOPNOTSUPP, true), opcode);
         assert_eq!(errno_reply(libc::ENOTTY, false), opcode);
         assert_eq!(errno_reply(libc::ENOTTY, true), field);
         assert_eq!(errno_reply(libc::EINVAL, false), field);
         assert_eq!(errno_reply(libc::EINVAL, true), field);
+        let check = StatusAndSense::check;
         assert_eq!(errno_reply(libc::EPERM, false), check(sense::ACCESS_DENIED));
         assert_eq!(errno_reply(libc::EACCES, true), check(sense::ACCESS_DENIED));
         assert_eq!(errno_reply(libc::EAGAIN, false), check(sense::IO_ERROR));

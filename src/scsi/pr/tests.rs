@@ -232,21 +232,21 @@ fn prout_parameter_lists() {
         all_tg_pt: true,
         ..ProutParams::default()
     };
-    let b = encode_prout_params(out_sa::REGISTER, &p);
+    let b = p.encode(out_sa::REGISTER);
     assert_eq!(b.len(), 24);
     assert_eq!(b[..8], [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(b[8..16], [0, 0, 0, 0, 0, 0, 0x11, 0x22]);
     assert_eq!(b[16..24], [0, 0, 0, 0, 0x05, 0, 0, 0]);
     // Every plain service action has the same 24-byte layout.
     for sa in [1, 2, 3, 4, 5, 6, 8] {
-        assert_eq!(encode_prout_params(sa, &p), b, "sa {sa}");
+        assert_eq!(p.encode(sa), b, "sa {sa}");
     }
     // Table 187: SPEC_I_PT with a TransportID list.
     let spec = ProutParams {
         transport_ids: sas_bytes(),
         ..ProutParams::default()
     };
-    let b = encode_prout_params(out_sa::REGISTER, &spec);
+    let b = spec.encode(out_sa::REGISTER);
     assert_eq!(b.len(), 24 + 4 + 24);
     assert_eq!(b[20], 0x08);
     assert_eq!(b[24..28], [0, 0, 0, 24]);
@@ -260,9 +260,67 @@ fn prout_parameter_lists() {
         all_tg_pt: true, // not part of this layout
         relative_target_port: 0x0102,
         transport_ids: sas_bytes(),
+        ..ProutParams::default()
     };
-    let b = encode_prout_params(out_sa::REGISTER_AND_MOVE, &mv);
+    let b = mv.encode(out_sa::REGISTER_AND_MOVE);
     assert_eq!(b.len(), 48);
     assert_eq!(b[16..24], [0, 0x03, 0x01, 0x02, 0, 0, 0, 24]);
     assert_eq!(b[24..36], sas_bytes()[..12]);
+}
+
+#[test]
+fn prout_parameter_lists_decode_as_they_encode() {
+    let register = ProutParams {
+        aptpl: true,
+        all_tg_pt: true,
+        transport_ids: sas_bytes(),
+        ..ProutParams::keys(0x0102_0304_0506_0708, 0x1122)
+    };
+    let decoded = ProutParams::decode(out_sa::REGISTER, &register.encode(out_sa::REGISTER));
+    assert_eq!(
+        decoded,
+        Some(ProutParams {
+            spec_i_pt: true,
+            ..register
+        })
+    );
+    let mv = ProutParams {
+        aptpl: true,
+        unreg: true,
+        relative_target_port: 0x0102,
+        transport_ids: sas_bytes(),
+        ..ProutParams::keys(1, 2)
+    };
+    let sa = out_sa::REGISTER_AND_MOVE;
+    assert_eq!(ProutParams::decode(sa, &mv.encode(sa)), Some(mv));
+    // SPEC_I_PT alone, and the reserved bits, come back as they were; TransportIDs without
+    // SPEC_I_PT are not part of the list; fewer than 24 bytes are no list.
+    let mut list = ProutParams::keys(1, 2).encode(out_sa::REGISTER);
+    list[20] = 0xfa;
+    let p = ProutParams::decode(out_sa::REGISTER, &list).unwrap();
+    assert!(p.spec_i_pt && !p.all_tg_pt && !p.aptpl && p.transport_ids.is_empty());
+    assert_eq!(p.encode(out_sa::REGISTER), list);
+    list[20] = 0;
+    list.extend_from_slice(&[0, 0, 0, 24]);
+    list.extend_from_slice(&sas_bytes());
+    let p = ProutParams::decode(out_sa::REGISTER, &list).unwrap();
+    assert_eq!(p.encode(out_sa::REGISTER), list[..24]);
+    assert_eq!(ProutParams::decode(out_sa::REGISTER, &list[..23]), None);
+}
+
+#[test]
+fn a_basic_list_goes_on_as_it_came_but_its_obsolete_bytes() {
+    // What the multipath backend relies on: libmpathpersist sends the keys and the whole
+    // flags byte on, and zeroes the rest.
+    for flags in 0..=u8::MAX {
+        let mut list: Vec<u8> = (1..=24).collect();
+        list[20] = flags;
+        let mut want = list.clone();
+        want[16..20].fill(0);
+        want[21..24].fill(0);
+        for sa in [0, 1, 2, 3, 4, 5, 6] {
+            let p = ProutParams::decode(sa, &list).unwrap();
+            assert_eq!(p.encode(sa), want, "sa {sa} flags {flags:#x}");
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use super::*;
 use crate::backend::multipath::keys::{Key, KeySource, MapConfig};
 
-type Answer = Box<dyn Fn(usize, u8, &Params) -> Mpr + Sync>;
+type Answer = Box<dyn Fn(usize, u8, &ProutParams) -> Mpr + Sync>;
 
 /// One PR OUT as a path saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ struct FakePaths {
 }
 
 impl FakePaths {
-    fn new(up: &[bool], answer: impl Fn(usize, u8, &Params) -> Mpr + Sync + 'static) -> Self {
+    fn new(up: &[bool], answer: impl Fn(usize, u8, &ProutParams) -> Mpr + Sync + 'static) -> Self {
         FakePaths {
             up: up.to_vec(),
             answer: Box::new(answer),
@@ -64,19 +64,15 @@ impl PathExecutor for FakePaths {
     fn check(&self, path: usize) -> bool {
         self.up[path]
     }
-    fn prout(&self, path: usize, sa: u8, _st: u8, param: &[u8]) -> Mpr {
-        let p = Params {
-            key: u64::from_be_bytes(param[0..8].try_into().unwrap()),
-            sa_key: u64::from_be_bytes(param[8..16].try_into().unwrap()),
-            sa_flags: param[20],
-            transport_ids: param[24..].to_vec(),
-        };
+    fn prout(&self, path: usize, cdb: &[u8; 10], param: &[u8]) -> Mpr {
+        let sa = cdb[1];
+        let p = ProutParams::decode(sa, param).unwrap();
         self.sent.lock().unwrap().push(Sent {
             path,
             sa,
-            key: p.key,
-            sa_key: p.sa_key,
-            flags: p.sa_flags,
+            key: p.reservation_key,
+            sa_key: p.service_action_key,
+            flags: param[20],
             len: param.len(),
         });
         (self.answer)(path, sa, &p)
@@ -180,8 +176,8 @@ fn key(key: u64) -> Key {
     Key { key, aptpl: false }
 }
 
-fn params(key: u64, sa_key: u64) -> Params {
-    Params::with_keys(key, sa_key, 0)
+fn params(key: u64, sa_key: u64) -> ProutParams {
+    ProutParams::keys(key, sa_key)
 }
 
 /// READ KEYS through a fresh context into a 64-byte buffer: the result and byte count, and
@@ -197,7 +193,7 @@ fn run_prin(exec: &FakePaths, daemon: &FakeDaemon, infos: &[PathInfo]) -> ((Mpr,
         Report::default(),
     );
     let mut buf = [0u8; 64];
-    let r = ctx.prin(&prin_cdb(0), &mut buf);
+    let r = ctx.prin(&cdb10(&pr::pr_in_cdb(0, 8192)), &mut buf);
     (r, ctx.into_report())
 }
 
@@ -208,7 +204,7 @@ fn run_prout(
     config: MapConfig,
     configured: u64,
     sa: u8,
-    p: Params,
+    p: ProutParams,
 ) -> (Mpr, Report) {
     let mut ctx = Ctx::new(
         exec,
@@ -268,11 +264,10 @@ fn all_tg_pt_registers_once_per_host_and_spec_i_pt_once() {
     for (i, p) in infos.iter_mut().enumerate() {
         p.host = Some(i as u32 / 2);
     }
-    let p = Params {
-        key: 0,
-        sa_key: 0xab,
-        sa_flags: SA_FLAG_ALL_TG_PT | SA_FLAG_SPEC_I_PT,
-        transport_ids: vec![0, 0, 0, 24, 6, 0, 0, 0],
+    let p = ProutParams {
+        all_tg_pt: true,
+        transport_ids: vec![6, 0, 0, 0],
+        ..params(0, 0xab)
     };
     let (r, _) = run_prout(&exec, &daemon, &infos, conf_key(0xab), 0xab, REG, p);
     assert_eq!(r, Mpr::Success);
@@ -437,7 +432,10 @@ fn prkeys_file_source_updates_multipathd_first() {
     let infos = paths(1);
     let exec = FakePaths::all_ok(&[true]);
     let daemon = FakeDaemon::up("unset\n");
-    let p = Params::with_keys(0, 0x12, SA_FLAG_APTPL);
+    let p = ProutParams {
+        aptpl: true,
+        ..params(0, 0x12)
+    };
     let (r, _) = run_prout(&exec, &daemon, &infos, file, 0, REG, p);
     assert_eq!(r, Mpr::Success);
     assert_eq!(daemon.log()[0], "setprkey map mpatha key 12:aptpl");
@@ -826,18 +824,19 @@ fn configured_key_sources() {
 
 #[test]
 fn cdbs_as_libmpathpersist_builds_them() {
-    assert_eq!(prin_cdb(1), [0x5e, 1, 0, 0, 0, 0, 0, 0x20, 0, 0]);
     assert_eq!(
-        prout_cdb(0x26, 0x05, 24),
+        cdb10(&pr::pr_in_cdb(1, MAX_PARAM_LEN as u16)),
+        [0x5e, 1, 0, 0, 0, 0, 0, 0x20, 0, 0]
+    );
+    assert_eq!(
+        cdb10(&pr::pr_out_cdb(0x26, 0, 0x05, 24)),
         [0x5f, 6, 5, 0, 0, 0, 0, 0, 24, 0]
     );
-    let p = Params {
-        key: 1,
-        sa_key: 2,
-        sa_flags: 1,
-        transport_ids: vec![9; 4],
-    };
-    let e = p.encode();
+    // TransportIDs go only with SPEC_I_PT.
+    let mut list = params(1, 2).encode(REG);
+    list[20] = 1;
+    list.extend_from_slice(&[0, 0, 0, 4, 9, 9, 9, 9]);
+    let e = ProutParams::decode(REG, &list).unwrap().encode(REG);
     assert_eq!(e.len(), 24);
     assert_eq!((e[7], e[15], e[20]), (1, 2, 1));
 }
@@ -891,8 +890,8 @@ fn key_errors_touch_no_path() {
         fn check(&self, _: usize) -> bool {
             panic!("the checker ran before the key checks");
         }
-        fn prout(&self, p: usize, sa: u8, st: u8, param: &[u8]) -> Mpr {
-            self.0.prout(p, sa, st, param)
+        fn prout(&self, p: usize, cdb: &[u8; 10], param: &[u8]) -> Mpr {
+            self.0.prout(p, cdb, param)
         }
         fn prin(&self, p: usize, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize) {
             self.0.prin(p, cdb, buf)
