@@ -200,7 +200,10 @@ impl EventLoop {
             // One thread accepts at a time; it re-arms the listener when done.
             let interest = EventFlags::IN | EventFlags::ONESHOT;
             epoll::add(&epoll, l, EventData::new_u64(LISTENER), interest).map_err(fail)?;
-            trace::emit(TracePoint::Listen, || format!("path={:?}", l.path()));
+            trace::emit(TracePoint::Listen, || match l.path() {
+                Some(path) => format!("path={}", path.display()),
+                None => "path=none".into(),
+            });
         }
         let interest = EventFlags::IN | EventFlags::ET;
         epoll::add(&epoll, &signals, EventData::new_u64(SIGNALS), interest).map_err(fail)?;
@@ -833,7 +836,8 @@ impl Shared {
             }
         }
         trace::emit(TracePoint::Close, || {
-            format!("conn={slot} reason=\"{}\"", close.reason)
+            // Last, as it is text with spaces: unquoted, as a person writes it.
+            format!("conn={slot} reason={}", close.reason)
         });
         // Closing the socket removes it from the epoll set.
         drop(conn);
