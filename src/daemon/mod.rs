@@ -26,9 +26,8 @@ use crate::errors::strerror;
 use crate::sys;
 use listener::{Activation, Inherited, Listener};
 
-/// Default run-time state directory, as Debian's QEMU is configured (`--localstatedir=/var`).
-pub const RUN_DIR: &str = "/var/run";
-/// Default socket path.
+/// Default socket path, in the run-time state directory as Debian's QEMU is configured
+/// (`--localstatedir=/var`).
 pub const DEFAULT_SOCKET: &str = "/var/run/qemu-pr-helper.sock";
 /// Default pidfile path.
 pub const DEFAULT_PIDFILE: &str = "/var/run/qemu-pr-helper.pid";
