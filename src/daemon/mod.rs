@@ -317,13 +317,7 @@ fn start_and_serve(
     if config.sandbox {
         let mut policy = crate::backend::sandbox_policy(&config.exec);
         if config.audit.is_some() {
-            // The peer's /proc files and the device's /sys files, read-only; the peer's
-            // cgroup through its pidfd and a walk of /sys/fs/cgroup when /proc hides it.
-            policy.open_read_only = true;
-            policy
-                .ioctls
-                .push(sys::ioctl_request(sys::pidfd::PIDFD_GET_INFO));
-            policy.syscalls.push(libc::SYS_getdents64);
+            policy.allow_audit();
         }
         sys::seccomp::install(&policy).map_err(Error::Sandbox)?;
     }
