@@ -5,7 +5,10 @@
 //! serve. The socket path appears only once the socket accepts and everything that can fail
 //! has succeeded, and `-d` returns in the parent only then.
 
+mod accept;
 pub mod audit;
+mod buffers;
+mod commands;
 pub mod conn;
 pub mod event_loop;
 pub mod limits;
@@ -13,6 +16,7 @@ pub mod listener;
 pub mod notify;
 pub mod pidfile;
 pub mod privileges;
+mod slab;
 pub mod workers;
 
 use std::fmt;
