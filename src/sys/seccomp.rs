@@ -3,8 +3,10 @@
 //! else kills the process (SECCOMP_RET_KILL_PROCESS), which the kernel's audit log records with
 //! the system call number (`type=1326 ... syscall=N`).
 //!
-//! The BPF is written by hand: a flat list of allowed numbers needs no compiler, and the
-//! whole program is under 160 instructions.
+//! The BPF is written by hand, no crate: a table of [`Rule`]s (a system call, optionally a
+//! condition on one argument, and what to do) that a small assembler turns into the program,
+//! under 160 instructions. Its jumps are labels; one that cannot be encoded (over 255
+//! instructions forward) is an error, which a unit test would see for every policy.
 
 use std::io;
 
