@@ -106,7 +106,7 @@ fn opener_syscalls() -> Vec<libc::c_long> {
         libc::SYS_ioctl,
     ];
     list.extend(THREADS_AND_MEMORY);
-    list.extend(LEGACY_STAT);
+    list.extend(legacy::STAT);
     list
 }
 
@@ -141,55 +141,38 @@ const THREADS_AND_MEMORY: &[libc::c_long] = &[
     libc::SYS_tkill,
 ];
 
-/// open(2), which only some architectures have (rustix uses it on x86_64; musl's open uses it
-/// wherever the kernel has it: s390x and powerpc64, where rustix calls musl).
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-))]
-const LEGACY_OPEN: &[libc::c_long] = &[libc::SYS_open];
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-)))]
-const LEGACY_OPEN: &[libc::c_long] = &[];
-
-/// stat and lstat where the kernel has them (musl calls them there), for the opener.
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-))]
-const LEGACY_STAT: &[libc::c_long] = &[libc::SYS_stat, libc::SYS_lstat];
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-)))]
-const LEGACY_STAT: &[libc::c_long] = &[];
-
 /// The path-based calls of x86_64, s390x and powerpc64 that newer architectures only have in
-/// their `*at` form (musl calls stat, lstat and unlink where they exist: the daemon's shutdown
-/// on s390x and ppc64le was killed by stat in the PR lab's LAB_ARCH VMs).
+/// their `*at` form; empty elsewhere.
 #[cfg(any(
     target_arch = "x86_64",
     target_arch = "s390x",
     target_arch = "powerpc64"
 ))]
-const LEGACY_SYSCALLS: &[libc::c_long] = &[
-    libc::SYS_epoll_wait,
-    libc::SYS_unlink,
-    libc::SYS_stat,
-    libc::SYS_lstat,
-];
+mod legacy {
+    /// open(2) (rustix uses it on x86_64; musl's open uses it wherever the kernel has it:
+    /// s390x and powerpc64, where rustix calls musl).
+    pub const OPEN: &[libc::c_long] = &[libc::SYS_open];
+    /// stat and lstat (musl calls them where they exist), for the opener.
+    pub const STAT: &[libc::c_long] = &[libc::SYS_stat, libc::SYS_lstat];
+    /// The daemon's: musl calls stat, lstat and unlink where they exist (the daemon's
+    /// shutdown on s390x and ppc64le was killed by stat in the PR lab's LAB_ARCH VMs).
+    pub const SYSCALLS: &[libc::c_long] = &[
+        libc::SYS_epoll_wait,
+        libc::SYS_unlink,
+        libc::SYS_stat,
+        libc::SYS_lstat,
+    ];
+}
 #[cfg(not(any(
     target_arch = "x86_64",
     target_arch = "s390x",
     target_arch = "powerpc64"
 )))]
-const LEGACY_SYSCALLS: &[libc::c_long] = &[];
+mod legacy {
+    pub const OPEN: &[libc::c_long] = &[];
+    pub const STAT: &[libc::c_long] = &[];
+    pub const SYSCALLS: &[libc::c_long] = &[];
+}
 
 /// System calls of the running daemon and its worker threads, with why.
 fn allowed_syscalls() -> Vec<libc::c_long> {
@@ -222,7 +205,7 @@ fn allowed_syscalls() -> Vec<libc::c_long> {
         libc::SYS_ioctl,
     ];
     list.extend(THREADS_AND_MEMORY);
-    list.extend(LEGACY_SYSCALLS);
+    list.extend(legacy::SYSCALLS);
     list
 }
 
@@ -312,7 +295,7 @@ fn rules(policy: &Policy) -> Vec<Rule> {
     // The daemon itself opens nothing once serving.
     let refused = Action::Errno(libc::EACCES);
     let opens = std::iter::once((libc::SYS_openat, DATA_ARG2_LOW))
-        .chain(LEGACY_OPEN.iter().map(|&nr| (nr, DATA_ARG1_LOW)));
+        .chain(legacy::OPEN.iter().map(|&nr| (nr, DATA_ARG1_LOW)));
     for (nr, flags) in opens {
         rules.push(if policy.open_read_only {
             let read_only = ArgIs {
@@ -680,34 +663,27 @@ mod tests {
             let say = |what: &str| {
                 let _ = rustix::io::write(rustix::stdio::stdout(), what.as_bytes());
             };
+            let socket = |family| {
+                rustix::net::socket(family, rustix::net::SocketType::STREAM, None).map(drop)
+            };
+            use rustix::net::AddressFamily;
             let (policy, request) = match kind.to_str() {
                 Some("tty-ioctl") => (Policy::default(), libc::TIOCGWINSZ as u32),
                 Some("dm-dev-status") => (multipath, DM_DEV_STATUS),
-                Some("inet-socket") => {
-                    install(&multipath).unwrap();
+                Some(sockets @ ("inet-socket" | "opener-socket")) => {
+                    let inet = sockets == "inet-socket";
+                    install(&if inet { multipath } else { Policy::opener() }).unwrap();
                     say("filter installed\n");
-                    let unix = rustix::net::socket(
-                        rustix::net::AddressFamily::UNIX,
-                        rustix::net::SocketType::STREAM,
-                        None,
-                    );
-                    assert!(unix.is_ok(), "{unix:?}");
-                    say("unix socket made\n");
-                    let _ = rustix::net::socket(
-                        rustix::net::AddressFamily::INET,
-                        rustix::net::SocketType::STREAM,
-                        None,
-                    );
-                    std::process::exit(0);
-                }
-                Some("opener-socket") => {
-                    install(&Policy::opener()).unwrap();
-                    say("filter installed\n");
-                    let _ = rustix::net::socket(
-                        rustix::net::AddressFamily::UNIX,
-                        rustix::net::SocketType::STREAM,
-                        None,
-                    );
+                    if inet {
+                        let unix = socket(AddressFamily::UNIX);
+                        assert!(unix.is_ok(), "{unix:?}");
+                        say("unix socket made\n");
+                    }
+                    let _ = socket(if inet {
+                        AddressFamily::INET
+                    } else {
+                        AddressFamily::UNIX
+                    });
                     std::process::exit(0);
                 }
                 _ => panic!("unknown kind {kind:?}"),
