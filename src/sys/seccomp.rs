@@ -267,8 +267,8 @@ impl Rule {
     }
 }
 
-/// The filter's rules for `policy`, in the order the program tests them (the most frequent
-/// calls first: the plain allow-list, sorted).
+/// The filter's rules for `policy`, in the order the program tests them: number -1, the
+/// plain allow-list (sorted), then the calls allowed by their arguments.
 fn rules(policy: &Policy) -> Vec<Rule> {
     // Number -1 is no system call: it is what a tracer sets to skip one (strace's
     // `-e inject=`, which the start-up fault-injection test uses past this filter), and the
