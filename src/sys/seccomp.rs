@@ -210,7 +210,7 @@ fn allowed_syscalls() -> Vec<libc::c_long> {
 }
 
 /// What the filter does with a system call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Action {
     Allow,
     /// Fails with this errno.
@@ -229,7 +229,7 @@ impl Action {
 }
 
 /// A condition on one argument's low 32 bits: `arg & mask` is one of `values`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 struct ArgIs {
     /// Offset of the argument's low word in `struct seccomp_data`.
     offset: u32,
@@ -239,7 +239,7 @@ struct ArgIs {
 
 /// One line of the filter: system call `nr` gets `then`, or, with a condition that does not
 /// hold, `otherwise`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 struct Rule {
     nr: u32,
     when: Option<ArgIs>,
@@ -340,7 +340,7 @@ fn rules(policy: &Policy) -> Vec<Rule> {
 }
 
 /// A conditional jump's target: the next instruction, or a label placed later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Target {
     Next,
     Label(usize),
@@ -355,7 +355,7 @@ struct Asm {
 }
 
 /// A program whose jump cannot be encoded: BPF jumps go forward at most 255 instructions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct JumpTooFar {
     pub from: usize,
     pub to: usize,
