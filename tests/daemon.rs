@@ -363,6 +363,53 @@ fn trace_points_go_to_the_trace_file() {
     assert!(log.contains("uid=0"), "peer credentials missing:\n{log}");
 }
 
+/// Every trace point's line shows values as a person writes them: a path or `none`, a reason
+/// as words; never Rust's Debug syntax (`Some(..)`, `None`, quotes, braces).
+#[test]
+fn trace_lines_show_no_debug_syntax() {
+    let scratch = Scratch::new("tracetext");
+    let file = scratch.path("trace.log");
+    let opts = format!("*,file={}", file.display());
+    let helper = Helper::start(Impl::Ours, &["-T", &opts]);
+    // PR IN and PR OUT, each failing on /dev/null (SG_IO's error path).
+    assert_serves(&helper.socket);
+    let mut conn = Connection::connect(&helper.socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    let reply = conn
+        .request(&pr_out(0, 0, 24), null.as_fd(), &[0; 24])
+        .unwrap();
+    assert_eq!(reply.status(), 2);
+    drop(conn);
+    // A bad request (an opcode that is not PR IN or PR OUT): the helper closes.
+    let sock = raw_connect(&helper.socket);
+    let _ = read_next(sock.as_fd(), 4, Duration::from_secs(5));
+    send(sock.as_fd(), &[0; 4]);
+    let mut bad = pr_in(0, 24);
+    bad[0] = 0x12;
+    send_fds(sock.as_fd(), &bad, &[null.as_fd()]);
+    assert!(matches!(
+        read_next(sock.as_fd(), 1, Duration::from_secs(5)),
+        Next::Closed(_)
+    ));
+    // A client that leaves without a request.
+    drop(raw_connect(&helper.socket));
+    let (status, stderr) = helper.stop();
+    assert!(status.success(), "{status:?}: {stderr}");
+    let log = std::fs::read_to_string(&file).unwrap();
+    for point in pr_helper::trace::TracePoint::ALL {
+        assert!(
+            log.contains(&format!(":{} ", point.name())),
+            "{} never traced:\n{log}",
+            point.name()
+        );
+    }
+    for line in log.lines() {
+        for debug in ["Some(", "None", "\"", "{"] {
+            assert!(!line.contains(debug), "{debug} in trace line: {line}");
+        }
+    }
+}
+
 #[test]
 fn listen_backlog_is_somaxconn_not_one() {
     let helper = Helper::start(Impl::Ours, &[]);
