@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use pr_helper::client::Connection;
+use pr_helper::Connection;
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(5));
 
@@ -396,7 +396,7 @@ fn trace_lines_show_no_debug_syntax() {
     let (status, stderr) = helper.stop();
     assert!(status.success(), "{status:?}: {stderr}");
     let log = std::fs::read_to_string(&file).unwrap();
-    for point in pr_helper::trace::TracePoint::ALL {
+    for point in pr_helper::TracePoint::ALL {
         assert!(
             log.contains(&format!(":{} ", point.name())),
             "{} never traced:\n{log}",
@@ -475,7 +475,7 @@ fn threads_started_for_slow_commands_leave_when_they_end() {
     // them (one thread stays outside the commands), and once they are done fast requests
     // end the followers beyond twice the CPUs.
     // The daemon's own count (affinity and cgroup v2 quota), not std's, which reads v1 too.
-    let keep = 2 * pr_helper::daemon::limits::usable_cpus();
+    let keep = 2 * pr_helper::usable_cpus();
     let slow_commands = keep + 2;
     let helper = Helper::start_with_env(
         Impl::Ours,
@@ -599,7 +599,7 @@ fn running_out_of_descriptors_at_accept_recovers() {
     // More connections than the daemon has descriptors: the extra ones wait in the backlog.
     let mut held = Vec::new();
     for _ in 0..40 {
-        held.push(pr_helper::client::connect_unix(&socket, TIMEOUT).unwrap());
+        held.push(pr_helper::connect_unix(&socket, TIMEOUT).unwrap());
     }
     std::thread::sleep(Duration::from_millis(300));
     held.clear();

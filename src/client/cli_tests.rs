@@ -61,7 +61,7 @@ fn pr_in_service_actions_and_lengths() {
     assert_eq!(run(&["-m", "ten", "/dev/x"]).unwrap_err().code, 1);
     assert_eq!(
         run(&["-k", "-r", "/dev/x"]).unwrap_err().code,
-        args::EXIT_CONTRADICT
+        crate::client::report::exit::CONTRADICT
     );
 }
 

@@ -777,6 +777,7 @@ impl Record<'_> {
     }
 
     /// The fields, in order, as (journal field name, value).
+    #[cfg(test)]
     pub fn fields(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::with_capacity(24);
         self.visit(&mut |name, value| out.push((name, value.to_string())));
@@ -784,6 +785,7 @@ impl Record<'_> {
     }
 
     /// The record as one line: `ACTION key=value ...`, values with blanks quoted.
+    #[cfg(test)]
     pub fn message(&self) -> String {
         let mut line = String::with_capacity(256);
         self.write_message(&mut line, &mut String::new());
@@ -823,6 +825,7 @@ impl Record<'_> {
 
     /// The journal's native datagram: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, MESSAGE_ID and
     /// the PR_ fields.
+    #[cfg(test)]
     pub fn journal_fields(&self, prog: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
         self.write_journal(prog, &mut out, &mut String::new(), &mut String::new());

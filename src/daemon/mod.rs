@@ -74,7 +74,8 @@ pub enum Error {
     SocketPathTooLong(PathBuf),
     Socket(io::Error),
     Bind(PathBuf, io::Error),
-    Listen(PathBuf, io::Error),
+    /// C's words name no path: the bind before it did.
+    Listen(io::Error),
     /// Renaming the bound socket into place (or finding it there) failed.
     Publish(PathBuf, io::Error),
     ActivationWithSocket,
@@ -85,9 +86,10 @@ pub enum Error {
     Activation(io::Error),
     Daemonize(io::Error),
     PidfileOpen(PathBuf, io::Error),
-    PidfileLock(PathBuf, io::Error),
-    PidfileTruncate(PathBuf, io::Error),
-    PidfileWrite(PathBuf, io::Error),
+    /// C's words for these name no path: opening the pid file did.
+    PidfileLock(io::Error),
+    PidfileTruncate(io::Error),
+    PidfileWrite(io::Error),
     DropPrivileges(io::Error),
     /// The path opener could not be started (socketpair or fork).
     PathOpener(io::Error),
@@ -127,7 +129,7 @@ impl fmt::Display for Error {
                 strerror(e)
             ),
             // C's words: the bind before it named the path.
-            Error::Listen(_, e) => write!(f, "Failed to listen on socket: {}", strerror(e)),
+            Error::Listen(e) => write!(f, "Failed to listen on socket: {}", strerror(e)),
             Error::ActivationWithSocket => {
                 write!(f, "Unix socket can't be set when using socket activation")
             }
@@ -164,11 +166,11 @@ impl fmt::Display for Error {
                     strerror(e)
                 )
             }
-            Error::PidfileLock(_, e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
-            Error::PidfileTruncate(_, e) => {
+            Error::PidfileLock(e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
+            Error::PidfileTruncate(e) => {
                 write!(f, "Failed to truncate pid file: {}", strerror(e))
             }
-            Error::PidfileWrite(_, e) => write!(f, "Failed to write pid file: {}", strerror(e)),
+            Error::PidfileWrite(e) => write!(f, "Failed to write pid file: {}", strerror(e)),
             Error::DropPrivileges(e) => write!(f, "Failed to drop privileges: {}", strerror(e)),
             Error::PathOpener(e) => {
                 write!(f, "Cannot start the multipath path opener: {}", strerror(e))

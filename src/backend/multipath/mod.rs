@@ -46,7 +46,7 @@ use crate::sys::dm;
 use crate::sys::sg::{self, DataPhase, SgIoResult};
 
 use pr::{Ctx, PathExecutor, PathInfo};
-pub use pr::{DaemonExchange, Mpr, PathCommand, Report};
+pub use pr::{Mpr, Report};
 use table::DevNum;
 
 /// libmpathpersist's SG_IO timeout on a path (`TIMEOUT`).
@@ -318,7 +318,6 @@ fn mpath_outcome(
             }
         }
         Mpr::SenseUnitAttention => sense::SCSI_BUS_RESET,
-        Mpr::SenseInvalidOp => sense::INVALID_OPCODE,
         Mpr::IllegalReq => sense::INVALID_PARAM,
         Mpr::NoSense => sense::NO_SENSE,
         _ => sense::LUN_COMM_FAILURE,
