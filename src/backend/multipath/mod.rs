@@ -348,7 +348,7 @@ fn discover(map: &Map) -> Result<Vec<PathDevice>, String> {
         .first()
         .ok_or_else(|| "no target in its status".to_owned())?;
     let paths = table::paths(&map.table, &status.params)
-        .map_err(|e| format!("table or status not understood: {e:?}"))?;
+        .map_err(|e| format!("table or status not understood: {e}"))?;
     Ok(paths
         .iter()
         .map(|p| {
