@@ -107,41 +107,20 @@ fn multicall(args: &[String]) -> ExitCode {
             };
         }
     };
-    match options {
-        MulticallOptions {
-            list: true,
-            install: false,
-            force: false,
-            version: false,
-            dir: None,
-        } => {
+    let MulticallOptions { list, install, force, version, dir } = options;
+    match (list, version, install, dir) {
+        (true, false, false, None) if !force => {
             for (name, _) in APPLETS {
                 println!("{name}");
             }
             ExitCode::SUCCESS
         }
-        MulticallOptions {
-            version: true,
-            list: false,
-            install: false,
-            force: false,
-            dir: None,
-        } => {
+        (false, true, false, None) if !force => {
             println!("{MULTICALL} {}", crate::VERSION);
             ExitCode::SUCCESS
         }
-        MulticallOptions {
-            install: true,
-            dir: Some(dir),
-            list: false,
-            version: false,
-            force,
-        } => install(&dir, force),
-        MulticallOptions {
-            install: true,
-            dir: None,
-            ..
-        } => mistake("--install needs a directory"),
+        (false, false, true, Some(dir)) => install_links(&dir, force),
+        (_, _, true, None) => mistake("--install needs a directory"),
         _ => mistake("give one of --list, --install DIR, --version or an applet"),
     }
 }
@@ -161,7 +140,7 @@ fn usage() -> String {
 }
 
 /// `--install [--force] DIR`: a symlink per applet in DIR, pointing to this binary.
-fn install(dir: &str, force: bool) -> ExitCode {
+fn install_links(dir: &str, force: bool) -> ExitCode {
     let target = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
