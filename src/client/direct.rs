@@ -126,7 +126,12 @@ mod tests {
     #[test]
     fn dev_null_is_aborted_command_like_the_helper() {
         let f = std::fs::File::open("/dev/null").unwrap();
-        let r = run(f.as_fd(), &crate::scsi::pr::pr_in_cdb(0, 8192), &[], 1000);
+        let r = run(
+            f.as_fd(),
+            &crate::scsi::pr::pr_in_cdb(crate::scsi::pr::InSa::ReadKeys, 8192),
+            &[],
+            1000,
+        );
         assert_eq!(r.reply.status(), status::CHECK_CONDITION);
         assert_eq!(sense::decode(&r.reply.header.sense), Some(sense::IO_ERROR));
         assert!(r.reply.payload.is_empty());
