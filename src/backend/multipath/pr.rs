@@ -430,17 +430,8 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
     pub fn prout(&mut self, sa: OutSa, scope: u8, prtype: u8, mut params: ProutParams) -> Mpr {
         let old_key = self.key;
         let unregistering = params.service_action_key == 0;
-        let register = sa == OutSa::Register || sa == OutSa::RegisterAndIgnoreExistingKey;
-        if !register
-            && !matches!(
-                sa,
-                OutSa::Reserve
-                    | OutSa::Release
-                    | OutSa::Clear
-                    | OutSa::Preempt
-                    | OutSa::PreemptAndAbort
-            )
-        {
+        let register = matches!(sa, OutSa::Register | OutSa::RegisterAndIgnoreExistingKey);
+        if matches!(sa, OutSa::RegisterAndMove | OutSa::ReplaceLostReservation) {
             return Mpr::Other;
         }
         // With `reservation_key file`, registering sets the key multipathd keeps.
@@ -565,7 +556,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            _ => Mpr::Other,
+            OutSa::RegisterAndMove | OutSa::ReplaceLostReservation => Mpr::Other,
         }
     }
 
