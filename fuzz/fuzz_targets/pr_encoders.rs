@@ -32,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
     let cdb = pr::pr_out_cdb(sa, data[20] >> 4, data[20] & 0x0f, len);
     assert_eq!(cdb[0], 0x5f);
     assert_eq!(u32::from_be_bytes([cdb[5], cdb[6], cdb[7], cdb[8]]), len);
-    let in_cdb = pr::pr_in_cdb(InSa::ALL[usize::from(data[16] & 3)], u16::from_be_bytes([data[18], data[19]]));
+    let in_cdb = pr::pr_in_cdb(
+        InSa::ALL[usize::from(data[16] & 3)],
+        u16::from_be_bytes([data[18], data[19]]),
+    );
     assert_eq!(&in_cdb[7..9], &data[18..20]);
 });

@@ -9,88 +9,78 @@ use std::fmt;
 use self::transport_id::TransportId;
 use super::cdb::{PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT};
 
-/// PERSISTENT RESERVE IN service actions (SPC-4 table 167).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum InSa {
-    ReadKeys = 0x00,
-    ReadReservation = 0x01,
-    ReportCapabilities = 0x02,
-    ReadFullStatus = 0x03,
-}
-
-impl InSa {
-    /// Every one, in byte order (the byte is the index).
-    pub const ALL: [InSa; 4] = [
-        InSa::ReadKeys,
-        InSa::ReadReservation,
-        InSa::ReportCapabilities,
-        InSa::ReadFullStatus,
-    ];
-
-    /// The service action this byte (CDB byte 1, bits 4..0) names, if SPC-4 defines it.
-    pub fn from_byte(b: u8) -> Option<InSa> {
-        InSa::ALL.get(usize::from(b)).copied()
-    }
-
-    /// The name as sg_persist prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            InSa::ReadKeys => "Read keys",
-            InSa::ReadReservation => "Read reservation",
-            InSa::ReportCapabilities => "Report capabilities",
-            InSa::ReadFullStatus => "Read full status",
+/// An SPC-4 code as an enum: each variant with its byte and the name sg_persist prints;
+/// `ALL` (byte order), `from_byte` (`None` for a byte SPC-4 does not define) and `name`.
+macro_rules! codes {
+    ($(#[$doc:meta])* $enum:ident { $($variant:ident = $byte:literal, $name:literal;)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum $enum {
+            $($variant = $byte,)*
         }
-    }
-}
 
-/// PERSISTENT RESERVE OUT service actions (SPC-4 table 180).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum OutSa {
-    Register = 0x00,
-    Reserve = 0x01,
-    Release = 0x02,
-    Clear = 0x03,
-    Preempt = 0x04,
-    PreemptAndAbort = 0x05,
-    RegisterAndIgnoreExistingKey = 0x06,
-    RegisterAndMove = 0x07,
-    ReplaceLostReservation = 0x08,
-}
+        impl $enum {
+            pub const ALL: &[$enum] = &[$($enum::$variant,)*];
 
-impl OutSa {
-    /// Every one, in byte order (the byte is the index).
-    pub const ALL: [OutSa; 9] = [
-        OutSa::Register,
-        OutSa::Reserve,
-        OutSa::Release,
-        OutSa::Clear,
-        OutSa::Preempt,
-        OutSa::PreemptAndAbort,
-        OutSa::RegisterAndIgnoreExistingKey,
-        OutSa::RegisterAndMove,
-        OutSa::ReplaceLostReservation,
-    ];
+            pub fn from_byte(b: u8) -> Option<$enum> {
+                match b {
+                    $($byte => Some($enum::$variant),)*
+                    _ => None,
+                }
+            }
 
-    /// The service action this byte (CDB byte 1, bits 4..0) names, if SPC-4 defines it.
-    pub fn from_byte(b: u8) -> Option<OutSa> {
-        OutSa::ALL.get(usize::from(b)).copied()
-    }
-
-    /// The name as sg_persist prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            OutSa::Register => "Register",
-            OutSa::Reserve => "Reserve",
-            OutSa::Release => "Release",
-            OutSa::Clear => "Clear",
-            OutSa::Preempt => "Preempt",
-            OutSa::PreemptAndAbort => "Preempt and abort",
-            OutSa::RegisterAndIgnoreExistingKey => "Register and ignore existing key",
-            OutSa::RegisterAndMove => "Register and move",
-            OutSa::ReplaceLostReservation => "Replace lost reservation",
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($enum::$variant => $name,)*
+                }
+            }
         }
+    };
+}
+
+codes! {
+    /// PERSISTENT RESERVE IN service actions (SPC-4 table 167), in CDB byte 1 bits 4..0.
+    InSa {
+        ReadKeys = 0x00, "Read keys";
+        ReadReservation = 0x01, "Read reservation";
+        ReportCapabilities = 0x02, "Report capabilities";
+        ReadFullStatus = 0x03, "Read full status";
+    }
+}
+
+codes! {
+    /// PERSISTENT RESERVE OUT service actions (SPC-4 table 180), in CDB byte 1 bits 4..0.
+    OutSa {
+        Register = 0x00, "Register";
+        Reserve = 0x01, "Reserve";
+        Release = 0x02, "Release";
+        Clear = 0x03, "Clear";
+        Preempt = 0x04, "Preempt";
+        PreemptAndAbort = 0x05, "Preempt and abort";
+        RegisterAndIgnoreExistingKey = 0x06, "Register and ignore existing key";
+        RegisterAndMove = 0x07, "Register and move";
+        ReplaceLostReservation = 0x08, "Replace lost reservation";
+    }
+}
+
+codes! {
+    /// Reservation scopes (SPC-4 table 171): SPC-4 defines one.
+    Scope {
+        LogicalUnit = 0, "LU_SCOPE";
+    }
+}
+
+codes! {
+    /// Persistent reservation types (SPC-4 table 172); the other values of the nibble are
+    /// obsolete or reserved.
+    PrType {
+        WriteExclusive = 1, "Write Exclusive";
+        ExclusiveAccess = 3, "Exclusive Access";
+        WriteExclusiveRegistrantsOnly = 5, "Write Exclusive, registrants only";
+        ExclusiveAccessRegistrantsOnly = 6, "Exclusive Access, registrants only";
+        WriteExclusiveAllRegistrants = 7, "Write Exclusive, all registrants";
+        ExclusiveAccessAllRegistrants = 8, "Exclusive Access, all registrants";
     }
 }
 
@@ -105,59 +95,7 @@ pub fn sa_name(out: bool, sa: u8) -> &'static str {
     name.unwrap_or("reserved")
 }
 
-/// Length of the basic PR OUT parameter list.
-pub const PR_OUT_FIXED_PARAM_SIZE: usize = 24;
-
-/// Reservation scopes: SPC-4 defines one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Scope {
-    LogicalUnit = 0,
-}
-
-impl Scope {
-    /// The scope this nibble names, if SPC-4 defines it.
-    pub fn from_byte(b: u8) -> Option<Scope> {
-        (b == Scope::LogicalUnit as u8).then_some(Scope::LogicalUnit)
-    }
-
-    /// The name as sg_persist prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scope::LogicalUnit => "LU_SCOPE",
-        }
-    }
-}
-
-/// Persistent reservation types (SPC-4 table 172); the other values of the nibble are
-/// obsolete or reserved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum PrType {
-    WriteExclusive = 1,
-    ExclusiveAccess = 3,
-    WriteExclusiveRegistrantsOnly = 5,
-    ExclusiveAccessRegistrantsOnly = 6,
-    WriteExclusiveAllRegistrants = 7,
-    ExclusiveAccessAllRegistrants = 8,
-}
-
 impl PrType {
-    /// Every one, in byte order.
-    pub const ALL: [PrType; 6] = [
-        PrType::WriteExclusive,
-        PrType::ExclusiveAccess,
-        PrType::WriteExclusiveRegistrantsOnly,
-        PrType::ExclusiveAccessRegistrantsOnly,
-        PrType::WriteExclusiveAllRegistrants,
-        PrType::ExclusiveAccessAllRegistrants,
-    ];
-
-    /// The type this nibble names, if SPC-4 defines it.
-    pub fn from_byte(b: u8) -> Option<PrType> {
-        PrType::ALL.into_iter().find(|&t| t as u8 == b)
-    }
-
     /// The short name, as `--prout-type` takes it.
     pub fn short_name(self) -> &'static str {
         match self {
@@ -170,30 +108,21 @@ impl PrType {
         }
     }
 
-    /// The name as sg_persist prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            PrType::WriteExclusive => "Write Exclusive",
-            PrType::ExclusiveAccess => "Exclusive Access",
-            PrType::WriteExclusiveRegistrantsOnly => "Write Exclusive, registrants only",
-            PrType::ExclusiveAccessRegistrantsOnly => "Exclusive Access, registrants only",
-            PrType::WriteExclusiveAllRegistrants => "Write Exclusive, all registrants",
-            PrType::ExclusiveAccessAllRegistrants => "Exclusive Access, all registrants",
-        }
-    }
-
     /// A `--prout-type` argument: a short name (any case), or a number read as hex like
     /// sg_persist's `sscanf("%x")` (so 0..9 are the same in both bases), 0 to 15. A number,
     /// not a `PrType`: any value of the nibble may be sent.
     pub fn parse(s: &str) -> Option<u8> {
         let lower = s.to_ascii_lowercase();
-        if let Some(t) = PrType::ALL.into_iter().find(|t| t.short_name() == lower) {
-            return Some(t as u8);
+        if let Some(t) = PrType::ALL.iter().find(|t| t.short_name() == lower) {
+            return Some(*t as u8);
         }
         let digits = lower.strip_prefix("0x").unwrap_or(&lower);
         u8::from_str_radix(digits, 16).ok().filter(|&t| t <= 15)
     }
 }
+
+/// Length of the basic PR OUT parameter list.
+pub const PR_OUT_FIXED_PARAM_SIZE: usize = 24;
 
 /// A PR IN CDB (10 bytes, padded to 16 as the helper protocol carries it).
 pub fn pr_in_cdb(sa: InSa, allocation_length: u16) -> [u8; 16] {

@@ -109,7 +109,7 @@ fn report_capabilities() {
     let c = decode_capabilities(&d).unwrap();
     assert!(c.rlr_c && c.crh && c.sip_c && c.atp_c && c.ptpl_c && c.tmv && c.ptpl_a);
     assert_eq!(c.allow_commands, 2);
-    for t in PrType::ALL {
+    for &t in PrType::ALL {
         assert!(c.supports_type(t), "type {t:?}");
     }
     let bare = decode_capabilities(&[0, 8, 0, 0, 0x02, 0, 0, 0]).unwrap();
@@ -253,10 +253,10 @@ fn prout_parameter_lists() {
     assert_eq!(b[8..16], [0, 0, 0, 0, 0, 0, 0x11, 0x22]);
     assert_eq!(b[16..24], [0, 0, 0, 0, 0x05, 0, 0, 0]);
     // Every plain service action has the same 24-byte layout.
-    for sa in OutSa::ALL
-        .into_iter()
-        .filter(|&sa| sa != OutSa::RegisterAndMove)
-    {
+    for &sa in OutSa::ALL {
+        if sa == OutSa::RegisterAndMove {
+            continue;
+        }
         assert_eq!(p.encode(sa), b, "sa {sa:?}");
     }
     // Table 187: SPEC_I_PT with a TransportID list.
