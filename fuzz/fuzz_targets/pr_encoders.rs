@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let word = |i: usize| u64::from_be_bytes(data[i..i + 8].try_into().unwrap());
-    let (sa, flags) = (OutSa::ALL[usize::from(data[16] & 0x07)], data[17]);
+    let (sa, flags) = (OutSa::from_byte(data[16] & 0x07).unwrap(), data[17]);
     let params = ProutParams {
         reservation_key: word(0),
         service_action_key: word(8),
@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(cdb[0], 0x5f);
     assert_eq!(u32::from_be_bytes([cdb[5], cdb[6], cdb[7], cdb[8]]), len);
     let in_cdb = pr::pr_in_cdb(
-        InSa::ALL[usize::from(data[16] & 3)],
+        InSa::from_byte(data[16] & 3).unwrap(),
         u16::from_be_bytes([data[18], data[19]]),
     );
     assert_eq!(&in_cdb[7..9], &data[18..20]);

@@ -251,7 +251,7 @@ fn reservation_json(res: pr::Reservation) -> String {
 
 fn capabilities_json(c: &pr::Capabilities) -> String {
     let mut mask = Obj::new();
-    for &t in PrType::ALL {
+    for t in PrType::all() {
         mask = mask.bool(t.short_name(), c.supports_type(t));
     }
     Obj::new()

@@ -10,7 +10,7 @@ use self::transport_id::TransportId;
 use super::cdb::{PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT};
 
 /// An SPC-4 code as an enum: each variant with its byte and the name sg_persist prints;
-/// `ALL` (byte order), `from_byte` (`None` for a byte SPC-4 does not define) and `name`.
+/// `from_byte` (`None` for a byte SPC-4 does not define) and `name`.
 macro_rules! codes {
     ($(#[$doc:meta])* $enum:ident { $($variant:ident = $byte:literal, $name:literal;)* }) => {
         $(#[$doc])*
@@ -21,8 +21,6 @@ macro_rules! codes {
         }
 
         impl $enum {
-            pub const ALL: &[$enum] = &[$($enum::$variant,)*];
-
             pub fn from_byte(b: u8) -> Option<$enum> {
                 match b {
                     $($byte => Some($enum::$variant),)*
@@ -96,6 +94,11 @@ pub fn sa_name(out: bool, sa: u8) -> &'static str {
 }
 
 impl PrType {
+    /// Every one, in byte order.
+    pub fn all() -> impl Iterator<Item = PrType> {
+        (0..=15).filter_map(PrType::from_byte)
+    }
+
     /// The short name, as `--prout-type` takes it.
     pub fn short_name(self) -> &'static str {
         match self {
@@ -113,8 +116,8 @@ impl PrType {
     /// not a `PrType`: any value of the nibble may be sent.
     pub fn parse(s: &str) -> Option<u8> {
         let lower = s.to_ascii_lowercase();
-        if let Some(t) = PrType::ALL.iter().find(|t| t.short_name() == lower) {
-            return Some(*t as u8);
+        if let Some(t) = PrType::all().find(|t| t.short_name() == lower) {
+            return Some(t as u8);
         }
         let digits = lower.strip_prefix("0x").unwrap_or(&lower);
         u8::from_str_radix(digits, 16).ok().filter(|&t| t <= 15)

@@ -669,7 +669,7 @@ mod tests {
         let caps = pr::decode_capabilities(&buf).unwrap();
         assert!(caps.ptpl_c && caps.ptpl_a && caps.tmv);
         assert!(!caps.atp_c && !caps.sip_c && !caps.crh);
-        for &t in PrType::ALL {
+        for t in PrType::all() {
             assert!(caps.supports_type(t), "type {t:?}");
         }
     }
