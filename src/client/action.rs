@@ -32,10 +32,8 @@ impl Action {
             } => {
                 let list = params.encode(*sa);
                 let len = u32::try_from(list.len()).unwrap_or(u32::MAX);
-                (
-                    pr::pr_out_cdb(*sa, Scope::LogicalUnit as u8, *prout_type, len),
-                    list,
-                )
+                let scope = Scope::LogicalUnit as u8;
+                (pr::pr_out_cdb(*sa, scope, *prout_type, len), list)
             }
         }
     }

@@ -189,14 +189,7 @@ fn capabilities_text(o: &mut String, c: &pr::Capabilities) {
     if c.tmv {
         o.push_str("    Support indicated in Type mask:\n");
         // sg_persist's order: the type mask's bits from the top.
-        for t in [
-            PrType::WriteExclusiveAllRegistrants,
-            PrType::ExclusiveAccessRegistrantsOnly,
-            PrType::WriteExclusiveRegistrantsOnly,
-            PrType::ExclusiveAccess,
-            PrType::WriteExclusive,
-            PrType::ExclusiveAccessAllRegistrants,
-        ] {
+        for t in [7, 6, 5, 3, 1, 8].into_iter().filter_map(PrType::from_byte) {
             let _ = writeln!(o, "      {}: {}", t.name(), u8::from(c.supports_type(t)));
         }
     }

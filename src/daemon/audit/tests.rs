@@ -366,10 +366,7 @@ fn a_missing_journal_drops_and_counts() {
     let config = Config::parse(Some("journal=/nonexistent/pr-audit.sock")).unwrap();
     let audit = Audit::new(config, "t").unwrap();
     let peer = Peer::default();
-    let p = pending(
-        crate::scsi::pr::pr_out_cdb(pr::OutSa::Register, 0, 0, 24),
-        &[],
-    );
+    let p = pending(pr::pr_out_cdb(pr::OutSa::Register, 0, 0, 24), &[]);
     let record = Record {
         peer: &peer,
         pending: &p,
