@@ -9,8 +9,8 @@ use std::fmt;
 use self::transport_id::TransportId;
 use super::cdb::{PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT};
 
-/// An SPC-4 code as an enum: each variant with its byte and the name sg_persist prints;
-/// `from_byte` (`None` for a byte SPC-4 does not define) and `name`.
+/// An SPC-4 code as an enum: each variant with its byte and the name sg_persist prints,
+/// read back with `from_byte` and `name`.
 macro_rules! codes {
     ($(#[$doc:meta])* $enum:ident { $($variant:ident = $byte:literal, $name:literal;)* }) => {
         $(#[$doc])*
@@ -21,6 +21,7 @@ macro_rules! codes {
         }
 
         impl $enum {
+            /// The value this byte names, if SPC-4 defines it.
             pub fn from_byte(b: u8) -> Option<$enum> {
                 match b {
                     $($byte => Some($enum::$variant),)*
@@ -28,6 +29,7 @@ macro_rules! codes {
                 }
             }
 
+            /// The name as sg_persist prints it.
             pub fn name(self) -> &'static str {
                 match self {
                     $($enum::$variant => $name,)*
