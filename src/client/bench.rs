@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::action::Action;
 use super::report::{self, Obj, array, json_str, named};
 use super::{ClientError, Connection};
-use crate::scsi::pr::{ProutParams, in_sa, out_sa};
+use crate::scsi::pr::{InSa, OutSa, ProutParams};
 use crate::scsi::{sense, status};
 
 /// What each request is.
@@ -45,11 +45,11 @@ impl BenchCommand {
     fn request(self) -> ([u8; 16], Vec<u8>) {
         let action = match self {
             BenchCommand::ReadKeys => Action::In {
-                sa: in_sa::READ_KEYS,
+                sa: InSa::ReadKeys,
                 allocation_length: 8192,
             },
             BenchCommand::Register => Action::Out {
-                sa: out_sa::REGISTER,
+                sa: OutSa::Register,
                 prout_type: 0,
                 params: ProutParams::default(),
             },

@@ -9,7 +9,7 @@ use super::args::{self, Key, UsageError};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Options};
 use crate::daemon::DEFAULT_SOCKET;
 use crate::protocol::PR_HELPER_DATA_SIZE;
-use crate::scsi::pr::{self, ProutParams, in_sa, out_sa};
+use crate::scsi::pr::{InSa, OutSa, PrType, ProutParams};
 
 /// sg_persist's short-option string "AcCd:GHhiIkK:l:Lm:MnoPQ:rRsS:T:UvVX:yYzZ", its
 /// alternative long names, then ours.
@@ -212,7 +212,7 @@ impl Values {
 }
 
 fn prout_type(s: &str) -> Result<u8, UsageError> {
-    pr::parse_type(s).ok_or_else(|| {
+    PrType::parse(s).ok_or_else(|| {
         UsageError::syntax(crate::cli::bad_value(
             "prout-type",
             s,
@@ -222,28 +222,28 @@ fn prout_type(s: &str) -> Result<u8, UsageError> {
 }
 
 /// PR IN's service action options.
-const PR_IN: &[(&str, u8)] = &[
-    ("read-keys", in_sa::READ_KEYS),
-    ("read-reservation", in_sa::READ_RESERVATION),
-    ("report-capabilities", in_sa::REPORT_CAPABILITIES),
-    ("read-full-status", in_sa::READ_FULL_STATUS),
+const PR_IN: &[(&str, InSa)] = &[
+    ("read-keys", InSa::ReadKeys),
+    ("read-reservation", InSa::ReadReservation),
+    ("report-capabilities", InSa::ReportCapabilities),
+    ("read-full-status", InSa::ReadFullStatus),
 ];
 
 /// PR OUT's service action options.
-const PR_OUT: &[(&str, u8)] = &[
-    ("register", out_sa::REGISTER),
-    ("reserve", out_sa::RESERVE),
-    ("release", out_sa::RELEASE),
-    ("clear", out_sa::CLEAR),
-    ("preempt", out_sa::PREEMPT),
-    ("preempt-abort", out_sa::PREEMPT_AND_ABORT),
-    ("register-ignore", out_sa::REGISTER_AND_IGNORE_EXISTING_KEY),
-    ("register-move", out_sa::REGISTER_AND_MOVE),
-    ("replace-lost", out_sa::REPLACE_LOST_RESERVATION),
+const PR_OUT: &[(&str, OutSa)] = &[
+    ("register", OutSa::Register),
+    ("reserve", OutSa::Reserve),
+    ("release", OutSa::Release),
+    ("clear", OutSa::Clear),
+    ("preempt", OutSa::Preempt),
+    ("preempt-abort", OutSa::PreemptAndAbort),
+    ("register-ignore", OutSa::RegisterAndIgnoreExistingKey),
+    ("register-move", OutSa::RegisterAndMove),
+    ("replace-lost", OutSa::ReplaceLostReservation),
 ];
 
 /// The service action of each option of `table` given, once per time it was given.
-fn service_actions(o: &Options, table: &[(&str, u8)]) -> Vec<u8> {
+fn service_actions<T: Copy>(o: &Options, table: &[(&str, T)]) -> Vec<T> {
     table
         .iter()
         .flat_map(|&(name, sa)| std::iter::repeat_n(sa, usize::from(o.count(name))))
@@ -286,7 +286,7 @@ fn action(o: &Options, v: &Values) -> Result<Action, UsageError> {
         ));
     }
     let sa = match prin.as_slice() {
-        [] => in_sa::READ_KEYS,
+        [] => InSa::ReadKeys,
         [sa] => *sa,
         _ => {
             return Err(UsageError::contradict(
@@ -307,12 +307,12 @@ fn check_combination(o: &Options, action: &Action, v: &Values) -> Result<Vec<Str
         Action::Out { sa, .. } => Some(*sa),
         Action::In { .. } => None,
     };
-    if (o.given("unreg") || v.rtp != 0) && out_sa != Some(out_sa::REGISTER_AND_MOVE) {
+    if (o.given("unreg") || v.rtp != 0) && out_sa != Some(OutSa::RegisterAndMove) {
         return Err(UsageError::contradict(
             "--unreg or --relative-target-port only useful with --register-move",
         ));
     }
-    if out_sa == Some(out_sa::REGISTER_AND_MOVE) && v.tid_count != 1 {
+    if out_sa == Some(OutSa::RegisterAndMove) && v.tid_count != 1 {
         return Err(UsageError::contradict(
             "with --register-move one (and only one) --transport-id should be given",
         ));
@@ -325,7 +325,7 @@ fn check_combination(o: &Options, action: &Action, v: &Values) -> Result<Vec<Str
     let mut warnings = Vec::new();
     if matches!(
         out_sa,
-        Some(out_sa::RESERVE | out_sa::RELEASE | out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT)
+        Some(OutSa::Reserve | OutSa::Release | OutSa::Preempt | OutSa::PreemptAndAbort)
     ) && v.prout_type == 0
     {
         warnings.push("warning>>> --prout-type probably needs to be given".to_owned());

@@ -4,23 +4,31 @@ use std::fmt::Write as _;
 
 use super::report::{Obj, array, json_str, named};
 use crate::scsi::pr::transport_id::{TransportId, protocol_name};
-use crate::scsi::pr::{self, DecodeError, in_sa};
+use crate::scsi::pr::{self, DecodeError, InSa, PrType, Scope};
 
 fn scope_text(scope: u8) -> String {
-    if scope == pr::LU_SCOPE {
-        "LU_SCOPE, ".to_owned()
-    } else {
-        format!("{scope} ")
+    match Scope::from_byte(scope) {
+        Some(s) => format!("{}, ", s.name()),
+        None => format!("{scope} "),
+    }
+}
+
+/// The type's name as sg_persist prints it ("obsolete [N]" for the rest of the nibble).
+fn type_name(t: u8) -> String {
+    match PrType::from_byte(t) {
+        Some(t) => t.name().to_owned(),
+        None if t < 10 => format!("obsolete [{t}]"),
+        None => format!("obsolete [0x{t:x}]"),
     }
 }
 
 fn type_json(t: u8) -> String {
     Obj::new()
         .num("value", t)
-        .str("name", &pr::type_name(t))
+        .str("name", &type_name(t))
         .raw(
             "short",
-            pr::type_short_name(t).map_or("null".into(), json_str),
+            PrType::from_byte(t).map_or("null".into(), |t| json_str(t.short_name())),
         )
         .finish()
 }
@@ -28,11 +36,7 @@ fn type_json(t: u8) -> String {
 fn scope_json(scope: u8) -> String {
     named(
         scope,
-        if scope == pr::LU_SCOPE {
-            "LU_SCOPE"
-        } else {
-            "reserved"
-        },
+        Scope::from_byte(scope).map_or("reserved", Scope::name),
     )
 }
 
@@ -49,27 +53,24 @@ fn tid_json(t: &TransportId) -> String {
 
 /// PR IN parameter data, decoded once and rendered as text or JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Data<'a> {
+pub enum Data {
     Keys(pr::ReadKeys),
     Reservation(pr::ReadReservation),
     Capabilities(pr::Capabilities),
     FullStatus(pr::FullStatus),
-    /// A service action with no decoder: the bytes as they came.
-    Other(&'a [u8]),
 }
 
-impl<'a> Data<'a> {
+impl Data {
     /// Decodes the payload of PR IN service action `sa`.
     ///
     /// # Errors
     /// Data too short to decode.
-    pub fn decode(sa: u8, data: &'a [u8]) -> Result<Self, DecodeError> {
+    pub fn decode(sa: InSa, data: &[u8]) -> Result<Self, DecodeError> {
         Ok(match sa {
-            in_sa::READ_KEYS => Data::Keys(pr::decode_read_keys(data)?),
-            in_sa::READ_RESERVATION => Data::Reservation(pr::decode_read_reservation(data)?),
-            in_sa::REPORT_CAPABILITIES => Data::Capabilities(pr::decode_capabilities(data)?),
-            in_sa::READ_FULL_STATUS => Data::FullStatus(pr::decode_full_status(data)?),
-            _ => Data::Other(data),
+            InSa::ReadKeys => Data::Keys(pr::decode_read_keys(data)?),
+            InSa::ReadReservation => Data::Reservation(pr::decode_read_reservation(data)?),
+            InSa::ReportCapabilities => Data::Capabilities(pr::decode_capabilities(data)?),
+            InSa::ReadFullStatus => Data::FullStatus(pr::decode_full_status(data)?),
         })
     }
 
@@ -81,7 +82,6 @@ impl<'a> Data<'a> {
             Data::Reservation(r) => reservation_text(&mut o, r),
             Data::Capabilities(c) => capabilities_text(&mut o, c),
             Data::FullStatus(s) => full_status_text(&mut o, s),
-            Data::Other(data) => o.push_str(&super::report::hex_dump(data)),
         }
         o
     }
@@ -115,7 +115,6 @@ impl<'a> Data<'a> {
                 )
                 .bool("truncated", s.truncated)
                 .finish(),
-            Data::Other(_) => "null".to_owned(),
         }
     }
 }
@@ -124,7 +123,7 @@ impl<'a> Data<'a> {
 ///
 /// # Errors
 /// Data too short to decode.
-pub fn text(sa: u8, data: &[u8]) -> Result<String, DecodeError> {
+pub fn text(sa: InSa, data: &[u8]) -> Result<String, DecodeError> {
     Data::decode(sa, data).map(|d| d.text())
 }
 
@@ -132,7 +131,7 @@ pub fn text(sa: u8, data: &[u8]) -> Result<String, DecodeError> {
 ///
 /// # Errors
 /// Data too short to decode.
-pub fn json(sa: u8, data: &[u8]) -> Result<String, DecodeError> {
+pub fn json(sa: InSa, data: &[u8]) -> Result<String, DecodeError> {
     Data::decode(sa, data).map(|d| d.json())
 }
 
@@ -161,7 +160,7 @@ fn reservation_text(o: &mut String, r: &pr::ReadReservation) {
                 "Reservation follows:\n    Key=0x{:x}\n    scope: {} type: {}\n",
                 res.key,
                 scope_text(res.scope),
-                pr::type_name(res.prout_type)
+                type_name(res.prout_type)
             );
         }
     }
@@ -189,13 +188,9 @@ fn capabilities_text(o: &mut String, c: &pr::Capabilities) {
     );
     if c.tmv {
         o.push_str("    Support indicated in Type mask:\n");
-        for t in [7, 6, 5, 3, 1, 8] {
-            let _ = writeln!(
-                o,
-                "      {}: {}",
-                pr::type_name(t),
-                u8::from(c.supports_type(t))
-            );
+        // sg_persist's order: the type mask's bits from the top.
+        for t in [7, 6, 5, 3, 1, 8].into_iter().filter_map(PrType::from_byte) {
+            let _ = writeln!(o, "      {}: {}", t.name(), u8::from(c.supports_type(t)));
         }
     }
 }
@@ -221,7 +216,7 @@ fn full_status_text(o: &mut String, s: &pr::FullStatus) {
                 o,
                 "      << Reservation holder >>\n      scope: {} type: {}\n",
                 scope_text(d.scope),
-                pr::type_name(d.prout_type)
+                type_name(d.prout_type)
             );
         } else {
             o.push_str("      not reservation holder\n");
@@ -249,8 +244,8 @@ fn reservation_json(res: pr::Reservation) -> String {
 
 fn capabilities_json(c: &pr::Capabilities) -> String {
     let mut mask = Obj::new();
-    for (t, short, _) in pr::TYPES {
-        mask = mask.bool(short, c.supports_type(t));
+    for t in PrType::all() {
+        mask = mask.bool(t.short_name(), c.supports_type(t));
     }
     Obj::new()
         .bool("rlr_c", c.rlr_c)
@@ -286,19 +281,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn type_names_like_sg_persist() {
+        assert_eq!(type_name(6), "Exclusive Access, registrants only");
+        assert_eq!(type_name(2), "obsolete [2]");
+        assert_eq!(type_name(0xb), "obsolete [0xb]");
+    }
+
+    #[test]
     fn read_keys_text_like_sg_persist() {
         let mut d = vec![0, 0, 0, 3, 0, 0, 0, 16];
         d.extend_from_slice(&0x123abcu64.to_be_bytes());
         d.extend_from_slice(&0x1u64.to_be_bytes());
         assert_eq!(
-            text(0, &d).unwrap(),
+            text(InSa::ReadKeys, &d).unwrap(),
             "  PR generation=0x3, 2 registered reservation keys follow:\n    0x123abc\n    0x1\n"
         );
         assert_eq!(
-            text(0, &[0, 0, 0, 0, 0, 0, 0, 0]).unwrap(),
+            text(InSa::ReadKeys, &[0, 0, 0, 0, 0, 0, 0, 0]).unwrap(),
             "  PR generation=0x0, there are NO registered reservation keys\n"
         );
-        let j = json(0, &d).unwrap();
+        let j = json(InSa::ReadKeys, &d).unwrap();
         assert!(j.contains(r#""keys":["0x123abc","0x1"]"#), "{j}");
     }
 
@@ -308,25 +310,25 @@ mod tests {
         d.extend_from_slice(&0xabu64.to_be_bytes());
         d.extend_from_slice(&[0, 0, 0, 0, 0, 0x01, 0, 0]);
         assert_eq!(
-            text(1, &d).unwrap(),
+            text(InSa::ReadReservation, &d).unwrap(),
             "  PR generation=0x1, Reservation follows:\n    Key=0xab\n    scope: LU_SCOPE,  type: Write Exclusive\n"
         );
-        let j = json(1, &d).unwrap();
+        let j = json(InSa::ReadReservation, &d).unwrap();
         assert!(j.contains(r#""short":"wr_ex""#), "{j}");
         assert_eq!(
-            text(1, &[0, 0, 0, 1, 0, 0, 0, 0]).unwrap(),
+            text(InSa::ReadReservation, &[0, 0, 0, 1, 0, 0, 0, 0]).unwrap(),
             "  PR generation=0x1, there is NO reservation held\n"
         );
     }
 
     #[test]
     fn capabilities_and_full_status_text() {
-        let t = text(2, &[0, 8, 0x10, 0x80, 0x02, 0, 0, 0]).unwrap();
+        let t = text(InSa::ReportCapabilities, &[0, 8, 0x10, 0x80, 0x02, 0, 0, 0]).unwrap();
         assert!(t.contains("Compatible Reservation Handling(CRH): 1"));
         assert!(t.contains("      Write Exclusive: 1\n"));
         assert!(t.contains("      Exclusive Access: 0\n"));
         assert!(
-            json(2, &[0, 8, 0, 0, 0, 0, 0, 0])
+            json(InSa::ReportCapabilities, &[0, 8, 0, 0, 0, 0, 0, 0])
                 .unwrap()
                 .contains(r#""wr_ex":false"#)
         );
@@ -336,7 +338,7 @@ mod tests {
         desc.extend(&tid);
         let mut d = vec![0, 0, 0, 2, 0, 0, 0, 48];
         d.extend(desc);
-        let t = text(3, &d).unwrap();
+        let t = text(InSa::ReadFullStatus, &d).unwrap();
         assert!(t.contains(
             "    Key=0x11\n      All target ports bit clear\n      Relative port address: 0x2\n"
         ));
@@ -346,11 +348,11 @@ mod tests {
         assert!(t.contains(
             "      Transport Id of initiator:\n        SAS address: 0x5000c50005b32001\n"
         ));
-        let j = json(3, &d).unwrap();
+        let j = json(InSa::ReadFullStatus, &d).unwrap();
         assert!(
             j.contains(r#""description":"SAS address: 0x5000c50005b32001""#),
             "{j}"
         );
-        assert!(text(3, &[0; 3]).is_err());
+        assert!(text(InSa::ReadFullStatus, &[0; 3]).is_err());
     }
 }

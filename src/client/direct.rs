@@ -122,11 +122,12 @@ pub fn map_paths(device: BorrowedFd<'_>) -> Option<(String, Result<String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scsi::pr::{InSa, pr_in_cdb};
 
     #[test]
     fn dev_null_is_aborted_command_like_the_helper() {
         let f = std::fs::File::open("/dev/null").unwrap();
-        let r = run(f.as_fd(), &crate::scsi::pr::pr_in_cdb(0, 8192), &[], 1000);
+        let r = run(f.as_fd(), &pr_in_cdb(InSa::ReadKeys, 8192), &[], 1000);
         assert_eq!(r.reply.status(), status::CHECK_CONDITION);
         assert_eq!(sense::decode(&r.reply.header.sense), Some(sense::IO_ERROR));
         assert!(r.reply.payload.is_empty());

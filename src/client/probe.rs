@@ -12,7 +12,7 @@ use super::{ClientError, Connection, Reply};
 use crate::cli::argbytes;
 use crate::cli::getopt::{self, HasArg, OptSpec, Options};
 use crate::daemon::DEFAULT_SOCKET;
-use crate::scsi::pr::{self, in_sa};
+use crate::scsi::pr::{self, InSa};
 use crate::scsi::{sense, status};
 
 /// What a probe saw.
@@ -91,7 +91,7 @@ pub fn probe(socket: &Path, timeout: Option<Duration>) -> Result<ProbeReport, Cl
     let mut conn = Connection::connect(socket, timeout)?;
     let connect = t0.elapsed();
     let t1 = Instant::now();
-    let reply = conn.request(&pr::pr_in_cdb(in_sa::READ_KEYS, 8192), null.as_fd(), &[])?;
+    let reply = conn.request(&pr::pr_in_cdb(InSa::ReadKeys, 8192), null.as_fd(), &[])?;
     Ok(ProbeReport {
         socket: socket.to_owned(),
         features: conn.helper_features,

@@ -607,11 +607,7 @@ struct Action {
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = if self.out {
-            pr::out_sa_name(self.sa)
-        } else {
-            pr::in_sa_name(self.sa)
-        };
+        let name = pr::sa_name(self.out, self.sa);
         for c in name.chars() {
             f.write_char(if c == ' ' {
                 '_'
@@ -673,8 +669,8 @@ struct PrType(u8);
 
 impl fmt::Display for PrType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match pr::type_short_name(self.0) {
-            Some(name) => f.write_str(name),
+        match pr::PrType::from_byte(self.0) {
+            Some(t) => f.write_str(t.short_name()),
             None => write!(f, "{}", self.0),
         }
     }

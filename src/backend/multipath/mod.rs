@@ -39,7 +39,7 @@ use rustix::fs::{Mode, OFlags};
 use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, fail_with};
 use crate::errors::{strerror, strerror_errno};
 use crate::protocol::PR_HELPER_DATA_SIZE;
-use crate::scsi::pr::{self as scsi_pr, ProutParams};
+use crate::scsi::pr::{self as scsi_pr, OutSa, ProutParams};
 use crate::scsi::sense::{self, SenseCode};
 use crate::scsi::status;
 use crate::sys::dm;
@@ -120,8 +120,8 @@ pub fn run(
     let cdb = &req.cdb.cdb;
     // The C helper's own checks, before the library sees anything.
     let checked = if req.cdb.is_pr_out() {
-        check_prout(cdb, &payload[..req.cdb.transfer_length])
-    } else if cdb[1] > scsi_pr::in_sa::READ_FULL_STATUS {
+        check_prout(cdb, &payload[..req.cdb.transfer_length]).map(Some)
+    } else if scsi_pr::InSa::from_byte(cdb[1]).is_none() {
         Err(sense::INVALID_FIELD)
     } else {
         Ok(None)
@@ -167,7 +167,7 @@ pub fn run(
                 ctx.into_report(),
             )
         }
-        Some(params) => {
+        Some((sa, params)) => {
             let wwid = map.wwid().unwrap_or_default();
             let texts = keys::read_config_files();
             let config = keys::map_config(texts.iter().map(String::as_str), wwid);
@@ -184,7 +184,7 @@ pub fn run(
             );
             report.configured_key = Some(key);
             let mut ctx = Ctx::new(&exec, &daemon, &infos, &map.name, config, key, report);
-            let r = ctx.prout(cdb[1], cdb[2] >> 4, cdb[2] & 0x0f, params);
+            let r = ctx.prout(sa, cdb[2] >> 4, cdb[2] & 0x0f, params);
             (r, 0, ctx.into_report())
         }
     };
@@ -219,20 +219,23 @@ pub fn describe_paths(map: &Map) -> Result<String, String> {
 
 /// `multipath_pr_out`'s checks of the CDB and parameter list; the fields libmpathpersist
 /// takes from them.
-fn check_prout(cdb: &[u8; 16], param: &[u8]) -> Result<Option<ProutParams>, SenseCode> {
+fn check_prout(cdb: &[u8; 16], param: &[u8]) -> Result<(OutSa, ProutParams), SenseCode> {
     if param.len() < scsi_pr::PR_OUT_FIXED_PARAM_SIZE {
         return Err(sense::INVALID_PARAM_LEN);
     }
     // The whole byte, as the C helper compares it: REGISTER AND MOVE and beyond are refused.
-    if cdb[1] > scsi_pr::out_sa::REGISTER_AND_IGNORE_EXISTING_KEY {
-        return Err(sense::INVALID_FIELD);
-    }
+    let sa = match OutSa::from_byte(cdb[1]) {
+        Some(OutSa::RegisterAndMove | OutSa::ReplaceLostReservation) | None => {
+            return Err(sense::INVALID_FIELD);
+        }
+        Some(sa) => sa,
+    };
     if param.len() > 24 {
         check_transport_ids(param)?;
     }
     // Sent on as libmpathpersist sends it: the TransportIDs only with SPEC_I_PT.
-    ProutParams::decode(cdb[1], param)
-        .map(Some)
+    ProutParams::decode(sa as u8, param)
+        .map(|p| (sa, p))
         .ok_or(sense::INVALID_PARAM_LEN)
 }
 
@@ -734,7 +737,7 @@ mod tests {
         p[7] = 1;
         p[15] = 2;
         p[20] = 0x05;
-        let got = check_prout(&cdb(0), &p).unwrap().unwrap();
+        let got = check_prout(&cdb(0), &p).unwrap().1;
         assert_eq!((got.reservation_key, got.service_action_key), (1, 2));
         assert!(got.all_tg_pt && got.aptpl && !got.spec_i_pt);
         assert_eq!(
@@ -745,7 +748,7 @@ mod tests {
         let mut p = vec![0u8; 52];
         p[27] = 24;
         p[28] = 0x06;
-        let ids = |p: &[u8]| check_prout(&cdb(0), p).unwrap().unwrap().transport_ids;
+        let ids = |p: &[u8]| check_prout(&cdb(0), p).unwrap().1.transport_ids;
         assert!(ids(&p).is_empty());
         p[20] = scsi_pr::SPEC_I_PT;
         assert_eq!(ids(&p).len(), 24);

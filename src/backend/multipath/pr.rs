@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use super::keys::{self, Key, KeySource, MapConfig};
 use super::multipathd::{self, Flag, Multipathd};
 use super::table::DevNum;
-use crate::scsi::pr::{self, ProutParams, Reservation, in_sa, out_sa};
+use crate::scsi::pr::{self, InSa, OutSa, ProutParams, Reservation};
 
 /// libmpathpersist's results (`MPATH_PR_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,11 +139,9 @@ impl Report {
             out.push(format!("path check: {}", verdicts.join(", ")));
         }
         for c in &self.paths {
-            let name = if c.opcode == crate::scsi::cdb::PERSISTENT_RESERVE_OUT {
-                format!("PR OUT {}", pr::out_sa_name(c.sa))
-            } else {
-                format!("PR IN {}", pr::in_sa_name(c.sa))
-            };
+            let is_out = c.opcode == crate::scsi::cdb::PERSISTENT_RESERVE_OUT;
+            let io = if is_out { "OUT" } else { "IN" };
+            let name = format!("PR {io} {}", pr::sa_name(is_out, c.sa));
             out.push(format!("{name} on path {}: {}", c.dev, c.result.describe()));
         }
         for d in &self.daemon {
@@ -223,7 +221,7 @@ enum Work {
 }
 
 /// One PR OUT for one path: the path, the service action, the parameter list.
-type Job<'p> = (usize, u8, &'p [u8]);
+type Job<'p> = (usize, OutSa, &'p [u8]);
 
 /// What a REGISTER fan-out came to, as `mpath_prout_reg` counts it.
 struct Tally {
@@ -372,12 +370,12 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         }
     }
 
-    fn prout_path(&self, path: usize, sa: u8, st: u8, param: &[u8]) -> Mpr {
+    fn prout_path(&self, path: usize, sa: OutSa, st: u8, param: &[u8]) -> Mpr {
         let len = u32::try_from(param.len()).unwrap_or(u32::MAX);
         let r = self
             .exec
             .prout(path, &cdb10(&pr::pr_out_cdb(sa, st >> 4, st, len)), param);
-        self.note(path, crate::scsi::cdb::PERSISTENT_RESERVE_OUT, sa, r);
+        self.note(path, crate::scsi::cdb::PERSISTENT_RESERVE_OUT, sa as u8, r);
         r
     }
 
@@ -404,10 +402,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
 
     /// READ RESERVATION through the map: the reservation, if any.
     fn read_reservation(&self) -> Result<Option<Reservation>, Mpr> {
-        let cdb = cdb10(&pr::pr_in_cdb(
-            in_sa::READ_RESERVATION,
-            MAX_PARAM_LEN as u16,
-        ));
+        let cdb = cdb10(&pr::pr_in_cdb(InSa::ReadReservation, MAX_PARAM_LEN as u16));
         let mut buf = vec![0u8; MAX_PARAM_LEN];
         match self.prin(&cdb, &mut buf) {
             (Mpr::Success, n) => pr::decode_read_reservation(&buf[..n.min(buf.len())])
@@ -432,27 +427,18 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
     // ---- PR OUT ----------------------------------------------------------------------
 
     /// `do_mpath_persistent_reserve_out`: prologue, the service action, bookkeeping.
-    pub fn prout(&mut self, sa: u8, scope: u8, prtype: u8, mut params: ProutParams) -> Mpr {
+    pub fn prout(&mut self, sa: OutSa, scope: u8, prtype: u8, mut params: ProutParams) -> Mpr {
         let old_key = self.key;
         let unregistering = params.service_action_key == 0;
-        let register = sa == out_sa::REGISTER || sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY;
-        if !register
-            && !matches!(
-                sa,
-                out_sa::RESERVE
-                    | out_sa::RELEASE
-                    | out_sa::CLEAR
-                    | out_sa::PREEMPT
-                    | out_sa::PREEMPT_AND_ABORT
-            )
-        {
+        let register = matches!(sa, OutSa::Register | OutSa::RegisterAndIgnoreExistingKey);
+        if matches!(sa, OutSa::RegisterAndMove | OutSa::ReplaceLostReservation) {
             return Mpr::Other;
         }
         // With `reservation_key file`, registering sets the key multipathd keeps.
         let mut prkey_changed = false;
         if self.config.key_source == KeySource::File
-            && (sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY
-                || (sa == out_sa::REGISTER
+            && (sa == OutSa::RegisterAndIgnoreExistingKey
+                || (sa == OutSa::Register
                     && (old_key.key == 0
                         || params.reservation_key == 0
                         || params.reservation_key == old_key.key)))
@@ -493,7 +479,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
 
     fn service_action(
         &mut self,
-        sa: u8,
+        sa: OutSa,
         scope: u8,
         prtype: u8,
         params: &mut ProutParams,
@@ -502,8 +488,8 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
     ) -> Mpr {
         let alias = self.alias;
         match sa {
-            out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY => {
-                if sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY {
+            OutSa::Register | OutSa::RegisterAndIgnoreExistingKey => {
+                if sa == OutSa::RegisterAndIgnoreExistingKey {
                     params.reservation_key = self.ignored_key(old_key);
                 }
                 let mut r = Mpr::Success;
@@ -520,7 +506,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 self.registered(r, params.service_action_key)
             }
-            out_sa::RESERVE => {
+            OutSa::Reserve => {
                 let (mut r, _, failed_paths) = self.common(sa, scope, prtype, params);
                 if r != Mpr::Success
                     && failed_paths
@@ -535,7 +521,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            out_sa::CLEAR => {
+            OutSa::Clear => {
                 let (r, _, _) = self.common(sa, scope, prtype, params);
                 if r == Mpr::Success {
                     self.update(format!("unsetprstatus map {alias}"));
@@ -545,7 +531,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT => {
+            OutSa::Preempt | OutSa::PreemptAndAbort => {
                 let holder = self.read_reservation().ok().flatten().map(|h| h.key);
                 let sa_key = params.service_action_key;
                 let preempting = holder == Some(sa_key);
@@ -562,7 +548,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            out_sa::RELEASE => {
+            OutSa::Release => {
                 let own = self.key.key;
                 let r = self.release(own, params, scope, prtype, false);
                 if r == Mpr::Success {
@@ -570,7 +556,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            _ => Mpr::Other,
+            OutSa::RegisterAndMove | OutSa::ReplaceLostReservation => Mpr::Other,
         }
     }
 
@@ -622,7 +608,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
 
     /// `mpath_prout_reg`: REGISTER on every usable path in parallel (one per SCSI host with
     /// ALL_TG_PT), conflicting paths retried with REGISTER AND IGNORE.
-    fn register(&self, sa: u8, scope: u8, prtype: u8, params: &ProutParams) -> Mpr {
+    fn register(&self, sa: OutSa, scope: u8, prtype: u8, params: &ProutParams) -> Mpr {
         let chosen = self.register_paths(self.config.all_tg_pt || params.all_tg_pt);
         if chosen.is_empty() {
             return Mpr::DmmpError;
@@ -645,7 +631,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             return Mpr::ThreadError;
         };
         let mut tally = Tally::of(&results);
-        if sa == out_sa::REGISTER
+        if sa == OutSa::Register
             && tally.only_conflicts_beside_success()
             && self
                 .retry_conflicts(st, &jobs, &mut results, &mut tally)
@@ -693,7 +679,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             .iter()
             .zip(results.iter())
             .filter(|(_, r)| matches!(r, Mpr::ReservConflict | Mpr::Retryable))
-            .map(|(&(i, _, p), _)| (i, out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, p))
+            .map(|(&(i, _, p), _)| (i, OutSa::RegisterAndIgnoreExistingKey, p))
             .collect();
         let retried = self.fan_out(st, &again)?;
         tally.conflict = false;
@@ -745,7 +731,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
     /// result, the path that succeeded, and whether some paths were unusable.
     fn common(
         &self,
-        sa: u8,
+        sa: OutSa,
         scope: u8,
         prtype: u8,
         params: &ProutParams,
@@ -765,7 +751,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 Mpr::Success => return (Mpr::Success, Some(i), failed_paths),
                 // A RESERVE through another I_T nexus conflicts even when this host holds
                 // the reservation through one; a failed path may answer for a stale nexus.
-                Mpr::ReservConflict if !self.paths[i].dm_active || sa == out_sa::RESERVE => {
+                Mpr::ReservConflict if !self.paths[i].dm_active || sa == OutSa::Reserve => {
                     conflict = true;
                 }
                 Mpr::Retryable => failed_paths = true,
@@ -811,7 +797,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             return;
         }
         let params = ProutParams::keys(sa_key, key);
-        self.common(out_sa::PREEMPT, held.scope, held.prout_type, &params);
+        self.common(OutSa::Preempt, held.scope, held.prout_type, &params);
     }
 
     /// `mpath_prout_rel`: RELEASE (with the caller's parameter list) on every usable path;
@@ -829,10 +815,10 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         if chosen.is_empty() {
             return Mpr::DmmpError;
         }
-        let param = params.encode(out_sa::RELEASE);
+        let param = params.encode(OutSa::Release);
         let jobs: Vec<Job<'_>> = chosen
             .iter()
-            .map(|&i| (i, out_sa::RELEASE, &param[..]))
+            .map(|&i| (i, OutSa::Release, &param[..]))
             .collect();
         let Ok(results) = self.fan_out(scope_type(scope, prtype), &jobs) else {
             return Mpr::ThreadError;
@@ -854,7 +840,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         } else {
             Work::Release
         };
-        self.preempt_self(key, key, out_sa::PREEMPT, work, scope, prtype)
+        self.preempt_self(key, key, OutSa::Preempt, work, scope, prtype)
     }
 
     /// `do_preempt_self`: with the map suspended, preempt our own key through a usable
@@ -866,7 +852,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         &self,
         key: u64,
         sa_key: u64,
-        sa: u8,
+        sa: OutSa,
         work: Work,
         scope: u8,
         prtype: u8,
@@ -883,10 +869,10 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         let st = scope_type(scope, prtype);
         let mut release = Mpr::Success;
         if work != Work::None {
-            let rel = ProutParams::keys(key, 0).encode(out_sa::RELEASE);
-            release = self.prout_path(path, out_sa::RELEASE, st, &rel);
+            let rel = ProutParams::keys(key, 0).encode(OutSa::Release);
+            release = self.prout_path(path, OutSa::Release, st, &rel);
             if release == Mpr::Success && work == Work::ReleaseUnregister {
-                let sa = out_sa::REGISTER_AND_IGNORE_EXISTING_KEY;
+                let sa = OutSa::RegisterAndIgnoreExistingKey;
                 release = self.prout_path(path, sa, st, &ProutParams::keys(key, 0).encode(sa));
             }
         }
@@ -895,12 +881,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             // As libmpathpersist: RESERVATION KEY and SA flags zero (REGISTER AND IGNORE
             // ignores the former; APTPL was set by the original REGISTER).
             let params = ProutParams::keys(0, key);
-            reg = self.register(
-                out_sa::REGISTER_AND_IGNORE_EXISTING_KEY,
-                scope,
-                prtype,
-                &params,
-            );
+            reg = self.register(OutSa::RegisterAndIgnoreExistingKey, scope, prtype, &params);
         }
         let resumed = self.exec.resume();
         let r = if release != Mpr::Success {
