@@ -477,8 +477,10 @@ impl ProutParams {
             out.extend_from_slice(&self.transport_ids);
             return out;
         }
-        let with_ids = !self.transport_ids.is_empty();
-        out[20] = flag(self.spec_i_pt || with_ids, SPEC_I_PT)
+        // SPEC_I_PT announces the TransportID list, whose length field then always follows,
+        // as libmpathpersist sends it: a list of none is the 4-byte header alone.
+        let with_ids = self.spec_i_pt || !self.transport_ids.is_empty();
+        out[20] = flag(with_ids, SPEC_I_PT)
             | flag(self.all_tg_pt, ALL_TG_PT)
             | flag(self.aptpl, APTPL)
             | self.reserved_flags;

@@ -311,13 +311,18 @@ fn prout_parameter_lists_decode_as_they_encode() {
     };
     let sa = OutSa::RegisterAndMove;
     assert_eq!(ProutParams::decode(sa as u8, &mv.encode(sa)), Some(mv));
-    // SPEC_I_PT alone, and the reserved bits, come back as they were; TransportIDs without
-    // SPEC_I_PT are not part of the list; fewer than 24 bytes are no list.
+    // SPEC_I_PT alone, and the reserved bits, come back as they were, with the TransportID
+    // list's length field SPEC_I_PT announces (none listed: 0), as libmpathpersist sends it,
+    // whether the list came with that field or not; TransportIDs without SPEC_I_PT are not
+    // part of the list; fewer than 24 bytes are no list.
     let mut list = ProutParams::keys(1, 2).encode(OutSa::Register);
     list[20] = 0xfa;
     let p = ProutParams::decode(OutSa::Register as u8, &list).unwrap();
     assert!(p.spec_i_pt && !p.all_tg_pt && !p.aptpl && p.transport_ids.is_empty());
-    assert_eq!(p.encode(OutSa::Register), list);
+    let with_header = [&list[..], &[0; 4]].concat();
+    assert_eq!(p.encode(OutSa::Register), with_header);
+    let p = ProutParams::decode(OutSa::Register as u8, &with_header).unwrap();
+    assert_eq!(p.encode(OutSa::Register), with_header);
     list[20] = 0;
     list.extend_from_slice(&[0, 0, 0, 24]);
     list.extend_from_slice(&sas_bytes());
@@ -339,6 +344,10 @@ fn a_basic_list_goes_on_as_it_came_but_its_obsolete_bytes() {
         let mut want = list.clone();
         want[16..20].fill(0);
         want[21..24].fill(0);
+        if flags & SPEC_I_PT != 0 {
+            // The TransportID list SPEC_I_PT announces: none, its length field alone.
+            want.extend_from_slice(&[0; 4]);
+        }
         for sa in (0..=6).filter_map(OutSa::from_byte) {
             let p = ProutParams::decode(sa as u8, &list).unwrap();
             assert_eq!(p.encode(sa), want, "sa {sa:?} flags {flags:#x}");
