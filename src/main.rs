@@ -5,9 +5,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    pr_helper::applets::dispatch(
+    pr_helper::dispatch(
         std::env::args_os()
-            .map(|a| pr_helper::cli::argbytes::encode(&a))
+            .map(|a| pr_helper::encode_arg(&a))
             .collect(),
     )
 }

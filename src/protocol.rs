@@ -59,10 +59,6 @@ pub struct CheckedCdb {
 }
 
 impl CheckedCdb {
-    /// Opcode byte.
-    pub fn opcode(&self) -> u8 {
-        self.cdb[0]
-    }
     /// Whether this is PR OUT, whose parameter list follows on the socket.
     pub fn is_pr_out(&self) -> bool {
         self.cdb[0] == PERSISTENT_RESERVE_OUT
@@ -126,7 +122,8 @@ impl ReplyHeader {
 }
 
 /// Pads a CDB of up to 16 bytes with zeros, as QEMU's client does.
-pub fn pad_cdb(cdb: &[u8]) -> Option<[u8; PR_HELPER_CDB_SIZE]> {
+#[cfg(test)]
+fn pad_cdb(cdb: &[u8]) -> Option<[u8; PR_HELPER_CDB_SIZE]> {
     if cdb.is_empty() || cdb.len() > PR_HELPER_CDB_SIZE {
         return None;
     }

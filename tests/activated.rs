@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use pr_helper::client::Connection;
+use pr_helper::Connection;
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(5));
 

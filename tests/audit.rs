@@ -10,8 +10,8 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use common::*;
-use pr_helper::client::Connection;
-use pr_helper::daemon::audit::{MESSAGE_ID, parse_journal_fields};
+use pr_helper::Connection;
+use pr_helper::{MESSAGE_ID, parse_journal_fields};
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(5));
 
@@ -82,7 +82,7 @@ fn journal_records_name_the_peer_the_device_and_the_keys() {
     assert_eq!(out["MESSAGE_ID"], MESSAGE_ID);
     assert_eq!(out["PRIORITY"], "5");
     // The status the client got, in words, and a duration.
-    let status = pr_helper::scsi::status::name(reply.status()).replace(' ', "_");
+    let status = pr_helper::status_name(reply.status()).replace(' ', "_");
     assert_eq!(out["PR_STATUS"], status);
     if reply.status() == 2 {
         assert!(out.contains_key("PR_SENSE"), "{out:?}");

@@ -226,6 +226,31 @@ fn multicall_dispatch() {
     assert!(text(&via_multicall.stdout).starts_with("qemu-pr-helper "));
     let nothing = run(&bin, &[]);
     assert_eq!(nothing.status.code(), Some(1));
+    assert!(text(&nothing.stderr).starts_with("Usage: pr-helper"));
+    // The multicall's own options are read by argh: its help, and a one-line mistake.
+    let help = run(&bin, &["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(
+        text(&help.stdout).contains("--install"),
+        "{}",
+        text(&help.stdout)
+    );
+    for wrong in [
+        &["--bogus"][..],
+        &["--install"],
+        &["--list", "extra"],
+        &["--force"],
+    ] {
+        let out = run(&bin, wrong);
+        assert_eq!(out.status.code(), Some(1), "{wrong:?}");
+        let err = text(&out.stderr);
+        assert!(err.starts_with("pr-helper: "), "{wrong:?}: {err}");
+        assert!(
+            err.ends_with("Try 'pr-helper --help' for more information.\n"),
+            "{wrong:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{wrong:?}");
+    }
 }
 
 #[test]
@@ -248,6 +273,13 @@ fn install_creates_applet_links() {
     );
     let forced = run(&binary(), &["--install", "--force", dir.to_str().unwrap()]);
     assert_eq!(forced.status.code(), Some(0));
+    let forced_after = run(&binary(), &["--install", dir.to_str().unwrap(), "--force"]);
+    assert_eq!(
+        forced_after.status.code(),
+        Some(0),
+        "{}",
+        text(&forced_after.stderr)
+    );
     let out = run(&link, &["-V"]);
     assert!(text(&out.stdout).starts_with(link.to_str().unwrap()));
 }
@@ -385,6 +417,39 @@ fn non_utf8_arguments_are_used_as_bytes_like_c() {
                 b"\xff-such'\n"
             ]
             .concat()
+        );
+    }
+}
+
+/// A value an option cannot take is worded one way in every applet, as sg_persist words it
+/// ("bad argument to '--OPTION': 'VALUE' (what it wants)"), then the hint to `--help`, exit 1:
+/// the daemon's own options as pr-client's and its subcommands'.
+#[test]
+fn a_bad_value_is_worded_alike_by_every_applet() {
+    let scratch = Scratch::new("bad-value");
+    let daemon = applet_link(&scratch.0, "qemu-pr-helper");
+    let activated = applet_link(&scratch.0, "qemu-pr-helper-activated");
+    let client = applet_link(&scratch.0, "pr-client");
+    let cases: &[(&Path, &[&str], &str)] = &[
+        (&daemon, &["--sgio-timeout=xyz"], "sgio-timeout"),
+        (&daemon, &["--max-workers", "xyz"], "max-workers"),
+        (&daemon, &["--idle-timeout=xyz"], "idle-timeout"),
+        (&daemon, &["--pr-backend=xyz"], "pr-backend"),
+        (&activated, &["--sgio-timeout=xyz"], "sgio-timeout"),
+        (&client, &["--timeout=xyz", "/dev/null"], "timeout"),
+        (&client, &["-K", "xyz", "/dev/null"], "param-rk"),
+        (&client, &["bench", "--seconds=xyz"], "seconds"),
+        (&client, &["probe", "--timeout=xyz"], "timeout"),
+    ];
+    for (program, args, option) in cases {
+        let out = run(program, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        let wording = format!("bad argument to '--{option}': 'xyz' (");
+        assert!(
+            first.contains(&format!(": {wording}")) && first.ends_with(')'),
+            "{args:?}: {stderr}"
         );
     }
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use pr_helper::client::Connection;
+use pr_helper::Connection;
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(5));
 
@@ -234,6 +234,8 @@ fn dropping_privileges_keeps_only_cap_sys_rawio_and_sys_admin_for_multipath() {
     if !rustix::process::getuid().is_root() {
         panic!("this test needs root, as the README's test command runs it");
     }
+    // The socket exists before privileges are dropped; an answer comes only from the loop,
+    // which starts after the drop.
     let helper = Helper::start(Impl::Ours, &["-u", "nobody", "-g", "nogroup"]);
     assert_serves(&helper.socket);
     let status = proc_status(helper.pid());
@@ -257,11 +259,13 @@ fn dropping_privileges_keeps_only_cap_sys_rawio_and_sys_admin_for_multipath() {
     assert_eq!(status_field(&status, "CapInh:"), "0000000000000000");
     // Without multipath support, CAP_SYS_RAWIO alone, as Debian's C helper (no CONFIG_MPATH).
     let helper = Helper::start(Impl::Ours, &["-u", "nobody", "--no-multipath"]);
+    assert_serves(&helper.socket);
     let status = proc_status(helper.pid());
     assert_eq!(status_field(&status, "CapEff:"), "0000000000020000");
     assert_eq!(status_field(&status, "CapPrm:"), "0000000000020000");
     // Without -u/-g the same capabilities are dropped, as C built with libcap-ng does.
     let helper = Helper::start(Impl::Ours, &[]);
+    assert_serves(&helper.socket);
     let status = proc_status(helper.pid());
     assert_eq!(status_field(&status, "CapEff:"), "0000000000220000");
     assert!(
@@ -359,6 +363,53 @@ fn trace_points_go_to_the_trace_file() {
     assert!(log.contains("uid=0"), "peer credentials missing:\n{log}");
 }
 
+/// Every trace point's line shows values as a person writes them: a path or `none`, a reason
+/// as words; never Rust's Debug syntax (`Some(..)`, `None`, quotes, braces).
+#[test]
+fn trace_lines_show_no_debug_syntax() {
+    let scratch = Scratch::new("tracetext");
+    let file = scratch.path("trace.log");
+    let opts = format!("*,file={}", file.display());
+    let helper = Helper::start(Impl::Ours, &["-T", &opts]);
+    // PR IN and PR OUT, each failing on /dev/null (SG_IO's error path).
+    assert_serves(&helper.socket);
+    let mut conn = Connection::connect(&helper.socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    let reply = conn
+        .request(&pr_out(0, 0, 24), null.as_fd(), &[0; 24])
+        .unwrap();
+    assert_eq!(reply.status(), 2);
+    drop(conn);
+    // A bad request (an opcode that is not PR IN or PR OUT): the helper closes.
+    let sock = raw_connect(&helper.socket);
+    let _ = read_next(sock.as_fd(), 4, Duration::from_secs(5));
+    send(sock.as_fd(), &[0; 4]);
+    let mut bad = pr_in(0, 24);
+    bad[0] = 0x12;
+    send_fds(sock.as_fd(), &bad, &[null.as_fd()]);
+    assert!(matches!(
+        read_next(sock.as_fd(), 1, Duration::from_secs(5)),
+        Next::Closed(_)
+    ));
+    // A client that leaves without a request.
+    drop(raw_connect(&helper.socket));
+    let (status, stderr) = helper.stop();
+    assert!(status.success(), "{status:?}: {stderr}");
+    let log = std::fs::read_to_string(&file).unwrap();
+    for point in pr_helper::TracePoint::ALL {
+        assert!(
+            log.contains(&format!(":{} ", point.name())),
+            "{} never traced:\n{log}",
+            point.name()
+        );
+    }
+    for line in log.lines() {
+        for debug in ["Some(", "None", "\"", "{"] {
+            assert!(!line.contains(debug), "{debug} in trace line: {line}");
+        }
+    }
+}
+
 #[test]
 fn listen_backlog_is_somaxconn_not_one() {
     let helper = Helper::start(Impl::Ours, &[]);
@@ -424,7 +475,7 @@ fn threads_started_for_slow_commands_leave_when_they_end() {
     // them (one thread stays outside the commands), and once they are done fast requests
     // end the followers beyond twice the CPUs.
     // The daemon's own count (affinity and cgroup v2 quota), not std's, which reads v1 too.
-    let keep = 2 * pr_helper::daemon::limits::usable_cpus();
+    let keep = 2 * pr_helper::usable_cpus();
     let slow_commands = keep + 2;
     let helper = Helper::start_with_env(
         Impl::Ours,
@@ -548,7 +599,7 @@ fn running_out_of_descriptors_at_accept_recovers() {
     // More connections than the daemon has descriptors: the extra ones wait in the backlog.
     let mut held = Vec::new();
     for _ in 0..40 {
-        held.push(pr_helper::client::connect_unix(&socket, TIMEOUT).unwrap());
+        held.push(pr_helper::connect_unix(&socket, TIMEOUT).unwrap());
     }
     std::thread::sleep(Duration::from_millis(300));
     held.clear();

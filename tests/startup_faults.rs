@@ -531,8 +531,7 @@ fn failing_thread_creation_still_serves() {
     let mut child = Guard::spawn(cmd.stdin(Stdio::null()).stderr(Stdio::piped()));
     wait_for_socket(&socket, Duration::from_secs(20));
     let null = open_rw("/dev/null");
-    let mut conn =
-        pr_helper::client::Connection::connect(&socket, Some(Duration::from_secs(10))).unwrap();
+    let mut conn = pr_helper::Connection::connect(&socket, Some(Duration::from_secs(10))).unwrap();
     for _ in 0..3 {
         let reply = conn
             .request(&pr_in(0, 24), std::os::fd::AsFd::as_fd(&null), &[])

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pr_helper::client::Connection;
+use pr_helper::Connection;
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
 
@@ -260,7 +260,7 @@ fn sigterm_answers_every_request_in_flight() {
         .collect();
     let sent = Instant::now();
     for conn in &conns {
-        pr_helper::client::send_with_fd(conn.socket(), &pr_in(0, 24), null.as_fd()).unwrap();
+        pr_helper::send_with_fd(conn.socket(), &pr_in(0, 24), null.as_fd()).unwrap();
     }
     // Every request has reached a worker once the daemon has traced all 64.
     while std::fs::read_to_string(&trace).map_or(0, |t| t.lines().count()) < 64 {

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = tid.describe();
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = pr::transport_id::parse(text);
-        let _ = pr::parse_type(text);
+        let _ = pr::PrType::parse(text);
     }
     let _ = sense::decode(data);
     if let Ok(header) =

@@ -60,7 +60,7 @@ fn drive(conn: &mut Conn, peer: BorrowedFd<'_>) -> bool {
             Step::Close(_) => return false,
             Step::Replied(_) => conn.on_readable(&mut ReplyBuffer::new),
             Step::Dispatch(request, mut reply) => {
-                let outcome = backend::execute(&request, &mut reply, &exec);
+                let (outcome, _) = backend::execute(&request, &mut reply, &exec);
                 drop(request);
                 let mut s = conn.start_reply(reply, outcome.wire_len());
                 while matches!(s, Step::Wait) {

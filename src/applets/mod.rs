@@ -4,7 +4,7 @@
 pub mod pr_client;
 pub mod qemu_pr_helper;
 
-use std::io::Write as _;
+use argh::{EarlyExit, FromArgs};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -47,63 +47,100 @@ pub fn dispatch(argv: Vec<String>) -> ExitCode {
     multicall(&argv[1..])
 }
 
+/// The multicall's own options, read by argh alone: when the first argument is not an
+/// option it names the applet, whose arguments that applet reads itself.
+#[derive(FromArgs)]
+#[argh(
+    description = "Runs APPLET, as if this binary had been started under that name (a symlink does it too).",
+    example = "{command_name} qemu-pr-helper -k /run/pr.sock\n{command_name} --install /usr/local/bin",
+    note = "Usage as an applet: {command_name} APPLET [ARGS]...\nApplets: qemu-pr-helper, qemu-pr-helper-activated, pr-client",
+    help_triggers("-h", "--help")
+)]
+struct MulticallOptions {
+    /// print the applet names, one a line
+    #[argh(switch)]
+    list: bool,
+    /// make in DIR a symlink per applet, pointing to this binary
+    #[argh(switch)]
+    install: bool,
+    /// with --install: replace files of the applets' names
+    #[argh(switch)]
+    force: bool,
+    /// print the version
+    #[argh(switch, short = 'V')]
+    version: bool,
+    /// with --install: the directory
+    #[argh(positional, arg_name = "DIR")]
+    dir: Option<String>,
+}
+
 fn multicall(args: &[String]) -> ExitCode {
-    let Some(first) = args.first() else {
-        print_usage(&mut std::io::stderr());
-        return ExitCode::from(1);
+    match args.first() {
+        None => {
+            eprint!("{}", usage());
+            return ExitCode::from(1);
+        }
+        Some(name) if !name.starts_with('-') => {
+            return match APPLETS.iter().find(|(applet, _)| applet == name) {
+                Some((applet, main)) => main(applet, &args[1..]),
+                None => {
+                    let names: Vec<&str> = APPLETS.iter().map(|(applet, _)| *applet).collect();
+                    mistake(&format!(
+                        "unknown applet '{name}' (applets: {})",
+                        names.join(", ")
+                    ))
+                }
+            };
+        }
+        Some(_) => {}
+    }
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let options = match MulticallOptions::from_args(&[MULTICALL], &strs) {
+        Ok(options) => options,
+        Err(EarlyExit { output, status }) => {
+            return match status {
+                Ok(()) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(()) => mistake(output.trim_end()),
+            };
+        }
     };
-    match first.as_str() {
-        "--list" => {
-            let mut out = std::io::stdout();
+    let MulticallOptions { list, install, force, version, dir } = options;
+    match (list, version, install, dir) {
+        (true, false, false, None) if !force => {
             for (name, _) in APPLETS {
-                let _ = writeln!(out, "{name}");
+                println!("{name}");
             }
             ExitCode::SUCCESS
         }
-        "--help" | "-h" => {
-            print_usage(&mut std::io::stdout());
-            ExitCode::SUCCESS
-        }
-        "--version" | "-V" => {
+        (false, true, false, None) if !force => {
             println!("{MULTICALL} {}", crate::VERSION);
             ExitCode::SUCCESS
         }
-        "--install" => install(&args[1..]),
-        name => match APPLETS.iter().find(|(applet, _)| *applet == name) {
-            Some((applet, main)) => main(applet, &args[1..]),
-            None => {
-                let mut err = std::io::stderr();
-                let _ = writeln!(err, "{MULTICALL}: unknown applet '{name}'");
-                print_usage(&mut err);
-                ExitCode::from(1)
-            }
-        },
+        (false, false, true, Some(dir)) => install_links(&dir, force),
+        (_, _, true, None) => mistake("--install needs a directory"),
+        _ => mistake("give one of --list, --install DIR, --version or an applet"),
     }
 }
 
-fn print_usage(out: &mut dyn std::io::Write) {
-    let _ = writeln!(
-        out,
-        "Usage: {MULTICALL} APPLET [ARGS]...\n       {MULTICALL} --list\n       {MULTICALL} --install [--force] DIR\n\n\
-         Runs APPLET, as if this binary had been started under that name (a symlink does it too).\n\n\
-         Applets:"
-    );
-    for (name, _) in APPLETS {
-        let _ = writeln!(out, "  {name}");
+/// A command line the multicall cannot take: what is wrong, and where the usage is.
+fn mistake(what: &str) -> ExitCode {
+    eprintln!("{MULTICALL}: {what}\nTry '{MULTICALL} --help' for more information.");
+    ExitCode::from(1)
+}
+
+/// argh's help text, which is also the usage printed after a mistake.
+fn usage() -> String {
+    match MulticallOptions::from_args(&[MULTICALL], &["--help"]) {
+        Err(EarlyExit { output, .. }) => output,
+        Ok(_) => String::new(),
     }
 }
 
 /// `--install [--force] DIR`: a symlink per applet in DIR, pointing to this binary.
-fn install(args: &[String]) -> ExitCode {
-    let (force, dir) = match args {
-        [flag, dir] if flag == "--force" => (true, dir),
-        [dir, flag] if flag == "--force" => (true, dir),
-        [dir] if !dir.starts_with('-') => (false, dir),
-        _ => {
-            eprintln!("{MULTICALL}: usage: {MULTICALL} --install [--force] DIR");
-            return ExitCode::from(1);
-        }
-    };
+fn install_links(dir: &str, force: bool) -> ExitCode {
     let target = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {

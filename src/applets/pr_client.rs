@@ -6,6 +6,7 @@ use std::os::fd::AsFd as _;
 use std::process::ExitCode;
 
 use crate::cli::argbytes;
+use crate::client::args::UsageError;
 use crate::client::cli::{self, Action, Invocation, RunConfig};
 use crate::client::report::{self, EXIT_HELP, Obj, exit};
 use crate::client::{ClientError, Connection, Reply, bench, decode, direct, probe};
@@ -335,17 +336,25 @@ fn run_audit(args: &[String]) -> u8 {
     exit::OTHER
 }
 
-fn run_probe(args: &[String]) -> u8 {
-    let config = match probe::parse_probe(args) {
-        Ok(Some(c)) => c,
+/// A subcommand's options, or the exit status once its help or usage error is printed.
+fn subcommand_options<T>(name: &str, parsed: Result<Option<T>, UsageError>) -> Result<T, u8> {
+    match parsed {
+        Ok(Some(options)) => Ok(options),
         Ok(None) => {
             out(&help_text(1));
-            return exit::GOOD;
+            Err(exit::GOOD)
         }
         Err(e) => {
-            say(&format!("probe: {e}"));
-            return e.code;
+            say(&format!("{name}: {e}"));
+            Err(e.code)
         }
+    }
+}
+
+fn run_probe(args: &[String]) -> u8 {
+    let config = match subcommand_options("probe", probe::parse_probe(args)) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
     match probe::probe(&config.socket, Some(config.timeout)) {
         Ok(r) => {
@@ -364,16 +373,9 @@ fn run_probe(args: &[String]) -> u8 {
 }
 
 fn run_bench(args: &[String]) -> u8 {
-    let config = match probe::parse_bench(args) {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            out(&help_text(1));
-            return exit::GOOD;
-        }
-        Err(e) => {
-            say(&format!("bench: {e}"));
-            return e.code;
-        }
+    let config = match subcommand_options("bench", probe::parse_bench(args)) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
     match bench::run(&config) {
         Ok(r) => {

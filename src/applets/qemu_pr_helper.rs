@@ -1,20 +1,18 @@
 //! `qemu-pr-helper`: the drop-in daemon's command line, exactly the C helper's.
 //!
-//! Options are read twice: in command-line order for what C does while parsing (help and
-//! version exit where they stand, `-k` must be absolute, users and groups must exist, `-T`
-//! must parse), then by argh from the canonical argv for the final values.
+//! getopt reads argv once and the options are acted on in command-line order, as C does:
+//! help and version exit where they stand, `-k` must be absolute, users and groups must
+//! exist, `-T` must parse; the last of a repeated option wins.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use argh::FromArgs;
-
-use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions, Route};
-use crate::cli::argbytes;
+use crate::backend::{DEFAULT_SGIO_TIMEOUT_MS, ExecOptions, Route, TestDelay};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Order};
+use crate::cli::{self, argbytes};
 use crate::daemon::{
-    self, Config, DEFAULT_MAX_WORKERS, DEFAULT_PIDFILE, DEFAULT_SOCKET, privileges,
+    self, Config, DEFAULT_MAX_WORKERS, DEFAULT_PIDFILE, DEFAULT_SOCKET, audit, privileges,
 };
 use crate::trace::{self, TraceConfig};
 
@@ -38,61 +36,6 @@ pub const SPECS: &[OptSpec] = &[
     OptSpec::long_only("no-multipath", HasArg::No),
     OptSpec::long_only("audit", HasArg::Optional),
 ];
-
-/// Persistent Reservation helper program for QEMU.
-#[derive(FromArgs, Debug)]
-struct Options {
-    /// path to the unix socket (last one wins)
-    #[argh(option, short = 'k')]
-    socket: Vec<String>,
-    /// PID file when running as a daemon
-    #[argh(option, short = 'f')]
-    pidfile: Vec<String>,
-    /// run in the background
-    #[argh(switch, short = 'd')]
-    daemon: bool,
-    /// tracing options (applied from the ordered pass, which also validates them)
-    #[allow(dead_code)]
-    #[argh(option, short = 'T')]
-    trace: Vec<String>,
-    /// user to drop privileges to
-    #[argh(option, short = 'u')]
-    user: Vec<String>,
-    /// group to drop privileges to
-    #[argh(option, short = 'g')]
-    group: Vec<String>,
-    /// more messages
-    #[argh(switch, short = 'v')]
-    verbose: u8,
-    /// fewer messages
-    #[argh(switch, short = 'q')]
-    quiet: bool,
-    /// SG_IO timeout in milliseconds
-    #[argh(option)]
-    sgio_timeout: Vec<u32>,
-    /// worker threads at most
-    #[argh(option)]
-    max_workers: Vec<usize>,
-    /// seconds without a connection before exiting
-    #[argh(option)]
-    idle_timeout: Vec<u64>,
-    /// run without the seccomp filter
-    #[argh(switch)]
-    no_sandbox: bool,
-    /// backend for fds that are not multipath maps: auto, sg or block
-    #[argh(option, from_str_fn(parse_route))]
-    pr_backend: Vec<Route>,
-    /// SG_IO on multipath maps instead of PR on every path
-    #[argh(switch)]
-    no_multipath: bool,
-    /// ignored, as in C
-    #[argh(positional, greedy)]
-    _file: Vec<String>,
-}
-
-fn parse_route(value: &str) -> Result<Route, String> {
-    Route::parse(value).ok_or_else(|| format!("invalid value '{value}': auto, sg or block"))
-}
 
 /// The help lines both daemon applets share, in the C helper's layout.
 const COMMON_OPTIONS: &str = "  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]
@@ -248,135 +191,199 @@ fn usage_error(argv0: &str, prog: &str, message: &str) -> Parsed {
     Parsed::Exit(1)
 }
 
+/// Reads argv once, in order, acting on each option where C does (see [`Options::read`]).
 fn parse(argv0: &str, prog: &str, args: &[String], activated: bool, order: Order) -> Parsed {
     let (parsed, getopt_error) = getopt::normalize_until_error(args, SPECS, order);
-    // First pass, in order: what C does at the moment it meets each option.
-    let mut socket = DEFAULT_SOCKET.to_owned();
-    let mut pidfile = DEFAULT_PIDFILE.to_owned();
-    let mut trace_config = TraceConfig::default();
-    let mut audit = None;
+    let mut options = Options::default();
+    let mut bad_value = None;
+    // Non-option arguments (C's FILE) are ignored, as in C.
     for arg in &parsed {
-        let Arg::Opt { index, value } = arg else {
+        let Arg::Opt { name, value } = arg else {
             continue;
         };
-        if SPECS[*index].long == "audit" {
-            match crate::daemon::audit::Config::parse(value.as_deref()) {
-                Ok(c) => audit = Some(c),
-                Err(message) => return Parsed::Fail(message),
+        match options.read(argv0, activated, name, value.as_deref()) {
+            Ok(()) => {}
+            Err(Problem::Now(stop)) => return stop,
+            Err(Problem::BadValue(message)) => {
+                bad_value.get_or_insert(message);
             }
-            continue;
         }
-        let value = value.as_deref().unwrap_or_default();
-        match SPECS[*index].long {
-            "help" if activated => {
-                let _ = std::io::stdout().write_all(activated_help_text(argv0).as_bytes());
-                return Parsed::Exit(0);
+    }
+    match getopt_error.map(|e| e.to_string()).or(bad_value) {
+        Some(message) => usage_error(argv0, prog, &message),
+        None => options.into_run(prog, argv0, activated),
+    }
+}
+
+/// Why an option ends the reading.
+enum Problem {
+    /// At once, as C stops where it meets the option: help or version printed, or a value C
+    /// refuses on the spot (a relative socket, an unknown user).
+    Now(Parsed),
+    /// A value of one of our options that does not parse: a usage error, reported after any
+    /// of getopt's (which C would meet first: it reads every option before using one).
+    BadValue(String),
+}
+
+/// The options read so far; `None`, `false` and zero stand for the defaults.
+#[derive(Default)]
+struct Options {
+    socket: Option<String>,
+    pidfile: Option<String>,
+    daemonize: bool,
+    trace: TraceConfig,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    verbose: u8,
+    quiet: bool,
+    sgio_timeout_ms: Option<u32>,
+    max_workers: Option<usize>,
+    idle_timeout: Option<std::time::Duration>,
+    no_sandbox: bool,
+    route: Route,
+    no_multipath: bool,
+    audit: Option<audit::Config>,
+}
+
+impl Options {
+    /// One option, in command-line order; the last of a repeated option wins.
+    fn read(
+        &mut self,
+        argv0: &str,
+        activated: bool,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), Problem> {
+        self.stop_before(argv0, activated, name)
+            .map_or(Ok(()), |stop| Err(Problem::Now(stop)))?;
+        let fail = |message: String| Problem::Now(Parsed::Fail(message));
+        if name == "audit" {
+            self.audit = Some(audit::Config::parse(value).map_err(fail)?);
+            return Ok(());
+        }
+        let value = value.unwrap_or_default();
+        match name {
+            "socket" if !value.starts_with('/') => {
+                return Err(fail("socket path must be absolute".to_owned()));
             }
-            "help" => {
-                let _ = std::io::stdout().write_all(help_text(argv0, &pidfile, &socket).as_bytes());
-                return Parsed::Exit(0);
+            "socket" => self.socket = Some(value.to_owned()),
+            "pidfile" => self.pidfile = Some(value.to_owned()),
+            "daemon" => self.daemonize = true,
+            "trace" => self.add_trace(value)?,
+            "user" => {
+                let uid = privileges::lookup_user(value);
+                self.uid = Some(uid.ok_or_else(|| fail(format!("invalid user '{value}'")))?);
             }
-            name @ ("socket" | "pidfile" | "daemon") if activated => {
-                let short = SPECS[*index].short.unwrap_or('?');
-                return Parsed::Fail(format!(
-                    "-{short}/--{name} is not available here: systemd owns the socket and the \
-                         process (see ListenStream= and Accept= in the .socket unit); run \
-                         qemu-pr-helper for a daemon of its own"
-                ));
+            "group" => {
+                let gid = privileges::lookup_group(value);
+                self.gid = Some(gid.ok_or_else(|| fail(format!("invalid group '{value}'")))?);
             }
-            "version" => {
-                let _ = std::io::stdout().write_all(version_text(argv0).as_bytes());
-                return Parsed::Exit(0);
+            "verbose" => self.verbose = self.verbose.saturating_add(1),
+            "quiet" => self.quiet = true,
+            "sgio-timeout" => {
+                let ms = number(name, value, "milliseconds, 0 to 4294967295")?;
+                self.sgio_timeout_ms = Some(ms);
             }
-            "socket" => {
-                if !value.starts_with('/') {
-                    return Parsed::Fail("socket path must be absolute".to_owned());
-                }
-                value.clone_into(&mut socket);
+            "max-workers" => {
+                self.max_workers = Some(number(name, value, "threads, a whole number")?);
             }
-            "pidfile" => value.clone_into(&mut pidfile),
-            "trace" => {
-                if let Err(message) = trace_config.add(value) {
-                    return Parsed::Fail(message);
-                }
-                if trace_config.help {
-                    let _ = std::io::stdout().write_all(trace::help_text().as_bytes());
-                    return Parsed::Exit(0);
-                }
+            "idle-timeout" => {
+                let seconds = number(name, value, "seconds, a whole number")?;
+                self.idle_timeout = Some(std::time::Duration::from_secs(seconds));
             }
-            "user" if privileges::lookup_user(value).is_none() => {
-                return Parsed::Fail(format!("invalid user '{value}'"));
+            "no-sandbox" => self.no_sandbox = true,
+            "pr-backend" => {
+                self.route = Route::parse(value)
+                    .ok_or_else(|| bad_value(name, value, "auto, sg or block"))?;
             }
-            "group" if privileges::lookup_group(value).is_none() => {
-                return Parsed::Fail(format!("invalid group '{value}'"));
-            }
+            "no-multipath" => self.no_multipath = true,
             _ => {}
         }
+        Ok(())
     }
-    if let Some(e) = getopt_error {
-        return usage_error(argv0, prog, &e.to_string());
+
+    /// Help and version end the program where they stand, as do the options systemd owns
+    /// under socket activation.
+    fn stop_before(&self, argv0: &str, activated: bool, name: &str) -> Option<Parsed> {
+        let text = match name {
+            "help" if activated => activated_help_text(argv0),
+            "help" => help_text(
+                argv0,
+                self.pidfile.as_deref().unwrap_or(DEFAULT_PIDFILE),
+                self.socket.as_deref().unwrap_or(DEFAULT_SOCKET),
+            ),
+            "version" => version_text(argv0),
+            "socket" | "pidfile" | "daemon" if activated => {
+                let short = SPECS.iter().find(|s| s.long == name)?.short?;
+                return Some(Parsed::Fail(format!(
+                    "-{short}/--{name} is not available here: systemd owns the socket and the \
+                     process (see ListenStream= and Accept= in the .socket unit); run \
+                     qemu-pr-helper for a daemon of its own"
+                )));
+            }
+            _ => return None,
+        };
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        Some(Parsed::Exit(0))
     }
-    // Second pass: argh reads the canonical argv into the final values.
-    // --audit was read above; argh does not know optional arguments.
-    let for_argh: Vec<Arg> = parsed
-        .into_iter()
-        .filter(|a| !matches!(a, Arg::Opt { index, .. } if SPECS[*index].long == "audit"))
-        .collect();
-    let canonical = getopt::canonical_argv(&for_argh, SPECS);
-    let canonical_refs: Vec<&str> = canonical.iter().map(String::as_str).collect();
-    let options = match Options::from_args(&[prog], &canonical_refs) {
-        Ok(o) => o,
-        Err(early) => return usage_error(argv0, prog, early.output.trim_end()),
-    };
-    let loglevel = 1u8.saturating_add(options.verbose);
-    let config = Config {
-        prog: prog.to_owned(),
-        argv0: argv0.to_owned(),
-        socket: PathBuf::from(argbytes::decode(
-            options.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
-        )),
-        socket_specified: !options.socket.is_empty(),
-        pidfile: PathBuf::from(argbytes::decode(
-            options
-                .pidfile
-                .last()
-                .map_or(DEFAULT_PIDFILE, String::as_str),
-        )),
-        pidfile_specified: !options.pidfile.is_empty(),
-        daemonize: options.daemon,
-        quiet: options.quiet,
-        verbose: if options.quiet { 0 } else { loglevel.min(3) },
-        uid: options.user.last().and_then(|u| privileges::lookup_user(u)),
-        gid: options
-            .group
-            .last()
-            .and_then(|g| privileges::lookup_group(g)),
-        exec: ExecOptions {
-            route: options.pr_backend.last().copied().unwrap_or_default(),
-            multipath: !options.no_multipath,
-            ..ExecOptions::with_timeout(
-                options
-                    .sgio_timeout
-                    .last()
-                    .copied()
-                    .unwrap_or(DEFAULT_SGIO_TIMEOUT_MS),
-            )
-        },
-        require_activation: activated,
-        sandbox: !options.no_sandbox,
-        audit,
-        idle_timeout: options
-            .idle_timeout
-            .last()
-            .map(|&s| std::time::Duration::from_secs(s)),
-        max_workers: options
-            .max_workers
-            .last()
-            .copied()
-            .unwrap_or(DEFAULT_MAX_WORKERS)
-            .max(1),
-    };
-    Parsed::Run(Box::new(config), trace_config)
+
+    /// `-T`: checked as C checks it; `-T help` lists the trace points and exits.
+    fn add_trace(&mut self, value: &str) -> Result<(), Problem> {
+        self.trace
+            .add(value)
+            .map_err(|message| Problem::Now(Parsed::Fail(message)))?;
+        if self.trace.help {
+            let _ = std::io::stdout().write_all(trace::help_text().as_bytes());
+            return Err(Problem::Now(Parsed::Exit(0)));
+        }
+        Ok(())
+    }
+
+    fn into_run(self, prog: &str, argv0: &str, activated: bool) -> Parsed {
+        let path = |given: &Option<String>, default| {
+            PathBuf::from(argbytes::decode(given.as_deref().unwrap_or(default)))
+        };
+        let sgio_timeout_ms = self.sgio_timeout_ms.unwrap_or(DEFAULT_SGIO_TIMEOUT_MS);
+        let config = Config {
+            prog: prog.to_owned(),
+            argv0: argv0.to_owned(),
+            socket: path(&self.socket, DEFAULT_SOCKET),
+            socket_specified: self.socket.is_some(),
+            pidfile: path(&self.pidfile, DEFAULT_PIDFILE),
+            pidfile_specified: self.pidfile.is_some(),
+            daemonize: self.daemonize,
+            quiet: self.quiet,
+            // C: 1, one more per -v up to 3; 0 with -q.
+            verbose: if self.quiet {
+                0
+            } else {
+                self.verbose.saturating_add(1).min(3)
+            },
+            uid: self.uid,
+            gid: self.gid,
+            exec: ExecOptions {
+                route: self.route,
+                multipath: !self.no_multipath,
+                sgio_timeout_ms,
+                test_delay: TestDelay::from_env(),
+            },
+            require_activation: activated,
+            sandbox: !self.no_sandbox,
+            audit: self.audit,
+            idle_timeout: self.idle_timeout,
+            max_workers: self.max_workers.unwrap_or(DEFAULT_MAX_WORKERS).max(1),
+        };
+        Parsed::Run(Box::new(config), self.trace)
+    }
+}
+
+/// A whole number for one of our options, or the usage error that names the option.
+fn number<T: std::str::FromStr>(name: &str, value: &str, want: &str) -> Result<T, Problem> {
+    value.parse().map_err(|_| bad_value(name, value, want))
+}
+
+fn bad_value(name: &str, value: &str, want: &str) -> Problem {
+    Problem::BadValue(cli::bad_value(name, value, want))
 }
 
 #[cfg(test)]

@@ -70,20 +70,6 @@ impl Default for ExecOptions {
     }
 }
 
-impl ExecOptions {
-    /// Options with the given SG_IO timeout, and the test delay from the environment.
-    pub fn with_timeout(sgio_timeout_ms: u32) -> Self {
-        let test_delay = std::env::var("PR_HELPER_TEST_SGIO_DELAY_MS")
-            .ok()
-            .and_then(|v| TestDelay::parse(&v));
-        ExecOptions {
-            sgio_timeout_ms,
-            test_delay,
-            ..ExecOptions::default()
-        }
-    }
-}
-
 /// The test delay (`PR_HELPER_TEST_SGIO_DELAY_MS`): `MS` holds every command, `MS@MAJOR:MINOR` only those on
 /// fds of that device number (a slow device beside fast ones, e.g. /dev/zero and /dev/null).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +79,11 @@ pub struct TestDelay {
 }
 
 impl TestDelay {
+    /// The delay `PR_HELPER_TEST_SGIO_DELAY_MS` asks for, if set and well formed.
+    pub fn from_env() -> Option<TestDelay> {
+        TestDelay::parse(&std::env::var("PR_HELPER_TEST_SGIO_DELAY_MS").ok()?)
+    }
+
     pub fn parse(value: &str) -> Option<TestDelay> {
         let (ms, rdev) = match value.split_once('@') {
             Some((ms, rdev)) => {
@@ -196,30 +187,25 @@ pub struct MultipathNote {
     pub report: multipath::Report,
 }
 
-/// Runs `req` and writes the complete reply (header, sense, payload) into `buf`.
-pub fn execute(req: &Request, buf: &mut ReplyBuffer, opts: &ExecOptions) -> Outcome {
-    execute_noting(req, buf, opts, None)
-}
-
-/// [`execute`], and when the request went to a multipath map, what was done there into
-/// `note`.
-pub fn execute_noting(
+/// Runs `req` and writes the complete reply (header, sense, payload) into `buf`. Beside the
+/// outcome: when the request went to a multipath map, what was done there (or why the kernel
+/// refused a block PR ioctl), for the -v log, the audit record and `pr-client -v`.
+pub fn execute(
     req: &Request,
     buf: &mut ReplyBuffer,
     opts: &ExecOptions,
-    note: Option<&mut Option<MultipathNote>>,
-) -> Outcome {
+) -> (Outcome, Option<MultipathNote>) {
     let (fields, sense_area, payload) = buf.split();
     sense_area.fill(0);
-    let outcome = if req.cdb.is_pr_out() && req.read_only {
+    let (outcome, note) = if req.cdb.is_pr_out() && req.read_only {
         // do_pr_out refuses PR OUT on a read-only fd before touching the device.
-        fail_with(sense::INVALID_OPCODE, sense_area)
+        (fail_with(sense::INVALID_OPCODE, sense_area), None)
     } else {
-        route(req, sense_area, payload, opts, note)
+        route(req, sense_area, payload, opts)
     };
     fields[0..4].copy_from_slice(&i32::from(outcome.status).to_be_bytes());
     fields[4..8].copy_from_slice(&(outcome.payload_len as i32).to_be_bytes());
-    outcome
+    (outcome, note)
 }
 
 /// Picks the backend for the request's fd and runs it there.
@@ -228,8 +214,7 @@ fn route(
     sense_area: &mut [u8],
     payload: &mut [u8],
     opts: &ExecOptions,
-    note: Option<&mut Option<MultipathNote>>,
-) -> Outcome {
+) -> (Outcome, Option<MultipathNote>) {
     // Holds requests in flight whichever backend runs them (tests only).
     if let Some(delay) = &opts.test_delay {
         delay.hold(req.device.as_fd());
@@ -237,45 +222,39 @@ fn route(
     let block = BlockDevice::of(req.device.as_fd());
     if opts.multipath {
         if let Some(map) = multipath::detect(&block) {
-            let Some(note) = note else {
-                return multipath::run(req, &map, sense_area, payload, opts);
-            };
-            let (outcome, report) =
-                multipath::run_with_report(req, &map, sense_area, payload, opts);
-            *note = Some(MultipathNote {
+            let (outcome, report) = multipath::run(req, &map, sense_area, payload, opts);
+            let note = MultipathNote {
                 map: map.name,
                 report,
-            });
-            return outcome;
+            };
+            return (outcome, Some(note));
         }
     }
     let outcome = match opts.route {
-        Route::Sg => return sgio::run(req, sense_area, payload, opts),
+        Route::Sg => return (sgio::run(req, sense_area, payload, opts), None),
         Route::Block => blkpr::run(req, sense_area, payload),
         Route::Auto => blkpr::run_auto(req, &block, sense_area, payload, opts),
     };
     // The kernel refused a block PR ioctl for want of privilege: say why in the -v log.
-    if let Some(note) = note {
-        if outcome.status == status::CHECK_CONDITION
-            && sense::decode(sense_area) == Some(sense::ACCESS_DENIED)
-        {
-            let dev = block.stat().map_or_else(String::new, |st| {
-                format!(
-                    "{}:{}",
-                    rustix::fs::major(st.st_rdev),
-                    rustix::fs::minor(st.st_rdev)
-                )
-            });
-            *note = Some(MultipathNote {
-                map: format!("block device {dev}"),
-                report: multipath::Report {
-                    problems: vec![ACCESS_DENIED_WHY.to_owned()],
-                    ..multipath::Report::default()
-                },
-            });
+    let refused = outcome.status == status::CHECK_CONDITION
+        && sense::decode(sense_area) == Some(sense::ACCESS_DENIED);
+    let note = refused.then(|| {
+        let dev = block.stat().map_or_else(String::new, |st| {
+            format!(
+                "{}:{}",
+                rustix::fs::major(st.st_rdev),
+                rustix::fs::minor(st.st_rdev)
+            )
+        });
+        MultipathNote {
+            map: format!("block device {dev}"),
+            report: multipath::Report {
+                problems: vec![ACCESS_DENIED_WHY.to_owned()],
+                ..multipath::Report::default()
+            },
         }
-    }
-    outcome
+    });
+    (outcome, note)
 }
 
 /// The -v line for a block PR ioctl the kernel refused (EPERM).

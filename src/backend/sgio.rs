@@ -90,11 +90,12 @@ pub fn try_run(
             started.elapsed().as_micros(),
             outcome.0
         ),
+        // The error last, as it is text with spaces: unquoted, as a person writes it.
         Err(e) => format!(
-            "error=\"{}\" usecs={} -> status=0x{:02x}",
-            crate::errors::strerror(e),
+            "usecs={} -> status=0x{:02x} error={}",
             started.elapsed().as_micros(),
-            outcome.0
+            outcome.0,
+            crate::errors::strerror(e)
         ),
     });
     if let Err(e) = result {

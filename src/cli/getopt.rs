@@ -1,11 +1,11 @@
-//! A `getopt_long` normaliser: every GNU spelling of an option becomes one canonical form.
+//! `getopt_long`, the applets' only command-line parser.
 //!
-//! argh accepts `--name value` and `-n value` only. C programs also accept `--name=value`,
-//! `-nvalue`, clusters (`-qv`, `-qk P`), unambiguous long prefixes (`--sock=P`), options after
-//! positional arguments (GNU permutation, unless `POSIXLY_CORRECT` is set: see [`Order`]) and
-//! `--`. [`normalize`] reads argv with glibc's rules and errors, and returns the options in
-//! order, each with its full long name, so the applet can hand argh a canonical argv and still
-//! act on options in command-line order.
+//! C programs accept `--name value`, `--name=value`, `-n value`, `-nvalue`, clusters (`-qv`,
+//! `-qk P`), unambiguous long prefixes (`--sock=P`), options after positional arguments (GNU
+//! permutation, unless `POSIXLY_CORRECT` is set: see [`Order`]) and `--`. [`normalize`] reads
+//! argv with glibc's rules and errors, and returns the options in order, each by its full long
+//! name: the daemon acts on them in that order, as C does; pr-client reads them by name
+//! through [`Options`].
 
 use std::fmt;
 
@@ -69,8 +69,11 @@ impl Order {
 /// One parsed command-line element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
-    /// An option: index into the spec table, and its argument.
-    Opt { index: usize, value: Option<String> },
+    /// An option, by its long name, and its argument.
+    Opt {
+        name: &'static str,
+        value: Option<String>,
+    },
     /// A non-option argument.
     Positional(String),
 }
@@ -164,8 +167,7 @@ fn read_args(
                 Some((n, v)) => (n, Some(v.to_owned())),
                 None => (body, None),
             };
-            let index = find_long(name, arg, specs)?;
-            let spec = &specs[index];
+            let spec = &specs[find_long(name, arg, specs)?];
             let value = match (spec.has_arg, inline) {
                 (HasArg::No, Some(_)) => {
                     return Err(GetoptError::UnexpectedLongArgument(spec.long));
@@ -181,21 +183,27 @@ fn read_args(
                     None => return Err(GetoptError::MissingLongArgument(spec.long)),
                 },
             };
-            out.push(Arg::Opt { index, value });
+            out.push(Arg::Opt {
+                name: spec.long,
+                value,
+            });
         } else if arg.len() > 1 && arg.starts_with('-') {
             let cluster: Vec<char> = arg[1..].chars().collect();
             let mut j = 0;
             while j < cluster.len() {
                 let c = cluster[j];
                 j += 1;
-                let index = specs
+                let spec = specs
                     .iter()
-                    .position(|s| s.short == Some(c))
+                    .find(|s| s.short == Some(c))
                     .ok_or(GetoptError::InvalidShort(c))?;
-                if specs[index].has_arg == HasArg::No
-                    || (specs[index].has_arg == HasArg::Optional && j == cluster.len())
+                if spec.has_arg == HasArg::No
+                    || (spec.has_arg == HasArg::Optional && j == cluster.len())
                 {
-                    out.push(Arg::Opt { index, value: None });
+                    out.push(Arg::Opt {
+                        name: spec.long,
+                        value: None,
+                    });
                     continue;
                 }
                 let value = if j < cluster.len() {
@@ -207,7 +215,7 @@ fn read_args(
                     return Err(GetoptError::MissingShortArgument(c));
                 };
                 out.push(Arg::Opt {
-                    index,
+                    name: spec.long,
                     value: Some(value),
                 });
                 break;
@@ -249,39 +257,81 @@ fn find_long(name: &str, whole: &str, specs: &[OptSpec]) -> Result<usize, Getopt
     }
 }
 
-/// Rebuilds a canonical argv (`--long value`, positionals after `--`) for argh. An option
-/// with an optional argument stays `--long=value` (or `--long`), the only spelling that reads
-/// back the same: the applet reads those itself, argh does not know the form.
-pub fn canonical_argv(parsed: &[Arg], specs: &[OptSpec]) -> Vec<String> {
-    let mut argv = Vec::with_capacity(parsed.len() * 2 + 1);
-    let mut tail = Vec::new();
-    for arg in parsed {
-        match arg {
-            Arg::Opt { index, value } if specs[*index].has_arg == HasArg::Optional => {
-                argv.push(match value {
-                    Some(v) => format!("--{}={v}", specs[*index].long),
-                    None => format!("--{}", specs[*index].long),
-                });
-            }
-            Arg::Opt { index, value } => {
-                argv.push(format!("--{}", specs[*index].long));
-                if let Some(v) = value {
-                    argv.push(v.clone());
-                }
-            }
-            Arg::Positional(p) => tail.push(p.clone()),
-        }
+/// A command line read by option name, for an applet that acts on the values once every
+/// option is read (pr-client) rather than in command-line order (the daemon).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options(pub Vec<Arg>);
+
+impl Options {
+    fn opts<'s>(&'s self, name: &str) -> impl Iterator<Item = Option<&'s str>> {
+        self.0.iter().filter_map(move |a| match a {
+            Arg::Opt { name: n, value } if *n == name => Some(value.as_deref()),
+            _ => None,
+        })
     }
-    if !tail.is_empty() {
-        argv.push("--".to_owned());
-        argv.extend(tail);
+    /// How many times `name` was given (a switch repeated: `-vv`), at most 255.
+    pub fn count(&self, name: &str) -> u8 {
+        u8::try_from(self.opts(name).count()).unwrap_or(u8::MAX)
     }
-    argv
+    pub fn given(&self, name: &str) -> bool {
+        self.opts(name).next().is_some()
+    }
+    /// The last value given to `name` (the last one wins, as in C).
+    pub fn last(&self, name: &str) -> Option<&str> {
+        self.opts(name).last().flatten()
+    }
+    /// Every value given to `name`, in order.
+    pub fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s str> {
+        self.opts(name).flatten()
+    }
+    /// The non-option arguments, in order.
+    pub fn positionals(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|a| match a {
+            Arg::Positional(p) => Some(p.as_str()),
+            Arg::Opt { .. } => None,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `normalize` read, as one canonical argv (`--long value`, positionals after `--`;
+    /// an optional argument stays `--long=value`, the only spelling that reads back the same).
+    fn canonical_argv(parsed: &[Arg], specs: &[OptSpec]) -> Vec<String> {
+        let mut argv = Vec::with_capacity(parsed.len() * 2 + 1);
+        let mut tail = Vec::new();
+        for arg in parsed {
+            match arg {
+                Arg::Opt { name, value } if has_arg(specs, name) == HasArg::Optional => {
+                    argv.push(match value {
+                        Some(v) => format!("--{name}={v}"),
+                        None => format!("--{name}"),
+                    });
+                }
+                Arg::Opt { name, value } => {
+                    argv.push(format!("--{name}"));
+                    if let Some(v) = value {
+                        argv.push(v.clone());
+                    }
+                }
+                Arg::Positional(p) => tail.push(p.clone()),
+            }
+        }
+        if !tail.is_empty() {
+            argv.push("--".to_owned());
+            argv.extend(tail);
+        }
+        argv
+    }
+
+    fn has_arg(specs: &[OptSpec], name: &str) -> HasArg {
+        specs
+            .iter()
+            .find(|s| s.long == name)
+            .map_or(HasArg::No, |s| s.has_arg)
+    }
 
     const SPECS: &[OptSpec] = &[
         OptSpec::new('h', "help", HasArg::No),
@@ -379,6 +429,27 @@ mod tests {
             vec!["--socket", "x", "--", "-d"]
         );
         assert_eq!(canon(&["-x", "file"]).unwrap_err(), "invalid option -- 'x'");
+    }
+
+    #[test]
+    fn options_by_name_count_and_keep_the_last_value() {
+        let args: Vec<String> = ["-vqv", "file", "-k/a", "--sock=/b", "--audit", "-aall", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = Options(normalize(&args, SPECS, Order::Permute).unwrap());
+        assert_eq!(
+            (o.count("verbose"), o.count("quiet"), o.count("daemon")),
+            (2, 1, 0)
+        );
+        assert!(o.given("audit") && !o.given("pidfile"));
+        assert_eq!(o.last("socket"), Some("/b"));
+        assert_eq!(o.values("socket").collect::<Vec<_>>(), ["/a", "/b"]);
+        // An optional argument: the last occurrence decides, given or not.
+        assert_eq!(o.last("audit"), Some("all"));
+        assert_eq!(o.values("audit").collect::<Vec<_>>(), ["all"]);
+        assert_eq!(o.last("verbose"), None);
+        assert_eq!(o.positionals().collect::<Vec<_>>(), ["file", "x"]);
     }
 
     #[test]

@@ -1,17 +1,17 @@
 //! The one command `pr-client` sends: PR IN with its allocation length, or PR OUT with its
 //! type and parameter list; encoded with [`crate::scsi::pr`].
 
-use crate::scsi::pr::{self, ProutParams};
+use crate::scsi::pr::{self, InSa, OutSa, ProutParams, Scope};
 
 /// The command to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     In {
-        sa: u8,
+        sa: InSa,
         allocation_length: u16,
     },
     Out {
-        sa: u8,
+        sa: OutSa,
         prout_type: u8,
         params: ProutParams,
     },
@@ -30,17 +30,18 @@ impl Action {
                 prout_type,
                 params,
             } => {
-                let list = pr::encode_prout_params(*sa, params);
+                let list = params.encode(*sa);
                 let len = u32::try_from(list.len()).unwrap_or(u32::MAX);
-                (pr::pr_out_cdb(*sa, pr::LU_SCOPE, *prout_type, len), list)
+                let scope = Scope::LogicalUnit as u8;
+                (pr::pr_out_cdb(*sa, scope, *prout_type, len), list)
             }
         }
     }
     /// "PR in (Read keys)" / "PR out (Register)", sg_persist's wording.
     pub fn label(&self) -> String {
         match self {
-            Action::In { sa, .. } => format!("PR in ({})", pr::in_sa_name(*sa)),
-            Action::Out { sa, .. } => format!("PR out ({})", pr::out_sa_name(*sa)),
+            Action::In { sa, .. } => format!("PR in ({})", sa.name()),
+            Action::Out { sa, .. } => format!("PR out ({})", sa.name()),
         }
     }
 }

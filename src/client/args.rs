@@ -5,13 +5,10 @@ use std::fmt;
 use std::io::BufRead as _;
 use std::time::Duration;
 
+use super::report::exit;
 use crate::cli::getopt::OptSpec;
 use crate::scsi::pr::transport_id;
 
-/// sg3_utils exit status for a syntax error.
-pub const EXIT_SYNTAX: u8 = 1;
-/// sg3_utils exit status for contradictory or missing options (SG_LIB_CONTRADICT).
-pub const EXIT_CONTRADICT: u8 = 31;
 
 /// A command-line problem: one line of text and the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +21,13 @@ impl UsageError {
     pub fn syntax(message: String) -> Self {
         UsageError {
             message,
-            code: EXIT_SYNTAX,
+            code: exit::SYNTAX,
         }
     }
     pub fn contradict(message: &str) -> Self {
         UsageError {
             message: message.to_owned(),
-            code: EXIT_CONTRADICT,
+            code: exit::CONTRADICT,
         }
     }
 }
@@ -44,7 +41,7 @@ impl fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 fn bad(option: &str, value: &str, want: &str) -> UsageError {
-    UsageError::syntax(format!("bad argument to '--{option}': '{value}' ({want})"))
+    UsageError::syntax(crate::cli::bad_value(option, value, want))
 }
 
 /// Hex digits with an optional 0x/0X prefix, as `sscanf("%x")` reads them, but strict:

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::action::Action;
 use super::report::{self, Obj, array, json_str, named};
 use super::{ClientError, Connection};
-use crate::scsi::pr::{self, ProutParams, in_sa, out_sa};
+use crate::scsi::pr::{InSa, OutSa, ProutParams};
 use crate::scsi::{sense, status};
 
 /// What each request is.
@@ -42,16 +43,18 @@ impl BenchCommand {
         }
     }
     fn request(self) -> ([u8; 16], Vec<u8>) {
-        match self {
-            BenchCommand::ReadKeys => (pr::pr_in_cdb(in_sa::READ_KEYS, 8192), Vec::new()),
-            BenchCommand::Register => {
-                let list = pr::encode_prout_params(out_sa::REGISTER, &ProutParams::default());
-                (
-                    pr::pr_out_cdb(out_sa::REGISTER, 0, 0, list.len() as u32),
-                    list,
-                )
-            }
-        }
+        let action = match self {
+            BenchCommand::ReadKeys => Action::In {
+                sa: InSa::ReadKeys,
+                allocation_length: 8192,
+            },
+            BenchCommand::Register => Action::Out {
+                sa: OutSa::Register,
+                prout_type: 0,
+                params: ProutParams::default(),
+            },
+        };
+        action.encode()
     }
 }
 

@@ -4,14 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use argh::FromArgs;
-
 pub use super::action::Action;
 use super::args::{self, Key, UsageError};
-use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
+use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Options};
 use crate::daemon::DEFAULT_SOCKET;
 use crate::protocol::PR_HELPER_DATA_SIZE;
-use crate::scsi::pr::{self, ProutParams, in_sa, out_sa};
+use crate::scsi::pr::{InSa, OutSa, PrType, ProutParams};
 
 /// sg_persist's short-option string "AcCd:GHhiIkK:l:Lm:MnoPQ:rRsS:T:UvVX:yYzZ", its
 /// alternative long names, then ours.
@@ -64,121 +62,6 @@ const ALIASES: &[(&str, &str)] = &[
     ("param-unreg", "unreg"),
 ];
 
-/// Options as argh reads them from the canonical argv (values checked afterwards).
-#[derive(FromArgs, Debug, Default)]
-#[allow(clippy::struct_excessive_bools)]
-struct Raw {
-    /// preempt and abort
-    #[argh(switch)]
-    preempt_abort: u8,
-    /// report capabilities
-    #[argh(switch)]
-    report_capabilities: u8,
-    /// clear
-    #[argh(switch)]
-    clear: u8,
-    /// device
-    #[argh(option)]
-    device: Vec<String>,
-    /// register
-    #[argh(switch)]
-    register: u8,
-    /// hex output
-    #[argh(switch)]
-    hex: u8,
-    /// PR IN
-    #[argh(switch)]
-    r#in: bool,
-    /// register and ignore existing key
-    #[argh(switch)]
-    register_ignore: u8,
-    /// read keys
-    #[argh(switch)]
-    read_keys: u8,
-    /// reservation key
-    #[argh(option)]
-    param_rk: Vec<String>,
-    /// allocation length (hex)
-    #[argh(option)]
-    alloc_length: Vec<String>,
-    /// release
-    #[argh(switch)]
-    release: u8,
-    /// allocation length (decimal)
-    #[argh(option)]
-    maxlen: Vec<String>,
-    /// register and move
-    #[argh(switch)]
-    register_move: u8,
-    /// accepted, no INQUIRY is sent anyway
-    #[allow(dead_code)]
-    #[argh(switch)]
-    no_inquiry: bool,
-    /// PR OUT
-    #[argh(switch)]
-    out: bool,
-    /// preempt
-    #[argh(switch)]
-    preempt: u8,
-    /// relative target port identifier (hex)
-    #[argh(option)]
-    relative_target_port: Vec<String>,
-    /// read reservation
-    #[argh(switch)]
-    read_reservation: u8,
-    /// reserve
-    #[argh(switch)]
-    reserve: u8,
-    /// read full status
-    #[argh(switch)]
-    read_full_status: u8,
-    /// service action reservation key
-    #[argh(option)]
-    param_sark: Vec<String>,
-    /// type
-    #[argh(option)]
-    prout_type: Vec<String>,
-    /// unregister after a move
-    #[argh(switch)]
-    unreg: bool,
-    /// verbosity
-    #[argh(switch)]
-    verbose: u8,
-    /// version
-    #[argh(switch)]
-    version: bool,
-    /// transport IDs
-    #[argh(option)]
-    transport_id: Vec<String>,
-    /// open read-only (twice: read-write)
-    #[argh(switch)]
-    readonly: u8,
-    /// ALL_TG_PT
-    #[argh(switch)]
-    param_alltgpt: bool,
-    /// replace lost reservation
-    #[argh(switch)]
-    replace_lost: u8,
-    /// APTPL
-    #[argh(switch)]
-    param_aptpl: bool,
-    /// helper socket
-    #[argh(option)]
-    socket: Vec<String>,
-    /// JSON output
-    #[argh(switch)]
-    json: bool,
-    /// SG_IO on the device, no helper
-    #[argh(switch)]
-    direct: bool,
-    /// seconds
-    #[argh(option)]
-    timeout: Vec<String>,
-    /// device
-    #[argh(positional, greedy)]
-    positional: Vec<String>,
-}
-
 /// Everything a single-command run needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunConfig {
@@ -213,214 +96,251 @@ pub fn parse(args: &[String], order: getopt::Order) -> Result<Invocation, UsageE
     let args = args::underscores_to_dashes(args, SPECS);
     let parsed =
         getopt::normalize(&args, SPECS, order).map_err(|e| UsageError::syntax(e.to_string()))?;
-    let parsed: Vec<Arg> = parsed
-        .into_iter()
-        .map(|a| match a {
-            Arg::Opt { index, value } => {
-                let index = ALIASES
-                    .iter()
-                    .find(|(alias, _)| *alias == SPECS[index].long)
-                    .and_then(|(_, to)| SPECS.iter().position(|s| s.long == *to))
-                    .unwrap_or(index);
-                Arg::Opt { index, value }
-            }
-            p => p,
-        })
-        .collect();
-    // argh keeps `--help` for itself: count it here and hand argh the rest.
-    let is_help = |a: &Arg| matches!(a, Arg::Opt { index, .. } if SPECS[*index].long == "help");
-    let help = parsed.iter().filter(|a| is_help(a)).count();
-    let parsed: Vec<Arg> = parsed.into_iter().filter(|a| !is_help(a)).collect();
-    let canonical = getopt::canonical_argv(&parsed, SPECS);
-    let refs: Vec<&str> = canonical.iter().map(String::as_str).collect();
-    let raw = Raw::from_args(&["pr-client"], &refs)
-        .map_err(|e| UsageError::syntax(e.output.trim_end().to_owned()))?;
-    build(raw, u8::try_from(help).unwrap_or(u8::MAX))
+    build(&Options(parsed.into_iter().map(first_name).collect()))
 }
 
-fn last(v: &[String]) -> Option<&str> {
-    v.last().map(String::as_str)
+/// An option given by its second name, as the option it is.
+fn first_name(arg: Arg) -> Arg {
+    match arg {
+        Arg::Opt { name, value } => Arg::Opt {
+            name: ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == name)
+                .map_or(name, |(_, to)| to),
+            value,
+        },
+        positional => positional,
+    }
 }
 
-fn build(raw: Raw, help: u8) -> Result<Invocation, UsageError> {
-    let mut device = last(&raw.device).map(str::to_owned);
-    let mut extra = raw.positional.iter();
-    if device.is_none() {
-        device = extra.next().cloned();
+/// The checks in sg_persist's order: option values first (as getopt meets them), then help
+/// and version, then the device, the service action and the options that go with it.
+fn build(o: &Options) -> Result<Invocation, UsageError> {
+    let device = device(o)?;
+    let values = Values::read(o)?;
+    if o.given("help") {
+        return Ok(Invocation::Help(o.count("help")));
     }
-    if let Some(x) = extra.next() {
-        return Err(UsageError::syntax(format!(
-            "unexpected extra argument: {x}"
-        )));
-    }
-    // Values first, as getopt meets them in sg_persist.
-    let rk = match last(&raw.param_rk) {
-        Some(s) => Key::parse(s, "param-rk")?.0,
-        None => 0,
-    };
-    let sark = match last(&raw.param_sark) {
-        Some(s) => Key::parse(s, "param-sark")?.0,
-        None => 0,
-    };
-    let mut allocation_length = PR_HELPER_DATA_SIZE as u16;
-    if let Some(s) = last(&raw.alloc_length) {
-        allocation_length = args::alloc_length_hex(s)?;
-    }
-    if let Some(s) = last(&raw.maxlen) {
-        allocation_length = args::maxlen(s)?;
-    }
-    let rtp = match last(&raw.relative_target_port) {
-        Some(s) => args::relative_target_port(s)?,
-        None => 0,
-    };
-    let prout_type = match last(&raw.prout_type) {
-        Some(s) => pr::parse_type(s).ok_or_else(|| {
-            UsageError::syntax(format!(
-                "bad argument to '--prout-type': '{s}' (want 0..f in hex or wr_ex, ex_ac, \
-                 wr_ex_ro, ex_ac_ro, wr_ex_ar, ex_ac_ar)"
-            ))
-        })?,
-        None => 0,
-    };
-    let mut transport_ids = Vec::new();
-    let mut tid_count = 0usize;
-    for t in &raw.transport_id {
-        for tid in args::transport_ids(t)? {
-            transport_ids.extend(tid);
-            tid_count += 1;
-        }
-    }
-    let timeout = last(&raw.timeout).map(args::timeout).transpose()?;
-    if help > 0 {
-        return Ok(Invocation::Help(help));
-    }
-    if raw.version {
+    if o.given("version") {
         return Ok(Invocation::Version);
     }
     let Some(device) = device else {
         return Err(UsageError::syntax("no device name given".into()));
     };
-    let prin: Vec<u8> = [
-        (raw.read_keys, in_sa::READ_KEYS),
-        (raw.read_reservation, in_sa::READ_RESERVATION),
-        (raw.report_capabilities, in_sa::REPORT_CAPABILITIES),
-        (raw.read_full_status, in_sa::READ_FULL_STATUS),
-    ]
-    .iter()
-    .flat_map(|&(n, sa)| std::iter::repeat_n(sa, usize::from(n)))
-    .collect();
-    let prout: Vec<u8> = [
-        (raw.register, out_sa::REGISTER),
-        (raw.reserve, out_sa::RESERVE),
-        (raw.release, out_sa::RELEASE),
-        (raw.clear, out_sa::CLEAR),
-        (raw.preempt, out_sa::PREEMPT),
-        (raw.preempt_abort, out_sa::PREEMPT_AND_ABORT),
-        (
-            raw.register_ignore,
-            out_sa::REGISTER_AND_IGNORE_EXISTING_KEY,
-        ),
-        (raw.register_move, out_sa::REGISTER_AND_MOVE),
-        (raw.replace_lost, out_sa::REPLACE_LOST_RESERVATION),
-    ]
-    .iter()
-    .flat_map(|&(n, sa)| std::iter::repeat_n(sa, usize::from(n)))
-    .collect();
-    let mut warnings = Vec::new();
-    let action = if raw.out && raw.r#in {
+    let action = action(o, &values)?;
+    let warnings = check_combination(o, &action, &values)?;
+    Ok(Invocation::Run(Box::new(RunConfig {
+        device,
+        socket: PathBuf::from(crate::cli::argbytes::decode(
+            o.last("socket").unwrap_or(DEFAULT_SOCKET),
+        )),
+        action,
+        json: o.given("json"),
+        hex: o.count("hex"),
+        verbose: o.count("verbose"),
+        direct: o.given("direct"),
+        // -y read-only, -yy read-write (sg_persist: the second one forces read-write).
+        readonly: o.count("readonly") == 1,
+        timeout: values.timeout,
+        warnings,
+    })))
+}
+
+/// `-d DEVICE`, else the one argument.
+fn device(o: &Options) -> Result<Option<String>, UsageError> {
+    let mut extra = o.positionals();
+    let device = o.last("device").or_else(|| extra.next());
+    if let Some(x) = extra.next() {
+        return Err(UsageError::syntax(format!(
+            "unexpected extra argument: {x}"
+        )));
+    }
+    Ok(device.map(str::to_owned))
+}
+
+/// The option values, checked.
+struct Values {
+    rk: u64,
+    sark: u64,
+    allocation_length: u16,
+    rtp: u16,
+    prout_type: u8,
+    /// Every TransportID of every -X, concatenated, and how many there are.
+    transport_ids: Vec<u8>,
+    tid_count: usize,
+    timeout: Option<Duration>,
+}
+
+impl Values {
+    fn read(o: &Options) -> Result<Values, UsageError> {
+        let key = |name| {
+            o.last(name)
+                .map_or(Ok(0), |s| Key::parse(s, name).map(|k| k.0))
+        };
+        let rk = key("param-rk")?;
+        let sark = key("param-sark")?;
+        let mut allocation_length = PR_HELPER_DATA_SIZE as u16;
+        if let Some(s) = o.last("alloc-length") {
+            allocation_length = args::alloc_length_hex(s)?;
+        }
+        if let Some(s) = o.last("maxlen") {
+            allocation_length = args::maxlen(s)?;
+        }
+        let rtp = o
+            .last("relative-target-port")
+            .map_or(Ok(0), args::relative_target_port)?;
+        let prout_type = o.last("prout-type").map_or(Ok(0), prout_type)?;
+        let mut transport_ids = Vec::new();
+        let mut tid_count = 0;
+        for t in o.values("transport-id") {
+            for tid in args::transport_ids(t)? {
+                transport_ids.extend(tid);
+                tid_count += 1;
+            }
+        }
+        Ok(Values {
+            rk,
+            sark,
+            allocation_length,
+            rtp,
+            prout_type,
+            transport_ids,
+            tid_count,
+            timeout: o.last("timeout").map(args::timeout).transpose()?,
+        })
+    }
+}
+
+fn prout_type(s: &str) -> Result<u8, UsageError> {
+    PrType::parse(s).ok_or_else(|| {
+        UsageError::syntax(crate::cli::bad_value(
+            "prout-type",
+            s,
+            "want 0..f in hex or wr_ex, ex_ac, wr_ex_ro, ex_ac_ro, wr_ex_ar, ex_ac_ar",
+        ))
+    })
+}
+
+/// PR IN's service action options.
+const PR_IN: &[(&str, InSa)] = &[
+    ("read-keys", InSa::ReadKeys),
+    ("read-reservation", InSa::ReadReservation),
+    ("report-capabilities", InSa::ReportCapabilities),
+    ("read-full-status", InSa::ReadFullStatus),
+];
+
+/// PR OUT's service action options.
+const PR_OUT: &[(&str, OutSa)] = &[
+    ("register", OutSa::Register),
+    ("reserve", OutSa::Reserve),
+    ("release", OutSa::Release),
+    ("clear", OutSa::Clear),
+    ("preempt", OutSa::Preempt),
+    ("preempt-abort", OutSa::PreemptAndAbort),
+    ("register-ignore", OutSa::RegisterAndIgnoreExistingKey),
+    ("register-move", OutSa::RegisterAndMove),
+    ("replace-lost", OutSa::ReplaceLostReservation),
+];
+
+/// The service action of each option of `table` given, once per time it was given.
+fn service_actions<T: Copy>(o: &Options, table: &[(&str, T)]) -> Vec<T> {
+    table
+        .iter()
+        .flat_map(|&(name, sa)| std::iter::repeat_n(sa, usize::from(o.count(name))))
+        .collect()
+}
+
+/// PR IN or PR OUT, with exactly one service action.
+fn action(o: &Options, v: &Values) -> Result<Action, UsageError> {
+    let prin = service_actions(o, PR_IN);
+    let prout = service_actions(o, PR_OUT);
+    if o.given("out") && o.given("in") {
         return Err(UsageError::contradict(
             "choose '--in' _or_ '--out' (not both)",
         ));
-    } else if raw.out {
+    }
+    if o.given("out") {
         let ([sa], []) = (prout.as_slice(), prin.as_slice()) else {
             return Err(UsageError::contradict(
                 "for PR OUT one and only one service action must be chosen (e.g. '--register')",
             ));
         };
-        Action::Out {
+        return Ok(Action::Out {
             sa: *sa,
-            prout_type,
+            prout_type: v.prout_type,
             params: ProutParams {
-                reservation_key: rk,
-                service_action_key: sark,
-                aptpl: raw.param_aptpl,
-                all_tg_pt: raw.param_alltgpt,
-                unreg: raw.unreg,
-                relative_target_port: rtp,
-                transport_ids,
+                reservation_key: v.rk,
+                service_action_key: v.sark,
+                aptpl: o.given("param-aptpl"),
+                all_tg_pt: o.given("param-alltgpt"),
+                unreg: o.given("unreg"),
+                relative_target_port: v.rtp,
+                transport_ids: v.transport_ids.clone(),
+                ..ProutParams::default()
             },
-        }
-    } else {
-        if !prout.is_empty() {
+        });
+    }
+    if !prout.is_empty() {
+        return Err(UsageError::contradict(
+            "a PR OUT service action needs '--out' (as a safeguard)",
+        ));
+    }
+    let sa = match prin.as_slice() {
+        [] => InSa::ReadKeys,
+        [sa] => *sa,
+        _ => {
             return Err(UsageError::contradict(
-                "a PR OUT service action needs '--out' (as a safeguard)",
+                "too many service actions given; choose one only",
             ));
         }
-        let sa = match prin.as_slice() {
-            [] => in_sa::READ_KEYS,
-            [sa] => *sa,
-            _ => {
-                return Err(UsageError::contradict(
-                    "too many service actions given; choose one only",
-                ));
-            }
-        };
-        Action::In {
-            sa,
-            allocation_length,
-        }
     };
-    let out_sa = match &action {
+    Ok(Action::In {
+        sa,
+        allocation_length: v.allocation_length,
+    })
+}
+
+/// The options that only go with some service actions, or not with each other; the warnings
+/// sg_persist prints for a combination it runs anyway.
+fn check_combination(o: &Options, action: &Action, v: &Values) -> Result<Vec<String>, UsageError> {
+    let out_sa = match action {
         Action::Out { sa, .. } => Some(*sa),
         Action::In { .. } => None,
     };
-    if (raw.unreg || rtp != 0) && out_sa != Some(out_sa::REGISTER_AND_MOVE) {
+    if (o.given("unreg") || v.rtp != 0) && out_sa != Some(OutSa::RegisterAndMove) {
         return Err(UsageError::contradict(
             "--unreg or --relative-target-port only useful with --register-move",
         ));
     }
-    if out_sa == Some(out_sa::REGISTER_AND_MOVE) && tid_count != 1 {
+    if out_sa == Some(OutSa::RegisterAndMove) && v.tid_count != 1 {
         return Err(UsageError::contradict(
             "with --register-move one (and only one) --transport-id should be given",
         ));
     }
-    if out_sa.is_none() && tid_count > 0 {
+    if out_sa.is_none() && v.tid_count > 0 {
         return Err(UsageError::contradict(
             "--transport-id is for PR OUT (with --out)",
         ));
     }
+    let mut warnings = Vec::new();
     if matches!(
         out_sa,
-        Some(out_sa::RESERVE | out_sa::RELEASE | out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT)
-    ) && prout_type == 0
+        Some(OutSa::Reserve | OutSa::Release | OutSa::Preempt | OutSa::PreemptAndAbort)
+    ) && v.prout_type == 0
     {
         warnings.push("warning>>> --prout-type probably needs to be given".to_owned());
     }
-    if raw.json && raw.hex > 0 {
+    if o.given("json") && o.given("hex") {
         return Err(UsageError::contradict(
             "choose '--json' _or_ '--hex' (not both)",
         ));
     }
-    if raw.direct && !raw.socket.is_empty() {
+    if o.given("direct") && o.given("socket") {
         return Err(UsageError::contradict(
             "'--direct' sends SG_IO itself; '--socket' makes no sense with it",
         ));
     }
-    Ok(Invocation::Run(Box::new(RunConfig {
-        device,
-        socket: PathBuf::from(crate::cli::argbytes::decode(
-            last(&raw.socket).unwrap_or(DEFAULT_SOCKET),
-        )),
-        action,
-        json: raw.json,
-        hex: raw.hex,
-        verbose: raw.verbose,
-        direct: raw.direct,
-        // -y read-only, -yy read-write (sg_persist: the second one forces read-write).
-        readonly: raw.readonly == 1,
-        timeout,
-        warnings,
-    })))
+    Ok(warnings)
 }
 
 #[cfg(test)]

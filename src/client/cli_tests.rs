@@ -22,7 +22,7 @@ fn in_sa_of(args: &[&str]) -> (u8, u16) {
         Action::In {
             sa,
             allocation_length,
-        } => (sa, allocation_length),
+        } => (sa as u8, allocation_length),
         a => panic!("{a:?}"),
     }
 }
@@ -33,7 +33,7 @@ fn out_of(args: &[&str]) -> (u8, u8, ProutParams) {
             sa,
             prout_type,
             params,
-        } => (sa, prout_type, params),
+        } => (sa as u8, prout_type, params),
         a => panic!("{a:?}"),
     }
 }
@@ -61,7 +61,7 @@ fn pr_in_service_actions_and_lengths() {
     assert_eq!(run(&["-m", "ten", "/dev/x"]).unwrap_err().code, 1);
     assert_eq!(
         run(&["-k", "-r", "/dev/x"]).unwrap_err().code,
-        args::EXIT_CONTRADICT
+        crate::client::report::exit::CONTRADICT
     );
 }
 

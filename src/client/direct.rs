@@ -44,24 +44,13 @@ pub fn run(
             ioctl_error = Some(crate::errors::strerror(e));
             sense::from_errno(e.raw_os_error().unwrap_or(libc::EIO))
         }
-        Ok(r) if r.status != status::GOOD => StatusAndSense {
-            status: r.status,
-            sense: None, // the device's own sense is already in sense_buf
-        },
+        // The device's own sense is already in sense_buf.
+        Ok(r) if r.status != status::GOOD => StatusAndSense::bare(r.status),
         Ok(r) if r.host_status != 0 => {
-            sense::from_host_status(r.host_status).unwrap_or(StatusAndSense {
-                status: status::GOOD,
-                sense: None,
-            })
+            sense::from_host_status(r.host_status).unwrap_or(StatusAndSense::bare(status::GOOD))
         }
-        Ok(r) if r.driver_status & 0x06 != 0 => StatusAndSense {
-            status: status::CHECK_CONDITION,
-            sense: Some(sense::COMMAND_TIMEOUT),
-        },
-        Ok(_) => StatusAndSense {
-            status: status::GOOD,
-            sense: None,
-        },
+        Ok(r) if r.driver_status & 0x06 != 0 => StatusAndSense::check(sense::COMMAND_TIMEOUT),
+        Ok(_) => StatusAndSense::bare(status::GOOD),
     };
     if let Some(code) = mapped.sense {
         sense_buf.fill(0);
@@ -112,8 +101,7 @@ pub fn run_on_map(
         sgio_timeout_ms: timeout_ms,
         ..ExecOptions::default()
     };
-    let mut note = None;
-    let outcome = backend::execute_noting(&request, &mut buf, &opts, Some(&mut note));
+    let (outcome, note) = backend::execute(&request, &mut buf, &opts);
     let (header, payload) = backend::reply_parts(&buf, outcome);
     let header: &[u8; PR_HELPER_REPLY_HEADER_SIZE] = header.try_into().ok()?;
     let reply = Reply {
@@ -134,11 +122,12 @@ pub fn map_paths(device: BorrowedFd<'_>) -> Option<(String, Result<String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scsi::pr::{InSa, pr_in_cdb};
 
     #[test]
     fn dev_null_is_aborted_command_like_the_helper() {
         let f = std::fs::File::open("/dev/null").unwrap();
-        let r = run(f.as_fd(), &crate::scsi::pr::pr_in_cdb(0, 8192), &[], 1000);
+        let r = run(f.as_fd(), &pr_in_cdb(InSa::ReadKeys, 8192), &[], 1000);
         assert_eq!(r.reply.status(), status::CHECK_CONDITION);
         assert_eq!(sense::decode(&r.reply.header.sense), Some(sense::IO_ERROR));
         assert!(r.reply.payload.is_empty());

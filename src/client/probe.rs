@@ -5,16 +5,14 @@ use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use argh::FromArgs;
-
 use super::args::{self, UsageError};
 use super::bench::{BenchCommand, BenchConfig};
 use super::report::{self, Obj, exit};
 use super::{ClientError, Connection, Reply};
 use crate::cli::argbytes;
-use crate::cli::getopt::{self, Arg, HasArg, OptSpec};
+use crate::cli::getopt::{self, HasArg, OptSpec, Options};
 use crate::daemon::DEFAULT_SOCKET;
-use crate::scsi::pr::{self, in_sa};
+use crate::scsi::pr::{self, InSa};
 use crate::scsi::{sense, status};
 
 /// What a probe saw.
@@ -93,7 +91,7 @@ pub fn probe(socket: &Path, timeout: Option<Duration>) -> Result<ProbeReport, Cl
     let mut conn = Connection::connect(socket, timeout)?;
     let connect = t0.elapsed();
     let t1 = Instant::now();
-    let reply = conn.request(&pr::pr_in_cdb(in_sa::READ_KEYS, 8192), null.as_fd(), &[])?;
+    let reply = conn.request(&pr::pr_in_cdb(InSa::ReadKeys, 8192), null.as_fd(), &[])?;
     Ok(ProbeReport {
         socket: socket.to_owned(),
         features: conn.helper_features,
@@ -110,23 +108,6 @@ const PROBE_SPECS: &[OptSpec] = &[
     OptSpec::long_only("timeout", HasArg::Required),
 ];
 
-/// probe options
-#[derive(FromArgs, Debug)]
-struct RawProbe {
-    /// socket
-    #[argh(option)]
-    socket: Vec<String>,
-    /// JSON
-    #[argh(switch)]
-    json: bool,
-    /// seconds
-    #[argh(option)]
-    timeout: Vec<String>,
-    /// none allowed
-    #[argh(positional, greedy)]
-    rest: Vec<String>,
-}
-
 /// `probe` settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeConfig {
@@ -135,15 +116,17 @@ pub struct ProbeConfig {
     pub timeout: Duration,
 }
 
-/// The canonical argv without `--help` (argh keeps that name), and whether it was given.
-fn canonical(args: &[String], specs: &[OptSpec]) -> Result<(Vec<String>, bool), UsageError> {
-    // pr-client's own subcommands read argv as its sg_persist command line does.
+/// Reads a subcommand's options as pr-client's sg_persist command line reads its own;
+/// `None` means `--help`.
+fn read(args: &[String], specs: &[OptSpec]) -> Result<Option<Options>, UsageError> {
     let parsed = getopt::normalize(args, specs, getopt::Order::from_env())
         .map_err(|e| UsageError::syntax(e.to_string()))?;
-    let is_help = |a: &Arg| matches!(a, Arg::Opt { index, .. } if specs[*index].long == "help");
-    let help = parsed.iter().any(is_help);
-    let parsed: Vec<Arg> = parsed.into_iter().filter(|a| !is_help(a)).collect();
-    Ok((getopt::canonical_argv(&parsed, specs), help))
+    let options = Options(parsed);
+    Ok((!options.given("help")).then_some(options))
+}
+
+fn socket(o: &Options) -> PathBuf {
+    PathBuf::from(argbytes::decode(o.last("socket").unwrap_or(DEFAULT_SOCKET)))
 }
 
 /// Reads `probe`'s options; `Ok(None)` means `--help`.
@@ -151,27 +134,20 @@ fn canonical(args: &[String], specs: &[OptSpec]) -> Result<(Vec<String>, bool), 
 /// # Errors
 /// Usage errors.
 pub fn parse_probe(args: &[String]) -> Result<Option<ProbeConfig>, UsageError> {
-    let (argv, help) = canonical(args, PROBE_SPECS)?;
-    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let raw = RawProbe::from_args(&["probe"], &refs)
-        .map_err(|e| UsageError::syntax(e.output.trim_end().to_owned()))?;
-    if help {
+    let Some(o) = read(args, PROBE_SPECS)? else {
         return Ok(None);
-    }
-    if let Some(x) = raw.rest.first() {
+    };
+    if let Some(x) = o.positionals().next() {
         return Err(UsageError::syntax(format!(
             "unexpected extra argument: {x}"
         )));
     }
     Ok(Some(ProbeConfig {
-        socket: PathBuf::from(argbytes::decode(
-            raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
-        )),
-        json: raw.json,
-        timeout: match raw.timeout.last() {
-            Some(t) => args::timeout(t)?,
-            None => Duration::from_secs(5),
-        },
+        socket: socket(&o),
+        json: o.given("json"),
+        timeout: o
+            .last("timeout")
+            .map_or(Ok(Duration::from_secs(5)), args::timeout)?,
     }))
 }
 
@@ -186,35 +162,6 @@ const BENCH_SPECS: &[OptSpec] = &[
     OptSpec::long_only("burst", HasArg::No),
 ];
 
-/// bench options
-#[derive(FromArgs, Debug)]
-struct RawBench {
-    /// socket
-    #[argh(option)]
-    socket: Vec<String>,
-    /// connections
-    #[argh(option)]
-    connections: Vec<String>,
-    /// seconds
-    #[argh(option)]
-    seconds: Vec<String>,
-    /// command
-    #[argh(option)]
-    command: Vec<String>,
-    /// JSON
-    #[argh(switch)]
-    json: bool,
-    /// seconds
-    #[argh(option)]
-    timeout: Vec<String>,
-    /// one request per connection, all at once
-    #[argh(switch)]
-    burst: bool,
-    /// device
-    #[argh(positional, greedy)]
-    rest: Vec<String>,
-}
-
 /// Most connections `bench` opens (one thread each).
 pub const MAX_CONNECTIONS: usize = 10_000;
 
@@ -223,17 +170,11 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 /// # Errors
 /// Usage errors.
 pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
-    let (argv, help) = canonical(args, BENCH_SPECS)?;
-    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let raw = RawBench::from_args(&["bench"], &refs)
-        .map_err(|e| UsageError::syntax(e.output.trim_end().to_owned()))?;
-    if help {
+    let Some(o) = read(args, BENCH_SPECS)? else {
         return Ok(None);
-    }
-    let bad = |o: &str, v: &str, want: &str| {
-        UsageError::syntax(format!("bad argument to '--{o}': '{v}' ({want})"))
     };
-    let connections = match raw.connections.last() {
+    let bad = |name, value, want| UsageError::syntax(crate::cli::bad_value(name, value, want));
+    let connections = match o.last("connections") {
         Some(v) => v
             .parse::<usize>()
             .ok()
@@ -241,7 +182,7 @@ pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
             .ok_or_else(|| bad("connections", v, "1 to 10000"))?,
         None => 1,
     };
-    let duration = match raw.seconds.last() {
+    let duration = match o.last("seconds") {
         Some(v) => v
             .parse::<f64>()
             .ok()
@@ -250,33 +191,30 @@ pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
             .ok_or_else(|| bad("seconds", v, "more than 0, at most 86400"))?,
         None => Duration::from_secs(5),
     };
-    let command = match raw.command.last() {
+    let command = match o.last("command") {
         Some(v) => {
             BenchCommand::parse(v).ok_or_else(|| bad("command", v, "read-keys or register"))?
         }
         None => BenchCommand::ReadKeys,
     };
-    if raw.rest.len() > 1 {
+    let mut rest = o.positionals();
+    let device = rest.next().unwrap_or("/dev/null");
+    if let Some(x) = rest.next() {
         return Err(UsageError::syntax(format!(
-            "unexpected extra argument: {}",
-            raw.rest[1]
+            "unexpected extra argument: {x}"
         )));
     }
     Ok(Some(BenchConfig {
-        socket: PathBuf::from(argbytes::decode(
-            raw.socket.last().map_or(DEFAULT_SOCKET, String::as_str),
-        )),
-        device: PathBuf::from(argbytes::decode(
-            raw.rest.first().map_or("/dev/null", String::as_str),
-        )),
+        socket: socket(&o),
+        device: PathBuf::from(argbytes::decode(device)),
         connections,
         duration,
         command,
-        json: raw.json,
-        burst: raw.burst,
-        timeout: Some(match raw.timeout.last() {
-            Some(t) => args::timeout(t)?,
-            None => Duration::from_secs(10),
-        }),
+        json: o.given("json"),
+        burst: o.given("burst"),
+        timeout: Some(
+            o.last("timeout")
+                .map_or(Ok(Duration::from_secs(10)), args::timeout)?,
+        ),
     }))
 }

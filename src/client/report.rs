@@ -29,6 +29,7 @@ pub mod exit {
     pub const TASK_SET_FULL: u8 = 27;
     pub const ACA_ACTIVE: u8 = 28;
     pub const TASK_ABORTED: u8 = 29;
+    /// Options that contradict each other.
     pub const CONTRADICT: u8 = 31;
     pub const TIMEOUT: u8 = 33;
     pub const MALFORMED: u8 = 97;

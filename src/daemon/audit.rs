@@ -607,11 +607,7 @@ struct Action {
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = if self.out {
-            pr::out_sa_name(self.sa)
-        } else {
-            pr::in_sa_name(self.sa)
-        };
+        let name = pr::sa_name(self.out, self.sa);
         for c in name.chars() {
             f.write_char(if c == ' ' {
                 '_'
@@ -673,8 +669,8 @@ struct PrType(u8);
 
 impl fmt::Display for PrType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match pr::type_short_name(self.0) {
-            Some(name) => f.write_str(name),
+        match pr::PrType::from_byte(self.0) {
+            Some(t) => f.write_str(t.short_name()),
             None => write!(f, "{}", self.0),
         }
     }
@@ -724,20 +720,9 @@ impl Record<'_> {
         self.pending.cdb[1] & 0x1f
     }
 
-    fn key(&self, at: usize) -> Key {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&self.pending.params[at..at + 8]);
-        Key(u64::from_be_bytes(b))
-    }
-
-    /// APTPL: byte 20 bit 0, byte 17 for REGISTER AND MOVE's other layout.
-    fn aptpl(&self) -> bool {
-        let at = if self.sa() == pr::out_sa::REGISTER_AND_MOVE {
-            17
-        } else {
-            20
-        };
-        self.pending.params[at] & 1 != 0
+    /// The kept 24 bytes of the parameter list (zeros where a shorter list ended).
+    fn params(&self) -> pr::ProutParams {
+        pr::ProutParams::decode(self.sa(), &self.pending.params).unwrap_or_default()
     }
 
     /// Every field, in order, as (journal field name, value); the line is built from the same.
@@ -749,9 +734,10 @@ impl Record<'_> {
             let cdb = &self.pending.cdb;
             f("PR_TYPE", &PrType(cdb[2] & 0x0f));
             f("PR_SCOPE", &(cdb[2] >> 4));
-            f("PR_KEY", &self.key(0));
-            f("PR_SA_KEY", &self.key(8));
-            f("PR_APTPL", &u8::from(self.aptpl()));
+            let params = self.params();
+            f("PR_KEY", &Key(params.reservation_key));
+            f("PR_SA_KEY", &Key(params.service_action_key));
+            f("PR_APTPL", &u8::from(params.aptpl));
         }
         if let Some(rdev) = self.pending.rdev {
             f("PR_DEVICE", &DevNum(rdev));
@@ -787,6 +773,7 @@ impl Record<'_> {
     }
 
     /// The fields, in order, as (journal field name, value).
+    #[cfg(test)]
     pub fn fields(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::with_capacity(24);
         self.visit(&mut |name, value| out.push((name, value.to_string())));
@@ -794,6 +781,7 @@ impl Record<'_> {
     }
 
     /// The record as one line: `ACTION key=value ...`, values with blanks quoted.
+    #[cfg(test)]
     pub fn message(&self) -> String {
         let mut line = String::with_capacity(256);
         self.write_message(&mut line, &mut String::new());
@@ -833,6 +821,7 @@ impl Record<'_> {
 
     /// The journal's native datagram: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, MESSAGE_ID and
     /// the PR_ fields.
+    #[cfg(test)]
     pub fn journal_fields(&self, prog: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(1024);
         self.write_journal(prog, &mut out, &mut String::new(), &mut String::new());

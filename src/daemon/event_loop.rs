@@ -3,35 +3,37 @@
 //! at a time and run it to the end, SG_IO included. No per-wakeup scans: the cost of a
 //! request does not depend on how many idle connections are open.
 //!
-//! A connection is owned by one thread at a time: its slab slot holds it while it is idle,
-//! and the thread that takes it out marks the slot `Owned`. An event for an owned connection
-//! only marks it `again`, and the owner polls it once more before giving it back; so one
-//! client's bytes are never read by two threads and no event is lost.
+//! Each connection has a slot of the [`Slab`], owned by one thread at a time. What the
+//! threads share (the slab, the [`Acceptor`], the [`Commands`] queue, the [`Spare`] reply
+//! buffers, the counters and what STATUS= said) is under one lock, held only for
+//! bookkeeping, never across a system call that can wait.
 //!
 //! Fairness: epoll's ready list is first come, first served, and nothing jumps it. After a
 //! reply the owner gives the connection back without reading it again; its next request is
 //! read when an event for it comes in turn (the client's read of the reply brings one).
 
-use std::collections::VecDeque;
 use std::io::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::event::{EventfdFlags, eventfd};
 use rustix::io::Errno;
-use rustix::net::SocketFlags;
 use rustix::time::Timespec;
 
 use super::Error;
+use super::accept::{Accepted, Acceptor};
 use super::audit::{self, Audit};
+use super::buffers::{self, Spare};
+use super::commands::Commands;
 use super::conn::{Close, Conn, Step};
 use super::limits;
 use super::listener::Listener;
-use super::notify::Notifier;
+use super::notify::{Notifier, STATUS_INTERVAL, Stats, Status};
+use super::slab::Slab;
 use super::workers::{self, Job, Team};
 use crate::backend::{ExecOptions, ReplyBuffer};
 use crate::sys;
@@ -51,24 +53,8 @@ const CONN_INTEREST: EventFlags = EventFlags::IN
     .union(EventFlags::RDHUP)
     .union(EventFlags::ET);
 
-/// Reply buffers kept for reuse beyond those each thread holds.
-const SPARE_BUFFERS: usize = 64;
-/// Reply buffers a thread keeps for itself: one in use, one coming back from a connection
-/// another thread started.
-const THREAD_BUFFERS: usize = 2;
 /// How often to retry accept after running out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Least time between two STATUS= notifications.
-const STATUS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Counters reported by sd_notify STATUS= and tests.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Stats {
-    pub connections: u64,
-    pub requests: u64,
-    /// `--audit` records dropped (sink full or missing).
-    pub audit_dropped: u64,
-}
 
 /// How the loop behaves, beyond what it serves.
 pub struct LoopOptions {
@@ -91,35 +77,14 @@ pub struct LoopOptions {
     pub audit: Option<Arc<Audit>>,
 }
 
-/// A connection slot.
-enum Slot {
-    Free,
-    /// Waiting for an event; any thread may take it.
-    Idle(Conn),
-    /// A thread has it; `again` when an event arrived meanwhile.
-    Owned {
-        again: bool,
-    },
-}
-
 /// Everything the threads change together, under one lock held only for bookkeeping (never
 /// across a system call that can wait).
 struct State {
-    listener: Option<Listener>,
-    conns: Vec<Slot>,
-    free_slots: Vec<usize>,
-    spare: Vec<ReplyBuffer>,
-    /// Commands running now, at most `Team::max_running`.
-    running: usize,
-    /// Requests waiting for a command slot.
-    queued: VecDeque<Job>,
-    accept_paused: bool,
-    /// Connections at most, so that descriptors remain for the device fds requests carry.
-    conn_limit: usize,
-    live_conns: usize,
-    idle_since: Instant,
-    /// When STATUS= was last sent, with what it said.
-    status_sent: Option<(Instant, Stats, usize)>,
+    accept: Acceptor,
+    conns: Slab,
+    commands: Commands,
+    spare: Spare,
+    status: Status,
     unlink_error: Option<(std::path::PathBuf, std::io::Error)>,
     stats: Stats,
 }
@@ -155,7 +120,7 @@ struct Shared {
 /// Per-thread scratch: the event buffer and reply buffers kept close at hand.
 struct Local {
     events: Vec<epoll::Event>,
-    buffers: Vec<ReplyBuffer>,
+    buffers: buffers::Own,
 }
 
 impl Local {
@@ -164,7 +129,18 @@ impl Local {
             // One event per wait: a thread runs what it takes to the end, and a slow device
             // must not hold up events it took along.
             events: Vec::with_capacity(1),
-            buffers: Vec::with_capacity(THREAD_BUFFERS),
+            buffers: buffers::Own::new(),
+        }
+    }
+
+    /// A reply buffer for a request: the thread's own, else a spare, else a new one.
+    fn take_buffer(&mut self, shared: &Shared) -> ReplyBuffer {
+        self.buffers.take(|| shared.state().spare.take())
+    }
+
+    fn recycle(&mut self, buffer: ReplyBuffer, shared: &Shared) {
+        if let Some(buffer) = self.buffers.keep(buffer) {
+            shared.state().spare.give(buffer);
         }
     }
 }
@@ -200,7 +176,10 @@ impl EventLoop {
             // One thread accepts at a time; it re-arms the listener when done.
             let interest = EventFlags::IN | EventFlags::ONESHOT;
             epoll::add(&epoll, l, EventData::new_u64(LISTENER), interest).map_err(fail)?;
-            trace::emit(TracePoint::Listen, || format!("path={:?}", l.path()));
+            trace::emit(TracePoint::Listen, || match l.path() {
+                Some(path) => format!("path={}", path.display()),
+                None => "path=none".into(),
+            });
         }
         let interest = EventFlags::IN | EventFlags::ET;
         epoll::add(&epoll, &signals, EventData::new_u64(SIGNALS), interest).map_err(fail)?;
@@ -211,18 +190,13 @@ impl EventLoop {
             EventFlags::IN,
         )
         .map_err(fail)?;
+        let team = Team::new(options.max_workers, limits::usable_cpus());
         let state = State {
-            listener,
-            conns: Vec::new(),
-            free_slots: Vec::new(),
-            spare: Vec::new(),
-            running: 0,
-            queued: VecDeque::new(),
-            accept_paused: false,
-            conn_limit: limits::connection_limit(),
-            live_conns: 0,
-            idle_since: Instant::now(),
-            status_sent: None,
+            accept: Acceptor::new(listener, LISTENER),
+            conns: Slab::new(limits::connection_limit()),
+            commands: Commands::new(team.max_running),
+            spare: Spare::default(),
+            status: Status::default(),
             unlink_error: None,
             stats: Stats::default(),
         };
@@ -236,7 +210,7 @@ impl EventLoop {
             queued: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             state: Mutex::new(state),
-            team: Team::new(options.max_workers, limits::usable_cpus()),
+            team,
             exec: options.exec,
             audit: options.audit,
             print_errors: options.print_errors,
@@ -265,13 +239,13 @@ impl EventLoop {
         shared.notify("READY=1");
         shared.tick();
         if let Some(conn) = self.connection.take() {
-            if let Some(slot) = shared.reserve_slot() {
-                shared.add_conn(slot, conn, &mut local);
-            }
+            // The one inherited connection (`Accept=yes`): no connection limit applies.
+            let slot = shared.state().conns.reserve();
+            shared.add_conn(slot, conn, &mut local);
         }
         shared.serve(&mut local, false)?;
         let mut state = lock(&shared.state);
-        let at_exit = state.listener.take().and_then(Listener::close);
+        let at_exit = state.accept.close();
         Ok(state.unlink_error.take().or(at_exit))
     }
 }
@@ -321,7 +295,7 @@ impl Shared {
             }
             if follower
                 && self.team.beyond_idle_size()
-                && self.team.retire_if_surplus(self.state().running)
+                && self.team.retire_if_surplus(self.state().commands.running())
             {
                 return Ok(true);
             }
@@ -346,13 +320,13 @@ impl Shared {
             return None;
         }
         let mut state = self.state();
-        let mut timeout = state.accept_paused.then_some(ACCEPT_RETRY);
+        let mut timeout = state.accept.paused().then_some(ACCEPT_RETRY);
         if let Some(idle) = self.idle_timeout {
-            if state.live_conns == 0
+            if state.conns.live() == 0
                 && self.in_flight.load(Ordering::SeqCst) == 0
                 && !self.stopping()
             {
-                let left = idle.saturating_sub(state.idle_since.elapsed());
+                let left = idle.saturating_sub(state.conns.idle_since().elapsed());
                 if left.is_zero() {
                     trace::emit(TracePoint::Shutdown, || "idle timeout".into());
                     let idle_conns = self.begin_shutdown(&mut state);
@@ -372,7 +346,7 @@ impl Shared {
     /// Timed duties: retry a paused accept, send a due STATUS=.
     fn tick(&self) {
         let mut state = self.state();
-        if state.accept_paused && !self.stopping() {
+        if state.accept.paused() && !self.stopping() {
             self.resume_accept(&mut state);
         }
         self.notify_status(&mut state);
@@ -389,114 +363,53 @@ impl Shared {
     }
 
     fn status_pending(&self, state: &State) -> bool {
-        self.notifier.is_some()
-            && !matches!(state.status_sent, Some((_, stats, live)) if stats == state.stats && live == state.live_conns)
+        self.notifier.is_some() && state.status.pending(state.stats, state.conns.live())
     }
 
     /// STATUS= with the counters, when they changed, at most once a second.
     fn notify_status(&self, state: &mut State) {
-        if !self.status_pending(state) {
+        if self.notifier.is_none() {
             return;
         }
-        if matches!(state.status_sent, Some((at, _, _)) if at.elapsed() < STATUS_INTERVAL) {
-            return;
+        let (stats, live) = (state.stats, state.conns.live());
+        if let Some(status) = state.status.due(stats, live) {
+            self.notify(&status);
         }
-        state.status_sent = Some((Instant::now(), state.stats, state.live_conns));
-        let mut status = format!(
-            "STATUS=Serving {} connections; {} accepted and {} requests so far",
-            state.live_conns, state.stats.connections, state.stats.requests
-        );
-        if state.stats.audit_dropped > 0 {
-            status.push_str(&format!(
-                "; {} audit records dropped",
-                state.stats.audit_dropped
-            ));
-        }
-        self.notify(&status);
-    }
-
-    /// Takes a slot for a new connection, counted as live; `None` at the connection limit.
-    fn reserve_slot(&self) -> Option<usize> {
-        let mut state = self.state();
-        if state.live_conns >= state.conn_limit && !self.single_connection {
-            return None;
-        }
-        Some(reserve_slot(&mut state))
     }
 
     /// Accepts one connection and serves it; the listener is armed again before that, so a
     /// first request that blocks on its device never stops the helper from accepting.
     fn accept_next(self: &Arc<Self>, local: &mut Local) {
-        loop {
-            let (sock, slot) = {
-                let mut state = self.state();
-                let Some(listener) = &state.listener else {
-                    return;
-                };
-                if state.live_conns >= state.conn_limit {
+        let (sock, slot) = {
+            let mut state = self.state();
+            if state.conns.full() {
+                self.pause_accept(&mut state);
+                return;
+            }
+            match state.accept.accept(&self.epoll) {
+                Accepted::Conn(sock) => (sock, state.conns.reserve()),
+                Accepted::Exhausted => {
                     self.pause_accept(&mut state);
                     return;
                 }
-                let accepted = rustix::net::accept_with(
-                    listener,
-                    SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-                );
-                match accepted {
-                    Ok(sock) => {
-                        // The listener is one-shot and add_conn may run this connection's
-                        // first request here, for as long as its device takes: another
-                        // thread must be able to accept meanwhile, so it is armed first.
-                        self.arm_listener(&state);
-                        (sock, reserve_slot(&mut state))
-                    }
-                    Err(Errno::INTR | Errno::CONNABORTED) => continue,
-                    Err(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => {
-                        self.pause_accept(&mut state);
-                        return;
-                    }
-                    Err(_) => {
-                        // EAGAIN: all accepted. The listener is one-shot: arm it again.
-                        self.arm_listener(&state);
-                        return;
-                    }
-                }
-            };
-            self.add_conn(slot, sock, local);
-            // The armed listener brings the next connection to whichever thread is free.
-            return;
-        }
-    }
-
-    fn arm_listener(&self, state: &State) -> bool {
-        let Some(listener) = &state.listener else {
-            return false;
+                Accepted::Empty | Accepted::Closed => return,
+            }
         };
-        epoll::modify(
-            &self.epoll,
-            listener,
-            EventData::new_u64(LISTENER),
-            EventFlags::IN | EventFlags::ONESHOT,
-        )
-        .is_ok()
+        // The armed listener brings the next connection to whichever thread is free.
+        self.add_conn(slot, sock, local);
     }
 
-    /// Stops listening for a while (the one-shot listener stays disarmed) instead of spinning
-    /// on a listener that cannot be served; retried on a timer and whenever a connection
-    /// closes.
+    /// Stops listening for a while instead of spinning on a listener that cannot be served;
+    /// retried on a timer and whenever a connection closes.
     fn pause_accept(&self, state: &mut State) {
-        if state.listener.is_some() {
-            state.accept_paused = true;
+        if state.accept.pause() {
             self.accept_paused.store(true, Ordering::Release);
         }
     }
 
-    /// Arms the listener again; the thread that gets its event accepts.
+    /// Arms the listener again, below the connection limit.
     fn resume_accept(&self, state: &mut State) {
-        if state.live_conns >= state.conn_limit {
-            return;
-        }
-        if self.arm_listener(state) {
-            state.accept_paused = false;
+        if !state.conns.full() && state.accept.resume(&self.epoll) {
             self.accept_paused.store(false, Ordering::Release);
         }
     }
@@ -547,22 +460,8 @@ impl Shared {
     }
 
     fn on_conn_event(self: &Arc<Self>, slot: usize, flags: EventFlags, local: &mut Local) {
-        let mut conn = {
-            let mut state = self.state();
-            let Some(entry) = state.conns.get_mut(slot) else {
-                return;
-            };
-            match std::mem::replace(entry, Slot::Owned { again: false }) {
-                Slot::Idle(conn) => conn,
-                Slot::Owned { .. } => {
-                    *entry = Slot::Owned { again: true };
-                    return;
-                }
-                Slot::Free => {
-                    *entry = Slot::Free;
-                    return;
-                }
-            }
+        let Some(mut conn) = self.state().conns.take(slot) else {
+            return;
         };
         let step = poll(&mut conn, flags, local, self);
         self.drive(slot, conn, step, local);
@@ -580,19 +479,12 @@ impl Shared {
                         self.close_conn(slot, conn, Close::silent("shutting down"));
                         return;
                     }
-                    match state.conns.get_mut(slot) {
-                        Some(entry @ Slot::Owned { again: true }) => {
-                            *entry = Slot::Owned { again: false };
-                            drop(state);
-                            poll(&mut conn, EventFlags::IN | EventFlags::OUT, local, self)
-                        }
-                        Some(entry @ Slot::Owned { again: false }) => {
-                            *entry = Slot::Idle(conn);
-                            return;
-                        }
-                        // Not ours (a bug): dropping the connection keeps the slab sound.
-                        _ => return,
-                    }
+                    let Some(again) = state.conns.park(slot, conn) else {
+                        return;
+                    };
+                    conn = again;
+                    drop(state);
+                    poll(&mut conn, EventFlags::IN | EventFlags::OUT, local, self)
                 }
                 Step::Dispatch(request, reply) => {
                     let job = Job {
@@ -640,34 +532,30 @@ impl Shared {
         let mut state = self.state();
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         state.stats.requests += 1;
-        // Behind queued requests, not before them.
-        if state.running < self.team.max_running && state.queued.is_empty() {
+        let admitted = state.commands.admit(job);
+        if admitted.is_some() {
             self.take_command_slot(state);
-            Some(job)
         } else {
-            state.queued.push_back(job);
-            self.queued.store(state.queued.len(), Ordering::Release);
-            None
+            self.queued
+                .store(state.commands.queued(), Ordering::Release);
         }
+        admitted
     }
 
     /// A queued request, if a command slot is free.
     fn next_queued(self: &Arc<Self>) -> Option<Job> {
         let mut state = self.state();
-        if state.running >= self.team.max_running {
-            return None;
-        }
-        let job = state.queued.pop_front()?;
-        self.queued.store(state.queued.len(), Ordering::Release);
+        let job = state.commands.next()?;
+        self.queued
+            .store(state.commands.queued(), Ordering::Release);
         self.take_command_slot(state);
         Some(job)
     }
 
-    /// Counts a command about to run, promoting a follower first if no thread would be left
-    /// outside a command.
-    fn take_command_slot(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
-        state.running += 1;
-        let promote = state.running >= self.team.threads();
+    /// After a command was counted as running, promotes a follower if no thread would be
+    /// left outside a command.
+    fn take_command_slot(self: &Arc<Self>, state: MutexGuard<'_, State>) {
+        let promote = state.commands.running() >= self.team.threads();
         drop(state);
         if promote {
             let shared = Arc::clone(self);
@@ -693,7 +581,6 @@ impl Shared {
             request,
             mut reply,
         } = job;
-        let mut note = None;
         let pending = match &self.audit {
             Some(a) if a.wants(&request.cdb) => Some(audit::Pending::capture(
                 &request.cdb,
@@ -702,12 +589,7 @@ impl Shared {
             )),
             _ => None,
         };
-        let outcome = workers::execute(
-            request,
-            &mut reply,
-            &self.exec,
-            (self.log_verbose || pending.is_some()).then_some(&mut note),
-        );
+        let (outcome, note) = workers::execute(request, &mut reply, &self.exec);
         let sense = match &pending {
             Some(_) if outcome.status == crate::scsi::status::CHECK_CONDITION => {
                 crate::scsi::sense::decode(
@@ -725,7 +607,7 @@ impl Shared {
         });
         // Before the reply: the send wakes the client, which may preempt this thread, and a
         // preempted thread counted as running a command would make others promote followers.
-        self.state().running -= 1;
+        self.state().commands.finished();
         let step = conn.start_reply(reply, outcome.wire_len());
         // The -v log of a multipath command after the reply is on its way (stderr may be a
         // slow pipe), and before the request stops counting as in flight, so a shutdown
@@ -804,22 +686,13 @@ impl Shared {
     /// Frees a slot whose connection is gone.
     fn release_slot(&self, slot: usize) {
         let mut state = self.state();
-        if let Some(entry) = state.conns.get_mut(slot) {
-            if !matches!(entry, Slot::Free) {
-                *entry = Slot::Free;
-                state.free_slots.push(slot);
-                state.live_conns -= 1;
-                if state.live_conns == 0 {
-                    state.idle_since = Instant::now();
-                }
-            }
-        }
-        let idle_conns = if self.single_connection && state.live_conns == 0 {
+        state.conns.release(slot);
+        let idle_conns = if self.single_connection && state.conns.live() == 0 {
             self.begin_shutdown(&mut state)
         } else {
             Vec::new()
         };
-        if state.accept_paused && !self.stopping() {
+        if state.accept.paused() && !self.stopping() {
             self.resume_accept(&mut state);
         }
         drop(state);
@@ -833,7 +706,8 @@ impl Shared {
             }
         }
         trace::emit(TracePoint::Close, || {
-            format!("conn={slot} reason=\"{}\"", close.reason)
+            // Last, as it is text with spaces: unquoted, as a person writes it.
+            format!("conn={slot} reason={}", close.reason)
         });
         // Closing the socket removes it from the epoll set.
         drop(conn);
@@ -863,54 +737,12 @@ impl Shared {
         }
         self.notify("STOPPING=1");
         // The path goes away now, as C closes its server socket on the first signal.
-        if let Some(listener) = state.listener.take() {
-            state.unlink_error = listener.close();
+        if let Some(failure) = state.accept.close() {
+            state.unlink_error = Some(failure);
         }
-        let mut idle_conns = Vec::new();
-        for (slot, entry) in state.conns.iter_mut().enumerate() {
-            if matches!(entry, Slot::Idle(_)) {
-                if let Slot::Idle(conn) = std::mem::replace(entry, Slot::Owned { again: false }) {
-                    idle_conns.push((slot, conn));
-                }
-            }
-        }
+        let idle_conns = state.conns.take_idle();
         self.finish_if_done();
         idle_conns
-    }
-}
-
-impl Local {
-    /// A reply buffer for a request: the thread's own, else a spare, else a new one.
-    fn take_buffer(&mut self, shared: &Shared) -> ReplyBuffer {
-        if let Some(buffer) = self.buffers.pop() {
-            return buffer;
-        }
-        shared.state().spare.pop().unwrap_or_default()
-    }
-
-    fn recycle(&mut self, buffer: ReplyBuffer, shared: &Shared) {
-        if self.buffers.len() < THREAD_BUFFERS {
-            self.buffers.push(buffer);
-            return;
-        }
-        let mut state = shared.state();
-        if state.spare.len() < SPARE_BUFFERS {
-            state.spare.push(buffer);
-        }
-    }
-}
-
-fn reserve_slot(state: &mut State) -> usize {
-    state.live_conns += 1;
-    match state.free_slots.pop() {
-        Some(slot) => {
-            state.conns[slot] = Slot::Owned { again: false };
-            slot
-        }
-        None => {
-            state.conns.push(Slot::Owned { again: false });
-            state.conns.len() - 1
-        }
     }
 }
 

@@ -80,7 +80,7 @@ impl Listener {
             staging: Some(staging),
         };
         rustix::net::listen(&listener.fd, libc::SOMAXCONN)
-            .map_err(|e| Error::Listen(path.to_owned(), e.into()))?;
+            .map_err(|e| Error::Listen(e.into()))?;
         Ok(listener)
     }
 

@@ -5,7 +5,10 @@
 //! serve. The socket path appears only once the socket accepts and everything that can fail
 //! has succeeded, and `-d` returns in the parent only then.
 
+mod accept;
 pub mod audit;
+mod buffers;
+mod commands;
 pub mod conn;
 pub mod event_loop;
 pub mod limits;
@@ -13,6 +16,7 @@ pub mod listener;
 pub mod notify;
 pub mod pidfile;
 pub mod privileges;
+mod slab;
 pub mod workers;
 
 use std::fmt;
@@ -26,9 +30,8 @@ use crate::errors::strerror;
 use crate::sys;
 use listener::{Activation, Inherited, Listener};
 
-/// Default run-time state directory, as Debian's QEMU is configured (`--localstatedir=/var`).
-pub const RUN_DIR: &str = "/var/run";
-/// Default socket path.
+/// Default socket path, in the run-time state directory as Debian's QEMU is configured
+/// (`--localstatedir=/var`).
 pub const DEFAULT_SOCKET: &str = "/var/run/qemu-pr-helper.sock";
 /// Default pidfile path.
 pub const DEFAULT_PIDFILE: &str = "/var/run/qemu-pr-helper.pid";
@@ -71,7 +74,8 @@ pub enum Error {
     SocketPathTooLong(PathBuf),
     Socket(io::Error),
     Bind(PathBuf, io::Error),
-    Listen(PathBuf, io::Error),
+    /// C's words name no path: the bind before it did.
+    Listen(io::Error),
     /// Renaming the bound socket into place (or finding it there) failed.
     Publish(PathBuf, io::Error),
     ActivationWithSocket,
@@ -82,9 +86,10 @@ pub enum Error {
     Activation(io::Error),
     Daemonize(io::Error),
     PidfileOpen(PathBuf, io::Error),
-    PidfileLock(PathBuf, io::Error),
-    PidfileTruncate(PathBuf, io::Error),
-    PidfileWrite(PathBuf, io::Error),
+    /// C's words for these name no path: opening the pid file did.
+    PidfileLock(io::Error),
+    PidfileTruncate(io::Error),
+    PidfileWrite(io::Error),
     DropPrivileges(io::Error),
     /// The path opener could not be started (socketpair or fork).
     PathOpener(io::Error),
@@ -124,7 +129,7 @@ impl fmt::Display for Error {
                 strerror(e)
             ),
             // C's words: the bind before it named the path.
-            Error::Listen(_, e) => write!(f, "Failed to listen on socket: {}", strerror(e)),
+            Error::Listen(e) => write!(f, "Failed to listen on socket: {}", strerror(e)),
             Error::ActivationWithSocket => {
                 write!(f, "Unix socket can't be set when using socket activation")
             }
@@ -161,11 +166,11 @@ impl fmt::Display for Error {
                     strerror(e)
                 )
             }
-            Error::PidfileLock(_, e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
-            Error::PidfileTruncate(_, e) => {
+            Error::PidfileLock(e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
+            Error::PidfileTruncate(e) => {
                 write!(f, "Failed to truncate pid file: {}", strerror(e))
             }
-            Error::PidfileWrite(_, e) => write!(f, "Failed to write pid file: {}", strerror(e)),
+            Error::PidfileWrite(e) => write!(f, "Failed to write pid file: {}", strerror(e)),
             Error::DropPrivileges(e) => write!(f, "Failed to drop privileges: {}", strerror(e)),
             Error::PathOpener(e) => {
                 write!(f, "Cannot start the multipath path opener: {}", strerror(e))
@@ -226,6 +231,45 @@ fn start_and_serve(
     signals: OwnedFd,
     handover: &mut Option<Handover>,
 ) -> Result<(), Error> {
+    let (mut listener, connection) = open_socket(config)?;
+    if config.daemonize {
+        // Only the child returns; the parent exits with the child's start-up result.
+        *handover = Some(daemonize(&config.prog, &signals)?);
+    }
+    let _pidfile = write_pidfile(config)?;
+    if let Some(l) = listener.as_mut() {
+        l.publish()?;
+    }
+    start_multipath(config)?;
+    privileges::drop_privileges(config.uid, config.gid, config.exec.multipath)
+        .map_err(Error::DropPrivileges)?;
+    limits::raise_descriptor_limit();
+    let audit = open_audit(config)?;
+    let options = loop_options(config, audit.clone());
+    let event_loop = event_loop::EventLoop::new(listener, connection, signals, options)?;
+    // -d: stdio goes to /dev/null before the sandbox, which refuses open and dup2; a
+    // failure from here on reaches the parent through the hand-over pipe instead.
+    if handover.is_some() {
+        let null = listener::open_dev_null().map_err(Error::Daemonize)?;
+        detach_stdio(&null).map_err(Error::Daemonize)?;
+    }
+    // Last step of start-up, with one thread: the threads started later inherit the filter.
+    if config.sandbox {
+        install_sandbox(config)?;
+    }
+    if let Some(ready) = handover.as_ref() {
+        // Kept on failure: run() still tries to tell the parent why.
+        ready.ready()?;
+        *handover = None;
+    }
+    let unlink_failure = event_loop.run()?;
+    report_at_exit(config, audit.as_deref(), unlink_failure);
+    Ok(())
+}
+
+/// The listening socket, bound or inherited from socket activation, or the one connection
+/// inherited (`Accept=yes`).
+fn open_socket(config: &Config) -> Result<(Option<Listener>, Option<OwnedFd>), Error> {
     let source = match listener::check_socket_activation()? {
         Activation::Fds(n, names) => {
             if config.socket_specified {
@@ -248,52 +292,57 @@ fn start_and_serve(
         Activation::None if config.require_activation => return Err(Error::NotActivated),
         Activation::None => Inherited::Listener(Listener::bind(&config.socket)?),
     };
-    let (mut listener, connection) = match source {
+    Ok(match source {
         Inherited::Listener(l) => (Some(l), None),
         Inherited::Connection(c) => (None, Some(c)),
-    };
+    })
+}
 
-    if config.daemonize {
-        // Only the child returns; the parent exits with the child's start-up result.
-        *handover = Some(daemonize(&config.prog, &signals)?);
+/// The pidfile, with `-d` or `-f`.
+fn write_pidfile(config: &Config) -> Result<Option<pidfile::Pidfile>, Error> {
+    if config.daemonize || config.pidfile_specified {
+        return pidfile::Pidfile::write(&config.pidfile).map(Some);
     }
+    Ok(None)
+}
 
-    let _pidfile = if config.daemonize || config.pidfile_specified {
-        Some(pidfile::Pidfile::write(&config.pidfile)?)
-    } else {
-        None
-    };
-    if let Some(l) = listener.as_mut() {
-        l.publish()?;
+/// Multipath support: /dev/mapper/control (opened read-write, which the sandbox refuses
+/// later), and the path opener when the daemon drops to another user.
+fn start_multipath(config: &Config) -> Result<(), Error> {
+    if !config.exec.multipath {
+        return Ok(());
     }
-    if config.exec.multipath {
-        // /dev/mapper/control is opened read-write, which the sandbox refuses later.
-        if let Err(e) = crate::backend::multipath::init() {
-            if config.verbose >= 2 {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{}: multipath support off: {}",
-                    config.prog,
-                    strerror(&e)
-                );
-            }
+    if let Err(e) = crate::backend::multipath::init() {
+        if config.verbose >= 2 {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: multipath support off: {}",
+                config.prog,
+                strerror(&e)
+            );
         }
     }
-    if config.exec.multipath && sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
+    if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
         start_path_opener(config).map_err(Error::PathOpener)?;
     }
-    privileges::drop_privileges(config.uid, config.gid, config.exec.multipath)
-        .map_err(Error::DropPrivileges)?;
+    Ok(())
+}
 
-    limits::raise_descriptor_limit();
-    let audit = match &config.audit {
-        Some(c) => Some(std::sync::Arc::new(
-            audit::Audit::new(c.clone(), &config.prog).map_err(Error::Audit)?,
-        )),
-        None => None,
+/// `--audit`'s sink.
+fn open_audit(config: &Config) -> Result<Option<std::sync::Arc<audit::Audit>>, Error> {
+    let Some(c) = &config.audit else {
+        return Ok(None);
     };
-    let options = event_loop::LoopOptions {
+    let audit = audit::Audit::new(c.clone(), &config.prog).map_err(Error::Audit)?;
+    Ok(Some(std::sync::Arc::new(audit)))
+}
+
+fn loop_options(
+    config: &Config,
+    audit: Option<std::sync::Arc<audit::Audit>>,
+) -> event_loop::LoopOptions {
+    event_loop::LoopOptions {
         print_errors: !config.quiet,
         log_verbose: config.verbose >= 2,
         prog: config.prog.clone(),
@@ -301,40 +350,27 @@ fn start_and_serve(
         notifier: notify::Notifier::from_env(),
         max_workers: config.max_workers,
         exec: config.exec,
-        audit: audit.clone(),
-    };
-    let event_loop = event_loop::EventLoop::new(listener, connection, signals, options)?;
-    // -d: stdio goes to /dev/null before the sandbox, which refuses open and dup2; a
-    // failure from here on reaches the parent through the hand-over pipe instead.
-    let dev_null = match handover {
-        Some(_) => Some(listener::open_dev_null().map_err(Error::Daemonize)?),
-        None => None,
-    };
-    if let Some(null) = &dev_null {
-        detach_stdio(null).map_err(Error::Daemonize)?;
+        audit,
     }
-    drop(dev_null);
-    // Last step of start-up, with one thread: the threads started later inherit the filter.
-    if config.sandbox {
-        let mut policy = crate::backend::sandbox_policy(&config.exec);
-        if config.audit.is_some() {
-            // The peer's /proc files and the device's /sys files, read-only; the peer's
-            // cgroup through its pidfd and a walk of /sys/fs/cgroup when /proc hides it.
-            policy.open_read_only = true;
-            policy
-                .ioctls
-                .push(sys::ioctl_request(sys::pidfd::PIDFD_GET_INFO));
-            policy.syscalls.push(libc::SYS_getdents64);
-        }
-        sys::seccomp::install(&policy).map_err(Error::Sandbox)?;
+}
+
+/// The seccomp filter for the enabled backends and `--audit`.
+fn install_sandbox(config: &Config) -> Result<(), Error> {
+    let mut policy = crate::backend::sandbox_policy(&config.exec);
+    if config.audit.is_some() {
+        policy.allow_audit();
     }
-    if let Some(ready) = handover.as_ref() {
-        // Kept on failure: run() still tries to tell the parent why.
-        ready.ready()?;
-        *handover = None;
-    }
-    let unlink_failure = event_loop.run()?;
-    if let Some(audit) = audit.as_ref().filter(|a| a.dropped() > 0) {
+    sys::seccomp::install(&policy).map_err(Error::Sandbox)
+}
+
+/// What to say once the daemon has stopped: audit records dropped, a socket path that
+/// could not be removed.
+fn report_at_exit(
+    config: &Config,
+    audit: Option<&audit::Audit>,
+    unlink_failure: Option<(PathBuf, io::Error)>,
+) {
+    if let Some(audit) = audit.filter(|a| a.dropped() > 0) {
         argbytes::print_error(&format!(
             "{}: audit: {} records dropped ({} written): the sink was full or missing\n",
             config.prog,
@@ -350,7 +386,6 @@ fn start_and_serve(
             strerror(&e)
         ));
     }
-    Ok(())
 }
 
 /// Whether paths of multipath maps need the path opener: the daemon drops to a user other

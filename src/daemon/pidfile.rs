@@ -34,7 +34,7 @@ impl Pidfile {
             .map_err(|e| Error::PidfileOpen(path.to_owned(), e.into()))?;
             // A lock that fails leaves the file alone: it is most likely another instance's.
             rustix::fs::fcntl_lock(&fd, FlockOperation::NonBlockingLockExclusive)
-                .map_err(|e| Error::PidfileLock(path.to_owned(), e.into()))?;
+                .map_err(|e| Error::PidfileLock(e.into()))?;
             let opened = rustix::fs::fstat(&fd)
                 .map_err(|e| Error::PidfileOpen(path.to_owned(), e.into()))?;
             // Another process may have unlinked or replaced the file between open and lock.
@@ -44,14 +44,11 @@ impl Pidfile {
             }
             let content = format!("{}\n", rustix::process::getpid().as_raw_nonzero());
             let result = rustix::fs::ftruncate(&fd, 0)
-                .map_err(|e| Error::PidfileTruncate(path.to_owned(), e.into()))
+                .map_err(|e| Error::PidfileTruncate(e.into()))
                 .and_then(|()| match rustix::io::write(&fd, content.as_bytes()) {
                     Ok(n) if n == content.len() => Ok(()),
-                    Ok(_) => Err(Error::PidfileWrite(
-                        path.to_owned(),
-                        std::io::ErrorKind::WriteZero.into(),
-                    )),
-                    Err(e) => Err(Error::PidfileWrite(path.to_owned(), e.into())),
+                    Ok(_) => Err(Error::PidfileWrite(std::io::ErrorKind::WriteZero.into())),
+                    Err(e) => Err(Error::PidfileWrite(e.into())),
                 });
             if let Err(e) = result {
                 let _ = rustix::fs::unlink(path);

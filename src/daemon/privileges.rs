@@ -35,10 +35,6 @@ fn lookup_in(file: &str, name: &str, id_field: usize) -> Option<u32> {
 }
 
 /// Finds `name` in colon-separated database text and returns its numeric field.
-pub fn find_id(text: &[u8], name: &str, id_field: usize) -> Option<u32> {
-    find_id_bytes(text, name.as_bytes(), id_field)
-}
-
 fn find_id_bytes(text: &[u8], name: &[u8], id_field: usize) -> Option<u32> {
     text.split(|&b| b == b'\n').find_map(|line| {
         let mut fields = line.split(|&b| b == b':');
@@ -155,11 +151,11 @@ mod tests {
     #[test]
     fn database_lookup() {
         let passwd = b"root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
-        assert_eq!(find_id(passwd, "nobody", 2), Some(65534));
-        assert_eq!(find_id(passwd, "root", 2), Some(0));
-        assert_eq!(find_id(passwd, "nobod", 2), None);
+        assert_eq!(find_id_bytes(passwd, b"nobody", 2), Some(65534));
+        assert_eq!(find_id_bytes(passwd, b"root", 2), Some(0));
+        assert_eq!(find_id_bytes(passwd, b"nobod", 2), None);
         let group = b"root:x:0:\nnogroup:x:65534:\n";
-        assert_eq!(find_id(group, "nogroup", 2), Some(65534));
+        assert_eq!(find_id_bytes(group, b"nogroup", 2), Some(65534));
     }
 
     #[test]

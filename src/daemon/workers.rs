@@ -113,9 +113,8 @@ pub fn execute(
     request: Request,
     reply: &mut ReplyBuffer,
     exec: &ExecOptions,
-    note: Option<&mut Option<MultipathNote>>,
-) -> Outcome {
-    let outcome = backend::execute_noting(&request, reply, exec, note);
+) -> (Outcome, Option<MultipathNote>) {
+    let done = backend::execute(&request, reply, exec);
     drop::<OwnedFd>(request.device);
-    outcome
+    done
 }

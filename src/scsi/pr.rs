@@ -9,108 +9,140 @@ use std::fmt;
 use self::transport_id::TransportId;
 use super::cdb::{PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT};
 
-/// PERSISTENT RESERVE IN service actions.
-pub mod in_sa {
-    pub const READ_KEYS: u8 = 0x00;
-    pub const READ_RESERVATION: u8 = 0x01;
-    pub const REPORT_CAPABILITIES: u8 = 0x02;
-    pub const READ_FULL_STATUS: u8 = 0x03;
+/// An SPC-4 code as an enum: each variant with its byte and the name sg_persist prints,
+/// read back with `from_byte` and `name`.
+macro_rules! codes {
+    ($(#[$doc:meta])* $enum:ident { $($variant:ident = $byte:literal, $name:literal;)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum $enum {
+            $($variant = $byte,)*
+        }
+
+        impl $enum {
+            /// The value this byte names, if SPC-4 defines it.
+            pub fn from_byte(b: u8) -> Option<$enum> {
+                match b {
+                    $($byte => Some($enum::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The name as sg_persist prints it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($enum::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-/// PERSISTENT RESERVE OUT service actions.
-pub mod out_sa {
-    pub const REGISTER: u8 = 0x00;
-    pub const RESERVE: u8 = 0x01;
-    pub const RELEASE: u8 = 0x02;
-    pub const CLEAR: u8 = 0x03;
-    pub const PREEMPT: u8 = 0x04;
-    pub const PREEMPT_AND_ABORT: u8 = 0x05;
-    pub const REGISTER_AND_IGNORE_EXISTING_KEY: u8 = 0x06;
-    pub const REGISTER_AND_MOVE: u8 = 0x07;
-    pub const REPLACE_LOST_RESERVATION: u8 = 0x08;
+codes! {
+    /// PERSISTENT RESERVE IN service actions (SPC-4 table 167), in CDB byte 1 bits 4..0.
+    InSa {
+        ReadKeys = 0x00, "Read keys";
+        ReadReservation = 0x01, "Read reservation";
+        ReportCapabilities = 0x02, "Report capabilities";
+        ReadFullStatus = 0x03, "Read full status";
+    }
+}
+
+codes! {
+    /// PERSISTENT RESERVE OUT service actions (SPC-4 table 180), in CDB byte 1 bits 4..0.
+    OutSa {
+        Register = 0x00, "Register";
+        Reserve = 0x01, "Reserve";
+        Release = 0x02, "Release";
+        Clear = 0x03, "Clear";
+        Preempt = 0x04, "Preempt";
+        PreemptAndAbort = 0x05, "Preempt and abort";
+        RegisterAndIgnoreExistingKey = 0x06, "Register and ignore existing key";
+        RegisterAndMove = 0x07, "Register and move";
+        ReplaceLostReservation = 0x08, "Replace lost reservation";
+    }
+}
+
+codes! {
+    /// Reservation scopes (SPC-4 table 171): SPC-4 defines one.
+    Scope {
+        LogicalUnit = 0, "LU_SCOPE";
+    }
+}
+
+codes! {
+    /// Persistent reservation types (SPC-4 table 172); the other values of the nibble are
+    /// obsolete or reserved.
+    PrType {
+        WriteExclusive = 1, "Write Exclusive";
+        ExclusiveAccess = 3, "Exclusive Access";
+        WriteExclusiveRegistrantsOnly = 5, "Write Exclusive, registrants only";
+        ExclusiveAccessRegistrantsOnly = 6, "Exclusive Access, registrants only";
+        WriteExclusiveAllRegistrants = 7, "Write Exclusive, all registrants";
+        ExclusiveAccessAllRegistrants = 8, "Exclusive Access, all registrants";
+    }
+}
+
+/// The name of service action byte `sa` of PR OUT (`out`) or PR IN, "reserved" for one SPC-4
+/// does not define.
+pub fn sa_name(out: bool, sa: u8) -> &'static str {
+    let name = if out {
+        OutSa::from_byte(sa).map(OutSa::name)
+    } else {
+        InSa::from_byte(sa).map(InSa::name)
+    };
+    name.unwrap_or("reserved")
+}
+
+impl PrType {
+    /// Every one, in byte order.
+    pub fn all() -> impl Iterator<Item = PrType> {
+        (0..=15).filter_map(PrType::from_byte)
+    }
+
+    /// The short name, as `--prout-type` takes it.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            PrType::WriteExclusive => "wr_ex",
+            PrType::ExclusiveAccess => "ex_ac",
+            PrType::WriteExclusiveRegistrantsOnly => "wr_ex_ro",
+            PrType::ExclusiveAccessRegistrantsOnly => "ex_ac_ro",
+            PrType::WriteExclusiveAllRegistrants => "wr_ex_ar",
+            PrType::ExclusiveAccessAllRegistrants => "ex_ac_ar",
+        }
+    }
+
+    /// A `--prout-type` argument: a short name (any case), or a number read as hex like
+    /// sg_persist's `sscanf("%x")` (so 0..9 are the same in both bases), 0 to 15. A number,
+    /// not a `PrType`: any value of the nibble may be sent.
+    pub fn parse(s: &str) -> Option<u8> {
+        let lower = s.to_ascii_lowercase();
+        if let Some(t) = PrType::all().find(|t| t.short_name() == lower) {
+            return Some(t as u8);
+        }
+        let digits = lower.strip_prefix("0x").unwrap_or(&lower);
+        u8::from_str_radix(digits, 16).ok().filter(|&t| t <= 15)
+    }
 }
 
 /// Length of the basic PR OUT parameter list.
 pub const PR_OUT_FIXED_PARAM_SIZE: usize = 24;
-/// The only scope SPC-4 defines.
-pub const LU_SCOPE: u8 = 0;
-
-/// PR IN service action names, as sg_persist prints them.
-pub fn in_sa_name(sa: u8) -> &'static str {
-    match sa {
-        in_sa::READ_KEYS => "Read keys",
-        in_sa::READ_RESERVATION => "Read reservation",
-        in_sa::REPORT_CAPABILITIES => "Report capabilities",
-        in_sa::READ_FULL_STATUS => "Read full status",
-        _ => "reserved",
-    }
-}
-
-/// PR OUT service action names, as sg_persist prints them.
-pub fn out_sa_name(sa: u8) -> &'static str {
-    const NAMES: [&str; 9] = [
-        "Register",
-        "Reserve",
-        "Release",
-        "Clear",
-        "Preempt",
-        "Preempt and abort",
-        "Register and ignore existing key",
-        "Register and move",
-        "Replace lost reservation",
-    ];
-    NAMES.get(usize::from(sa)).copied().unwrap_or("reserved")
-}
-
-/// Reservation types (SPC-4 table 172): number, short name, sg_persist's long name.
-pub const TYPES: [(u8, &str, &str); 6] = [
-    (1, "wr_ex", "Write Exclusive"),
-    (3, "ex_ac", "Exclusive Access"),
-    (5, "wr_ex_ro", "Write Exclusive, registrants only"),
-    (6, "ex_ac_ro", "Exclusive Access, registrants only"),
-    (7, "wr_ex_ar", "Write Exclusive, all registrants"),
-    (8, "ex_ac_ar", "Exclusive Access, all registrants"),
-];
-
-/// The type's name as sg_persist prints it ("obsolete [N]" for the rest of the nibble).
-pub fn type_name(t: u8) -> String {
-    match TYPES.iter().find(|(n, _, _)| *n == t) {
-        Some((_, _, long)) => (*long).to_owned(),
-        None if t < 10 => format!("obsolete [{t}]"),
-        None => format!("obsolete [0x{t:x}]"),
-    }
-}
-
-/// The short name (wr_ex ...), if the type has one.
-pub fn type_short_name(t: u8) -> Option<&'static str> {
-    TYPES.iter().find(|(n, _, _)| *n == t).map(|(_, s, _)| *s)
-}
-
-/// A `--prout-type` argument: a short name (any case), or a number read as hex like
-/// sg_persist's `sscanf("%x")` (so 0..9 are the same in both bases), 0 to 15.
-pub fn parse_type(s: &str) -> Option<u8> {
-    let lower = s.to_ascii_lowercase();
-    if let Some((n, _, _)) = TYPES.iter().find(|(_, short, _)| *short == lower) {
-        return Some(*n);
-    }
-    let digits = lower.strip_prefix("0x").unwrap_or(&lower);
-    u8::from_str_radix(digits, 16).ok().filter(|&t| t <= 15)
-}
 
 /// A PR IN CDB (10 bytes, padded to 16 as the helper protocol carries it).
-pub fn pr_in_cdb(sa: u8, allocation_length: u16) -> [u8; 16] {
+pub fn pr_in_cdb(sa: InSa, allocation_length: u16) -> [u8; 16] {
     let mut cdb = [0u8; 16];
     cdb[0] = PERSISTENT_RESERVE_IN;
-    cdb[1] = sa & 0x1f;
+    cdb[1] = sa as u8;
     cdb[7..9].copy_from_slice(&allocation_length.to_be_bytes());
     cdb
 }
 
 /// A PR OUT CDB: SCOPE and TYPE in byte 2, the 32-bit PARAMETER LIST LENGTH in bytes 5..8.
-pub fn pr_out_cdb(sa: u8, scope: u8, prout_type: u8, parameter_list_length: u32) -> [u8; 16] {
+pub fn pr_out_cdb(sa: OutSa, scope: u8, prout_type: u8, parameter_list_length: u32) -> [u8; 16] {
     let mut cdb = [0u8; 16];
     cdb[0] = PERSISTENT_RESERVE_OUT;
-    cdb[1] = sa & 0x1f;
+    cdb[1] = sa as u8;
     cdb[2] = ((scope & 0x0f) << 4) | (prout_type & 0x0f);
     cdb[5..9].copy_from_slice(&parameter_list_length.to_be_bytes());
     cdb
@@ -140,15 +172,19 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-fn be16(b: &[u8], at: usize) -> u16 {
+pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
-fn be32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
-fn be64(b: &[u8], at: usize) -> u64 {
+/// The big-endian u64 at `at`; bytes past the end of `b` read as 0 (descriptors may be cut
+/// short).
+pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
     let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
+    let got = b.get(at..).unwrap_or_default();
+    let n = got.len().min(8);
+    x[..n].copy_from_slice(&got[..n]);
     u64::from_be_bytes(x)
 }
 
@@ -253,15 +289,14 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Whether the type mask marks reservation type `t` as supported.
-    pub fn supports_type(&self, t: u8) -> bool {
+    pub fn supports_type(&self, t: PrType) -> bool {
         let bit = match t {
-            7 => 0x8000, // WR_EX_AR
-            6 => 0x4000, // EX_AC_RO
-            5 => 0x2000, // WR_EX_RO
-            3 => 0x0800, // EX_AC
-            1 => 0x0200, // WR_EX
-            8 => 0x0001, // EX_AC_AR
-            _ => return false,
+            PrType::WriteExclusiveAllRegistrants => 0x8000,
+            PrType::ExclusiveAccessRegistrantsOnly => 0x4000,
+            PrType::WriteExclusiveRegistrantsOnly => 0x2000,
+            PrType::ExclusiveAccess => 0x0800,
+            PrType::WriteExclusive => 0x0200,
+            PrType::ExclusiveAccessAllRegistrants => 0x0001,
         };
         self.type_mask & bit != 0
     }
@@ -354,6 +389,13 @@ pub fn decode_full_status(data: &[u8]) -> Result<FullStatus, DecodeError> {
     })
 }
 
+/// Byte 20 of the PR OUT parameter list (SPC-4 table 186): SPEC_I_PT, ALL_TG_PT, APTPL.
+pub const SPEC_I_PT: u8 = 0x08;
+pub const ALL_TG_PT: u8 = 0x04;
+pub const APTPL: u8 = 0x01;
+/// Byte 17 of REGISTER AND MOVE's parameter list (table 189): UNREG (and APTPL, bit 0).
+const UNREG: u8 = 0x02;
+
 /// The fields of a PR OUT parameter list (SPC-4 §6.16.3), for every service action.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProutParams {
@@ -361,37 +403,97 @@ pub struct ProutParams {
     pub service_action_key: u64,
     pub aptpl: bool,
     pub all_tg_pt: bool,
+    /// SPEC_I_PT as the list set it; encoding also sets it for a nonempty `transport_ids`.
+    pub spec_i_pt: bool,
+    /// The reserved bits of byte 20, kept as they came: libmpathpersist passes the byte on.
+    pub reserved_flags: u8,
     /// REGISTER AND MOVE only: UNREG.
     pub unreg: bool,
     /// REGISTER AND MOVE only.
     pub relative_target_port: u16,
-    /// Encoded TransportIDs, back to back. For REGISTER (and REGISTER AND IGNORE) a nonempty
-    /// list sets SPEC_I_PT; for REGISTER AND MOVE it is the destination.
+    /// Encoded TransportIDs, back to back, without their length header. For REGISTER (and
+    /// REGISTER AND IGNORE) a nonempty list sets SPEC_I_PT; for REGISTER AND MOVE it is the
+    /// destination.
     pub transport_ids: Vec<u8>,
 }
 
-/// Encodes the parameter list for service action `sa`: the basic 24 bytes, then for
-/// REGISTER with TransportIDs SPEC_I_PT, a 4-byte TRANSPORTID PARAMETER DATA LENGTH and the
-/// IDs (table 187); for REGISTER AND MOVE its own layout (table 189).
-pub fn encode_prout_params(sa: u8, p: &ProutParams) -> Vec<u8> {
-    let tid_len = u32::try_from(p.transport_ids.len()).unwrap_or(u32::MAX);
-    let mut out = vec![0u8; PR_OUT_FIXED_PARAM_SIZE];
-    out[0..8].copy_from_slice(&p.reservation_key.to_be_bytes());
-    out[8..16].copy_from_slice(&p.service_action_key.to_be_bytes());
-    if sa == out_sa::REGISTER_AND_MOVE {
-        out[17] = (u8::from(p.unreg) << 1) | u8::from(p.aptpl);
-        out[18..20].copy_from_slice(&p.relative_target_port.to_be_bytes());
-        out[20..24].copy_from_slice(&tid_len.to_be_bytes());
-        out.extend_from_slice(&p.transport_ids);
-        return out;
+impl ProutParams {
+    /// A list with these two keys and nothing else set.
+    pub fn keys(reservation_key: u64, service_action_key: u64) -> ProutParams {
+        ProutParams {
+            reservation_key,
+            service_action_key,
+            ..ProutParams::default()
+        }
     }
-    out[20] = (u8::from(p.all_tg_pt) << 2) | u8::from(p.aptpl);
-    if !p.transport_ids.is_empty() {
-        out[20] |= 0x08; // SPEC_I_PT
-        out.extend_from_slice(&tid_len.to_be_bytes());
-        out.extend_from_slice(&p.transport_ids);
+
+    /// Reads the parameter list of service action byte `sa` as the CDB has it (REGISTER AND
+    /// MOVE's layout for that one, the basic one for any other byte): the basic 24 bytes, and the
+    /// TransportIDs that SPEC_I_PT (or REGISTER AND MOVE) announces, as far as `list` holds
+    /// them (a caller that must refuse a short list checks the length fields itself).
+    /// `None` for fewer than 24 bytes.
+    pub fn decode(sa: u8, list: &[u8]) -> Option<ProutParams> {
+        if list.len() < PR_OUT_FIXED_PARAM_SIZE {
+            return None;
+        }
+        let ids_after = |header: usize| {
+            let listed = usize::try_from(be32(list, header)).unwrap_or(usize::MAX);
+            let from = header + 4;
+            list.get(from..from.saturating_add(listed).min(list.len()))
+                .unwrap_or_default()
+                .to_vec()
+        };
+        let mut p = ProutParams::keys(be64(list, 0), be64(list, 8));
+        if sa == OutSa::RegisterAndMove as u8 {
+            p.aptpl = list[17] & APTPL != 0;
+            p.unreg = list[17] & UNREG != 0;
+            p.relative_target_port = be16(list, 18);
+            p.transport_ids = ids_after(20);
+            return Some(p);
+        }
+        let flags = list[20];
+        p.aptpl = flags & APTPL != 0;
+        p.all_tg_pt = flags & ALL_TG_PT != 0;
+        p.spec_i_pt = flags & SPEC_I_PT != 0;
+        p.reserved_flags = flags & !(SPEC_I_PT | ALL_TG_PT | APTPL);
+        if p.spec_i_pt && list.len() >= PR_OUT_FIXED_PARAM_SIZE + 4 {
+            p.transport_ids = ids_after(PR_OUT_FIXED_PARAM_SIZE);
+        }
+        Some(p)
     }
-    out
+
+    /// Encodes the parameter list for service action `sa`: the basic 24 bytes, then for
+    /// REGISTER with TransportIDs SPEC_I_PT, a 4-byte TRANSPORTID PARAMETER DATA LENGTH and
+    /// the IDs (table 187); for REGISTER AND MOVE its own layout (table 189).
+    pub fn encode(&self, sa: OutSa) -> Vec<u8> {
+        let tid_len = u32::try_from(self.transport_ids.len()).unwrap_or(u32::MAX);
+        let mut out = vec![0u8; PR_OUT_FIXED_PARAM_SIZE];
+        out[0..8].copy_from_slice(&self.reservation_key.to_be_bytes());
+        out[8..16].copy_from_slice(&self.service_action_key.to_be_bytes());
+        if sa == OutSa::RegisterAndMove {
+            out[17] = flag(self.unreg, UNREG) | flag(self.aptpl, APTPL);
+            out[18..20].copy_from_slice(&self.relative_target_port.to_be_bytes());
+            out[20..24].copy_from_slice(&tid_len.to_be_bytes());
+            out.extend_from_slice(&self.transport_ids);
+            return out;
+        }
+        // SPEC_I_PT announces the TransportID list, whose length field then always follows,
+        // as libmpathpersist sends it: a list of none is the 4-byte header alone.
+        let with_ids = self.spec_i_pt || !self.transport_ids.is_empty();
+        out[20] = flag(with_ids, SPEC_I_PT)
+            | flag(self.all_tg_pt, ALL_TG_PT)
+            | flag(self.aptpl, APTPL)
+            | self.reserved_flags;
+        if with_ids {
+            out.extend_from_slice(&tid_len.to_be_bytes());
+            out.extend_from_slice(&self.transport_ids);
+        }
+        out
+    }
+}
+
+fn flag(set: bool, bit: u8) -> u8 {
+    if set { bit } else { 0 }
 }
 
 #[cfg(test)]

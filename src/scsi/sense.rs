@@ -67,13 +67,15 @@ pub struct StatusAndSense {
 }
 
 impl StatusAndSense {
-    const fn check(code: SenseCode) -> Self {
+    /// CHECK CONDITION with this sense.
+    pub const fn check(code: SenseCode) -> Self {
         StatusAndSense {
             status: status::CHECK_CONDITION,
             sense: Some(code),
         }
     }
-    const fn bare(status: u8) -> Self {
+    /// A status that carries no sense.
+    pub const fn bare(status: u8) -> Self {
         StatusAndSense {
             status,
             sense: None,

@@ -125,11 +125,6 @@ impl PrStatus {
     pub const PATH_FAILED: PrStatus = PrStatus(0x1_0000);
     pub const RETRY_PATH_FAILURE: PrStatus = PrStatus(0xe_0000);
     pub const PATH_FAST_FAILED: PrStatus = PrStatus(0xf_0000);
-
-    /// Whether the command succeeded.
-    pub fn is_success(self) -> bool {
-        self == PrStatus::SUCCESS
-    }
 }
 
 /// One PR ioctl whose argument is `T`, keeping the return value rustix's `Setter` drops.

@@ -27,16 +27,13 @@ const fn dm_iowr(nr: u32) -> u32 {
 
 /// `DM_DEV_SUSPEND`: suspend (with [`DM_SUSPEND_FLAG`]) or resume a map.
 pub const DM_DEV_SUSPEND: u32 = dm_iowr(6);
-/// `DM_DEV_STATUS`: name, uuid, flags and target count of a map.
-pub const DM_DEV_STATUS: u32 = dm_iowr(7);
 /// `DM_TABLE_STATUS`: the table (with [`DM_STATUS_TABLE_FLAG`]) or the status of each target.
 pub const DM_TABLE_STATUS: u32 = dm_iowr(12);
 /// Every ioctl request number this module issues, for the seccomp filter.
-pub const ALL_IOCTLS: [u32; 3] = [DM_DEV_SUSPEND, DM_DEV_STATUS, DM_TABLE_STATUS];
+pub const ALL_IOCTLS: [u32; 2] = [DM_DEV_SUSPEND, DM_TABLE_STATUS];
 
 pub const DM_SUSPEND_FLAG: u32 = 1 << 1;
 pub const DM_STATUS_TABLE_FLAG: u32 = 1 << 4;
-pub const DM_ACTIVE_PRESENT_FLAG: u32 = 1 << 5;
 pub const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
 pub const DM_SKIP_LOCKFS_FLAG: u32 = 1 << 10;
 pub const DM_NOFLUSH_FLAG: u32 = 1 << 11;
@@ -98,7 +95,7 @@ fn get_u64(buf: &[u8], off: usize) -> u64 {
 
 /// The bytes up to the first NUL, as text (dm names and uuids are ASCII).
 fn c_string(bytes: &[u8]) -> String {
-    let end = memchr::memchr(0, bytes).unwrap_or(bytes.len());
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
@@ -315,15 +312,6 @@ pub fn table_status(major: u32, minor: u32, table: bool) -> io::Result<(Info, Ve
     Ok((info_of(&buf), decode_targets(&buf)))
 }
 
-/// `DM_DEV_STATUS` for the map with this device number.
-///
-/// # Errors
-/// As [`table_status`].
-pub fn dev_status(major: u32, minor: u32) -> io::Result<Info> {
-    let buf = query(DM_DEV_STATUS, Target::Dev { major, minor }, 0)?;
-    Ok(info_of(&buf))
-}
-
 /// Suspends the named map without flushing queued I/O or freezing its filesystem
 /// (`DM_SUSPEND_FLAG | DM_NOFLUSH_FLAG | DM_SKIP_LOCKFS_FLAG`), as libmpathpersist does
 /// before moving a reservation between paths.
@@ -382,7 +370,6 @@ mod tests {
     #[test]
     fn ioctl_numbers() {
         assert_eq!(DM_DEV_SUSPEND, 0xC138_FD06);
-        assert_eq!(DM_DEV_STATUS, 0xC138_FD07);
         assert_eq!(DM_TABLE_STATUS, 0xC138_FD0C);
     }
 

@@ -3,14 +3,20 @@
 //! else kills the process (SECCOMP_RET_KILL_PROCESS), which the kernel's audit log records with
 //! the system call number (`type=1326 ... syscall=N`).
 //!
-//! The BPF is written by hand: a flat list of allowed numbers needs no compiler, and the
-//! whole program is under 160 instructions.
+//! The BPF is written by hand, no crate: a table of [`Rule`]s (a system call, optionally a
+//! condition on one argument, and what to do) that a small assembler turns into the program,
+//! under 160 instructions. Its jumps are labels; one that cannot be encoded (over 255
+//! instructions forward) is an error, which a unit test would see for every policy.
 
 use std::io;
 
 // `struct seccomp_data` offsets.
 const DATA_NR: u32 = 0;
 const DATA_ARCH: u32 = 4;
+#[cfg(target_endian = "little")]
+const DATA_ARG0_LOW: u32 = 16;
+#[cfg(target_endian = "big")]
+const DATA_ARG0_LOW: u32 = 16 + 4;
 #[cfg(target_endian = "little")]
 const DATA_ARG1_LOW: u32 = 16 + 8;
 #[cfg(target_endian = "big")]
@@ -75,6 +81,17 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// What `--audit` adds: the peer's /proc files and the device's /sys files, read-only;
+    /// the peer's cgroup through its pidfd and a walk of /sys/fs/cgroup when /proc hides it.
+    pub fn allow_audit(&mut self) {
+        self.open_read_only = true;
+        self.ioctls
+            .push(super::ioctl_request(super::pidfd::PIDFD_GET_INFO));
+        self.syscalls.push(libc::SYS_getdents64);
+    }
+}
+
 /// System calls of the path opener.
 fn opener_syscalls() -> Vec<libc::c_long> {
     let mut list = vec![
@@ -89,7 +106,7 @@ fn opener_syscalls() -> Vec<libc::c_long> {
         libc::SYS_ioctl,
     ];
     list.extend(THREADS_AND_MEMORY);
-    list.extend(LEGACY_STAT);
+    list.extend(legacy::STAT);
     list
 }
 
@@ -124,64 +141,38 @@ const THREADS_AND_MEMORY: &[libc::c_long] = &[
     libc::SYS_tkill,
 ];
 
-/// Calls that fail with EACCES instead of killing: glibc's malloc opens
-/// /sys/devices/system/cpu/online when a thread first needs a new arena, and falls back to
-/// sched_getaffinity when it cannot. The daemon itself opens nothing once serving.
-fn refused_syscalls() -> Vec<libc::c_long> {
-    let mut list = vec![libc::SYS_openat];
-    list.extend(LEGACY_OPEN);
-    list
-}
-
-/// open(2), which only some architectures have (rustix uses it on x86_64; musl's open uses it
-/// wherever the kernel has it: s390x and powerpc64, where rustix calls musl).
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-))]
-const LEGACY_OPEN: &[libc::c_long] = &[libc::SYS_open];
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-)))]
-const LEGACY_OPEN: &[libc::c_long] = &[];
-
-/// stat and lstat where the kernel has them (musl calls them there), for the opener.
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-))]
-const LEGACY_STAT: &[libc::c_long] = &[libc::SYS_stat, libc::SYS_lstat];
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "s390x",
-    target_arch = "powerpc64"
-)))]
-const LEGACY_STAT: &[libc::c_long] = &[];
-
 /// The path-based calls of x86_64, s390x and powerpc64 that newer architectures only have in
-/// their `*at` form (musl calls stat, lstat and unlink where they exist: the daemon's shutdown
-/// on s390x and ppc64le was killed by stat in the PR lab's LAB_ARCH VMs).
+/// their `*at` form; empty elsewhere.
 #[cfg(any(
     target_arch = "x86_64",
     target_arch = "s390x",
     target_arch = "powerpc64"
 ))]
-const LEGACY_SYSCALLS: &[libc::c_long] = &[
-    libc::SYS_epoll_wait,
-    libc::SYS_unlink,
-    libc::SYS_stat,
-    libc::SYS_lstat,
-];
+mod legacy {
+    /// open(2) (rustix uses it on x86_64; musl's open uses it wherever the kernel has it:
+    /// s390x and powerpc64, where rustix calls musl).
+    pub const OPEN: &[libc::c_long] = &[libc::SYS_open];
+    /// stat and lstat (musl calls them where they exist), for the opener.
+    pub const STAT: &[libc::c_long] = &[libc::SYS_stat, libc::SYS_lstat];
+    /// The daemon's: musl calls stat, lstat and unlink where they exist (the daemon's
+    /// shutdown on s390x and ppc64le was killed by stat in the PR lab's LAB_ARCH VMs).
+    pub const SYSCALLS: &[libc::c_long] = &[
+        libc::SYS_epoll_wait,
+        libc::SYS_unlink,
+        libc::SYS_stat,
+        libc::SYS_lstat,
+    ];
+}
 #[cfg(not(any(
     target_arch = "x86_64",
     target_arch = "s390x",
     target_arch = "powerpc64"
 )))]
-const LEGACY_SYSCALLS: &[libc::c_long] = &[];
+mod legacy {
+    pub const OPEN: &[libc::c_long] = &[];
+    pub const STAT: &[libc::c_long] = &[];
+    pub const SYSCALLS: &[libc::c_long] = &[];
+}
 
 /// System calls of the running daemon and its worker threads, with why.
 fn allowed_syscalls() -> Vec<libc::c_long> {
@@ -214,41 +205,75 @@ fn allowed_syscalls() -> Vec<libc::c_long> {
         libc::SYS_ioctl,
     ];
     list.extend(THREADS_AND_MEMORY);
-    list.extend(LEGACY_SYSCALLS);
+    list.extend(legacy::SYSCALLS);
     list
 }
 
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
+/// What the filter does with a system call.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Allow,
+    /// Fails with this errno.
+    Errno(i32),
+    Kill,
+}
+
+impl Action {
+    fn ret(self) -> u32 {
+        match self {
+            Action::Allow => SECCOMP_RET_ALLOW,
+            Action::Errno(e) => SECCOMP_RET_ERRNO | e as u32,
+            Action::Kill => SECCOMP_RET_KILL_PROCESS,
+        }
     }
 }
 
-fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter {
-        code: BPF_JEQ_K,
-        jt,
-        jf,
-        k,
+/// A condition on one argument's low 32 bits: `arg & mask` is one of `values`.
+#[derive(Debug)]
+struct ArgIs {
+    /// Offset of the argument's low word in `struct seccomp_data`.
+    offset: u32,
+    mask: u32,
+    values: Vec<u32>,
+}
+
+/// One line of the filter: system call `nr` gets `then`, or, with a condition that does not
+/// hold, `otherwise`.
+#[derive(Debug)]
+struct Rule {
+    nr: u32,
+    when: Option<ArgIs>,
+    then: Action,
+    otherwise: Action,
+}
+
+impl Rule {
+    fn new(nr: libc::c_long, then: Action) -> Rule {
+        Rule {
+            nr: nr as u32,
+            when: None,
+            then,
+            otherwise: then,
+        }
+    }
+
+    fn allow_if(nr: libc::c_long, when: ArgIs, otherwise: Action) -> Rule {
+        Rule {
+            nr: nr as u32,
+            when: Some(when),
+            then: Action::Allow,
+            otherwise,
+        }
     }
 }
 
-/// The filter program.
-pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
-    let mut prog = vec![
-        stmt(BPF_LD_W_ABS, DATA_ARCH),
-        jeq(AUDIT_ARCH, 1, 0),
-        stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS),
-        stmt(BPF_LD_W_ABS, DATA_NR),
-    ];
+/// The filter's rules for `policy`, in the order the program tests them: number -1, the
+/// plain allow-list (sorted), then the calls allowed by their arguments.
+fn rules(policy: &Policy) -> Vec<Rule> {
     // Number -1 is no system call: it is what a tracer sets to skip one (strace's
     // `-e inject=`, which the start-up fault-injection test uses past this filter), and the
     // kernel would answer it with ENOSYS. Answering ENOSYS here permits nothing more.
-    prog.push(jeq(u32::MAX, 0, 1));
-    prog.push(stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::ENOSYS as u32));
+    let mut rules = vec![Rule::new(-1, Action::Errno(libc::ENOSYS))];
     let mut allowed = if policy.opener {
         opener_syscalls()
     } else {
@@ -257,30 +282,44 @@ pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
     allowed.extend(&policy.syscalls);
     allowed.sort_unstable();
     allowed.dedup();
-    for nr in allowed.into_iter().filter(|&nr| nr != libc::SYS_ioctl) {
-        prog.push(jeq(nr as u32, 0, 1));
-        prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
-    }
-    let refused = stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::EACCES as u32);
-    if policy.open_read_only {
-        // openat(dirfd, path, flags), and open(path, flags) which rustix uses on x86_64:
-        // allowed when flags ask for a plain read.
-        let opens = std::iter::once((libc::SYS_openat, DATA_ARG2_LOW))
-            .chain(LEGACY_OPEN.iter().map(|&nr| (nr, DATA_ARG1_LOW)));
-        for (nr, flags) in opens {
-            prog.push(jeq(nr as u32, 0, 6));
-            prog.push(stmt(BPF_LD_W_ABS, flags));
-            prog.push(stmt(BPF_AND_K, WRITE_OPEN_FLAGS));
-            prog.push(jeq(0, 0, 1));
-            prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
-            prog.push(refused);
-            // The accumulator holds the flags now: load the number again for what follows.
-            prog.push(stmt(BPF_LD_W_ABS, DATA_NR));
+    let conditional = [libc::SYS_ioctl, libc::SYS_socket, libc::SYS_socketpair];
+    for &nr in &allowed {
+        if !conditional.contains(&nr) {
+            rules.push(Rule::new(nr, Action::Allow));
         }
     }
-    for nr in refused_syscalls() {
-        prog.push(jeq(nr as u32, 0, 1));
-        prog.push(refused);
+    // openat(dirfd, path, flags), and open(path, flags) which rustix uses on x86_64: with
+    // `open_read_only` allowed when the flags ask for a plain read. Otherwise they fail with
+    // EACCES instead of killing: glibc's malloc opens /sys/devices/system/cpu/online when a
+    // thread first needs a new arena, and falls back to sched_getaffinity when it cannot.
+    // The daemon itself opens nothing once serving.
+    let refused = Action::Errno(libc::EACCES);
+    let opens = std::iter::once((libc::SYS_openat, DATA_ARG2_LOW))
+        .chain(legacy::OPEN.iter().map(|&nr| (nr, DATA_ARG1_LOW)));
+    for (nr, flags) in opens {
+        rules.push(if policy.open_read_only {
+            let read_only = ArgIs {
+                offset: flags,
+                mask: WRITE_OPEN_FLAGS,
+                values: vec![0],
+            };
+            Rule::allow_if(nr, read_only, refused)
+        } else {
+            Rule::new(nr, refused)
+        });
+    }
+    // Sockets of the Unix domain only (multipathd's control socket, the path opener's reply
+    // pairs). connect's address is behind a pointer, which a filter cannot read: it can only
+    // reach the sockets these make, the inherited listener's and the journal's, all Unix ones.
+    for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+        if allowed.contains(&nr) {
+            let unix = ArgIs {
+                offset: DATA_ARG0_LOW,
+                mask: u32::MAX,
+                values: vec![libc::AF_UNIX as u32],
+            };
+            rules.push(Rule::allow_if(nr, unix, Action::Kill));
+        }
     }
     // ioctl: only the allowed request numbers (the low 32 bits: the kernel's `unsigned int cmd`).
     let mut ioctls = if policy.opener {
@@ -289,17 +328,137 @@ pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
         vec![SG_IO_REQUEST]
     };
     ioctls.extend(&policy.ioctls);
+    ioctls.sort_unstable();
     ioctls.dedup();
-    let checks = u8::try_from(ioctls.len() * 2 + 2).unwrap_or(u8::MAX);
-    prog.push(jeq(libc::SYS_ioctl as u32, 0, checks));
-    prog.push(stmt(BPF_LD_W_ABS, DATA_ARG1_LOW));
-    for request in ioctls {
-        prog.push(jeq(request, 0, 1));
-        prog.push(stmt(BPF_RET_K, SECCOMP_RET_ALLOW));
+    let requests = ArgIs {
+        offset: DATA_ARG1_LOW,
+        mask: u32::MAX,
+        values: ioctls,
+    };
+    rules.push(Rule::allow_if(libc::SYS_ioctl, requests, Action::Kill));
+    rules
+}
+
+/// A conditional jump's target: the next instruction, or a label placed later.
+#[derive(Clone, Copy)]
+enum Target {
+    Next,
+    Label(usize),
+}
+
+/// A BPF program with symbolic forward jumps, resolved by [`Asm::finish`].
+#[derive(Default)]
+struct Asm {
+    code: Vec<(u16, u32, Target, Target)>,
+    /// Where each label was placed (an instruction index).
+    labels: Vec<Option<usize>>,
+}
+
+/// A program whose jump cannot be encoded: BPF jumps go forward at most 255 instructions.
+#[derive(Debug)]
+pub struct JumpTooFar {
+    pub from: usize,
+    pub to: usize,
+}
+
+impl std::fmt::Display for JumpTooFar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the seccomp program jumps from instruction {} to {}, further than 255",
+            self.from, self.to
+        )
     }
-    prog.push(stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS));
-    prog.push(stmt(BPF_RET_K, SECCOMP_RET_KILL_PROCESS));
-    prog
+}
+
+impl std::error::Error for JumpTooFar {}
+
+impl Asm {
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.code.push((code, k, Target::Next, Target::Next));
+    }
+
+    fn ret(&mut self, action: Action) {
+        self.stmt(BPF_RET_K, action.ret());
+    }
+
+    /// `if A == k` goto `jt` else goto `jf`.
+    fn jeq(&mut self, k: u32, jt: Target, jf: Target) {
+        self.code.push((BPF_JEQ_K, k, jt, jf));
+    }
+
+    fn label(&mut self) -> Target {
+        self.labels.push(None);
+        Target::Label(self.labels.len() - 1)
+    }
+
+    /// Places `label` at the next instruction.
+    fn bind(&mut self, label: Target) {
+        if let Target::Label(l) = label {
+            self.labels[l] = Some(self.code.len());
+        }
+    }
+
+    fn finish(self) -> Result<Vec<libc::sock_filter>, JumpTooFar> {
+        let offset = |from: usize, target: Target| -> Result<u8, JumpTooFar> {
+            let to = match target {
+                Target::Next => return Ok(0),
+                // An unplaced label is a bug of the rules' compiler: past the end, refused.
+                Target::Label(l) => self.labels[l].unwrap_or(usize::MAX),
+            };
+            to.checked_sub(from + 1)
+                .filter(|_| to < self.code.len())
+                .and_then(|d| u8::try_from(d).ok())
+                .ok_or(JumpTooFar { from, to })
+        };
+        self.code
+            .iter()
+            .enumerate()
+            .map(|(i, &(code, k, jt, jf))| {
+                Ok(libc::sock_filter {
+                    code,
+                    jt: offset(i, jt)?,
+                    jf: offset(i, jf)?,
+                    k,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The filter program: the architecture check, then each rule, then death.
+///
+/// # Errors
+/// A jump too far to encode (a rule's condition with about 120 values or more).
+pub fn program(policy: &Policy) -> Result<Vec<libc::sock_filter>, JumpTooFar> {
+    let mut asm = Asm::default();
+    let other_arch = asm.label();
+    asm.stmt(BPF_LD_W_ABS, DATA_ARCH);
+    asm.jeq(AUDIT_ARCH, Target::Next, other_arch);
+    asm.stmt(BPF_LD_W_ABS, DATA_NR);
+    for rule in rules(policy) {
+        let next_rule = asm.label();
+        asm.jeq(rule.nr, Target::Next, next_rule);
+        if let Some(arg) = &rule.when {
+            let then = asm.label();
+            asm.stmt(BPF_LD_W_ABS, arg.offset);
+            if arg.mask != u32::MAX {
+                asm.stmt(BPF_AND_K, arg.mask);
+            }
+            for &value in &arg.values {
+                asm.jeq(value, then, Target::Next);
+            }
+            asm.ret(rule.otherwise);
+            asm.bind(then);
+        }
+        // A condition loads an argument, but every path past this rule's number returns:
+        // the rules that follow still find the number in the accumulator.
+        asm.ret(rule.then);
+        asm.bind(next_rule);
+    }
+    asm.bind(other_arch);
+    asm.ret(Action::Kill);
+    asm.finish()
 }
 
 /// Sets PR_SET_NO_NEW_PRIVS and installs the filter on the calling thread; threads it
@@ -309,7 +468,7 @@ pub fn program(policy: &Policy) -> Vec<libc::sock_filter> {
 /// prctl or seccomp failures (EINVAL on kernels without seccomp filters).
 pub fn install(policy: &Policy) -> io::Result<()> {
     rustix::thread::set_no_new_privs(true)?;
-    let filter = program(policy);
+    let filter = program(policy).map_err(io::Error::other)?;
     let prog = libc::sock_fprog {
         len: u16::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
         filter: filter.as_ptr().cast_mut(),
@@ -343,10 +502,42 @@ mod tests {
         }
     }
 
+    fn exec(route: crate::backend::Route, multipath: bool) -> crate::backend::ExecOptions {
+        crate::backend::ExecOptions {
+            sgio_timeout_ms: 30_000,
+            test_delay: None,
+            route,
+            multipath,
+        }
+    }
+
+    /// Every policy the daemon can ask for: each backend route, with and without multipath
+    /// maps and `--audit`, and the path opener's.
+    fn every_policy() -> Vec<Policy> {
+        use crate::backend::Route;
+        let mut policies = vec![Policy::opener()];
+        for route in [Route::Auto, Route::Sg, Route::Block] {
+            for multipath in [false, true] {
+                for audit in [false, true] {
+                    let mut policy = crate::backend::sandbox_policy(&exec(route, multipath));
+                    if audit {
+                        policy.allow_audit();
+                    }
+                    policies.push(policy);
+                }
+            }
+        }
+        policies
+    }
+
+    fn assembled(policy: &Policy) -> Vec<libc::sock_filter> {
+        program(policy).unwrap_or_else(|e| panic!("{policy:?}: {e}"))
+    }
+
     #[test]
-    fn program_shape() {
-        for policy in [Policy::default(), full_policy(), Policy::opener()] {
-            let prog = program(&policy);
+    fn the_program_of_every_policy_assembles() {
+        for policy in every_policy().iter().chain([&full_policy()]) {
+            let prog = assembled(policy);
             assert!(prog.len() < 160, "{} instructions", prog.len());
             // Every conditional jump lands inside the program.
             for (i, insn) in prog.iter().enumerate() {
@@ -359,9 +550,104 @@ mod tests {
         }
     }
 
+    /// Runs `prog` as the kernel would on a call of `nr` with `args` (low words) on `arch`.
+    fn run(prog: &[libc::sock_filter], arch: u32, nr: libc::c_long, args: [u32; 3]) -> u32 {
+        let data = |offset: u32| match offset {
+            DATA_NR => nr as u32,
+            DATA_ARCH => arch,
+            DATA_ARG0_LOW => args[0],
+            DATA_ARG1_LOW => args[1],
+            DATA_ARG2_LOW => args[2],
+            _ => panic!("load of offset {offset}"),
+        };
+        let (mut pc, mut acc) = (0, 0u32);
+        loop {
+            let insn = prog[pc];
+            pc += 1;
+            match insn.code {
+                BPF_LD_W_ABS => acc = data(insn.k),
+                BPF_AND_K => acc &= insn.k,
+                BPF_JEQ_K => {
+                    pc += usize::from(if acc == insn.k { insn.jt } else { insn.jf });
+                }
+                BPF_RET_K => return insn.k,
+                code => panic!("instruction {code:#x}"),
+            }
+        }
+    }
+
+    /// The assembled program does what the rules say, call by call, for every policy.
+    #[test]
+    fn every_program_does_what_its_rules_say() {
+        let eacces = SECCOMP_RET_ERRNO | libc::EACCES as u32;
+        for policy in every_policy() {
+            let prog = assembled(&policy);
+            let call = |nr, args| run(&prog, AUDIT_ARCH, nr, args);
+            for rule in rules(&policy) {
+                let nr = libc::c_long::from(rule.nr as i32);
+                match &rule.when {
+                    None => assert_eq!(call(nr, [0; 3]), rule.then.ret(), "{rule:?}"),
+                    Some(arg) => {
+                        let index = [DATA_ARG0_LOW, DATA_ARG1_LOW, DATA_ARG2_LOW]
+                            .iter()
+                            .position(|&o| o == arg.offset)
+                            .unwrap();
+                        for &value in &arg.values {
+                            let mut args = [0; 3];
+                            args[index] = value;
+                            assert_eq!(call(nr, args), rule.then.ret(), "{rule:?} {value:#x}");
+                        }
+                        let mut args = [0; 3];
+                        args[index] = !arg.values.iter().fold(0, |a, v| a | v) & arg.mask;
+                        assert_eq!(call(nr, args), rule.otherwise.ret(), "{rule:?}");
+                    }
+                }
+            }
+            // What no rule names is killed; another architecture's calls all are.
+            assert_eq!(call(libc::SYS_getppid, [0; 3]), SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(
+                run(&prog, AUDIT_ARCH ^ 1, libc::SYS_getpid, [0; 3]),
+                SECCOMP_RET_KILL_PROCESS
+            );
+            assert_eq!(call(-1, [0; 3]), SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+            let read = call(libc::SYS_openat, [0, 0, libc::O_RDONLY as u32]);
+            let write = call(libc::SYS_openat, [0, 0, libc::O_RDWR as u32]);
+            assert_eq!(write, eacces);
+            let ioctl = |request| call(libc::SYS_ioctl, [0, request, 0]);
+            assert_eq!(ioctl(libc::TIOCGWINSZ as u32), SECCOMP_RET_KILL_PROCESS);
+            if policy.opener {
+                assert_eq!(read, SECCOMP_RET_ALLOW);
+                assert_eq!(ioctl(SG_IO_REQUEST), SECCOMP_RET_KILL_PROCESS);
+            } else {
+                let expect = if policy.open_read_only {
+                    SECCOMP_RET_ALLOW
+                } else {
+                    eacces
+                };
+                assert_eq!(read, expect);
+                assert_eq!(ioctl(SG_IO_REQUEST), SECCOMP_RET_ALLOW);
+            }
+            let socket = |domain| call(libc::SYS_socket, [domain, 1, 0]);
+            if policy.syscalls.contains(&libc::SYS_socket) {
+                assert_eq!(socket(libc::AF_UNIX as u32), SECCOMP_RET_ALLOW);
+            }
+            assert_eq!(socket(libc::AF_INET as u32), SECCOMP_RET_KILL_PROCESS);
+        }
+    }
+
+    #[test]
+    fn program_whose_jumps_do_not_fit_is_refused() {
+        let policy = Policy {
+            ioctls: (0..200).collect(),
+            ..Policy::default()
+        };
+        let err = program(&policy).unwrap_err();
+        assert!(err.to_string().contains("further than 255"), "{err}");
+    }
+
     #[test]
     fn the_opener_filter_has_no_sg_io_and_no_sockets() {
-        let prog = program(&Policy::opener());
+        let prog = assembled(&Policy::opener());
         let compared: Vec<u32> = prog
             .iter()
             .filter(|i| i.code == BPF_JEQ_K)
@@ -428,6 +714,81 @@ mod tests {
             assert!(
                 err.contains("a deliberate panic under the seccomp filter"),
                 "{err}"
+            );
+        }
+    }
+
+    /// Each kind of forbidden call kills, in a child process (this test binary again) that
+    /// installs the filter and makes it: an ioctl request no backend issues (a terminal's, and
+    /// device-mapper's DM_DEV_STATUS, which nothing here issues), a socket of another domain
+    /// than Unix, and any call from the path opener that is not on its list.
+    #[test]
+    fn each_kind_of_forbidden_call_kills_the_process() {
+        const DM_DEV_STATUS: u32 = 0xC138_FD07;
+        if let Some(kind) = std::env::var_os("PRH_SECCOMP_KIND") {
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let multipath = crate::backend::sandbox_policy(&exec(Default::default(), true));
+            let say = |what: &str| {
+                let _ = rustix::io::write(rustix::stdio::stdout(), what.as_bytes());
+            };
+            let socket = |family| {
+                rustix::net::socket(family, rustix::net::SocketType::STREAM, None).map(drop)
+            };
+            use rustix::net::AddressFamily;
+            let (policy, request) = match kind.to_str() {
+                Some("tty-ioctl") => (Policy::default(), libc::TIOCGWINSZ as u32),
+                Some("dm-dev-status") => (multipath, DM_DEV_STATUS),
+                Some(sockets @ ("inet-socket" | "opener-socket")) => {
+                    let inet = sockets == "inet-socket";
+                    install(&if inet { multipath } else { Policy::opener() }).unwrap();
+                    say("filter installed\n");
+                    if inet {
+                        let unix = socket(AddressFamily::UNIX);
+                        assert!(unix.is_ok(), "{unix:?}");
+                        let pair = rustix::net::socketpair(
+                            AddressFamily::UNIX,
+                            rustix::net::SocketType::SEQPACKET,
+                            rustix::net::SocketFlags::CLOEXEC,
+                            None,
+                        );
+                        assert!(pair.is_ok(), "{pair:?}");
+                        say("unix socket made\n");
+                    }
+                    let _ = socket(if inet {
+                        AddressFamily::INET
+                    } else {
+                        AddressFamily::UNIX
+                    });
+                    std::process::exit(0);
+                }
+                _ => panic!("unknown kind {kind:?}"),
+            };
+            install(&policy).unwrap();
+            say("filter installed\n");
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: an ioctl on /dev/null with a null argument: the filter kills the process
+            // before the kernel sees it, and /dev/null would answer ENOTTY without reading it.
+            let _ = unsafe { libc::ioctl(null.as_raw_fd(), request as _, 0usize) };
+            std::process::exit(0);
+        }
+        for kind in ["tty-ioctl", "dm-dev-status", "inet-socket", "opener-socket"] {
+            let child =
+                rerun_self("sys::seccomp::tests::each_kind_of_forbidden_call_kills_the_process")
+                    .env("PRH_SECCOMP_KIND", kind)
+                    .stderr(std::process::Stdio::null())
+                    .output()
+                    .unwrap();
+            use std::os::unix::process::ExitStatusExt;
+            let out = String::from_utf8_lossy(&child.stdout);
+            assert!(out.contains("filter installed"), "{kind}: {out}");
+            if kind == "inet-socket" {
+                assert!(out.contains("unix socket made"), "{kind}: {out}");
+            }
+            assert_eq!(
+                child.status.signal(),
+                Some(libc::SIGSYS),
+                "{kind}: {:?}: {out}",
+                child.status
             );
         }
     }

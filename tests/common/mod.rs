@@ -181,7 +181,7 @@ pub fn wait_for_socket(path: &Path, limit: Duration) {
 
 /// A connected raw socket with a receive timeout, before negotiation.
 pub fn raw_connect(path: &Path) -> OwnedFd {
-    pr_helper::client::connect_unix(path, Some(Duration::from_secs(5))).unwrap()
+    pr_helper::connect_unix(path, Some(Duration::from_secs(5))).unwrap()
 }
 
 /// Sends bytes, with these fds attached (any number, including none).
@@ -202,7 +202,7 @@ pub fn send_fds(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) {
 }
 
 pub fn send(sock: BorrowedFd<'_>, bytes: &[u8]) {
-    pr_helper::client::write_all(sock, bytes).unwrap();
+    pr_helper::write_all(sock, bytes).unwrap();
 }
 
 /// What happens next on a socket: bytes up to `want`, or EOF, or nothing within `wait`.

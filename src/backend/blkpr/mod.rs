@@ -169,7 +169,7 @@ fn run_in(
 mod tests {
     use super::*;
     use crate::protocol::check_cdb;
-    use crate::scsi::pr::{in_sa, out_sa, pr_in_cdb, pr_out_cdb};
+    use crate::scsi::pr::{InSa, OutSa, pr_in_cdb, pr_out_cdb};
     use std::os::fd::OwnedFd;
 
     fn request(cdb: [u8; 16], device: OwnedFd) -> Request {
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn auto_keeps_the_c_helpers_answer_for_non_block_fds() {
-        let req = request(pr_in_cdb(in_sa::READ_KEYS, 8192), dev_null());
+        let req = request(pr_in_cdb(InSa::ReadKeys, 8192), dev_null());
         let mut sense_area = [0u8; 96];
         let mut payload = [0u8; PR_HELPER_DATA_SIZE];
         let block = BlockDevice::of(req.device.as_fd());
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn forced_block_on_a_char_device_is_invalid_opcode() {
-        let cdb = cdb_with_len(pr_out_cdb(out_sa::REGISTER, 0, 0, 0), 24);
+        let cdb = cdb_with_len(pr_out_cdb(OutSa::Register, 0, 0, 0), 24);
         let req = request(cdb, dev_null());
         let mut sense_area = [0u8; 96];
         let mut payload = [0u8; PR_HELPER_DATA_SIZE];
@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn refused_pr_out_never_reaches_the_device() {
         // REGISTER AND MOVE on /dev/null: the answer is the translation's, not ENOTTY's.
-        let cdb = cdb_with_len(pr_out_cdb(out_sa::REGISTER_AND_MOVE, 0, 0, 0), 24);
+        let cdb = cdb_with_len(pr_out_cdb(OutSa::RegisterAndMove, 0, 0, 0), 24);
         let req = request(cdb, dev_null());
         let mut sense_area = [0u8; 96];
         let mut payload = [0u8; PR_HELPER_DATA_SIZE];
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(outcome.payload_len, 0);
         assert_eq!(sense::decode(&sense_area), Some(sense::INVALID_FIELD));
         // RELEASE with key 0: conflict, no sense.
-        let cdb = cdb_with_len(pr_out_cdb(out_sa::RELEASE, 0, 1, 0), 24);
+        let cdb = cdb_with_len(pr_out_cdb(OutSa::Release, 0, 1, 0), 24);
         let req = request(cdb, dev_null());
         let mut sense_area = [0u8; 96];
         let outcome = run(&req, &mut sense_area, &mut payload);
@@ -249,16 +249,16 @@ mod tests {
     fn pr_in_on_a_char_device() {
         let mut payload = [0u8; PR_HELPER_DATA_SIZE];
         for (sa, want) in [
-            (in_sa::READ_KEYS, sense::INVALID_FIELD),
-            (in_sa::READ_RESERVATION, sense::INVALID_FIELD),
-            (in_sa::REPORT_CAPABILITIES, sense::INVALID_OPCODE),
-            (in_sa::READ_FULL_STATUS, sense::INVALID_FIELD),
+            (InSa::ReadKeys, sense::INVALID_FIELD),
+            (InSa::ReadReservation, sense::INVALID_FIELD),
+            (InSa::ReportCapabilities, sense::INVALID_OPCODE),
+            (InSa::ReadFullStatus, sense::INVALID_FIELD),
         ] {
             let req = request(pr_in_cdb(sa, 8192), dev_null());
             let mut sense_area = [0u8; 96];
             let outcome = run(&req, &mut sense_area, &mut payload);
-            assert_eq!(outcome.status, status::CHECK_CONDITION, "sa {sa}");
-            assert_eq!(sense::decode(&sense_area), Some(want), "sa {sa}");
+            assert_eq!(outcome.status, status::CHECK_CONDITION, "sa {sa:?}");
+            assert_eq!(sense::decode(&sense_area), Some(want), "sa {sa:?}");
         }
     }
 }

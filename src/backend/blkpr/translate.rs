@@ -2,18 +2,13 @@
 //! parameter list in, the ioctl to issue (or the SCSI answer when there is none) out; ioctl
 //! results in, SCSI status, sense and PR IN payload out.
 
-use crate::scsi::pr::{LU_SCOPE, PR_OUT_FIXED_PARAM_SIZE, in_sa, out_sa};
-use crate::scsi::sense::{self, SenseCode, StatusAndSense};
+use crate::scsi::pr::{InSa, OutSa, PR_OUT_FIXED_PARAM_SIZE, PrType, ProutParams, Scope};
+use crate::scsi::sense::{self, StatusAndSense};
 use crate::scsi::status;
 use crate::sys::blkpr::{
     PR_FL_IGNORE_KEY, PrClear, PrPreempt, PrReadReservation, PrRegistration, PrReservation,
     PrStatus, pr_type,
 };
-
-/// SPEC_I_PT in byte 20 of the PR OUT parameter list.
-const SPEC_I_PT: u8 = 0x08;
-/// ALL_TG_PT in byte 20 of the PR OUT parameter list.
-const ALL_TG_PT: u8 = 0x04;
 
 /// The key passed as `old_key` when the device is told to ignore it (REGISTER AND IGNORE
 /// EXISTING KEY): SCSI devices ignore the RESERVATION KEY field for that service action, and
@@ -22,49 +17,34 @@ const ALL_TG_PT: u8 = 0x04;
 pub const IGNORED_OLD_KEY: u64 = u64::MAX;
 
 /// SCSI reservation type (SPC-4 table 172) → block `pr_type`.
-pub fn scsi_to_block_type(scsi_type: u8) -> Option<u32> {
-    Some(match scsi_type {
-        1 => pr_type::WRITE_EXCLUSIVE,
-        3 => pr_type::EXCLUSIVE_ACCESS,
-        5 => pr_type::WRITE_EXCLUSIVE_REG_ONLY,
-        6 => pr_type::EXCLUSIVE_ACCESS_REG_ONLY,
-        7 => pr_type::WRITE_EXCLUSIVE_ALL_REGS,
-        8 => pr_type::EXCLUSIVE_ACCESS_ALL_REGS,
-        _ => return None,
-    })
+pub fn scsi_to_block_type(scsi_type: PrType) -> u32 {
+    match scsi_type {
+        PrType::WriteExclusive => pr_type::WRITE_EXCLUSIVE,
+        PrType::ExclusiveAccess => pr_type::EXCLUSIVE_ACCESS,
+        PrType::WriteExclusiveRegistrantsOnly => pr_type::WRITE_EXCLUSIVE_REG_ONLY,
+        PrType::ExclusiveAccessRegistrantsOnly => pr_type::EXCLUSIVE_ACCESS_REG_ONLY,
+        PrType::WriteExclusiveAllRegistrants => pr_type::WRITE_EXCLUSIVE_ALL_REGS,
+        PrType::ExclusiveAccessAllRegistrants => pr_type::EXCLUSIVE_ACCESS_ALL_REGS,
+    }
 }
 
 /// Block `pr_type` → SCSI reservation type.
-pub fn block_to_scsi_type(block_type: u32) -> Option<u8> {
+pub fn block_to_scsi_type(block_type: u32) -> Option<PrType> {
     Some(match block_type {
-        pr_type::WRITE_EXCLUSIVE => 1,
-        pr_type::EXCLUSIVE_ACCESS => 3,
-        pr_type::WRITE_EXCLUSIVE_REG_ONLY => 5,
-        pr_type::EXCLUSIVE_ACCESS_REG_ONLY => 6,
-        pr_type::WRITE_EXCLUSIVE_ALL_REGS => 7,
-        pr_type::EXCLUSIVE_ACCESS_ALL_REGS => 8,
+        pr_type::WRITE_EXCLUSIVE => PrType::WriteExclusive,
+        pr_type::EXCLUSIVE_ACCESS => PrType::ExclusiveAccess,
+        pr_type::WRITE_EXCLUSIVE_REG_ONLY => PrType::WriteExclusiveRegistrantsOnly,
+        pr_type::EXCLUSIVE_ACCESS_REG_ONLY => PrType::ExclusiveAccessRegistrantsOnly,
+        pr_type::WRITE_EXCLUSIVE_ALL_REGS => PrType::WriteExclusiveAllRegistrants,
+        pr_type::EXCLUSIVE_ACCESS_ALL_REGS => PrType::ExclusiveAccessAllRegistrants,
         _ => return None,
     })
 }
 
-const fn check(code: SenseCode) -> StatusAndSense {
-    StatusAndSense {
-        status: status::CHECK_CONDITION,
-        sense: Some(code),
-    }
-}
-
-const fn bare(status: u8) -> StatusAndSense {
-    StatusAndSense {
-        status,
-        sense: None,
-    }
-}
-
 /// GOOD.
-pub const GOOD: StatusAndSense = bare(status::GOOD);
+pub const GOOD: StatusAndSense = StatusAndSense::bare(status::GOOD);
 /// RESERVATION CONFLICT, which carries no sense.
-pub const CONFLICT: StatusAndSense = bare(status::RESERVATION_CONFLICT);
+pub const CONFLICT: StatusAndSense = StatusAndSense::bare(status::RESERVATION_CONFLICT);
 
 /// What a PR OUT turns into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,12 +64,6 @@ pub enum ProutPlan {
     Clear(PrClear),
 }
 
-fn be64(b: &[u8]) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(x)
-}
-
 /// Checks a PR OUT CDB and parameter list as a SCSI device server would and picks the ioctl;
 /// `Err` is the answer when none is issued.
 ///
@@ -105,49 +79,41 @@ fn be64(b: &[u8]) -> u64 {
 ///   I_T nexus gets; and Linux's NVMe driver turns key 0 on RELEASE and CLEAR into "ignore the
 ///   key", which would release or clear without holding a key at all.
 pub fn plan_out(cdb: &[u8; 16], params: &[u8]) -> Result<ProutPlan, StatusAndSense> {
-    let sa = cdb[1] & 0x1f;
-    let scope = cdb[2] >> 4;
-    let scsi_type = cdb[2] & 0x0f;
+    let invalid_cdb = StatusAndSense::check(sense::INVALID_FIELD);
+    let sa = OutSa::from_byte(cdb[1] & 0x1f).ok_or(invalid_cdb)?;
     let uses_type = match sa {
-        out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY | out_sa::CLEAR => false,
-        out_sa::RESERVE | out_sa::RELEASE | out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT => true,
-        _ => return Err(check(sense::INVALID_FIELD)),
+        OutSa::Register | OutSa::RegisterAndIgnoreExistingKey | OutSa::Clear => false,
+        OutSa::Reserve | OutSa::Release | OutSa::Preempt | OutSa::PreemptAndAbort => true,
+        OutSa::RegisterAndMove | OutSa::ReplaceLostReservation => return Err(invalid_cdb),
     };
     let block_type = if uses_type {
-        if scope != LU_SCOPE {
-            return Err(check(sense::INVALID_FIELD));
-        }
-        scsi_to_block_type(scsi_type).ok_or(check(sense::INVALID_FIELD))?
+        Scope::from_byte(cdb[2] >> 4).ok_or(invalid_cdb)?;
+        scsi_to_block_type(PrType::from_byte(cdb[2] & 0x0f).ok_or(invalid_cdb)?)
     } else {
         0
     };
-    if params.len() < PR_OUT_FIXED_PARAM_SIZE {
-        return Err(check(sense::INVALID_PARAM_LEN));
-    }
-    let flags = params[20];
+    let Some(list) = ProutParams::decode(sa as u8, params) else {
+        return Err(StatusAndSense::check(sense::INVALID_PARAM_LEN));
+    };
     // Checked before the length: with SPEC_I_PT a longer list is legal, and the bit is what
     // this backend cannot do.
-    if flags & SPEC_I_PT != 0 {
-        return Err(check(sense::INVALID_PARAM));
+    if list.spec_i_pt {
+        return Err(StatusAndSense::check(sense::INVALID_PARAM));
     }
     if params.len() != PR_OUT_FIXED_PARAM_SIZE {
-        return Err(check(sense::INVALID_PARAM_LEN));
+        return Err(StatusAndSense::check(sense::INVALID_PARAM_LEN));
     }
-    let key = be64(&params[0..8]);
-    let sa_key = be64(&params[8..16]);
-    let registers = matches!(
-        sa,
-        out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY
-    );
+    let (key, sa_key) = (list.reservation_key, list.service_action_key);
+    let registers = matches!(sa, OutSa::Register | OutSa::RegisterAndIgnoreExistingKey);
     // SPC-4 makes ALL_TG_PT meaningful for the register actions only and ignored elsewhere.
-    if registers && flags & ALL_TG_PT != 0 {
-        return Err(check(sense::INVALID_PARAM));
+    if registers && list.all_tg_pt {
+        return Err(StatusAndSense::check(sense::INVALID_PARAM));
     }
     if !registers && key == 0 {
         return Err(CONFLICT);
     }
     Ok(match sa {
-        out_sa::REGISTER => ProutPlan::Register {
+        OutSa::Register => ProutPlan::Register {
             arg: PrRegistration {
                 old_key: key,
                 new_key: sa_key,
@@ -155,18 +121,18 @@ pub fn plan_out(cdb: &[u8; 16], params: &[u8]) -> Result<ProutPlan, StatusAndSen
             },
             retry_on_conflict: None,
         },
-        out_sa::REGISTER_AND_IGNORE_EXISTING_KEY => plan_register_ignore(sa_key),
-        out_sa::RESERVE => ProutPlan::Reserve(PrReservation {
+        OutSa::RegisterAndIgnoreExistingKey => plan_register_ignore(sa_key),
+        OutSa::Reserve => ProutPlan::Reserve(PrReservation {
             key,
             pr_type: block_type,
             flags: 0,
         }),
-        out_sa::RELEASE => ProutPlan::Release(PrReservation {
+        OutSa::Release => ProutPlan::Release(PrReservation {
             key,
             pr_type: block_type,
             flags: 0,
         }),
-        out_sa::CLEAR => ProutPlan::Clear(PrClear {
+        OutSa::Clear => ProutPlan::Clear(PrClear {
             key,
             ..PrClear::default()
         }),
@@ -177,7 +143,7 @@ pub fn plan_out(cdb: &[u8; 16], params: &[u8]) -> Result<ProutPlan, StatusAndSen
                 pr_type: block_type,
                 flags: 0,
             },
-            abort: sa == out_sa::PREEMPT_AND_ABORT,
+            abort: sa == OutSa::PreemptAndAbort,
         },
     })
 }
@@ -222,11 +188,11 @@ pub enum PrinPlan {
 /// Picks the PR IN action; READ FULL STATUS (the ioctls report no transport IDs nor which
 /// registrant holds the reservation) and reserved service actions get INVALID FIELD IN CDB.
 pub fn plan_in(cdb: &[u8; 16]) -> Result<PrinPlan, StatusAndSense> {
-    match cdb[1] & 0x1f {
-        in_sa::READ_KEYS => Ok(PrinPlan::ReadKeys),
-        in_sa::READ_RESERVATION => Ok(PrinPlan::ReadReservation),
-        in_sa::REPORT_CAPABILITIES => Ok(PrinPlan::ReportCapabilities),
-        _ => Err(check(sense::INVALID_FIELD)),
+    match InSa::from_byte(cdb[1] & 0x1f) {
+        Some(InSa::ReadKeys) => Ok(PrinPlan::ReadKeys),
+        Some(InSa::ReadReservation) => Ok(PrinPlan::ReadReservation),
+        Some(InSa::ReportCapabilities) => Ok(PrinPlan::ReportCapabilities),
+        Some(InSa::ReadFullStatus) | None => Err(StatusAndSense::check(sense::INVALID_FIELD)),
     }
 }
 
@@ -274,7 +240,7 @@ pub fn read_reservation_payload(r: &PrReadReservation, out: &mut [u8]) -> Option
     if !all_registrants {
         data[8..16].copy_from_slice(&r.key.to_be_bytes());
     }
-    data[21] = (LU_SCOPE << 4) | scsi_type;
+    data[21] = ((Scope::LogicalUnit as u8) << 4) | scsi_type as u8;
     let n = data.len().min(out.len());
     out[..n].copy_from_slice(&data[..n]);
     Some(n)
@@ -317,11 +283,11 @@ pub fn status_reply(s: PrStatus) -> StatusAndSense {
     match s {
         PrStatus::SUCCESS => GOOD,
         PrStatus::RESERVATION_CONFLICT => CONFLICT,
-        PrStatus::PATH_FAILED => check(sense::LUN_NOT_RESPONDING),
-        PrStatus::RETRY_PATH_FAILURE => check(sense::I_T_NEXUS_LOSS),
-        PrStatus::PATH_FAST_FAILED => check(sense::LUN_COMM_FAILURE),
+        PrStatus::PATH_FAILED => StatusAndSense::check(sense::LUN_NOT_RESPONDING),
+        PrStatus::RETRY_PATH_FAILURE => StatusAndSense::check(sense::I_T_NEXUS_LOSS),
+        PrStatus::PATH_FAST_FAILED => StatusAndSense::check(sense::LUN_COMM_FAILURE),
         PrStatus(raw) if raw < 0x1_0000 && raw & 0x7ff == RAW_NVME_RESERVATION_CONFLICT => CONFLICT,
-        _ => check(sense::TARGET_FAILURE),
+        _ => StatusAndSense::check(sense::TARGET_FAILURE),
     }
 }
 
@@ -342,11 +308,11 @@ pub fn status_reply(s: PrStatus) -> StatusAndSense {
 /// I/O PROCESS TERMINATED).
 pub fn errno_reply(errno: i32, read_ioctl: bool) -> StatusAndSense {
     match errno {
-        libc::EPERM | libc::EACCES => check(sense::ACCESS_DENIED),
-        libc::EOPNOTSUPP => check(sense::INVALID_OPCODE),
-        libc::ENOTTY if read_ioctl => check(sense::INVALID_FIELD),
-        libc::ENOTTY => check(sense::INVALID_OPCODE),
-        libc::EINVAL => check(sense::INVALID_FIELD),
+        libc::EPERM | libc::EACCES => StatusAndSense::check(sense::ACCESS_DENIED),
+        libc::EOPNOTSUPP => StatusAndSense::check(sense::INVALID_OPCODE),
+        libc::ENOTTY if read_ioctl => StatusAndSense::check(sense::INVALID_FIELD),
+        libc::ENOTTY => StatusAndSense::check(sense::INVALID_OPCODE),
+        libc::EINVAL => StatusAndSense::check(sense::INVALID_FIELD),
         _ => sense::from_errno(errno),
     }
 }
@@ -354,31 +320,27 @@ pub fn errno_reply(errno: i32, read_ioctl: bool) -> StatusAndSense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scsi::pr::{self, ProutParams, encode_prout_params, pr_in_cdb, pr_out_cdb};
+    use crate::scsi::pr::{self, SPEC_I_PT, pr_in_cdb, pr_out_cdb};
 
-    fn out(sa: u8, scope: u8, t: u8, params: &ProutParams) -> Result<ProutPlan, StatusAndSense> {
-        let list = encode_prout_params(sa, params);
+    fn out(sa: OutSa, scope: u8, t: u8, params: &ProutParams) -> Result<ProutPlan, StatusAndSense> {
+        let list = params.encode(sa);
         let cdb = pr_out_cdb(sa, scope, t, u32::try_from(list.len()).unwrap());
         plan_out(&cdb, &list)
     }
 
     fn keys(reservation_key: u64, service_action_key: u64) -> ProutParams {
-        ProutParams {
-            reservation_key,
-            service_action_key,
-            ..ProutParams::default()
-        }
+        ProutParams::keys(reservation_key, service_action_key)
     }
 
     #[test]
     fn types_map_both_ways() {
         let pairs = [(1, 1), (3, 2), (5, 3), (6, 4), (7, 5), (8, 6)];
         for (scsi, block) in pairs {
-            assert_eq!(scsi_to_block_type(scsi), Some(block));
-            assert_eq!(block_to_scsi_type(block), Some(scsi));
+            assert_eq!(PrType::from_byte(scsi).map(scsi_to_block_type), Some(block));
+            assert_eq!(block_to_scsi_type(block).map(|t| t as u8), Some(scsi));
         }
         for scsi in [0, 2, 4, 9, 15] {
-            assert_eq!(scsi_to_block_type(scsi), None);
+            assert_eq!(PrType::from_byte(scsi).map(scsi_to_block_type), None);
         }
         for block in [0, 7, 0x100] {
             assert_eq!(block_to_scsi_type(block), None);
@@ -413,7 +375,7 @@ mod tests {
         let mut p = keys(0xaa, 0xbb);
         p.aptpl = true;
         assert_eq!(
-            out(out_sa::REGISTER, 3, 0xf, &p),
+            out(OutSa::Register, 3, 0xf, &p),
             Ok(ProutPlan::Register {
                 arg: PrRegistration {
                     old_key: 0xaa,
@@ -426,7 +388,7 @@ mod tests {
         );
         // Unregister: new key 0 goes through as is.
         assert_eq!(
-            out(out_sa::REGISTER, 0, 0, &keys(0xaa, 0)),
+            out(OutSa::Register, 0, 0, &keys(0xaa, 0)),
             Ok(ProutPlan::Register {
                 arg: PrRegistration {
                     old_key: 0xaa,
@@ -442,7 +404,7 @@ mod tests {
     #[test]
     fn register_and_ignore_tries_register_then_replace() {
         let plan = out(
-            out_sa::REGISTER_AND_IGNORE_EXISTING_KEY,
+            OutSa::RegisterAndIgnoreExistingKey,
             0,
             0,
             &keys(0x1234, 0xbb),
@@ -465,7 +427,7 @@ mod tests {
             })
         );
         assert_eq!(
-            out(out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, &keys(0, 0)),
+            out(OutSa::RegisterAndIgnoreExistingKey, 0, 0, &keys(0, 0)),
             Ok(ProutPlan::Register {
                 arg: PrRegistration {
                     old_key: IGNORED_OLD_KEY,
@@ -481,7 +443,7 @@ mod tests {
     #[test]
     fn reserve_release_preempt_clear() {
         assert_eq!(
-            out(out_sa::RESERVE, 0, 5, &keys(0xaa, 0)),
+            out(OutSa::Reserve, 0, 5, &keys(0xaa, 0)),
             Ok(ProutPlan::Reserve(PrReservation {
                 key: 0xaa,
                 pr_type: pr_type::WRITE_EXCLUSIVE_REG_ONLY,
@@ -489,7 +451,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            out(out_sa::RELEASE, 0, 8, &keys(0xaa, 0)),
+            out(OutSa::Release, 0, 8, &keys(0xaa, 0)),
             Ok(ProutPlan::Release(PrReservation {
                 key: 0xaa,
                 pr_type: pr_type::EXCLUSIVE_ACCESS_ALL_REGS,
@@ -497,7 +459,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            out(out_sa::PREEMPT, 0, 1, &keys(0xaa, 0xbb)),
+            out(OutSa::Preempt, 0, 1, &keys(0xaa, 0xbb)),
             Ok(ProutPlan::Preempt {
                 arg: PrPreempt {
                     old_key: 0xaa,
@@ -509,7 +471,7 @@ mod tests {
             })
         );
         assert_eq!(
-            out(out_sa::PREEMPT_AND_ABORT, 0, 3, &keys(0xaa, 0xbb)),
+            out(OutSa::PreemptAndAbort, 0, 3, &keys(0xaa, 0xbb)),
             Ok(ProutPlan::Preempt {
                 arg: PrPreempt {
                     old_key: 0xaa,
@@ -522,7 +484,7 @@ mod tests {
         );
         // CLEAR ignores scope and type.
         assert_eq!(
-            out(out_sa::CLEAR, 2, 0xe, &keys(0xaa, 0)),
+            out(OutSa::Clear, 2, 0xe, &keys(0xaa, 0)),
             Ok(ProutPlan::Clear(PrClear {
                 key: 0xaa,
                 flags: 0,
@@ -532,58 +494,58 @@ mod tests {
         // ALL_TG_PT matters for the register actions only.
         let mut p = keys(0xaa, 0);
         p.all_tg_pt = true;
-        assert!(out(out_sa::RESERVE, 0, 1, &p).is_ok());
+        assert!(out(OutSa::Reserve, 0, 1, &p).is_ok());
     }
 
     #[test]
     fn zero_reservation_key_conflicts_without_the_device() {
         for sa in [
-            out_sa::RESERVE,
-            out_sa::RELEASE,
-            out_sa::CLEAR,
-            out_sa::PREEMPT,
-            out_sa::PREEMPT_AND_ABORT,
+            OutSa::Reserve,
+            OutSa::Release,
+            OutSa::Clear,
+            OutSa::Preempt,
+            OutSa::PreemptAndAbort,
         ] {
-            assert_eq!(out(sa, 0, 1, &keys(0, 0xbb)), Err(CONFLICT), "sa {sa}");
+            assert_eq!(out(sa, 0, 1, &keys(0, 0xbb)), Err(CONFLICT), "sa {sa:?}");
         }
     }
 
     #[test]
     fn cdb_fields_the_ioctls_cannot_express() {
-        let invalid_cdb = Err(check(sense::INVALID_FIELD));
+        let invalid_cdb = Err(StatusAndSense::check(sense::INVALID_FIELD));
+        assert_eq!(out(OutSa::RegisterAndMove, 0, 1, &keys(1, 2)), invalid_cdb);
         assert_eq!(
-            out(out_sa::REGISTER_AND_MOVE, 0, 1, &keys(1, 2)),
+            out(OutSa::ReplaceLostReservation, 0, 1, &keys(1, 2)),
             invalid_cdb
         );
-        assert_eq!(
-            out(out_sa::REPLACE_LOST_RESERVATION, 0, 1, &keys(1, 2)),
-            invalid_cdb
-        );
-        assert_eq!(out(0x1f, 0, 1, &keys(1, 2)), invalid_cdb);
-        assert_eq!(out(out_sa::RESERVE, 1, 1, &keys(1, 0)), invalid_cdb);
+        let mut reserved = pr_out_cdb(OutSa::Reserve, 0, 1, 24);
+        reserved[1] = 0x1f;
+        let list = keys(1, 2).encode(OutSa::Reserve);
+        assert_eq!(plan_out(&reserved, &list), invalid_cdb);
+        assert_eq!(out(OutSa::Reserve, 1, 1, &keys(1, 0)), invalid_cdb);
         for t in [0, 2, 4, 9, 0xf] {
-            assert_eq!(out(out_sa::RESERVE, 0, t, &keys(1, 0)), invalid_cdb);
-            assert_eq!(out(out_sa::PREEMPT, 0, t, &keys(1, 2)), invalid_cdb);
+            assert_eq!(out(OutSa::Reserve, 0, t, &keys(1, 0)), invalid_cdb);
+            assert_eq!(out(OutSa::Preempt, 0, t, &keys(1, 2)), invalid_cdb);
         }
     }
 
     #[test]
     fn parameter_list_checks() {
-        let invalid_param = Err(check(sense::INVALID_PARAM));
-        let bad_len = Err(check(sense::INVALID_PARAM_LEN));
+        let invalid_param = Err(StatusAndSense::check(sense::INVALID_PARAM));
+        let bad_len = Err(StatusAndSense::check(sense::INVALID_PARAM_LEN));
         let mut p = keys(0, 0xbb);
         p.all_tg_pt = true;
-        assert_eq!(out(out_sa::REGISTER, 0, 0, &p), invalid_param);
+        assert_eq!(out(OutSa::Register, 0, 0, &p), invalid_param);
         assert_eq!(
-            out(out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0, &p),
+            out(OutSa::RegisterAndIgnoreExistingKey, 0, 0, &p),
             invalid_param
         );
         let mut p = keys(0, 0xbb);
         p.transport_ids = vec![0; 24];
-        assert_eq!(out(out_sa::REGISTER, 0, 0, &p), invalid_param);
+        assert_eq!(out(OutSa::Register, 0, 0, &p), invalid_param);
         // SPEC_I_PT in a 24-byte list.
-        let cdb = pr_out_cdb(out_sa::REGISTER, 0, 0, 24);
-        let mut list = encode_prout_params(out_sa::REGISTER, &keys(0, 1));
+        let cdb = pr_out_cdb(OutSa::Register, 0, 0, 24);
+        let mut list = keys(0, 1).encode(OutSa::Register);
         list[20] = SPEC_I_PT;
         assert_eq!(plan_out(&cdb, &list), invalid_param);
         list[20] = 0;
@@ -596,17 +558,20 @@ mod tests {
     #[test]
     fn pr_in_service_actions() {
         let plan = |sa| plan_in(&pr_in_cdb(sa, 8192));
-        assert_eq!(plan(in_sa::READ_KEYS), Ok(PrinPlan::ReadKeys));
-        assert_eq!(plan(in_sa::READ_RESERVATION), Ok(PrinPlan::ReadReservation));
+        assert_eq!(plan(InSa::ReadKeys), Ok(PrinPlan::ReadKeys));
+        assert_eq!(plan(InSa::ReadReservation), Ok(PrinPlan::ReadReservation));
         assert_eq!(
-            plan(in_sa::REPORT_CAPABILITIES),
+            plan(InSa::ReportCapabilities),
             Ok(PrinPlan::ReportCapabilities)
         );
         assert_eq!(
-            plan(in_sa::READ_FULL_STATUS),
-            Err(check(sense::INVALID_FIELD))
+            plan(InSa::ReadFullStatus),
+            Err(StatusAndSense::check(sense::INVALID_FIELD))
         );
-        assert_eq!(plan(0x1f), Err(check(sense::INVALID_FIELD)));
+        let mut reserved = pr_in_cdb(InSa::ReadKeys, 8192);
+        reserved[1] = 0x1f;
+        let invalid = Err(StatusAndSense::check(sense::INVALID_FIELD));
+        assert_eq!(plan_in(&reserved), invalid);
     }
 
     #[test]
@@ -704,8 +669,8 @@ mod tests {
         let caps = pr::decode_capabilities(&buf).unwrap();
         assert!(caps.ptpl_c && caps.ptpl_a && caps.tmv);
         assert!(!caps.atp_c && !caps.sip_c && !caps.crh);
-        for (t, _, _) in pr::TYPES {
-            assert!(caps.supports_type(t), "type {t}");
+        for t in PrType::all() {
+            assert!(caps.supports_type(t), "type {t:?}");
         }
     }
 
@@ -715,35 +680,39 @@ mod tests {
         assert_eq!(status_reply(PrStatus::RESERVATION_CONFLICT), CONFLICT);
         assert_eq!(status_reply(PrStatus(0x83)), CONFLICT);
         assert_eq!(status_reply(PrStatus(0x4083)), CONFLICT);
-        assert_eq!(status_reply(PrStatus::IOERR), check(sense::TARGET_FAILURE));
+        assert_eq!(
+            status_reply(PrStatus::IOERR),
+            StatusAndSense::check(sense::TARGET_FAILURE)
+        );
         assert_eq!(
             status_reply(PrStatus(0x0800_0002)),
-            check(sense::TARGET_FAILURE)
+            StatusAndSense::check(sense::TARGET_FAILURE)
         );
         assert_eq!(
             status_reply(PrStatus::PATH_FAILED),
-            check(sense::LUN_NOT_RESPONDING)
+            StatusAndSense::check(sense::LUN_NOT_RESPONDING)
         );
         assert_eq!(
             status_reply(PrStatus::RETRY_PATH_FAILURE),
-            check(sense::I_T_NEXUS_LOSS)
+            StatusAndSense::check(sense::I_T_NEXUS_LOSS)
         );
         assert_eq!(
             status_reply(PrStatus::PATH_FAST_FAILED),
-            check(sense::LUN_COMM_FAILURE)
+            StatusAndSense::check(sense::LUN_COMM_FAILURE)
         );
     }
 
     #[test]
     fn errno_mapping() {
-        let opcode = check(sense::INVALID_OPCODE);
-        let field = check(sense::INVALID_FIELD);
+        let opcode = StatusAndSense::check(sense::INVALID_OPCODE);
+        let field = StatusAndSense::check(sense::INVALID_FIELD);
         assert_eq!(errno_reply(libc::EOPNOTSUPP, false), opcode);
         assert_eq!(errno_reply(libc::EOPNOTSUPP, true), opcode);
         assert_eq!(errno_reply(libc::ENOTTY, false), opcode);
         assert_eq!(errno_reply(libc::ENOTTY, true), field);
         assert_eq!(errno_reply(libc::EINVAL, false), field);
         assert_eq!(errno_reply(libc::EINVAL, true), field);
+        let check = StatusAndSense::check;
         assert_eq!(errno_reply(libc::EPERM, false), check(sense::ACCESS_DENIED));
         assert_eq!(errno_reply(libc::EACCES, true), check(sense::ACCESS_DENIED));
         assert_eq!(errno_reply(libc::EAGAIN, false), check(sense::IO_ERROR));

@@ -39,13 +39,14 @@ use rustix::fs::{Mode, OFlags};
 use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, fail_with};
 use crate::errors::{strerror, strerror_errno};
 use crate::protocol::PR_HELPER_DATA_SIZE;
+use crate::scsi::pr::{self as scsi_pr, OutSa, ProutParams};
 use crate::scsi::sense::{self, SenseCode};
-use crate::scsi::{pr as scsi_pr, status};
+use crate::scsi::status;
 use crate::sys::dm;
 use crate::sys::sg::{self, DataPhase, SgIoResult};
 
 use pr::{Ctx, PathExecutor, PathInfo};
-pub use pr::{DaemonExchange, Mpr, PathCommand, Report};
+pub use pr::{Mpr, Report};
 use table::DevNum;
 
 /// libmpathpersist's SG_IO timeout on a path (`TIMEOUT`).
@@ -106,20 +107,10 @@ pub fn detect(block: &BlockDevice<'_>) -> Option<Map> {
     })
 }
 
-/// Runs the request on the map's paths.
+/// Runs the request on the map's paths; also gives what the command did: the paths it went
+/// to (for `pr-client -v`) and what multipathd answered ([`Report::multipathd_unreachable`]
+/// for a log line).
 pub fn run(
-    req: &Request,
-    map: &Map,
-    sense_area: &mut [u8],
-    payload: &mut [u8],
-    opts: &ExecOptions,
-) -> Outcome {
-    run_with_report(req, map, sense_area, payload, opts).0
-}
-
-/// [`run`], also giving what the command did: the paths it went to (for `pr-client -v`) and
-/// what multipathd answered ([`Report::multipathd_unreachable`] for a log line).
-pub fn run_with_report(
     req: &Request,
     map: &Map,
     sense_area: &mut [u8],
@@ -129,8 +120,8 @@ pub fn run_with_report(
     let cdb = &req.cdb.cdb;
     // The C helper's own checks, before the library sees anything.
     let checked = if req.cdb.is_pr_out() {
-        check_prout(cdb, &payload[..req.cdb.transfer_length])
-    } else if cdb[1] > scsi_pr::in_sa::READ_FULL_STATUS {
+        check_prout(cdb, &payload[..req.cdb.transfer_length]).map(Some)
+    } else if scsi_pr::InSa::from_byte(cdb[1]).is_none() {
         Err(sense::INVALID_FIELD)
     } else {
         Ok(None)
@@ -169,16 +160,14 @@ pub fn run_with_report(
                 Default::default(),
                 Report::default(),
             );
-            let mut prin = [0u8; 10];
-            prin.copy_from_slice(&cdb[..10]);
-            let (r, n) = ctx.prin(&prin, &mut payload[..PR_HELPER_DATA_SIZE]);
+            let (r, n) = ctx.prin(&pr::cdb10(cdb), &mut payload[..PR_HELPER_DATA_SIZE]);
             (
                 r,
                 clip_payload(n, req.cdb.transfer_length),
                 ctx.into_report(),
             )
         }
-        Some(params) => {
+        Some((sa, params)) => {
             let wwid = map.wwid().unwrap_or_default();
             let texts = keys::read_config_files();
             let config = keys::map_config(texts.iter().map(String::as_str), wwid);
@@ -195,7 +184,7 @@ pub fn run_with_report(
             );
             report.configured_key = Some(key);
             let mut ctx = Ctx::new(&exec, &daemon, &infos, &map.name, config, key, report);
-            let r = ctx.prout(cdb[1], cdb[2] >> 4, cdb[2] & 0x0f, params);
+            let r = ctx.prout(sa, cdb[2] >> 4, cdb[2] & 0x0f, params);
             (r, 0, ctx.into_report())
         }
     };
@@ -230,33 +219,33 @@ pub fn describe_paths(map: &Map) -> Result<String, String> {
 
 /// `multipath_pr_out`'s checks of the CDB and parameter list; the fields libmpathpersist
 /// takes from them.
-fn check_prout(cdb: &[u8; 16], param: &[u8]) -> Result<Option<pr::Params>, SenseCode> {
+fn check_prout(cdb: &[u8; 16], param: &[u8]) -> Result<(OutSa, ProutParams), SenseCode> {
     if param.len() < scsi_pr::PR_OUT_FIXED_PARAM_SIZE {
         return Err(sense::INVALID_PARAM_LEN);
     }
     // The whole byte, as the C helper compares it: REGISTER AND MOVE and beyond are refused.
-    if cdb[1] > scsi_pr::out_sa::REGISTER_AND_IGNORE_EXISTING_KEY {
-        return Err(sense::INVALID_FIELD);
-    }
-    let mut params = pr::Params {
-        key: u64::from_be_bytes(param[0..8].try_into().unwrap_or_default()),
-        sa_key: u64::from_be_bytes(param[8..16].try_into().unwrap_or_default()),
-        sa_flags: param[20],
-        transport_ids: Vec::new(),
+    let sa = match OutSa::from_byte(cdb[1]) {
+        Some(OutSa::RegisterAndMove | OutSa::ReplaceLostReservation) | None => {
+            return Err(sense::INVALID_FIELD);
+        }
+        Some(sa) => sa,
     };
     if param.len() > 24 {
-        params.transport_ids = check_transport_ids(param)?.to_vec();
+        check_transport_ids(param)?;
     }
-    Ok(Some(params))
+    // Sent on as libmpathpersist sends it: the TransportIDs only with SPEC_I_PT.
+    ProutParams::decode(sa as u8, param)
+        .map(|p| (sa, p))
+        .ok_or(sense::INVALID_PARAM_LEN)
 }
 
 /// The transport-ID list of a parameter list longer than 24 bytes, checked as the C helper
 /// does (Fibre Channel, iSCSI and SAS IDs only).
-fn check_transport_ids(param: &[u8]) -> Result<&[u8], SenseCode> {
+fn check_transport_ids(param: &[u8]) -> Result<(), SenseCode> {
     if param.len() < 28 {
         return Err(sense::INVALID_PARAM_LEN);
     }
-    let listed = u32::from_be_bytes([param[24], param[25], param[26], param[27]]) as usize;
+    let listed = scsi_pr::be32(param, 24) as usize;
     let end = listed
         .checked_add(28)
         .filter(|&e| e <= param.len())
@@ -273,7 +262,7 @@ fn check_transport_ids(param: &[u8]) -> Result<&[u8], SenseCode> {
             0x00 | 0x06 if i + 24 <= end => 24,
             // iSCSI: length-prefixed, NUL-terminated name.
             0x05 | 0x45 if i + 4 <= end => {
-                let len = usize::from(u16::from_be_bytes([param[i + 2], param[i + 3]]));
+                let len = usize::from(scsi_pr::be16(param, i + 2));
                 if len > 252 || len % 4 != 0 || i + len + 4 > end {
                     return Err(sense::INVALID_PARAM);
                 }
@@ -285,7 +274,7 @@ fn check_transport_ids(param: &[u8]) -> Result<&[u8], SenseCode> {
             _ => return Err(sense::INVALID_PARAM),
         };
     }
-    Ok(&param[24..end])
+    Ok(())
 }
 
 /// `mpath_reconstruct_sense`: the reply for a libmpathpersist result. For the sense keys it
@@ -332,7 +321,6 @@ fn mpath_outcome(
             }
         }
         Mpr::SenseUnitAttention => sense::SCSI_BUS_RESET,
-        Mpr::SenseInvalidOp => sense::INVALID_OPCODE,
         Mpr::IllegalReq => sense::INVALID_PARAM,
         Mpr::NoSense => sense::NO_SENSE,
         _ => sense::LUN_COMM_FAILURE,
@@ -363,7 +351,7 @@ fn discover(map: &Map) -> Result<Vec<PathDevice>, String> {
         .first()
         .ok_or_else(|| "no target in its status".to_owned())?;
     let paths = table::paths(&map.table, &status.params)
-        .map_err(|e| format!("table or status not understood: {e:?}"))?;
+        .map_err(|e| format!("table or status not understood: {e}"))?;
     Ok(paths
         .iter()
         .map(|p| {
@@ -634,9 +622,8 @@ impl PathExecutor for RealPaths<'_> {
         false
     }
 
-    fn prout(&self, path: usize, sa: u8, scope_type: u8, param: &[u8]) -> Mpr {
-        let cdb = pr::prout_cdb(sa, scope_type, param.len());
-        self.command(path, &cdb, None, Some(param)).0
+    fn prout(&self, path: usize, cdb: &[u8; 10], param: &[u8]) -> Mpr {
+        self.command(path, cdb, None, Some(param)).0
     }
 
     fn prin(&self, path: usize, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize) {
@@ -750,24 +737,21 @@ mod tests {
         p[7] = 1;
         p[15] = 2;
         p[20] = 0x05;
-        let got = check_prout(&cdb(0), &p).unwrap().unwrap();
-        assert_eq!((got.key, got.sa_key, got.sa_flags), (1, 2, 5));
+        let got = check_prout(&cdb(0), &p).unwrap().1;
+        assert_eq!((got.reservation_key, got.service_action_key), (1, 2));
+        assert!(got.all_tg_pt && got.aptpl && !got.spec_i_pt);
         assert_eq!(
             check_prout(&cdb(0), &[0; 26]),
             Err(sense::INVALID_PARAM_LEN)
         );
-        // One SAS ID.
+        // One SAS ID, kept with SPEC_I_PT only (libmpathpersist sends it only then).
         let mut p = vec![0u8; 52];
         p[27] = 24;
         p[28] = 0x06;
-        assert_eq!(
-            check_prout(&cdb(0), &p)
-                .unwrap()
-                .unwrap()
-                .transport_ids
-                .len(),
-            28
-        );
+        let ids = |p: &[u8]| check_prout(&cdb(0), p).unwrap().1.transport_ids;
+        assert!(ids(&p).is_empty());
+        p[20] = scsi_pr::SPEC_I_PT;
+        assert_eq!(ids(&p).len(), 24);
         p[27] = 25;
         assert_eq!(check_prout(&cdb(0), &p), Err(sense::INVALID_PARAM));
         p[27] = 24;

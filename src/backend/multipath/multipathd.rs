@@ -53,7 +53,7 @@ pub fn decode_reply_len(word: [u8; size_of::<usize>()]) -> io::Result<usize> {
 /// libmpathcmd forces it, and the text ends at the first NUL.
 pub fn decode_reply(mut body: Vec<u8>) -> String {
     body.pop();
-    if let Some(nul) = memchr::memchr(0, &body) {
+    if let Some(nul) = body.iter().position(|&b| b == 0) {
         body.truncate(nul);
     }
     String::from_utf8_lossy(&body).into_owned()

@@ -235,7 +235,7 @@ pub fn check_and_open(
     let parsed = table::parse_table(params).map_err(|e| {
         refuse(
             libc::EPERM,
-            format!("map {map}: table not understood: {e:?}"),
+            format!("map {map}: table not understood: {e}"),
         )
     })?;
     if !parsed.paths.iter().any(|p| p.dev == path) {

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use super::keys::{self, Key, KeySource, MapConfig};
 use super::multipathd::{self, Flag, Multipathd};
 use super::table::DevNum;
-use crate::scsi::pr::{self, Reservation, in_sa, out_sa};
+use crate::scsi::pr::{self, InSa, OutSa, ProutParams, Reservation};
 
 /// libmpathpersist's results (`MPATH_PR_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +24,9 @@ pub enum Mpr {
     SenseHardwareError = 4,
     IllegalReq = 5,
     SenseUnitAttention = 6,
-    SenseInvalidOp = 7,
     SenseAbortedCommand = 8,
     NoSense = 9,
-    SenseMalformed = 10,
     ReservConflict = 11,
-    FileError = 12,
     DmmpError = 13,
     ThreadError = 14,
     Other = 15,
@@ -50,12 +47,9 @@ impl Mpr {
             Mpr::SenseHardwareError => "hardware error",
             Mpr::IllegalReq => "illegal request",
             Mpr::SenseUnitAttention => "unit attention",
-            Mpr::SenseInvalidOp => "invalid opcode",
             Mpr::SenseAbortedCommand => "aborted command",
             Mpr::NoSense => "no sense",
-            Mpr::SenseMalformed => "malformed sense",
             Mpr::ReservConflict => "reservation conflict",
-            Mpr::FileError => "cannot open the path",
             Mpr::DmmpError => "device-mapper error",
             Mpr::ThreadError => "thread error",
             Mpr::Other => "other error",
@@ -64,10 +58,6 @@ impl Mpr {
     }
 }
 
-/// SA flags of the PR OUT parameter list (byte 20).
-pub const SA_FLAG_APTPL: u8 = 0x01;
-pub const SA_FLAG_ALL_TG_PT: u8 = 0x04;
-pub const SA_FLAG_SPEC_I_PT: u8 = 0x08;
 /// `MPATH_MAX_PARAM_LEN`: PR IN buffer and allocation length.
 pub const MAX_PARAM_LEN: usize = 8192;
 
@@ -85,48 +75,15 @@ pub struct PathInfo {
 pub trait PathExecutor: Sync {
     /// The path checker: whether the path is up (or a standby "ghost" path).
     fn check(&self, path: usize) -> bool;
-    /// PR OUT with this service action, scope/type byte and parameter list, on one path,
-    /// with libmpathpersist's per-path retries.
-    fn prout(&self, path: usize, sa: u8, scope_type: u8, param: &[u8]) -> Mpr;
+    /// PR OUT with this CDB and parameter list on one path, with libmpathpersist's per-path
+    /// retries.
+    fn prout(&self, path: usize, cdb: &[u8; 10], param: &[u8]) -> Mpr;
     /// PR IN with this CDB into `buf` on one path: the result and the bytes transferred.
     fn prin(&self, path: usize, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize);
     /// Suspends the map without flushing (for moving a reservation between paths).
     fn suspend(&self) -> bool;
     /// Resumes the map.
     fn resume(&self) -> bool;
-}
-
-/// The PR OUT parameter list fields libmpathpersist uses.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Params {
-    pub key: u64,
-    pub sa_key: u64,
-    pub sa_flags: u8,
-    /// The transport-ID list with its 4-byte length header, sent only with SPEC_I_PT.
-    pub transport_ids: Vec<u8>,
-}
-
-impl Params {
-    /// The parameter list as `prout_do_scsi_ioctl` sends it: 24 bytes, plus the
-    /// transport IDs when SPEC_I_PT is set.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![0u8; pr::PR_OUT_FIXED_PARAM_SIZE];
-        out[0..8].copy_from_slice(&self.key.to_be_bytes());
-        out[8..16].copy_from_slice(&self.sa_key.to_be_bytes());
-        out[20] = self.sa_flags;
-        if self.sa_flags & SA_FLAG_SPEC_I_PT != 0 {
-            out.extend_from_slice(&self.transport_ids);
-        }
-        out
-    }
-    fn with_keys(key: u64, sa_key: u64, sa_flags: u8) -> Params {
-        Params {
-            key,
-            sa_key,
-            sa_flags,
-            transport_ids: Vec::new(),
-        }
-    }
 }
 
 /// One command sent to one path, for `pr-client -v` and logs.
@@ -182,11 +139,9 @@ impl Report {
             out.push(format!("path check: {}", verdicts.join(", ")));
         }
         for c in &self.paths {
-            let name = if c.opcode == crate::scsi::cdb::PERSISTENT_RESERVE_OUT {
-                format!("PR OUT {}", pr::out_sa_name(c.sa))
-            } else {
-                format!("PR IN {}", pr::in_sa_name(c.sa))
-            };
+            let is_out = c.opcode == crate::scsi::cdb::PERSISTENT_RESERVE_OUT;
+            let io = if is_out { "OUT" } else { "IN" };
+            let name = format!("PR {io} {}", pr::sa_name(is_out, c.sa));
             out.push(format!("{name} on path {}: {}", c.dev, c.result.describe()));
         }
         for d in &self.daemon {
@@ -263,6 +218,55 @@ enum Work {
     None,
     Release,
     ReleaseUnregister,
+}
+
+/// One PR OUT for one path: the path, the service action, the parameter list.
+type Job<'p> = (usize, OutSa, &'p [u8]);
+
+/// What a REGISTER fan-out came to, as `mpath_prout_reg` counts it.
+struct Tally {
+    /// Some path answered RESERVATION CONFLICT.
+    conflict: bool,
+    /// Some path could not be used.
+    retryable: bool,
+    /// Some path registered (in the first round).
+    success: bool,
+    /// The first result that is none of those, else SUCCESS.
+    status: Mpr,
+}
+
+impl Tally {
+    fn of(results: &[Mpr]) -> Tally {
+        Tally {
+            conflict: results.contains(&Mpr::ReservConflict),
+            retryable: results.contains(&Mpr::Retryable),
+            success: results.contains(&Mpr::Success),
+            status: results
+                .iter()
+                .copied()
+                .find(|r| !matches!(r, Mpr::Success | Mpr::ReservConflict | Mpr::Retryable))
+                .unwrap_or(Mpr::Success),
+        }
+    }
+
+    /// Some paths conflicted while others registered, and nothing else went wrong.
+    fn only_conflicts_beside_success(&self) -> bool {
+        self.conflict && self.success && self.status == Mpr::Success
+    }
+
+    /// The REGISTER's result when it failed: a conflict that stands, another error, or no
+    /// path registered at all.
+    fn failure(&self) -> Option<Mpr> {
+        if self.conflict {
+            Some(Mpr::ReservConflict)
+        } else if self.status != Mpr::Success {
+            Some(self.status)
+        } else if !self.success {
+            Some(Mpr::Other)
+        } else {
+            None
+        }
+    }
 }
 
 fn scope_type(scope: u8, prtype: u8) -> u8 {
@@ -366,9 +370,12 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         }
     }
 
-    fn prout_path(&self, path: usize, sa: u8, st: u8, param: &[u8]) -> Mpr {
-        let r = self.exec.prout(path, sa, st, param);
-        self.note(path, crate::scsi::cdb::PERSISTENT_RESERVE_OUT, sa, r);
+    fn prout_path(&self, path: usize, sa: OutSa, st: u8, param: &[u8]) -> Mpr {
+        let len = u32::try_from(param.len()).unwrap_or(u32::MAX);
+        let r = self
+            .exec
+            .prout(path, &cdb10(&pr::pr_out_cdb(sa, st >> 4, st, len)), param);
+        self.note(path, crate::scsi::cdb::PERSISTENT_RESERVE_OUT, sa as u8, r);
         r
     }
 
@@ -395,7 +402,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
 
     /// READ RESERVATION through the map: the reservation, if any.
     fn read_reservation(&self) -> Result<Option<Reservation>, Mpr> {
-        let cdb = prin_cdb(in_sa::READ_RESERVATION);
+        let cdb = cdb10(&pr::pr_in_cdb(InSa::ReadReservation, MAX_PARAM_LEN as u16));
         let mut buf = vec![0u8; MAX_PARAM_LEN];
         match self.prin(&cdb, &mut buf) {
             (Mpr::Success, n) => pr::decode_read_reservation(&buf[..n.min(buf.len())])
@@ -420,32 +427,25 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
     // ---- PR OUT ----------------------------------------------------------------------
 
     /// `do_mpath_persistent_reserve_out`: prologue, the service action, bookkeeping.
-    pub fn prout(&mut self, sa: u8, scope: u8, prtype: u8, mut params: Params) -> Mpr {
+    pub fn prout(&mut self, sa: OutSa, scope: u8, prtype: u8, mut params: ProutParams) -> Mpr {
         let old_key = self.key;
-        let unregistering = params.sa_key == 0;
-        let register = sa == out_sa::REGISTER || sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY;
-        if !register
-            && !matches!(
-                sa,
-                out_sa::RESERVE
-                    | out_sa::RELEASE
-                    | out_sa::CLEAR
-                    | out_sa::PREEMPT
-                    | out_sa::PREEMPT_AND_ABORT
-            )
-        {
+        let unregistering = params.service_action_key == 0;
+        let register = matches!(sa, OutSa::Register | OutSa::RegisterAndIgnoreExistingKey);
+        if matches!(sa, OutSa::RegisterAndMove | OutSa::ReplaceLostReservation) {
             return Mpr::Other;
         }
         // With `reservation_key file`, registering sets the key multipathd keeps.
         let mut prkey_changed = false;
         if self.config.key_source == KeySource::File
-            && (sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY
-                || (sa == out_sa::REGISTER
-                    && (old_key.key == 0 || params.key == 0 || params.key == old_key.key)))
+            && (sa == OutSa::RegisterAndIgnoreExistingKey
+                || (sa == OutSa::Register
+                    && (old_key.key == 0
+                        || params.reservation_key == 0
+                        || params.reservation_key == old_key.key)))
         {
             let new = Key {
-                key: params.sa_key,
-                aptpl: params.sa_flags & SA_FLAG_APTPL != 0,
+                key: params.service_action_key,
+                aptpl: params.aptpl,
             };
             if !self.set_prkey(new) {
                 return Mpr::DmmpError;
@@ -454,9 +454,9 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             prkey_changed = true;
         }
         let key_ok = if register {
-            unregistering || (self.key.key != 0 && self.key.key == params.sa_key)
+            unregistering || (self.key.key != 0 && self.key.key == params.service_action_key)
         } else {
-            self.key.key != 0 && self.key.key == params.key
+            self.key.key != 0 && self.key.key == params.reservation_key
         };
         let result = if !key_ok {
             Mpr::SyntaxError
@@ -479,18 +479,18 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
 
     fn service_action(
         &mut self,
-        sa: u8,
+        sa: OutSa,
         scope: u8,
         prtype: u8,
-        params: &mut Params,
+        params: &mut ProutParams,
         old_key: u64,
         unregistering: bool,
     ) -> Mpr {
         let alias = self.alias;
         match sa {
-            out_sa::REGISTER | out_sa::REGISTER_AND_IGNORE_EXISTING_KEY => {
-                if sa == out_sa::REGISTER_AND_IGNORE_EXISTING_KEY {
-                    params.key = self.ignored_key(old_key);
+            OutSa::Register | OutSa::RegisterAndIgnoreExistingKey => {
+                if sa == OutSa::RegisterAndIgnoreExistingKey {
+                    params.reservation_key = self.ignored_key(old_key);
                 }
                 let mut r = Mpr::Success;
                 if unregistering {
@@ -504,9 +504,9 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 if r == Mpr::Success {
                     r = self.register(sa, scope, prtype, params);
                 }
-                self.registered(r, params.sa_key)
+                self.registered(r, params.service_action_key)
             }
-            out_sa::RESERVE => {
+            OutSa::Reserve => {
                 let (mut r, _, failed_paths) = self.common(sa, scope, prtype, params);
                 if r != Mpr::Success
                     && failed_paths
@@ -521,7 +521,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            out_sa::CLEAR => {
+            OutSa::Clear => {
                 let (r, _, _) = self.common(sa, scope, prtype, params);
                 if r == Mpr::Success {
                     self.update(format!("unsetprstatus map {alias}"));
@@ -531,14 +531,15 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            out_sa::PREEMPT | out_sa::PREEMPT_AND_ABORT => {
+            OutSa::Preempt | OutSa::PreemptAndAbort => {
                 let holder = self.read_reservation().ok().flatten().map(|h| h.key);
-                let preempting = holder == Some(params.sa_key);
+                let sa_key = params.service_action_key;
+                let preempting = holder == Some(sa_key);
                 let own = self.key.key;
-                let r = if preempting && params.sa_key == 0 {
+                let r = if preempting && sa_key == 0 {
                     self.preempt_self(own, 0, sa, Work::None, scope, prtype)
-                } else if params.sa_key == params.key {
-                    self.preempt_self(own, params.sa_key, sa, Work::None, scope, prtype)
+                } else if sa_key == params.reservation_key {
+                    self.preempt_self(own, sa_key, sa, Work::None, scope, prtype)
                 } else {
                     self.common(sa, scope, prtype, params).0
                 };
@@ -547,7 +548,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            out_sa::RELEASE => {
+            OutSa::Release => {
                 let own = self.key.key;
                 let r = self.release(own, params, scope, prtype, false);
                 if r == Mpr::Success {
@@ -555,7 +556,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 }
                 r
             }
-            _ => Mpr::Other,
+            OutSa::RegisterAndMove | OutSa::ReplaceLostReservation => Mpr::Other,
         }
     }
 
@@ -607,33 +608,21 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
 
     /// `mpath_prout_reg`: REGISTER on every usable path in parallel (one per SCSI host with
     /// ALL_TG_PT), conflicting paths retried with REGISTER AND IGNORE.
-    fn register(&self, sa: u8, scope: u8, prtype: u8, params: &Params) -> Mpr {
-        let all_tg_pt = self.config.all_tg_pt || params.sa_flags & SA_FLAG_ALL_TG_PT != 0;
-        let mut chosen = Vec::new();
-        let mut hosts = Vec::new();
-        for i in self.usable_paths() {
-            if all_tg_pt {
-                if let Some(h) = self.paths[i].host {
-                    if hosts.contains(&h) {
-                        continue;
-                    }
-                    hosts.push(h);
-                }
-            }
-            chosen.push(i);
-        }
+    fn register(&self, sa: OutSa, scope: u8, prtype: u8, params: &ProutParams) -> Mpr {
+        let chosen = self.register_paths(self.config.all_tg_pt || params.all_tg_pt);
         if chosen.is_empty() {
             return Mpr::DmmpError;
         }
         let st = scope_type(scope, prtype);
-        let first = params.encode();
+        let first = params.encode(sa);
         // Transport IDs are registered once: only the first path gets SPEC_I_PT.
-        let rest = Params {
-            sa_flags: params.sa_flags & !SA_FLAG_SPEC_I_PT,
+        let rest = ProutParams {
+            spec_i_pt: false,
+            transport_ids: Vec::new(),
             ..params.clone()
         }
-        .encode();
-        let jobs: Vec<(usize, u8, &[u8])> = chosen
+        .encode(sa);
+        let jobs: Vec<Job<'_>> = chosen
             .iter()
             .enumerate()
             .map(|(n, &i)| (i, sa, if n == 0 { &first[..] } else { &rest[..] }))
@@ -641,66 +630,84 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         let Ok(mut results) = self.fan_out(st, &jobs) else {
             return Mpr::ThreadError;
         };
-        let mut need_retry = results.contains(&Mpr::ReservConflict);
-        let mut retryable = results.contains(&Mpr::Retryable);
-        let had_success = results.contains(&Mpr::Success);
-        let mut status = results
-            .iter()
-            .copied()
-            .find(|r| !matches!(r, Mpr::Success | Mpr::ReservConflict | Mpr::Retryable))
-            .unwrap_or(Mpr::Success);
-        if need_retry && had_success && sa == out_sa::REGISTER && status == Mpr::Success {
-            // multipath-tools ≥ 0.13: the conflicting paths already hold a key of ours (or a
-            // stale one); REGISTER AND IGNORE sets the new key there without a rollback.
-            retryable = false;
-            let again: Vec<(usize, u8, &[u8])> = jobs
-                .iter()
-                .zip(&results)
-                .filter(|(_, r)| matches!(r, Mpr::ReservConflict | Mpr::Retryable))
-                .map(|(&(i, _, p), _)| (i, out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, p))
-                .collect();
-            let Ok(retried) = self.fan_out(st, &again) else {
-                return Mpr::ThreadError;
-            };
-            for (&(i, _, _), r) in again.iter().zip(&retried) {
-                if let Some(pos) = jobs.iter().position(|j| j.0 == i) {
-                    results[pos] = *r;
-                }
-                match r {
-                    Mpr::Retryable => retryable = true,
-                    Mpr::Success => {}
-                    other if status == Mpr::Success => status = *other,
-                    _ => {}
-                }
-            }
-            need_retry = false;
+        let mut tally = Tally::of(&results);
+        if sa == OutSa::Register
+            && tally.only_conflicts_beside_success()
+            && self
+                .retry_conflicts(st, &jobs, &mut results, &mut tally)
+                .is_err()
+        {
+            return Mpr::ThreadError;
         }
-        if need_retry {
-            return Mpr::ReservConflict;
+        if let Some(failed) = tally.failure() {
+            return failed;
         }
-        if status != Mpr::Success {
-            return status;
-        }
-        if !had_success {
+        if tally.retryable && self.failed_path_alive(&jobs, &results) {
             return Mpr::Other;
         }
-        if retryable {
-            // `check_failed_paths`: a path that failed but is alive now would be left with
-            // the wrong registration.
-            let alive = jobs
-                .iter()
-                .zip(&results)
-                .any(|(&(i, _, _), r)| *r == Mpr::Retryable && self.exec.check(i));
-            if alive {
-                return Mpr::Other;
-            }
-        }
-        self.preempt_missing_path(params.key, params.sa_key);
+        self.preempt_missing_path(params.reservation_key, params.service_action_key);
         Mpr::Success
     }
 
+    /// The usable paths REGISTER goes to: every one, or with ALL_TG_PT the first of each
+    /// SCSI host (one registration per initiator port).
+    fn register_paths(&self, all_tg_pt: bool) -> Vec<usize> {
+        let mut hosts = Vec::new();
+        self.usable_paths()
+            .filter(|&i| match self.paths[i].host.filter(|_| all_tg_pt) {
+                Some(h) if hosts.contains(&h) => false,
+                Some(h) => {
+                    hosts.push(h);
+                    true
+                }
+                None => true,
+            })
+            .collect()
+    }
+
+    /// multipath-tools ≥ 0.13: the conflicting paths already hold a key of ours (or a stale
+    /// one); REGISTER AND IGNORE sets the new key there without a rollback. The paths that
+    /// conflicted or failed are retried so; their new results replace the old.
+    fn retry_conflicts(
+        &self,
+        st: u8,
+        jobs: &[Job<'_>],
+        results: &mut [Mpr],
+        tally: &mut Tally,
+    ) -> std::io::Result<()> {
+        let again: Vec<Job<'_>> = jobs
+            .iter()
+            .zip(results.iter())
+            .filter(|(_, r)| matches!(r, Mpr::ReservConflict | Mpr::Retryable))
+            .map(|(&(i, _, p), _)| (i, OutSa::RegisterAndIgnoreExistingKey, p))
+            .collect();
+        let retried = self.fan_out(st, &again)?;
+        tally.conflict = false;
+        tally.retryable = false;
+        for (&(i, _, _), r) in again.iter().zip(&retried) {
+            if let Some(pos) = jobs.iter().position(|j| j.0 == i) {
+                results[pos] = *r;
+            }
+            match r {
+                Mpr::Retryable => tally.retryable = true,
+                Mpr::Success => {}
+                other if tally.status == Mpr::Success => tally.status = *other,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `check_failed_paths`: whether a path that failed is alive now (it would be left with
+    /// the wrong registration).
+    fn failed_path_alive(&self, jobs: &[Job<'_>], results: &[Mpr]) -> bool {
+        jobs.iter()
+            .zip(results)
+            .any(|(&(i, _, _), r)| *r == Mpr::Retryable && self.exec.check(i))
+    }
+
     /// Runs PR OUT on several paths at once, results in job order.
-    fn fan_out(&self, st: u8, jobs: &[(usize, u8, &[u8])]) -> std::io::Result<Vec<Mpr>> {
+    fn fan_out(&self, st: u8, jobs: &[Job<'_>]) -> std::io::Result<Vec<Mpr>> {
         if let [(i, sa, p)] = jobs {
             return Ok(vec![self.prout_path(*i, *sa, st, p)]);
         }
@@ -722,9 +729,15 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
 
     /// `mpath_prout_common`: one path at a time, the first that answers decides. Gives the
     /// result, the path that succeeded, and whether some paths were unusable.
-    fn common(&self, sa: u8, scope: u8, prtype: u8, params: &Params) -> (Mpr, Option<usize>, bool) {
+    fn common(
+        &self,
+        sa: OutSa,
+        scope: u8,
+        prtype: u8,
+        params: &ProutParams,
+    ) -> (Mpr, Option<usize>, bool) {
         let st = scope_type(scope, prtype);
-        let param = params.encode();
+        let param = params.encode(sa);
         let mut failed_paths = false;
         let mut found = false;
         let mut conflict = false;
@@ -738,7 +751,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 Mpr::Success => return (Mpr::Success, Some(i), failed_paths),
                 // A RESERVE through another I_T nexus conflicts even when this host holds
                 // the reservation through one; a failed path may answer for a stale nexus.
-                Mpr::ReservConflict if !self.paths[i].dm_active || sa == out_sa::RESERVE => {
+                Mpr::ReservConflict if !self.paths[i].dm_active || sa == OutSa::Reserve => {
                     conflict = true;
                 }
                 Mpr::Retryable => failed_paths = true,
@@ -783,22 +796,29 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         if self.prhold() != Flag::Set {
             return;
         }
-        let params = Params::with_keys(sa_key, key, 0);
-        self.common(out_sa::PREEMPT, held.scope, held.prout_type, &params);
+        let params = ProutParams::keys(sa_key, key);
+        self.common(OutSa::Preempt, held.scope, held.prout_type, &params);
     }
 
     /// `mpath_prout_rel`: RELEASE (with the caller's parameter list) on every usable path;
     /// if the reservation is still held with our `key`, it is held through an unusable path
     /// and is moved to a usable one and released there.
-    fn release(&self, key: u64, params: &Params, scope: u8, prtype: u8, unregister: bool) -> Mpr {
+    fn release(
+        &self,
+        key: u64,
+        params: &ProutParams,
+        scope: u8,
+        prtype: u8,
+        unregister: bool,
+    ) -> Mpr {
         let chosen: Vec<usize> = self.usable_paths().collect();
         if chosen.is_empty() {
             return Mpr::DmmpError;
         }
-        let param = params.encode();
-        let jobs: Vec<(usize, u8, &[u8])> = chosen
+        let param = params.encode(OutSa::Release);
+        let jobs: Vec<Job<'_>> = chosen
             .iter()
-            .map(|&i| (i, out_sa::RELEASE, &param[..]))
+            .map(|&i| (i, OutSa::Release, &param[..]))
             .collect();
         let Ok(results) = self.fan_out(scope_type(scope, prtype), &jobs) else {
             return Mpr::ThreadError;
@@ -820,7 +840,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         } else {
             Work::Release
         };
-        self.preempt_self(key, key, out_sa::PREEMPT, work, scope, prtype)
+        self.preempt_self(key, key, OutSa::Preempt, work, scope, prtype)
     }
 
     /// `do_preempt_self`: with the map suspended, preempt our own key through a usable
@@ -832,7 +852,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         &self,
         key: u64,
         sa_key: u64,
-        sa: u8,
+        sa: OutSa,
         work: Work,
         scope: u8,
         prtype: u8,
@@ -840,7 +860,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         if !self.exec.suspend() {
             return Mpr::Other;
         }
-        let params = Params::with_keys(key, sa_key, 0);
+        let params = ProutParams::keys(key, sa_key);
         let (r, path, _) = self.common(sa, scope, prtype, &params);
         let Some(path) = path.filter(|_| r == Mpr::Success) else {
             self.exec.resume();
@@ -849,25 +869,19 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         let st = scope_type(scope, prtype);
         let mut release = Mpr::Success;
         if work != Work::None {
-            let rel = Params::with_keys(key, 0, 0).encode();
-            release = self.prout_path(path, out_sa::RELEASE, st, &rel);
+            let rel = ProutParams::keys(key, 0).encode(OutSa::Release);
+            release = self.prout_path(path, OutSa::Release, st, &rel);
             if release == Mpr::Success && work == Work::ReleaseUnregister {
-                let unreg = Params::with_keys(key, 0, 0).encode();
-                release =
-                    self.prout_path(path, out_sa::REGISTER_AND_IGNORE_EXISTING_KEY, st, &unreg);
+                let sa = OutSa::RegisterAndIgnoreExistingKey;
+                release = self.prout_path(path, sa, st, &ProutParams::keys(key, 0).encode(sa));
             }
         }
         let mut reg = Mpr::Success;
         if work != Work::ReleaseUnregister {
             // As libmpathpersist: RESERVATION KEY and SA flags zero (REGISTER AND IGNORE
             // ignores the former; APTPL was set by the original REGISTER).
-            let params = Params::with_keys(0, key, 0);
-            reg = self.register(
-                out_sa::REGISTER_AND_IGNORE_EXISTING_KEY,
-                scope,
-                prtype,
-                &params,
-            );
+            let params = ProutParams::keys(0, key);
+            reg = self.register(OutSa::RegisterAndIgnoreExistingKey, scope, prtype, &params);
         }
         let resumed = self.exec.resume();
         let r = if release != Mpr::Success {
@@ -883,24 +897,12 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
     }
 }
 
-/// A 10-byte PR IN CDB as libmpathpersist builds it, asking for the whole buffer.
-pub fn prin_cdb(sa: u8) -> [u8; 10] {
-    let mut cdb = [0u8; 10];
-    cdb[0] = crate::scsi::cdb::PERSISTENT_RESERVE_IN;
-    cdb[1] = sa & 0x1f;
-    cdb[7..9].copy_from_slice(&(MAX_PARAM_LEN as u16).to_be_bytes());
-    cdb
-}
-
-/// A 10-byte PR OUT CDB as `prout_do_scsi_ioctl` builds it.
-pub fn prout_cdb(sa: u8, scope_type: u8, param_len: usize) -> [u8; 10] {
-    let mut cdb = [0u8; 10];
-    cdb[0] = crate::scsi::cdb::PERSISTENT_RESERVE_OUT;
-    cdb[1] = sa & 0x1f;
-    cdb[2] = scope_type;
-    let len = u16::try_from(param_len).unwrap_or(u16::MAX);
-    cdb[7..9].copy_from_slice(&len.to_be_bytes());
-    cdb
+/// The 10 bytes of a PR IN or PR OUT CDB (the helper protocol pads them to 16): what
+/// libmpathpersist sends to a path.
+pub fn cdb10(cdb: &[u8; 16]) -> [u8; 10] {
+    let mut ten = [0u8; 10];
+    ten.copy_from_slice(&cdb[..10]);
+    ten
 }
 
 #[cfg(test)]

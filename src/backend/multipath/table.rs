@@ -24,6 +24,17 @@ pub enum ParseError {
     Mismatch,
 }
 
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Truncated => f.write_str("it ends too early"),
+            ParseError::BadNumber(w) => write!(f, "{w} is not a number"),
+            ParseError::BadState(w) => write!(f, "{w} is not a path state (A or F)"),
+            ParseError::Mismatch => f.write_str("the status does not list the table's paths"),
+        }
+    }
+}
+
 /// A path device number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DevNum {
@@ -322,6 +333,21 @@ mod tests {
             paths(TABLE_ALUA, "2 0 0 0 1 1 A 0 1 0 8:16 A 0"),
             Err(ParseError::Mismatch)
         );
+    }
+
+    #[test]
+    fn parse_errors_read_as_words() {
+        let said = [
+            ParseError::Truncated,
+            ParseError::BadNumber("8:x".into()),
+            ParseError::BadState("X".into()),
+            ParseError::Mismatch,
+        ]
+        .map(|e| e.to_string());
+        assert_eq!(said[1], "8:x is not a number");
+        for line in said {
+            assert!(!line.contains(['"', '(', '{']) || line.ends_with("(A or F)"), "{line}");
+        }
     }
 
     #[test]

@@ -273,7 +273,7 @@ fn preempt_record_fields_and_line() {
     params[8..16].copy_from_slice(&0x1111u64.to_be_bytes());
     params[20] = 1;
     let p = pending(
-        crate::scsi::pr::pr_out_cdb(pr::out_sa::PREEMPT, 0, 1, 24),
+        crate::scsi::pr::pr_out_cdb(pr::OutSa::Preempt, 0, 1, 24),
         &params,
     );
     let info = DeviceInfo {
@@ -318,7 +318,7 @@ fn conflict_with_sense_in_words_and_journal_round_trip() {
         comm: Some("two\nlines".into()),
         ..Peer::default()
     };
-    let p = pending(crate::scsi::pr::pr_in_cdb(pr::in_sa::READ_KEYS, 24), &[]);
+    let p = pending(crate::scsi::pr::pr_in_cdb(pr::InSa::ReadKeys, 24), &[]);
     let record = Record {
         peer: &peer,
         pending: &p,
@@ -366,7 +366,7 @@ fn a_missing_journal_drops_and_counts() {
     let config = Config::parse(Some("journal=/nonexistent/pr-audit.sock")).unwrap();
     let audit = Audit::new(config, "t").unwrap();
     let peer = Peer::default();
-    let p = pending(crate::scsi::pr::pr_out_cdb(0, 0, 0, 24), &[]);
+    let p = pending(pr::pr_out_cdb(pr::OutSa::Register, 0, 0, 24), &[]);
     let record = Record {
         peer: &peer,
         pending: &p,

@@ -7,39 +7,54 @@ use super::*;
 fn cdbs() {
     // §6.15.1 table 164: opcode, SA in byte 1 bits 4..0, ALLOCATION LENGTH bytes 7..8.
     assert_eq!(
-        pr_in_cdb(in_sa::READ_FULL_STATUS, 8192)[..10],
+        pr_in_cdb(InSa::ReadFullStatus, 8192)[..10],
         [0x5e, 0x03, 0, 0, 0, 0, 0, 0x20, 0x00, 0]
     );
-    assert_eq!(pr_in_cdb(0xff, 16)[1], 0x1f);
     // §6.16.1 table 180: SCOPE/TYPE byte 2, PARAMETER LIST LENGTH bytes 5..8.
     assert_eq!(
-        pr_out_cdb(out_sa::RESERVE, LU_SCOPE, 3, 24)[..10],
+        pr_out_cdb(OutSa::Reserve, Scope::LogicalUnit as u8, 3, 24)[..10],
         [0x5f, 0x01, 0x03, 0, 0, 0, 0, 0, 24, 0]
     );
-    let c = pr_out_cdb(out_sa::REGISTER_AND_MOVE, 1, 8, 0x0001_0203);
+    let c = pr_out_cdb(OutSa::RegisterAndMove, 1, 8, 0x0001_0203);
     assert_eq!(c[..10], [0x5f, 0x07, 0x18, 0, 0, 0x00, 0x01, 0x02, 0x03, 0]);
     assert_eq!(c[10..], [0; 6]);
 }
 
 #[test]
 fn types_and_names() {
-    assert_eq!(parse_type("wr_ex"), Some(1));
-    assert_eq!(parse_type("EX_AC"), Some(3));
-    assert_eq!(parse_type("wr_ex_ro"), Some(5));
-    assert_eq!(parse_type("ex_ac_ro"), Some(6));
-    assert_eq!(parse_type("wr_ex_ar"), Some(7));
-    assert_eq!(parse_type("ex_ac_ar"), Some(8));
-    assert_eq!(parse_type("8"), Some(8));
-    assert_eq!(parse_type("0xf"), Some(15));
-    assert_eq!(parse_type("10"), None); // hex 0x10, out of the nibble
-    assert_eq!(parse_type("rw"), None);
-    assert_eq!(type_name(6), "Exclusive Access, registrants only");
-    assert_eq!(type_name(2), "obsolete [2]");
-    assert_eq!(type_name(0xb), "obsolete [0xb]");
-    assert_eq!(type_short_name(7), Some("wr_ex_ar"));
-    assert_eq!(out_sa_name(6), "Register and ignore existing key");
-    assert_eq!(out_sa_name(9), "reserved");
-    assert_eq!(in_sa_name(3), "Read full status");
+    assert_eq!(PrType::parse("wr_ex"), Some(1));
+    assert_eq!(PrType::parse("EX_AC"), Some(3));
+    assert_eq!(PrType::parse("wr_ex_ro"), Some(5));
+    assert_eq!(PrType::parse("ex_ac_ro"), Some(6));
+    assert_eq!(PrType::parse("wr_ex_ar"), Some(7));
+    assert_eq!(PrType::parse("ex_ac_ar"), Some(8));
+    assert_eq!(PrType::parse("8"), Some(8));
+    assert_eq!(PrType::parse("0xf"), Some(15));
+    assert_eq!(PrType::parse("10"), None); // hex 0x10, out of the nibble
+    assert_eq!(PrType::parse("rw"), None);
+    let t = PrType::from_byte(6).unwrap();
+    assert_eq!(t.name(), "Exclusive Access, registrants only");
+    assert_eq!(PrType::from_byte(2), None);
+    assert_eq!(
+        PrType::from_byte(7).map(PrType::short_name),
+        Some("wr_ex_ar")
+    );
+    assert_eq!(sa_name(true, 6), "Register and ignore existing key");
+    assert_eq!(sa_name(true, 9), "reserved");
+    assert_eq!(sa_name(false, 3), "Read full status");
+    assert_eq!(sa_name(false, 4), "reserved");
+    assert_eq!(Scope::from_byte(0).map(Scope::name), Some("LU_SCOPE"));
+    assert_eq!(Scope::from_byte(1), None);
+}
+
+#[test]
+fn each_enum_value_is_its_byte() {
+    for b in 0..=u8::MAX {
+        assert_eq!(InSa::from_byte(b).map(|sa| sa as u8), (b < 4).then_some(b));
+        assert_eq!(OutSa::from_byte(b).map(|sa| sa as u8), (b < 9).then_some(b));
+        let defined = [1, 3, 5, 6, 7, 8].contains(&b);
+        assert_eq!(PrType::from_byte(b).map(|t| t as u8), defined.then_some(b));
+    }
 }
 
 #[test]
@@ -94,12 +109,12 @@ fn report_capabilities() {
     let c = decode_capabilities(&d).unwrap();
     assert!(c.rlr_c && c.crh && c.sip_c && c.atp_c && c.ptpl_c && c.tmv && c.ptpl_a);
     assert_eq!(c.allow_commands, 2);
-    for t in [1, 3, 5, 6, 7, 8] {
-        assert!(c.supports_type(t), "type {t}");
+    for t in PrType::all() {
+        assert!(c.supports_type(t), "type {t:?}");
     }
-    assert!(!c.supports_type(2));
     let bare = decode_capabilities(&[0, 8, 0, 0, 0x02, 0, 0, 0]).unwrap();
-    assert!(!bare.crh && !bare.tmv && bare.supports_type(1) && !bare.supports_type(3));
+    assert!(!bare.crh && !bare.tmv && bare.supports_type(PrType::WriteExclusive));
+    assert!(!bare.supports_type(PrType::ExclusiveAccess));
     assert_eq!(
         decode_capabilities(&[0, 9, 0, 0, 0, 0, 0, 0]),
         Err(DecodeError::BadLength(9))
@@ -232,21 +247,24 @@ fn prout_parameter_lists() {
         all_tg_pt: true,
         ..ProutParams::default()
     };
-    let b = encode_prout_params(out_sa::REGISTER, &p);
+    let b = p.encode(OutSa::Register);
     assert_eq!(b.len(), 24);
     assert_eq!(b[..8], [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(b[8..16], [0, 0, 0, 0, 0, 0, 0x11, 0x22]);
     assert_eq!(b[16..24], [0, 0, 0, 0, 0x05, 0, 0, 0]);
     // Every plain service action has the same 24-byte layout.
-    for sa in [1, 2, 3, 4, 5, 6, 8] {
-        assert_eq!(encode_prout_params(sa, &p), b, "sa {sa}");
+    for sa in (0..=u8::MAX).filter_map(OutSa::from_byte) {
+        if sa == OutSa::RegisterAndMove {
+            continue;
+        }
+        assert_eq!(p.encode(sa), b, "sa {sa:?}");
     }
     // Table 187: SPEC_I_PT with a TransportID list.
     let spec = ProutParams {
         transport_ids: sas_bytes(),
         ..ProutParams::default()
     };
-    let b = encode_prout_params(out_sa::REGISTER, &spec);
+    let b = spec.encode(OutSa::Register);
     assert_eq!(b.len(), 24 + 4 + 24);
     assert_eq!(b[20], 0x08);
     assert_eq!(b[24..28], [0, 0, 0, 24]);
@@ -260,9 +278,79 @@ fn prout_parameter_lists() {
         all_tg_pt: true, // not part of this layout
         relative_target_port: 0x0102,
         transport_ids: sas_bytes(),
+        ..ProutParams::default()
     };
-    let b = encode_prout_params(out_sa::REGISTER_AND_MOVE, &mv);
+    let b = mv.encode(OutSa::RegisterAndMove);
     assert_eq!(b.len(), 48);
     assert_eq!(b[16..24], [0, 0x03, 0x01, 0x02, 0, 0, 0, 24]);
     assert_eq!(b[24..36], sas_bytes()[..12]);
+}
+
+#[test]
+fn prout_parameter_lists_decode_as_they_encode() {
+    let register = ProutParams {
+        aptpl: true,
+        all_tg_pt: true,
+        transport_ids: sas_bytes(),
+        ..ProutParams::keys(0x0102_0304_0506_0708, 0x1122)
+    };
+    let decoded = ProutParams::decode(OutSa::Register as u8, &register.encode(OutSa::Register));
+    assert_eq!(
+        decoded,
+        Some(ProutParams {
+            spec_i_pt: true,
+            ..register
+        })
+    );
+    let mv = ProutParams {
+        aptpl: true,
+        unreg: true,
+        relative_target_port: 0x0102,
+        transport_ids: sas_bytes(),
+        ..ProutParams::keys(1, 2)
+    };
+    let sa = OutSa::RegisterAndMove;
+    assert_eq!(ProutParams::decode(sa as u8, &mv.encode(sa)), Some(mv));
+    // SPEC_I_PT alone, and the reserved bits, come back as they were, with the TransportID
+    // list's length field SPEC_I_PT announces (none listed: 0), as libmpathpersist sends it,
+    // whether the list came with that field or not; TransportIDs without SPEC_I_PT are not
+    // part of the list; fewer than 24 bytes are no list.
+    let mut list = ProutParams::keys(1, 2).encode(OutSa::Register);
+    list[20] = 0xfa;
+    let p = ProutParams::decode(OutSa::Register as u8, &list).unwrap();
+    assert!(p.spec_i_pt && !p.all_tg_pt && !p.aptpl && p.transport_ids.is_empty());
+    let with_header = [&list[..], &[0; 4]].concat();
+    assert_eq!(p.encode(OutSa::Register), with_header);
+    let p = ProutParams::decode(OutSa::Register as u8, &with_header).unwrap();
+    assert_eq!(p.encode(OutSa::Register), with_header);
+    list[20] = 0;
+    list.extend_from_slice(&[0, 0, 0, 24]);
+    list.extend_from_slice(&sas_bytes());
+    let p = ProutParams::decode(OutSa::Register as u8, &list).unwrap();
+    assert_eq!(p.encode(OutSa::Register), list[..24]);
+    assert_eq!(
+        ProutParams::decode(OutSa::Register as u8, &list[..23]),
+        None
+    );
+}
+
+#[test]
+fn a_basic_list_goes_on_as_it_came_but_its_obsolete_bytes() {
+    // What the multipath backend relies on: libmpathpersist sends the keys and the whole
+    // flags byte on, and zeroes the rest.
+    for flags in 0..=u8::MAX {
+        let mut list: Vec<u8> = (1..=24).collect();
+        list[20] = flags;
+        let mut want = list.clone();
+        want[16..20].fill(0);
+        want[21..24].fill(0);
+        if flags & SPEC_I_PT != 0 {
+            // The TransportID list SPEC_I_PT announces: none, its length field alone.
+            want.extend_from_slice(&[0; 4]);
+        }
+        for sa in (0..=6).filter_map(OutSa::from_byte) {
+            let p = ProutParams::decode(sa as u8, &list).unwrap();
+            assert_eq!(p.encode(sa), want, "sa {sa:?} flags {flags:#x}");
+        }
+    }
 }

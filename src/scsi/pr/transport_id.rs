@@ -68,13 +68,6 @@ pub fn protocol_name(protocol: u8) -> &'static str {
     }
 }
 
-fn be64(b: &[u8]) -> u64 {
-    let mut x = [0u8; 8];
-    let n = b.len().min(8);
-    x[..n].copy_from_slice(&b[..n]);
-    u64::from_be_bytes(x)
-}
-
 /// Byte `i` of `b`, 0 past its end (descriptors may be cut short).
 fn at(b: &[u8], i: usize) -> u8 {
     b.get(i).copied().unwrap_or(0)
@@ -92,14 +85,14 @@ impl TransportId {
         let protocol = at(b, 0) & 0x0f;
         match (protocol, format) {
             (proto::FCP, 0) => TransportId::Fcp {
-                port_name: be64(slice(b, 8, 8)),
+                port_name: super::be64(b, 8),
             },
             (proto::SPI, 0) => TransportId::Spi {
                 address: u16::from_be_bytes([at(b, 2), at(b, 3)]),
                 relative_port: u16::from_be_bytes([at(b, 6), at(b, 7)]),
             },
             (proto::SBP, 0) => TransportId::Sbp {
-                eui64: be64(slice(b, 8, 8)),
+                eui64: super::be64(b, 8),
             },
             (proto::SRP, 0) => {
                 let mut port_id = [0u8; 16];
@@ -124,7 +117,7 @@ impl TransportId {
                 }
             }
             (proto::SAS, 0) => TransportId::Sas {
-                address: be64(slice(b, 4, 8)),
+                address: super::be64(b, 4),
             },
             (proto::SOP, 0) => TransportId::Sop {
                 routing_id: u16::from_be_bytes([at(b, 2), at(b, 3)]),

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 use super::*;
 use crate::backend::multipath::keys::{Key, KeySource, MapConfig};
 
-type Answer = Box<dyn Fn(usize, u8, &Params) -> Mpr + Sync>;
+type Answer = Box<dyn Fn(usize, OutSa, &ProutParams) -> Mpr + Sync>;
 
 /// One PR OUT as a path saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Sent {
     path: usize,
-    sa: u8,
+    sa: OutSa,
     key: u64,
     sa_key: u64,
     flags: u8,
@@ -31,7 +31,10 @@ struct FakePaths {
 }
 
 impl FakePaths {
-    fn new(up: &[bool], answer: impl Fn(usize, u8, &Params) -> Mpr + Sync + 'static) -> Self {
+    fn new(
+        up: &[bool],
+        answer: impl Fn(usize, OutSa, &ProutParams) -> Mpr + Sync + 'static,
+    ) -> Self {
         FakePaths {
             up: up.to_vec(),
             answer: Box::new(answer),
@@ -47,10 +50,10 @@ impl FakePaths {
     fn sent(&self) -> Vec<Sent> {
         let mut s = self.sent.lock().unwrap().clone();
         // Parallel fan-out: order by path within the same service action run.
-        s.sort_by_key(|x| (x.sa, x.path));
+        s.sort_by_key(|x| (x.sa as u8, x.path));
         s
     }
-    fn sent_in_order(&self) -> Vec<(usize, u8)> {
+    fn sent_in_order(&self) -> Vec<(usize, OutSa)> {
         self.sent
             .lock()
             .unwrap()
@@ -64,19 +67,15 @@ impl PathExecutor for FakePaths {
     fn check(&self, path: usize) -> bool {
         self.up[path]
     }
-    fn prout(&self, path: usize, sa: u8, _st: u8, param: &[u8]) -> Mpr {
-        let p = Params {
-            key: u64::from_be_bytes(param[0..8].try_into().unwrap()),
-            sa_key: u64::from_be_bytes(param[8..16].try_into().unwrap()),
-            sa_flags: param[20],
-            transport_ids: param[24..].to_vec(),
-        };
+    fn prout(&self, path: usize, cdb: &[u8; 10], param: &[u8]) -> Mpr {
+        let sa = OutSa::from_byte(cdb[1]).unwrap();
+        let p = ProutParams::decode(cdb[1], param).unwrap();
         self.sent.lock().unwrap().push(Sent {
             path,
             sa,
-            key: p.key,
-            sa_key: p.sa_key,
-            flags: p.sa_flags,
+            key: p.reservation_key,
+            sa_key: p.service_action_key,
+            flags: param[20],
             len: param.len(),
         });
         (self.answer)(path, sa, &p)
@@ -87,7 +86,7 @@ impl PathExecutor for FakePaths {
             return (r, 0);
         }
         buf[..8].fill(0);
-        if cdb[1] == in_sa::READ_RESERVATION {
+        if cdb[1] == InSa::ReadReservation as u8 {
             if let Some((key, st)) = *self.reservation.lock().unwrap() {
                 buf[7] = 16;
                 buf[8..16].copy_from_slice(&key.to_be_bytes());
@@ -180,8 +179,8 @@ fn key(key: u64) -> Key {
     Key { key, aptpl: false }
 }
 
-fn params(key: u64, sa_key: u64) -> Params {
-    Params::with_keys(key, sa_key, 0)
+fn params(key: u64, sa_key: u64) -> ProutParams {
+    ProutParams::keys(key, sa_key)
 }
 
 /// READ KEYS through a fresh context into a 64-byte buffer: the result and byte count, and
@@ -197,7 +196,7 @@ fn run_prin(exec: &FakePaths, daemon: &FakeDaemon, infos: &[PathInfo]) -> ((Mpr,
         Report::default(),
     );
     let mut buf = [0u8; 64];
-    let r = ctx.prin(&prin_cdb(0), &mut buf);
+    let r = ctx.prin(&cdb10(&pr::pr_in_cdb(InSa::ReadKeys, 8192)), &mut buf);
     (r, ctx.into_report())
 }
 
@@ -207,8 +206,8 @@ fn run_prout(
     infos: &[PathInfo],
     config: MapConfig,
     configured: u64,
-    sa: u8,
-    p: Params,
+    sa: OutSa,
+    p: ProutParams,
 ) -> (Mpr, Report) {
     let mut ctx = Ctx::new(
         exec,
@@ -223,8 +222,8 @@ fn run_prout(
     (r, ctx.into_report())
 }
 
-const REG: u8 = out_sa::REGISTER;
-const REG_IGN: u8 = out_sa::REGISTER_AND_IGNORE_EXISTING_KEY;
+const REG: OutSa = OutSa::Register;
+const REG_IGN: OutSa = OutSa::RegisterAndIgnoreExistingKey;
 
 #[test]
 fn register_goes_to_every_usable_path_and_tells_multipathd() {
@@ -268,11 +267,10 @@ fn all_tg_pt_registers_once_per_host_and_spec_i_pt_once() {
     for (i, p) in infos.iter_mut().enumerate() {
         p.host = Some(i as u32 / 2);
     }
-    let p = Params {
-        key: 0,
-        sa_key: 0xab,
-        sa_flags: SA_FLAG_ALL_TG_PT | SA_FLAG_SPEC_I_PT,
-        transport_ids: vec![0, 0, 0, 24, 6, 0, 0, 0],
+    let p = ProutParams {
+        all_tg_pt: true,
+        transport_ids: vec![6, 0, 0, 0],
+        ..params(0, 0xab)
     };
     let (r, _) = run_prout(&exec, &daemon, &infos, conf_key(0xab), 0xab, REG, p);
     assert_eq!(r, Mpr::Success);
@@ -421,7 +419,7 @@ fn key_rules() {
         &infos,
         conf_key(0xab),
         0xab,
-        out_sa::RESERVE,
+        OutSa::Reserve,
         params(0xcd, 0),
     );
     assert_eq!(r, Mpr::SyntaxError);
@@ -437,7 +435,10 @@ fn prkeys_file_source_updates_multipathd_first() {
     let infos = paths(1);
     let exec = FakePaths::all_ok(&[true]);
     let daemon = FakeDaemon::up("unset\n");
-    let p = Params::with_keys(0, 0x12, SA_FLAG_APTPL);
+    let p = ProutParams {
+        aptpl: true,
+        ..params(0, 0x12)
+    };
     let (r, _) = run_prout(&exec, &daemon, &infos, file, 0, REG, p);
     assert_eq!(r, Mpr::Success);
     assert_eq!(daemon.log()[0], "setprkey map mpatha key 12:aptpl");
@@ -465,7 +466,7 @@ fn prkeys_file_source_updates_multipathd_first() {
         &infos,
         file,
         0x5,
-        out_sa::CLEAR,
+        OutSa::Clear,
         params(0x5, 0),
     );
     assert_eq!(r, Mpr::Success);
@@ -509,13 +510,13 @@ fn reserve_tolerates_conflicts_and_goes_to_one_path() {
         &infos,
         conf_key(0xab),
         0xab,
-        out_sa::RESERVE,
+        OutSa::Reserve,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::Success);
     assert_eq!(
         exec.sent_in_order(),
-        [(0, out_sa::RESERVE), (1, out_sa::RESERVE)]
+        [(0, OutSa::Reserve), (1, OutSa::Reserve)]
     );
     assert_eq!(daemon.log(), ["setprhold map mpatha"]);
 }
@@ -530,7 +531,7 @@ fn clear_conflict_on_an_active_path_decides() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::CLEAR,
+        OutSa::Clear,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::ReservConflict);
@@ -551,7 +552,7 @@ fn clear_conflict_on_an_active_path_decides() {
         &infos,
         conf_key(0xab),
         0xab,
-        out_sa::CLEAR,
+        OutSa::Clear,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::Success);
@@ -568,7 +569,7 @@ fn retryable_everywhere_is_other_and_no_path_is_dmmp_error() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::RESERVE,
+        OutSa::Reserve,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::Other);
@@ -579,7 +580,7 @@ fn retryable_everywhere_is_other_and_no_path_is_dmmp_error() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::RESERVE,
+        OutSa::Reserve,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::DmmpError);
@@ -605,14 +606,14 @@ fn release_goes_to_all_paths_and_nothing_more_when_not_held() {
         &paths(3),
         conf_key(0xab),
         0xab,
-        out_sa::RELEASE,
+        OutSa::Release,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
     assert_eq!(
         sent.iter().map(|s| (s.path, s.sa)).collect::<Vec<_>>(),
-        [(0, 2), (1, 2)]
+        [(0, OutSa::Release), (1, OutSa::Release)]
     );
     assert!(exec.events.lock().unwrap().is_empty());
     assert_eq!(daemon.log().last().unwrap(), "unsetprhold map mpatha");
@@ -630,13 +631,13 @@ fn release_held_through_a_dead_path_preempts_self() {
         &paths(3),
         conf_key(0xab),
         0xab,
-        out_sa::RELEASE,
+        OutSa::Release,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::Success);
     assert_eq!(
         exec.sent_in_order()[2..4],
-        [(0, out_sa::PREEMPT), (0, out_sa::RELEASE)]
+        [(0, OutSa::Preempt), (0, OutSa::Release)]
     );
     let sent = exec.sent();
     assert_eq!(sent.iter().filter(|s| s.sa == REG_IGN).count(), 2);
@@ -655,7 +656,7 @@ fn release_held_through_a_dead_path_preempts_self() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::RELEASE,
+        OutSa::Release,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::ReservConflict);
@@ -670,7 +671,7 @@ fn release_held_through_a_dead_path_preempts_self() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::RELEASE,
+        OutSa::Release,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::Success);
@@ -697,9 +698,9 @@ fn unregister_while_holding_releases_first() {
     assert_eq!(
         order,
         [
-            (0, out_sa::RELEASE),
-            (0, out_sa::PREEMPT),
-            (0, out_sa::RELEASE),
+            (0, OutSa::Release),
+            (0, OutSa::Preempt),
+            (0, OutSa::Release),
             (0, REG_IGN)
         ]
     );
@@ -716,12 +717,12 @@ fn preempt_of_own_key_suspends_and_reregisters() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::PREEMPT,
+        OutSa::Preempt,
         params(0xab, 0xab),
     );
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
-    assert_eq!(sent.iter().filter(|s| s.sa == out_sa::PREEMPT).count(), 1);
+    assert_eq!(sent.iter().filter(|s| s.sa == OutSa::Preempt).count(), 1);
     assert_eq!(sent.iter().filter(|s| s.sa == REG_IGN).count(), 2);
     assert_eq!(*exec.events.lock().unwrap(), ["suspend", "resume"]);
     // Preempting another key: one path, setprhold when that key held the reservation.
@@ -733,11 +734,11 @@ fn preempt_of_own_key_suspends_and_reregisters() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::PREEMPT,
+        OutSa::Preempt,
         params(0xab, 0xcd),
     );
     assert_eq!(r, Mpr::Success);
-    assert_eq!(exec.sent_in_order(), [(0, out_sa::PREEMPT)]);
+    assert_eq!(exec.sent_in_order(), [(0, OutSa::Preempt)]);
     assert_eq!(daemon.log().last().unwrap(), "setprhold map mpatha");
 }
 
@@ -757,7 +758,7 @@ fn key_change_moves_a_reservation_left_with_the_old_key() {
     );
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
-    let preempt: Vec<_> = sent.iter().filter(|s| s.sa == out_sa::PREEMPT).collect();
+    let preempt: Vec<_> = sent.iter().filter(|s| s.sa == OutSa::Preempt).collect();
     assert_eq!(preempt.len(), 1);
     assert_eq!((preempt[0].key, preempt[0].sa_key), (0xcd, 0xab));
 }
@@ -826,18 +827,19 @@ fn configured_key_sources() {
 
 #[test]
 fn cdbs_as_libmpathpersist_builds_them() {
-    assert_eq!(prin_cdb(1), [0x5e, 1, 0, 0, 0, 0, 0, 0x20, 0, 0]);
     assert_eq!(
-        prout_cdb(0x26, 0x05, 24),
+        cdb10(&pr::pr_in_cdb(InSa::ReadReservation, MAX_PARAM_LEN as u16)),
+        [0x5e, 1, 0, 0, 0, 0, 0, 0x20, 0, 0]
+    );
+    assert_eq!(
+        cdb10(&pr::pr_out_cdb(REG_IGN, 0, 0x05, 24)),
         [0x5f, 6, 5, 0, 0, 0, 0, 0, 24, 0]
     );
-    let p = Params {
-        key: 1,
-        sa_key: 2,
-        sa_flags: 1,
-        transport_ids: vec![9; 4],
-    };
-    let e = p.encode();
+    // TransportIDs go only with SPEC_I_PT.
+    let mut list = params(1, 2).encode(REG);
+    list[20] = 1;
+    list.extend_from_slice(&[0, 0, 0, 4, 9, 9, 9, 9]);
+    let e = ProutParams::decode(REG as u8, &list).unwrap().encode(REG);
     assert_eq!(e.len(), 24);
     assert_eq!((e[7], e[15], e[20]), (1, 2, 1));
 }
@@ -853,7 +855,7 @@ fn reserve_held_through_a_dead_path_counts_as_done() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::RESERVE,
+        OutSa::Reserve,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::Success);
@@ -865,7 +867,7 @@ fn reserve_held_through_a_dead_path_counts_as_done() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::RESERVE,
+        OutSa::Reserve,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::ReservConflict);
@@ -878,7 +880,7 @@ fn reserve_held_through_a_dead_path_counts_as_done() {
         &paths(2),
         conf_key(0xab),
         0xab,
-        out_sa::RESERVE,
+        OutSa::Reserve,
         params(0xab, 0),
     );
     assert_eq!(r, Mpr::ReservConflict);
@@ -891,8 +893,8 @@ fn key_errors_touch_no_path() {
         fn check(&self, _: usize) -> bool {
             panic!("the checker ran before the key checks");
         }
-        fn prout(&self, p: usize, sa: u8, st: u8, param: &[u8]) -> Mpr {
-            self.0.prout(p, sa, st, param)
+        fn prout(&self, p: usize, cdb: &[u8; 10], param: &[u8]) -> Mpr {
+            self.0.prout(p, cdb, param)
         }
         fn prin(&self, p: usize, cdb: &[u8; 10], buf: &mut [u8]) -> (Mpr, usize) {
             self.0.prin(p, cdb, buf)
@@ -917,11 +919,11 @@ fn key_errors_touch_no_path() {
         Report::default(),
     );
     assert_eq!(
-        ctx.prout(out_sa::CLEAR, 0, 0, params(0xcd, 0)),
+        ctx.prout(OutSa::Clear, 0, 0, params(0xcd, 0)),
         Mpr::SyntaxError
     );
     assert_eq!(
-        ctx.prout(out_sa::REGISTER_AND_MOVE, 0, 0, params(0xab, 0)),
+        ctx.prout(OutSa::RegisterAndMove, 0, 0, params(0xab, 0)),
         Mpr::Other
     );
 }

@@ -1,0 +1,135 @@
+//! The connection slab: one slot per open connection, indexed by the token its epoll
+//! registration carries. A connection is owned by one thread at a time: its slot holds it
+//! while it is idle, and the thread that takes it out marks the slot owned. An event for an
+//! owned connection only marks it `again`, and the owner polls it once more before giving
+//! it back; so one client's bytes are never read by two threads and no event is lost.
+//!
+//! The slab lives under the event loop's lock; nothing here waits.
+
+use std::time::Instant;
+
+use super::conn::Conn;
+
+enum Slot {
+    Free,
+    /// Waiting for an event; any thread may take it.
+    Idle(Conn),
+    /// A thread has it; `again` when an event arrived meanwhile.
+    Owned {
+        again: bool,
+    },
+}
+
+/// The open connections, counted against a limit.
+pub struct Slab {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    live: usize,
+    /// Connections at most, so that descriptors remain for the device fds requests carry.
+    limit: usize,
+    /// Since when no connection is open.
+    idle_since: Instant,
+}
+
+impl Slab {
+    pub fn new(limit: usize) -> Slab {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            limit,
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Connections open (or reserved).
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Whether the connection limit is reached.
+    pub fn full(&self) -> bool {
+        self.live >= self.limit
+    }
+
+    /// Since when no connection has been open; meaningful when [`Slab::live`] is 0.
+    pub fn idle_since(&self) -> Instant {
+        self.idle_since
+    }
+
+    /// Takes a slot for a new connection, counted as live and owned by the caller.
+    pub fn reserve(&mut self) -> usize {
+        self.live += 1;
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Slot::Owned { again: false };
+                slot
+            }
+            None => {
+                self.slots.push(Slot::Owned { again: false });
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Frees the slot of a connection that is gone.
+    pub fn release(&mut self, slot: usize) {
+        if let Some(entry) = self.slots.get_mut(slot) {
+            if !matches!(entry, Slot::Free) {
+                *entry = Slot::Free;
+                self.free.push(slot);
+                self.live -= 1;
+                if self.live == 0 {
+                    self.idle_since = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// An event for `slot`: its idle connection, now owned by the caller; `None` when another
+    /// thread owns it (which will poll it again) or the slot is free.
+    pub fn take(&mut self, slot: usize) -> Option<Conn> {
+        let entry = self.slots.get_mut(slot)?;
+        match std::mem::replace(entry, Slot::Owned { again: false }) {
+            Slot::Idle(conn) => Some(conn),
+            Slot::Owned { .. } => {
+                *entry = Slot::Owned { again: true };
+                None
+            }
+            Slot::Free => {
+                *entry = Slot::Free;
+                None
+            }
+        }
+    }
+
+    /// The owner waits for the connection's next event: the slot keeps it (`None`), unless an
+    /// event came meanwhile, and then the owner keeps it to poll it again.
+    pub fn park(&mut self, slot: usize, conn: Conn) -> Option<Conn> {
+        match self.slots.get_mut(slot) {
+            Some(entry @ Slot::Owned { again: true }) => {
+                *entry = Slot::Owned { again: false };
+                Some(conn)
+            }
+            Some(entry @ Slot::Owned { again: false }) => {
+                *entry = Slot::Idle(conn);
+                None
+            }
+            // Not the caller's (a bug): dropping the connection keeps the slab sound.
+            _ => None,
+        }
+    }
+
+    /// Takes out every idle connection, each left owned by the caller (to close it).
+    pub fn take_idle(&mut self) -> Vec<(usize, Conn)> {
+        let mut idle = Vec::new();
+        for (slot, entry) in self.slots.iter_mut().enumerate() {
+            if matches!(entry, Slot::Idle(_)) {
+                if let Slot::Idle(conn) = std::mem::replace(entry, Slot::Owned { again: false }) {
+                    idle.push((slot, conn));
+                }
+            }
+        }
+        idle
+    }
+}
