@@ -199,18 +199,30 @@ fn params(key: u64, sa_key: u64) -> ProutParams {
     ProutParams::keys(key, sa_key)
 }
 
-/// READ KEYS through a fresh context into a 64-byte buffer: the result and byte count, and
-/// the report.
-fn run_prin(exec: &FakePaths, daemon: &FakeDaemon, infos: &[PathInfo]) -> ((Mpr, usize), Report) {
-    let ctx = Ctx::new(
+/// A context for map `mpatha` with this configuration and configured key.
+fn ctx<'a, E: PathExecutor>(
+    exec: &'a E,
+    daemon: &'a FakeDaemon,
+    infos: &'a [PathInfo],
+    config: MapConfig,
+    configured: u64,
+) -> Ctx<'a, E, FakeDaemon> {
+    let report = Report::default();
+    Ctx::new(
         exec,
         daemon,
         infos,
         "mpatha",
-        MapConfig::default(),
-        Key::default(),
-        Report::default(),
-    );
+        config,
+        key(configured),
+        report,
+    )
+}
+
+/// READ KEYS through a fresh context into a 64-byte buffer: the result and byte count, and
+/// the report.
+fn run_prin(exec: &FakePaths, daemon: &FakeDaemon, infos: &[PathInfo]) -> ((Mpr, usize), Report) {
+    let ctx = ctx(exec, daemon, infos, MapConfig::default(), 0);
     let mut buf = [0u8; 64];
     let r = ctx.prin(&cdb10(&pr::pr_in_cdb(InSa::ReadKeys, 8192)), &mut buf);
     (r, ctx.into_report())
@@ -225,15 +237,7 @@ fn run_prout(
     sa: OutSa,
     p: ProutParams,
 ) -> (Mpr, Report) {
-    let mut ctx = Ctx::new(
-        exec,
-        daemon,
-        infos,
-        "mpatha",
-        config,
-        key(configured),
-        Report::default(),
-    );
+    let mut ctx = ctx(exec, daemon, infos, config, configured);
     let r = ctx.prout(sa, 0, 5, p);
     (r, ctx.into_report())
 }
@@ -675,15 +679,7 @@ fn key_errors_touch_no_path() {
     let exec = NoCheck(FakePaths::all_ok(&[true]));
     let daemon = FakeDaemon::up("unset\n");
     let infos = paths(1);
-    let mut ctx = Ctx::new(
-        &exec,
-        &daemon,
-        &infos,
-        "mpatha",
-        conf_key(0xab),
-        key(0xab),
-        Report::default(),
-    );
+    let mut ctx = ctx(&exec, &daemon, &infos, conf_key(0xab), 0xab);
     assert_eq!(
         ctx.prout(OutSa::Clear, 0, 0, params(0xcd, 0)),
         Mpr::SyntaxError
