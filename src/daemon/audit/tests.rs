@@ -2,34 +2,16 @@ use super::*;
 
 #[test]
 fn audit_argument_grammar() {
-    assert_eq!(
-        Config::parse(None),
-        Ok(Config {
-            sink: Sink::Stderr,
-            all: false
-        })
-    );
-    assert_eq!(
-        Config::parse(Some("journal,all")),
-        Ok(Config {
-            sink: Sink::Journal(PathBuf::from(JOURNAL_SOCKET)),
-            all: true
-        })
-    );
-    assert_eq!(
-        Config::parse(Some("all,journal=/tmp/j.sock")),
-        Ok(Config {
-            sink: Sink::Journal(PathBuf::from("/tmp/j.sock")),
-            all: true
-        })
-    );
-    assert_eq!(
-        Config::parse(Some("journal,stderr,all,out")),
-        Ok(Config {
-            sink: Sink::Stderr,
-            all: false
-        })
-    );
+    let journal = |path: &str| Sink::Journal(PathBuf::from(path));
+    let cases = [
+        (None, Sink::Stderr, false),
+        (Some("journal,all"), journal(JOURNAL_SOCKET), true),
+        (Some("all,journal=/tmp/j.sock"), journal("/tmp/j.sock"), true),
+        (Some("journal,stderr,all,out"), Sink::Stderr, false),
+    ];
+    for (value, sink, all) in cases {
+        assert_eq!(Config::parse(value), Ok(Config { sink, all }), "{value:?}");
+    }
     for bad in ["", "syslog", "journal=", "journal=relative", "all,,out"] {
         let e = Config::parse(Some(bad)).expect_err(bad);
         assert!(e.contains("invalid --audit value"), "{e}");
@@ -251,11 +233,35 @@ fn pending(cdb: [u8; 16], params: &[u8]) -> Pending {
     fixed[..params.len()].copy_from_slice(params);
     Pending {
         cdb,
-        params: fixed,
+        params: (cdb[0] == crate::scsi::cdb::PERSISTENT_RESERVE_OUT)
+            .then(|| pr::ProutParams::decode(cdb[1] & 0x1f, &fixed).unwrap()),
         rdev: Some(rustix::fs::makedev(8, 16)),
         block: true,
         started: Instant::now(),
     }
+}
+
+/// A record of GOOD status in no time, with no device names, sense or paths.
+fn record<'a>(peer: &'a Peer, pending: &'a Pending) -> Record<'a> {
+    Record {
+        peer,
+        pending,
+        device: None,
+        status: status::GOOD,
+        sense: None,
+        paths: vec![],
+        duration: Duration::ZERO,
+    }
+}
+
+/// What the sink gets: the journal's datagram, or the stderr line.
+fn emitted(record: &Record<'_>, journal: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    assert!(record.emit_with("qemu-pr-helper", journal, |bytes| {
+        out = bytes.to_vec();
+        true
+    }));
+    out
 }
 
 #[test]
@@ -272,24 +278,18 @@ fn preempt_record_fields_and_line() {
     params[..8].copy_from_slice(&0x2222u64.to_be_bytes());
     params[8..16].copy_from_slice(&0x1111u64.to_be_bytes());
     params[20] = 1;
-    let p = pending(
-        crate::scsi::pr::pr_out_cdb(pr::OutSa::Preempt, 0, 1, 24),
-        &params,
-    );
+    let p = pending(pr::pr_out_cdb(pr::OutSa::Preempt, 0, 1, 24), &params);
     let info = DeviceInfo {
         name: Some("sdb".into()),
         wwid: Some("naa.6001405abcdef".into()),
     };
     let record = Record {
-        peer: &peer,
-        pending: &p,
         device: Some(&info),
-        status: status::GOOD,
-        sense: None,
-        paths: vec![],
         duration: Duration::from_micros(1234),
+        ..record(&peer, &p)
     };
-    let fields: std::collections::HashMap<_, _> = record.fields().into_iter().collect();
+    let fields: std::collections::HashMap<_, _> =
+        parse_journal_fields(&emitted(&record, true)).into_iter().collect();
     assert_eq!(fields["PR_ACTION"], "PREEMPT");
     assert_eq!(fields["PR_TYPE"], "wr_ex");
     assert_eq!(fields["PR_SCOPE"], "0");
@@ -302,13 +302,15 @@ fn preempt_record_fields_and_line() {
     assert_eq!(fields["PR_PEER_PID"], "77");
     assert_eq!(fields["PR_STATUS"], "GOOD");
     assert_eq!(fields["PR_DURATION_US"], "1234");
-    assert_eq!(
-        record.message(),
-        "PREEMPT type=wr_ex scope=0 key=0x0000000000002222 sa_key=0x0000000000001111 aptpl=1 \
-         device=8:16 device_name=sdb device_wwid=naa.6001405abcdef peer_pid=77 peer_uid=64055 \
-         peer_gid=994 peer_comm=qemu-system-x86 vm=node2 \
-         peer_cgroup=/machine.slice/machine-qemu\\x2d2\\x2dnode2.scope status=GOOD duration_us=1234"
-    );
+    assert_eq!(fields["PRIORITY"], "5");
+    let line = "PREEMPT type=wr_ex scope=0 key=0x0000000000002222 sa_key=0x0000000000001111 \
+                aptpl=1 device=8:16 device_name=sdb device_wwid=naa.6001405abcdef peer_pid=77 \
+                peer_uid=64055 peer_gid=994 peer_comm=qemu-system-x86 vm=node2 \
+                peer_cgroup=/machine.slice/machine-qemu\\x2d2\\x2dnode2.scope status=GOOD \
+                duration_us=1234";
+    assert_eq!(fields["MESSAGE"], format!("PR OUT {line}"));
+    let stderr = String::from_utf8(emitted(&record, false)).unwrap();
+    assert_eq!(stderr, format!("qemu-pr-helper: audit: {line}\n"));
 }
 
 #[test]
@@ -318,11 +320,8 @@ fn conflict_with_sense_in_words_and_journal_round_trip() {
         comm: Some("two\nlines".into()),
         ..Peer::default()
     };
-    let p = pending(crate::scsi::pr::pr_in_cdb(pr::InSa::ReadKeys, 24), &[]);
+    let p = pending(pr::pr_in_cdb(pr::InSa::ReadKeys, 24), &[]);
     let record = Record {
-        peer: &peer,
-        pending: &p,
-        device: None,
         status: status::CHECK_CONDITION,
         sense: Some(sense::SenseCode {
             key: 5,
@@ -330,10 +329,9 @@ fn conflict_with_sense_in_words_and_journal_round_trip() {
             ascq: 0,
         }),
         paths: vec!["8:0".into(), "8:16".into()],
-        duration: Duration::ZERO,
+        ..record(&peer, &p)
     };
-    let datagram = record.journal_fields("qemu-pr-helper");
-    let fields = parse_journal_fields(&datagram);
+    let fields = parse_journal_fields(&emitted(&record, true));
     let get = |n: &str| {
         fields
             .iter()
@@ -367,15 +365,7 @@ fn a_missing_journal_drops_and_counts() {
     let audit = Audit::new(config, "t").unwrap();
     let peer = Peer::default();
     let p = pending(pr::pr_out_cdb(pr::OutSa::Register, 0, 0, 24), &[]);
-    let record = Record {
-        peer: &peer,
-        pending: &p,
-        device: None,
-        status: 0,
-        sense: None,
-        paths: vec![],
-        duration: Duration::ZERO,
-    };
+    let record = record(&peer, &p);
     assert!(!audit.emit(&record));
     assert!(!audit.emit(&record));
     assert_eq!((audit.written(), audit.dropped()), (0, 2));
