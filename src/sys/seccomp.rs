@@ -10,21 +10,17 @@
 
 use std::io;
 
-// `struct seccomp_data` offsets.
+// `struct seccomp_data` offsets: nr, arch, then `u64 args[6]` from 16.
 const DATA_NR: u32 = 0;
 const DATA_ARCH: u32 = 4;
-#[cfg(target_endian = "little")]
-const DATA_ARG0_LOW: u32 = 16;
-#[cfg(target_endian = "big")]
-const DATA_ARG0_LOW: u32 = 16 + 4;
-#[cfg(target_endian = "little")]
-const DATA_ARG1_LOW: u32 = 16 + 8;
-#[cfg(target_endian = "big")]
-const DATA_ARG1_LOW: u32 = 16 + 8 + 4;
-#[cfg(target_endian = "little")]
-const DATA_ARG2_LOW: u32 = 16 + 16;
-#[cfg(target_endian = "big")]
-const DATA_ARG2_LOW: u32 = 16 + 16 + 4;
+const DATA_ARG0_LOW: u32 = arg_low(0);
+const DATA_ARG1_LOW: u32 = arg_low(1);
+const DATA_ARG2_LOW: u32 = arg_low(2);
+
+/// The offset of argument `n`'s low 32 bits.
+const fn arg_low(n: u32) -> u32 {
+    16 + 8 * n + if cfg!(target_endian = "big") { 4 } else { 0 }
+}
 
 const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
@@ -79,9 +75,7 @@ impl Policy {
             opener: true,
         }
     }
-}
 
-impl Policy {
     /// What `--audit` adds: the peer's /proc files and the device's /sys files, read-only;
     /// the peer's cgroup through its pidfd and a walk of /sys/fs/cgroup when /proc hides it.
     pub fn allow_audit(&mut self) {
@@ -670,15 +664,28 @@ mod tests {
     /// This test binary again, running the one test `name` in its own process, so the test's
     /// death by a signal is the child's exit status. With panic=abort libtest would run the
     /// test in yet another process: `--force-run-in-process` (unstable, hence
-    /// RUSTC_BOOTSTRAP) keeps it in this one.
-    fn rerun_self(name: &str) -> std::process::Command {
+    /// RUSTC_BOOTSTRAP) keeps it in this one. The child sees `PRH_SECCOMP_CHILD=what`, and
+    /// gives back its output (stdout, then stderr) and the signal that ended it.
+    fn rerun_self(name: &str, what: &str) -> (String, Option<i32>) {
+        use std::os::unix::process::ExitStatusExt as _;
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
         cmd.args(["--exact", name, "--test-threads=1", "--nocapture"]);
         if cfg!(panic = "abort") {
             cmd.args(["-Z", "unstable-options", "--force-run-in-process"])
                 .env("RUSTC_BOOTSTRAP", "1");
         }
-        cmd
+        let child = cmd.env("PRH_SECCOMP_CHILD", what).output().unwrap();
+        let out = [child.stdout, child.stderr].concat();
+        (String::from_utf8_lossy(&out).into_owned(), child.status.signal())
+    }
+
+    /// In the child, what the parent asked for.
+    fn child_role() -> Option<String> {
+        std::env::var("PRH_SECCOMP_CHILD").ok()
+    }
+
+    fn say(what: &str) {
+        let _ = rustix::io::write(rustix::stdio::stdout(), what.as_bytes());
     }
 
     /// A bug under the sandbox must end as a crash (SIGABRT, a core), not as a forbidden call:
@@ -688,32 +695,22 @@ mod tests {
     /// so it calls abort() itself. Runs in a child process (this test binary again).
     #[test]
     fn a_panic_under_the_filter_ends_with_sigabrt() {
-        if std::env::var_os("PRH_SECCOMP_PANIC_CHILD").is_some() {
+        if child_role().is_some() {
             install(&full_policy()).unwrap();
-            let _ = rustix::io::write(rustix::stdio::stdout(), b"filter installed\n");
+            say("filter installed\n");
             #[cfg(panic = "abort")]
             panic!("a deliberate panic under the seccomp filter");
             #[cfg(not(panic = "abort"))]
             std::process::abort();
         }
-        let child = rerun_self("sys::seccomp::tests::a_panic_under_the_filter_ends_with_sigabrt")
-            .env("PRH_SECCOMP_PANIC_CHILD", "1")
-            .output()
-            .unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        let out = String::from_utf8_lossy(&child.stdout);
-        let err = String::from_utf8_lossy(&child.stderr);
-        assert!(out.contains("filter installed"), "{out}{err}");
-        assert_eq!(
-            child.status.signal(),
-            Some(libc::SIGABRT),
-            "{:?}: {out}{err}",
-            child.status
-        );
+        let name = "sys::seccomp::tests::a_panic_under_the_filter_ends_with_sigabrt";
+        let (out, signal) = rerun_self(name, "panic");
+        assert!(out.contains("filter installed"), "{out}");
+        assert_eq!(signal, Some(libc::SIGABRT), "{out}");
         if cfg!(panic = "abort") {
             assert!(
-                err.contains("a deliberate panic under the seccomp filter"),
-                "{err}"
+                out.contains("a deliberate panic under the seccomp filter"),
+                "{out}"
             );
         }
     }
@@ -725,20 +722,17 @@ mod tests {
     #[test]
     fn each_kind_of_forbidden_call_kills_the_process() {
         const DM_DEV_STATUS: u32 = 0xC138_FD07;
-        if let Some(kind) = std::env::var_os("PRH_SECCOMP_KIND") {
+        if let Some(kind) = child_role() {
             let null = std::fs::File::open("/dev/null").unwrap();
             let multipath = crate::backend::sandbox_policy(&exec(Default::default(), true));
-            let say = |what: &str| {
-                let _ = rustix::io::write(rustix::stdio::stdout(), what.as_bytes());
-            };
             let socket = |family| {
                 rustix::net::socket(family, rustix::net::SocketType::STREAM, None).map(drop)
             };
             use rustix::net::AddressFamily;
-            let (policy, request) = match kind.to_str() {
-                Some("tty-ioctl") => (Policy::default(), libc::TIOCGWINSZ as u32),
-                Some("dm-dev-status") => (multipath, DM_DEV_STATUS),
-                Some(sockets @ ("inet-socket" | "opener-socket")) => {
+            let (policy, request) = match kind.as_str() {
+                "tty-ioctl" => (Policy::default(), libc::TIOCGWINSZ as u32),
+                "dm-dev-status" => (multipath, DM_DEV_STATUS),
+                sockets @ ("inet-socket" | "opener-socket") => {
                     let inet = sockets == "inet-socket";
                     install(&if inet { multipath } else { Policy::opener() }).unwrap();
                     say("filter installed\n");
@@ -771,25 +765,14 @@ mod tests {
             let _ = unsafe { libc::ioctl(null.as_raw_fd(), request as _, 0usize) };
             std::process::exit(0);
         }
+        let name = "sys::seccomp::tests::each_kind_of_forbidden_call_kills_the_process";
         for kind in ["tty-ioctl", "dm-dev-status", "inet-socket", "opener-socket"] {
-            let child =
-                rerun_self("sys::seccomp::tests::each_kind_of_forbidden_call_kills_the_process")
-                    .env("PRH_SECCOMP_KIND", kind)
-                    .stderr(std::process::Stdio::null())
-                    .output()
-                    .unwrap();
-            use std::os::unix::process::ExitStatusExt;
-            let out = String::from_utf8_lossy(&child.stdout);
+            let (out, signal) = rerun_self(name, kind);
             assert!(out.contains("filter installed"), "{kind}: {out}");
             if kind == "inet-socket" {
                 assert!(out.contains("unix socket made"), "{kind}: {out}");
             }
-            assert_eq!(
-                child.status.signal(),
-                Some(libc::SIGSYS),
-                "{kind}: {:?}: {out}",
-                child.status
-            );
+            assert_eq!(signal, Some(libc::SIGSYS), "{kind}: {out}");
         }
     }
 
@@ -797,8 +780,8 @@ mod tests {
     /// allowed call, then a forbidden one, which must kill the child with SIGSYS.
     #[test]
     fn a_forbidden_call_kills_the_process() {
-        if std::env::var_os("PRH_SECCOMP_CHILD").is_some() {
-            let read_only = std::env::var_os("PRH_SECCOMP_READ_ONLY").is_some();
+        if let Some(role) = child_role() {
+            let read_only = role == "read-only";
             install(&if read_only {
                 full_policy()
             } else {
@@ -806,36 +789,24 @@ mod tests {
             })
             .unwrap();
             let _ = rustix::process::getpid(); // allowed
-            let _ = rustix::io::write(rustix::stdio::stdout(), b"allowed calls work\n");
+            say("allowed calls work\n");
             let open = |flags| rustix::fs::open("/dev/null", flags, rustix::fs::Mode::empty());
             let read = open(rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC);
             assert_eq!(read.is_ok(), read_only, "{read:?}");
             let write = open(rustix::fs::OFlags::RDWR);
             assert_eq!(write.err(), Some(rustix::io::Errno::ACCESS));
-            let _ = rustix::io::write(rustix::stdio::stdout(), b"open refused\n");
+            say("open refused\n");
             let _ = rustix::process::getppid(); // not allowed: kills
             std::process::exit(0);
         }
-        for read_only in [false, true] {
-            let mut cmd = rerun_self("sys::seccomp::tests::a_forbidden_call_kills_the_process");
-            cmd.env("PRH_SECCOMP_CHILD", "1")
-                .stderr(std::process::Stdio::null());
-            if read_only {
-                cmd.env("PRH_SECCOMP_READ_ONLY", "1");
-            }
-            let status = cmd.output().unwrap();
-            use std::os::unix::process::ExitStatusExt;
-            let out = String::from_utf8_lossy(&status.stdout);
+        let name = "sys::seccomp::tests::a_forbidden_call_kills_the_process";
+        for role in ["no-opens", "read-only"] {
+            let (out, signal) = rerun_self(name, role);
             assert!(
                 out.contains("allowed calls work") && out.contains("open refused"),
-                "{out}"
+                "{role}: {out}"
             );
-            assert_eq!(
-                status.status.signal(),
-                Some(libc::SIGSYS),
-                "{:?}",
-                status.status
-            );
+            assert_eq!(signal, Some(libc::SIGSYS), "{role}: {out}");
         }
     }
 }
