@@ -45,6 +45,17 @@ pub enum State {
     },
 }
 
+impl State {
+    /// Waiting for a request's CDB.
+    fn reading_cdb() -> State {
+        State::ReadingCdb {
+            got: 0,
+            cdb: [0; PR_HELPER_CDB_SIZE],
+            device: None,
+        }
+    }
+}
+
 /// Why a connection closes; `message` is what C prints for it (unless -q).
 #[derive(Debug)]
 pub struct Close {
@@ -110,45 +121,37 @@ impl Conn {
     /// needs one.
     pub fn on_readable(&mut self, take_buffer: &mut dyn FnMut() -> ReplyBuffer) -> Step {
         loop {
-            let step = match &mut self.state {
+            match &mut self.state {
                 State::Negotiating { got, buf } => {
-                    match recv_into(&self.sock, &mut buf[usize::from(*got)..]) {
-                        Err(step) => return step.into_step("negotiation"),
-                        Ok(n) => {
-                            *got += n as u8;
-                            if usize::from(*got) < PR_HELPER_FEATURES_SIZE {
-                                continue;
-                            }
-                            let requested = *buf;
-                            trace::emit(TracePoint::Negotiate, || {
-                                format!("features=0x{:08x}", u32::from_be_bytes(requested))
-                            });
-                            if !protocol::features_acceptable(requested) {
-                                return Step::Close(Close::silent(
-                                    "unsupported features requested",
-                                ));
-                            }
-                            self.state = State::ReadingCdb {
-                                got: 0,
-                                cdb: [0; PR_HELPER_CDB_SIZE],
-                                device: None,
-                            };
-                            continue;
-                        }
+                    let n = match recv_into(&self.sock, &mut buf[usize::from(*got)..]) {
+                        Ok(n) => n,
+                        Err(stop) => return stop.into_step("negotiation"),
+                    };
+                    *got += n as u8;
+                    if usize::from(*got) < PR_HELPER_FEATURES_SIZE {
+                        continue;
                     }
+                    let requested = *buf;
+                    trace::emit(TracePoint::Negotiate, || {
+                        format!("features=0x{:08x}", u32::from_be_bytes(requested))
+                    });
+                    if !protocol::features_acceptable(requested) {
+                        return Step::Close(Close::silent("unsupported features requested"));
+                    }
+                    self.state = State::reading_cdb();
                 }
                 State::ReadingCdb { got, cdb, device } => {
-                    match recv_with_fd(&self.sock, &mut cdb[usize::from(*got)..], device) {
-                        Err(step) => return step.into_step("reading request"),
-                        Ok(n) => {
-                            *got += n as u8;
-                            if usize::from(*got) < PR_HELPER_CDB_SIZE {
-                                continue;
-                            }
-                            let cdb = *cdb;
-                            let device = device.take();
-                            self.request_complete_cdb(cdb, device, take_buffer)
-                        }
+                    let n = match recv_with_fd(&self.sock, &mut cdb[usize::from(*got)..], device) {
+                        Ok(n) => n,
+                        Err(stop) => return stop.into_step("reading request"),
+                    };
+                    *got += n as u8;
+                    if usize::from(*got) < PR_HELPER_CDB_SIZE {
+                        continue;
+                    }
+                    let (cdb, device) = (*cdb, device.take());
+                    if let Some(step) = self.request_complete_cdb(cdb, device, take_buffer) {
+                        return step;
                     }
                 }
                 State::ReadingParams {
@@ -157,7 +160,8 @@ impl Conn {
                     got,
                 } => {
                     let need = request.cdb.parameter_length();
-                    match recv_into(&self.sock, &mut reply.payload_mut()[*got..need]) {
+                    *got += match recv_into(&self.sock, &mut reply.payload_mut()[*got..need]) {
+                        Ok(n) => n,
                         Err(Interrupted::WouldBlock) => return Step::Wait,
                         Err(Interrupted::Eof) => {
                             return Step::Close(Close::loud(
@@ -166,28 +170,14 @@ impl Conn {
                             ));
                         }
                         Err(Interrupted::Failed(e)) => {
-                            return Step::Close(Close::loud(
-                                "read error in parameter list",
-                                format!(
-                                    "Unable to read from socket: {}",
-                                    crate::errors::strerror(&e.into())
-                                ),
-                            ));
+                            return socket_error("read error in parameter list", "read from", e);
                         }
-                        Ok(n) => {
-                            *got += n;
-                            if *got < need {
-                                continue;
-                            }
-                            Some(self.dispatch())
-                        }
+                    };
+                    if *got == need {
+                        return self.dispatch();
                     }
                 }
                 State::Executing | State::Writing { .. } => return Step::Wait,
-            };
-            match step {
-                Some(step) => return step,
-                None => continue,
             }
         }
     }
@@ -272,29 +262,20 @@ impl Conn {
                 Ok(n) => *sent += n,
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => return Step::Wait,
-                Err(e) => {
-                    return Step::Close(Close::loud(
-                        "write error",
-                        format!(
-                            "Unable to write to socket: {}",
-                            crate::errors::strerror(&e.into())
-                        ),
-                    ));
-                }
+                Err(e) => return socket_error("write error", "write to", e),
             }
         }
-        match std::mem::replace(
-            &mut self.state,
-            State::ReadingCdb {
-                got: 0,
-                cdb: [0; 16],
-                device: None,
-            },
-        ) {
+        match std::mem::replace(&mut self.state, State::reading_cdb()) {
             State::Writing { reply, .. } => Step::Replied(reply),
             _ => Step::Wait,
         }
     }
+}
+
+/// A close for a failed read or write: `Unable to VERB socket: ERROR`, as C prints it.
+fn socket_error(reason: &'static str, verb: &str, e: Errno) -> Step {
+    let message = format!("Unable to {verb} socket: {}", crate::errors::strerror(&e.into()));
+    Step::Close(Close::loud(reason, message))
 }
 
 /// Why a read stopped short.
