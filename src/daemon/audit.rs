@@ -281,14 +281,7 @@ pub fn cgroup_by_id(root: &Path, id: u64) -> Option<String> {
 /// The directory under `root` (itself included) with inode number `ino`, as `/relative/path`.
 fn search_inode(root: &Path, ino: u64, max: usize) -> Option<String> {
     use rustix::fs::{Dir, FileType};
-    let open_dir = |path: &Path| {
-        rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
-    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let mut queue = std::collections::VecDeque::from([String::new()]);
     let mut seen = 0;
     while let Some(rel) = queue.pop_front() {
@@ -296,10 +289,9 @@ fn search_inode(root: &Path, ino: u64, max: usize) -> Option<String> {
         if seen > max {
             return None;
         }
-        let Some(fd) = open_dir(&root.join(rel.trim_start_matches('/'))) else {
-            continue;
-        };
-        let Ok(st) = rustix::fs::fstat(&fd) else {
+        let path = root.join(rel.trim_start_matches('/'));
+        let opened = rustix::fs::open(path, flags, Mode::empty());
+        let Ok((st, fd)) = opened.and_then(|fd| Ok((rustix::fs::fstat(&fd)?, fd))) else {
             continue;
         };
         if st.st_ino == ino {
@@ -774,31 +766,22 @@ fn journal_field(out: &mut Vec<u8>, name: &str, value: &str) {
 
 /// Reads the journal's native datagram back into (name, value) pairs (tests, `pr-client`).
 pub fn parse_journal_fields(mut bytes: &[u8]) -> Vec<(String, String)> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
+    while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
+        let (line, rest) = (&bytes[..nl], &bytes[nl + 1..]);
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            out.push((text(&line[..eq]), text(&line[eq + 1..])));
+            bytes = rest;
+            continue;
+        }
+        let Some(len) = rest.get(..8) else { break };
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes")) as usize;
+        let Some(value) = rest.get(8..8 + len) else {
             break;
         };
-        let line = &bytes[..nl];
-        if let Some(eq) = line.iter().position(|&b| b == b'=') {
-            out.push((
-                String::from_utf8_lossy(&line[..eq]).into_owned(),
-                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
-            ));
-            bytes = &bytes[nl + 1..];
-        } else {
-            let name = String::from_utf8_lossy(line).into_owned();
-            let rest = &bytes[nl + 1..];
-            if rest.len() < 8 {
-                break;
-            }
-            let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
-            let Some(value) = rest.get(8..8 + len) else {
-                break;
-            };
-            out.push((name, String::from_utf8_lossy(value).into_owned()));
-            bytes = rest.get(8 + len + 1..).unwrap_or_default();
-        }
+        out.push((text(line), text(value)));
+        bytes = rest.get(8 + len + 1..).unwrap_or_default();
     }
     out
 }

@@ -19,34 +19,24 @@ fn audit_argument_grammar() {
 }
 
 #[test]
-fn cgroup_v2_line_is_preferred() {
-    let text = "12:cpu,cpuacct:/elsewhere\n0::/machine.slice/machine-qemu\\x2d1\\x2dnode2.scope/libvirt/emulator\n";
-    assert_eq!(
-        cgroup_path(text),
-        Some("/machine.slice/machine-qemu\\x2d1\\x2dnode2.scope/libvirt/emulator")
-    );
-}
-
-#[test]
-fn cgroup_v1_systemd_hierarchy_then_a_machine_line() {
+fn cgroup_v2_line_then_v1_systemd_hierarchy_then_a_machine_line() {
+    let v2_path = "/machine.slice/machine-qemu\\x2d1\\x2dnode2.scope/libvirt/emulator";
+    let v2 = format!("12:cpu,cpuacct:/elsewhere\n0::{v2_path}\n");
+    let scope = "/machine.slice/machine-qemu\\x2d3\\x2dweb.scope";
     let v1 = "11:memory:/machine.slice/machine-qemu\\x2d3\\x2dweb.scope\n\
               5:cpu,cpuacct:/machine.slice/machine-qemu\\x2d3\\x2dweb.scope/emulator\n\
               1:name=systemd:/machine.slice/machine-qemu\\x2d3\\x2dweb.scope\n";
-    assert_eq!(
-        cgroup_path(v1),
-        Some("/machine.slice/machine-qemu\\x2d3\\x2dweb.scope")
-    );
     let no_systemd = "4:devices:/\n3:cpu:/machine/qemu-7-db.libvirt-qemu/emulator\n";
-    assert_eq!(
-        cgroup_path(no_systemd),
-        Some("/machine/qemu-7-db.libvirt-qemu/emulator")
-    );
-    assert_eq!(
-        vm_from_cgroup("/machine/qemu-7-db.libvirt-qemu/emulator").as_deref(),
-        Some("db")
-    );
-    assert_eq!(cgroup_path(""), None);
-    assert_eq!(cgroup_path("0::\n"), None);
+    let cases = [
+        ("v2 preferred", v2.as_str(), Some(v2_path)),
+        ("v1 systemd", v1, Some(scope)),
+        ("v1 machine", no_systemd, Some("/machine/qemu-7-db.libvirt-qemu/emulator")),
+        ("empty", "", None),
+        ("empty path", "0::\n", None),
+    ];
+    for (name, text, want) in cases {
+        assert_eq!(cgroup_path(text), want, "{name}");
+    }
 }
 
 #[test]
