@@ -70,9 +70,7 @@ impl Config {
                 "all" => config.all = true,
                 "out" => config.all = false,
                 _ => match word.strip_prefix("journal=") {
-                    Some(path) if path.starts_with('/') => {
-                        config.sink = Sink::Journal(PathBuf::from(path));
-                    }
+                    Some(path) if path.starts_with('/') => config.sink = Sink::Journal(path.into()),
                     _ => {
                         return Err(format!(
                             "invalid --audit value '{word}': stderr, journal, journal=/PATH, \
@@ -149,11 +147,8 @@ impl Audit {
             }
             None => record.emit_with(&self.prog, false, write_line),
         };
-        if sent {
-            self.written.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = if sent { &self.written } else { &self.dropped };
+        counter.fetch_add(1, Ordering::Relaxed);
         sent
     }
 }
@@ -545,12 +540,11 @@ impl Pending {
             fixed[..n].copy_from_slice(&params[..n]);
             pr::ProutParams::decode(cdb.cdb[1] & 0x1f, &fixed).unwrap_or_default()
         });
-        let kind = rustix::fs::fstat(device)
-            .ok()
-            .map(|st| (rustix::fs::FileType::from_raw_mode(st.st_mode), st.st_rdev));
-        let (rdev, block) = match kind {
-            Some((rustix::fs::FileType::BlockDevice, rdev)) => (Some(rdev), true),
-            Some((rustix::fs::FileType::CharacterDevice, rdev)) => (Some(rdev), false),
+        use rustix::fs::FileType;
+        let st = rustix::fs::fstat(device).ok();
+        let (rdev, block) = match st.map(|st| FileType::from_raw_mode(st.st_mode)) {
+            Some(FileType::BlockDevice) => (st.map(|st| st.st_rdev), true),
+            Some(FileType::CharacterDevice) => (st.map(|st| st.st_rdev), false),
             _ => (None, false),
         };
         Pending {

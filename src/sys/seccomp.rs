@@ -723,46 +723,40 @@ mod tests {
     fn each_kind_of_forbidden_call_kills_the_process() {
         const DM_DEV_STATUS: u32 = 0xC138_FD07;
         if let Some(kind) = child_role() {
+            use rustix::net::{AddressFamily, SocketFlags, SocketType};
             let null = std::fs::File::open("/dev/null").unwrap();
-            let multipath = crate::backend::sandbox_policy(&exec(Default::default(), true));
-            let socket = |family| {
-                rustix::net::socket(family, rustix::net::SocketType::STREAM, None).map(drop)
+            let ioctl = |request: u32| {
+                use std::os::fd::AsRawFd as _;
+                // SAFETY: an ioctl on /dev/null with a null argument: the filter kills the
+                // process before the kernel sees it, and /dev/null would answer ENOTTY without
+                // reading it.
+                let _ = unsafe { libc::ioctl(null.as_raw_fd(), request as _, 0usize) };
             };
-            use rustix::net::AddressFamily;
-            let (policy, request) = match kind.as_str() {
-                "tty-ioctl" => (Policy::default(), libc::TIOCGWINSZ as u32),
-                "dm-dev-status" => (multipath, DM_DEV_STATUS),
-                sockets @ ("inet-socket" | "opener-socket") => {
-                    let inet = sockets == "inet-socket";
-                    install(&if inet { multipath } else { Policy::opener() }).unwrap();
-                    say("filter installed\n");
-                    if inet {
-                        let unix = socket(AddressFamily::UNIX);
-                        assert!(unix.is_ok(), "{unix:?}");
-                        let pair = rustix::net::socketpair(
-                            AddressFamily::UNIX,
-                            rustix::net::SocketType::SEQPACKET,
-                            rustix::net::SocketFlags::CLOEXEC,
-                            None,
-                        );
-                        assert!(pair.is_ok(), "{pair:?}");
-                        say("unix socket made\n");
-                    }
-                    let _ = socket(if inet {
-                        AddressFamily::INET
-                    } else {
-                        AddressFamily::UNIX
-                    });
-                    std::process::exit(0);
+            let socket = |family| rustix::net::socket(family, SocketType::STREAM, None);
+            install(&match kind.as_str() {
+                "tty-ioctl" => Policy::default(),
+                "opener-socket" => Policy::opener(),
+                "dm-dev-status" | "inet-socket" => {
+                    crate::backend::sandbox_policy(&exec(Default::default(), true))
                 }
                 _ => panic!("unknown kind {kind:?}"),
-            };
-            install(&policy).unwrap();
+            })
+            .unwrap();
             say("filter installed\n");
-            use std::os::fd::AsRawFd as _;
-            // SAFETY: an ioctl on /dev/null with a null argument: the filter kills the process
-            // before the kernel sees it, and /dev/null would answer ENOTTY without reading it.
-            let _ = unsafe { libc::ioctl(null.as_raw_fd(), request as _, 0usize) };
+            match kind.as_str() {
+                "tty-ioctl" => ioctl(libc::TIOCGWINSZ as u32),
+                "dm-dev-status" => ioctl(DM_DEV_STATUS),
+                "opener-socket" => drop(socket(AddressFamily::UNIX)),
+                _ => {
+                    let unix = socket(AddressFamily::UNIX);
+                    assert!(unix.is_ok(), "{unix:?}");
+                    let (family, flags) = (AddressFamily::UNIX, SocketFlags::CLOEXEC);
+                    let pair = rustix::net::socketpair(family, SocketType::SEQPACKET, flags, None);
+                    assert!(pair.is_ok(), "{pair:?}");
+                    say("unix socket made\n");
+                    drop(socket(AddressFamily::INET));
+                }
+            }
             std::process::exit(0);
         }
         let name = "sys::seccomp::tests::each_kind_of_forbidden_call_kills_the_process";

@@ -76,28 +76,18 @@ fn libvirt_scope_names_with_escapes() {
 
 #[test]
 fn qemu_name_from_cmdline() {
-    let line = |args: &[&str]| args.join("\0").into_bytes();
-    let cases: [(&[&str], Option<&str>); 7] = [
-        (
-            &["qemu-system-x86_64", "-name", "node1", "-m", "1G"],
-            Some("node1"),
-        ),
-        (
-            &[
-                "qemu-system-x86_64",
-                "-name",
-                "guest=node2,debug-threads=on",
-            ],
-            Some("node2"),
-        ),
-        (&["qemu", "-name", "web,process=qemu:web"], Some("web")),
-        (&["qemu", "--name", "guest=a,,b"], Some("a,b")),
-        (&["qemu", "-m", "1G"], None),
-        (&["qemu", "-name"], None),
-        (&["qemu", "-name", "process=x"], None),
+    let cases = [
+        ("qemu-system-x86_64 -name node1 -m 1G", Some("node1")),
+        ("qemu-system-x86_64 -name guest=node2,debug-threads=on", Some("node2")),
+        ("qemu -name web,process=qemu:web", Some("web")),
+        ("qemu --name guest=a,,b", Some("a,b")),
+        ("qemu -m 1G", None),
+        ("qemu -name", None),
+        ("qemu -name process=x", None),
     ];
     for (args, want) in cases {
-        assert_eq!(vm_from_cmdline(&line(args)).as_deref(), want, "{args:?}");
+        let cmdline = args.replace(' ', "\0");
+        assert_eq!(vm_from_cmdline(cmdline.as_bytes()).as_deref(), want, "{args}");
     }
     // /proc/PID/cmdline ends with a NUL.
     assert_eq!(
