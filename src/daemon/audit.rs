@@ -588,6 +588,13 @@ fn upper_snake(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
         .try_for_each(|c| f.write_char(if c == ' ' { '_' } else { c.to_ascii_uppercase() }))
 }
 
+/// A field that is there only with a value.
+fn some(f: &mut Visit<'_>, name: &'static str, value: Option<&String>) {
+    if let Some(value) = value {
+        f(name, value);
+    }
+}
+
 thread_local! {
     /// Each thread's buffers for records: reused, so a record allocates nothing once warm.
     static BUFFERS: std::cell::RefCell<(String, String, Vec<u8>)> =
@@ -632,14 +639,8 @@ impl Record<'_> {
             let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
             f("PR_DEVICE", &Show(|w| write!(w, "{major}:{minor}")));
         }
-        if let Some(info) = self.device {
-            if let Some(name) = &info.name {
-                f("PR_DEVICE_NAME", name);
-            }
-            if let Some(wwid) = &info.wwid {
-                f("PR_DEVICE_WWID", wwid);
-            }
-        }
+        some(f, "PR_DEVICE_NAME", self.device.and_then(|d| d.name.as_ref()));
+        some(f, "PR_DEVICE_WWID", self.device.and_then(|d| d.wwid.as_ref()));
         if let Some((first, rest)) = self.paths.split_first() {
             let joined = |w: &mut fmt::Formatter<'_>| {
                 w.write_str(first)?;
@@ -650,15 +651,9 @@ impl Record<'_> {
         f("PR_PEER_PID", &self.peer.pid);
         f("PR_PEER_UID", &self.peer.uid);
         f("PR_PEER_GID", &self.peer.gid);
-        if let Some(comm) = &self.peer.comm {
-            f("PR_PEER_COMM", comm);
-        }
-        if let Some(vm) = &self.peer.vm {
-            f("PR_VM", vm);
-        }
-        if let Some(cgroup) = &self.peer.cgroup {
-            f("PR_PEER_CGROUP", cgroup);
-        }
+        some(f, "PR_PEER_COMM", self.peer.comm.as_ref());
+        some(f, "PR_VM", self.peer.vm.as_ref());
+        some(f, "PR_PEER_CGROUP", self.peer.cgroup.as_ref());
         f("PR_STATUS", &Show(|w| upper_snake(w, status::name(self.status))));
         if let Some(s) = self.sense {
             // Sense key, ASC and ASCQ in words: `Illegal Request 05/20/00: Invalid command

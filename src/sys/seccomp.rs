@@ -71,8 +71,8 @@ impl Policy {
         Policy {
             ioctls: vec![super::dm::DM_TABLE_STATUS],
             open_read_only: true,
-            syscalls: Vec::new(),
             opener: true,
+            ..Policy::default()
         }
     }
 
@@ -88,7 +88,7 @@ impl Policy {
 
 /// System calls of the path opener.
 fn opener_syscalls() -> Vec<libc::c_long> {
-    let mut list = vec![
+    let list: &[libc::c_long] = &[
         libc::SYS_recvmsg,
         libc::SYS_sendmsg,
         libc::SYS_write,
@@ -99,9 +99,7 @@ fn opener_syscalls() -> Vec<libc::c_long> {
         libc::SYS_statx,
         libc::SYS_ioctl,
     ];
-    list.extend(THREADS_AND_MEMORY);
-    list.extend(legacy::STAT);
-    list
+    [list, THREADS_AND_MEMORY, legacy::STAT].concat()
 }
 
 /// What any thread of ours needs, daemon or opener: locks, thread creation, memory, signal
@@ -170,7 +168,7 @@ mod legacy {
 
 /// System calls of the running daemon and its worker threads, with why.
 fn allowed_syscalls() -> Vec<libc::c_long> {
-    let mut list = vec![
+    let list: &[libc::c_long] = &[
         // The event loop and connections.
         libc::SYS_epoll_pwait,
         libc::SYS_epoll_ctl,
@@ -198,9 +196,7 @@ fn allowed_syscalls() -> Vec<libc::c_long> {
         // SG_IO, restricted below by request number.
         libc::SYS_ioctl,
     ];
-    list.extend(THREADS_AND_MEMORY);
-    list.extend(legacy::SYSCALLS);
-    list
+    [list, THREADS_AND_MEMORY, legacy::SYSCALLS].concat()
 }
 
 /// What the filter does with a system call.
@@ -582,10 +578,7 @@ mod tests {
                 match &rule.when {
                     None => assert_eq!(call(nr, [0; 3]), rule.then.ret(), "{rule:?}"),
                     Some(arg) => {
-                        let index = [DATA_ARG0_LOW, DATA_ARG1_LOW, DATA_ARG2_LOW]
-                            .iter()
-                            .position(|&o| o == arg.offset)
-                            .unwrap();
+                        let index = ((arg.offset - DATA_ARG0_LOW) / 8) as usize;
                         for &value in &arg.values {
                             let mut args = [0; 3];
                             args[index] = value;
