@@ -229,9 +229,8 @@ impl Peer {
                 .and_then(|fd| crate::sys::pidfd::cgroup_id(fd.as_fd()));
             if let Ok(id) = id {
                 peer.cgroup = cgroup_by_id(cgroup_root, id);
-                if peer.vm.is_none() {
-                    peer.vm = peer.cgroup.as_deref().and_then(vm_from_cgroup);
-                }
+                let vm = peer.cgroup.as_deref().and_then(vm_from_cgroup);
+                peer.vm = peer.vm.take().or(vm);
             }
         }
         peer

@@ -71,11 +71,11 @@ impl Close {
             message: None,
         }
     }
-    fn loud(reason: &'static str, message: String) -> Self {
-        Close {
-            reason,
-            message: Some(message),
-        }
+
+    /// Closing, with what C prints for it.
+    fn loud(reason: &'static str, message: impl Into<String>) -> Step {
+        let message = Some(message.into());
+        Step::Close(Close { reason, message })
     }
 }
 
@@ -164,10 +164,8 @@ impl Conn {
                         Ok(n) => n,
                         Err(Interrupted::WouldBlock) => return Step::Wait,
                         Err(Interrupted::Eof) => {
-                            return Step::Close(Close::loud(
-                                "end of file in parameter list",
-                                "Unexpected end-of-file before all data were read".into(),
-                            ));
+                            let words = "Unexpected end-of-file before all data were read";
+                            return Close::loud("end of file in parameter list", words);
                         }
                         Err(Interrupted::Failed(e)) => {
                             return socket_error("read error in parameter list", "read from", e);
@@ -190,18 +188,12 @@ impl Conn {
         take_buffer: &mut dyn FnMut() -> ReplyBuffer,
     ) -> Option<Step> {
         let Some((device, read_only)) = device else {
-            return Some(Step::Close(Close::loud(
-                "no fd",
-                "No file descriptor in request.".into(),
-            )));
+            return Some(Close::loud("no fd", "No file descriptor in request."));
         };
         let checked = match protocol::check_cdb(cdb) {
             Ok(c) => c,
             Err(CdbError::InvalidOpcode(_)) => {
-                return Some(Step::Close(Close::loud(
-                    "invalid opcode",
-                    "Invalid CDB, closing socket.".into(),
-                )));
+                return Some(Close::loud("invalid opcode", "Invalid CDB, closing socket."));
             }
             Err(CdbError::TooLong(_)) => {
                 return Some(Step::Close(Close::silent("transfer length over 8192")));
@@ -225,11 +217,7 @@ impl Conn {
             reply: take_buffer(),
             got: 0,
         };
-        if checked.parameter_length() == 0 {
-            Some(self.dispatch())
-        } else {
-            None
-        }
+        (checked.parameter_length() == 0).then(|| self.dispatch())
     }
 
     fn dispatch(&mut self) -> Step {
@@ -275,7 +263,7 @@ impl Conn {
 /// A close for a failed read or write: `Unable to VERB socket: ERROR`, as C prints it.
 fn socket_error(reason: &'static str, verb: &str, e: Errno) -> Step {
     let message = format!("Unable to {verb} socket: {}", crate::errors::strerror(&e.into()));
-    Step::Close(Close::loud(reason, message))
+    Close::loud(reason, message)
 }
 
 /// Why a read stopped short.

@@ -493,12 +493,8 @@ mod tests {
     }
 
     fn exec(route: crate::backend::Route, multipath: bool) -> crate::backend::ExecOptions {
-        crate::backend::ExecOptions {
-            sgio_timeout_ms: 30_000,
-            test_delay: None,
-            route,
-            multipath,
-        }
+        let defaults = crate::backend::ExecOptions::default();
+        crate::backend::ExecOptions { route, multipath, ..defaults }
     }
 
     /// Every policy the daemon can ask for: each backend route, with and without multipath
