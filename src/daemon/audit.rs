@@ -351,30 +351,20 @@ pub fn cgroup_path(text: &str) -> Option<&str> {
 /// `machine-qemu\x2dID\x2dNAME.scope` (libvirt 1.3 and later; `machine-qemu\x2dNAME.scope`
 /// before), with systemd's `\xNN` escapes, or without systemd `qemu-ID-NAME.libvirt-qemu`.
 pub fn vm_from_cgroup(path: &str) -> Option<String> {
-    for component in path.split('/') {
-        let unit = if let Some(scope) = component
-            .strip_prefix("machine-")
-            .and_then(|c| c.strip_suffix(".scope"))
-        {
-            unescape_unit(scope)
-        } else if let Some(name) = component.strip_suffix(".libvirt-qemu") {
-            name.to_owned()
-        } else {
-            continue;
+    path.split('/').find_map(|component| {
+        let scope = component.strip_prefix("machine-").and_then(|c| c.strip_suffix(".scope"));
+        let unit = match scope {
+            Some(scope) => unescape_unit(scope),
+            None => component.strip_suffix(".libvirt-qemu")?.to_owned(),
         };
-        let Some(rest) = unit.strip_prefix("qemu-") else {
-            continue;
-        };
+        let rest = unit.strip_prefix("qemu-")?;
         // libvirt's domain id, when the name carries one ("1-node2").
         let name = match rest.split_once('-') {
             Some((id, name)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => name,
             _ => rest,
         };
-        if !name.is_empty() {
-            return Some(name.to_owned());
-        }
-    }
-    None
+        (!name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 /// systemd's unit name escaping undone: `\xNN` is the byte NN (`\x2d` a `-`).

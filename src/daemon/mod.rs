@@ -296,12 +296,8 @@ fn start_multipath(config: &Config) -> Result<(), Error> {
     if let Err(e) = crate::backend::multipath::init() {
         if config.verbose >= 2 {
             use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "{}: multipath support off: {}",
-                config.prog,
-                strerror(&e)
-            );
+            let (prog, e) = (&config.prog, strerror(&e));
+            let _ = writeln!(std::io::stderr(), "{prog}: multipath support off: {e}");
         }
     }
     if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {

@@ -247,10 +247,11 @@ impl Rule {
         }
     }
 
-    fn allow_if(nr: libc::c_long, when: ArgIs, otherwise: Action) -> Rule {
+    /// Allowed when the argument at `offset`, masked, is one of `values`.
+    fn allow_if(nr: libc::c_long, (offset, mask, values): (u32, u32, Vec<u32>), otherwise: Action) -> Rule {
         Rule {
             nr: nr as u32,
-            when: Some(when),
+            when: Some(ArgIs { offset, mask, values }),
             then: Action::Allow,
             otherwise,
         }
@@ -288,12 +289,7 @@ fn rules(policy: &Policy) -> Vec<Rule> {
         .chain(legacy::OPEN.iter().map(|&nr| (nr, DATA_ARG1_LOW)));
     for (nr, flags) in opens {
         rules.push(if policy.open_read_only {
-            let read_only = ArgIs {
-                offset: flags,
-                mask: WRITE_OPEN_FLAGS,
-                values: vec![0],
-            };
-            Rule::allow_if(nr, read_only, refused)
+            Rule::allow_if(nr, (flags, WRITE_OPEN_FLAGS, vec![0]), refused)
         } else {
             Rule::new(nr, refused)
         });
@@ -303,28 +299,18 @@ fn rules(policy: &Policy) -> Vec<Rule> {
     // reach the sockets these make, the inherited listener's and the journal's, all Unix ones.
     for nr in [libc::SYS_socket, libc::SYS_socketpair] {
         if allowed.contains(&nr) {
-            let unix = ArgIs {
-                offset: DATA_ARG0_LOW,
-                mask: u32::MAX,
-                values: vec![libc::AF_UNIX as u32],
-            };
+            let unix = (DATA_ARG0_LOW, u32::MAX, vec![libc::AF_UNIX as u32]);
             rules.push(Rule::allow_if(nr, unix, Action::Kill));
         }
     }
     // ioctl: only the allowed request numbers (the low 32 bits: the kernel's `unsigned int cmd`).
-    let mut ioctls = if policy.opener {
-        Vec::new()
-    } else {
-        vec![SG_IO_REQUEST]
-    };
-    ioctls.extend(&policy.ioctls);
+    let mut ioctls = policy.ioctls.clone();
+    if !policy.opener {
+        ioctls.push(SG_IO_REQUEST);
+    }
     ioctls.sort_unstable();
     ioctls.dedup();
-    let requests = ArgIs {
-        offset: DATA_ARG1_LOW,
-        mask: u32::MAX,
-        values: ioctls,
-    };
+    let requests = (DATA_ARG1_LOW, u32::MAX, ioctls);
     rules.push(Rule::allow_if(libc::SYS_ioctl, requests, Action::Kill));
     rules
 }
@@ -353,11 +339,8 @@ pub struct JumpTooFar {
 
 impl std::fmt::Display for JumpTooFar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the seccomp program jumps from instruction {} to {}, further than 255",
-            self.from, self.to
-        )
+        let JumpTooFar { from, to } = self;
+        write!(f, "the seccomp program jumps from instruction {from} to {to}, further than 255")
     }
 }
 

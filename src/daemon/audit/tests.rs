@@ -244,6 +244,11 @@ fn emitted(record: &Record<'_>, journal: bool) -> Vec<u8> {
     out
 }
 
+/// The journal's fields of the record, read back.
+fn journal(record: &Record<'_>) -> std::collections::HashMap<String, String> {
+    parse_journal_fields(&emitted(record, true)).into_iter().collect()
+}
+
 #[test]
 fn preempt_record_fields_and_line() {
     let peer = Peer {
@@ -268,8 +273,7 @@ fn preempt_record_fields_and_line() {
         duration: Duration::from_micros(1234),
         ..record(&peer, &p)
     };
-    let fields: std::collections::HashMap<_, _> =
-        parse_journal_fields(&emitted(&record, true)).into_iter().collect();
+    let fields = journal(&record);
     assert_eq!(fields["PR_ACTION"], "PREEMPT");
     assert_eq!(fields["PR_TYPE"], "wr_ex");
     assert_eq!(fields["PR_SCOPE"], "0");
@@ -311,32 +315,19 @@ fn conflict_with_sense_in_words_and_journal_round_trip() {
         paths: vec!["8:0".into(), "8:16".into()],
         ..record(&peer, &p)
     };
-    let fields = parse_journal_fields(&emitted(&record, true));
-    let get = |n: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no {n} in {fields:?}"))
-    };
-    assert_eq!(get("PR_ACTION"), "READ_KEYS");
-    assert_eq!(get("PR_DIRECTION"), "IN");
-    assert_eq!(get("PR_STATUS"), "CHECK_CONDITION");
-    assert!(
-        get("PR_SENSE").starts_with("Illegal Request 05/20/00: "),
-        "{}",
-        get("PR_SENSE")
-    );
-    assert_eq!(get("PR_PATHS"), "8:0,8:16");
+    let fields = journal(&record);
+    assert_eq!(fields["PR_ACTION"], "READ_KEYS");
+    assert_eq!(fields["PR_DIRECTION"], "IN");
+    assert_eq!(fields["PR_STATUS"], "CHECK_CONDITION");
+    let sense = &fields["PR_SENSE"];
+    assert!(sense.starts_with("Illegal Request 05/20/00: "), "{sense}");
+    assert_eq!(fields["PR_PATHS"], "8:0,8:16");
     // A value with a newline takes the binary form and reads back whole.
-    assert_eq!(get("PR_PEER_COMM"), "two\nlines");
-    assert_eq!(get("SYSLOG_IDENTIFIER"), "qemu-pr-helper");
-    assert_eq!(get("MESSAGE_ID"), MESSAGE_ID);
-    assert!(get("MESSAGE").starts_with("PR IN READ_KEYS "));
-    assert!(
-        fields.iter().all(|(k, _)| k != "PR_KEY"),
-        "no keys for PR IN"
-    );
+    assert_eq!(fields["PR_PEER_COMM"], "two\nlines");
+    assert_eq!(fields["SYSLOG_IDENTIFIER"], "qemu-pr-helper");
+    assert_eq!(fields["MESSAGE_ID"], MESSAGE_ID);
+    assert!(fields["MESSAGE"].starts_with("PR IN READ_KEYS "));
+    assert!(!fields.contains_key("PR_KEY"), "no keys for PR IN");
 }
 
 #[test]
