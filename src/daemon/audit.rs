@@ -215,15 +215,11 @@ impl Peer {
     /// (`SO_PEERPIDFD`, `PIDFD_GET_INFO`) and the unified hierarchy under `cgroup_root`
     /// (`/sys/fs/cgroup`); a process gone leaves only pid, uid and gid.
     pub fn of_socket(sock: BorrowedFd<'_>, proc_root: &Path, cgroup_root: &Path) -> Peer {
-        let mut peer = match rustix::net::sockopt::socket_peercred(sock) {
-            Ok(cred) => Peer::resolve(
-                cred.pid.as_raw_nonzero().get(),
-                cred.uid.as_raw(),
-                cred.gid.as_raw(),
-                proc_root,
-            ),
-            Err(_) => return Peer::default(),
+        let Ok(cred) = rustix::net::sockopt::socket_peercred(sock) else {
+            return Peer::default();
         };
+        let (uid, gid) = (cred.uid.as_raw(), cred.gid.as_raw());
+        let mut peer = Peer::resolve(cred.pid.as_raw_nonzero().get(), uid, gid, proc_root);
         if peer.cgroup.is_none() {
             let id = crate::sys::pidfd::peer_pidfd(sock)
                 .and_then(|fd| crate::sys::pidfd::cgroup_id(fd.as_fd()));
@@ -373,15 +369,10 @@ pub fn unescape_unit(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') && i + 4 <= bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 2..i + 4], 16) {
-                out.push(b);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
+        let hex = s.get(i + 2..i + 4).filter(|_| bytes[i..].starts_with(b"\\x"));
+        let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+        out.push(byte.unwrap_or(bytes[i]));
+        i += if byte.is_some() { 4 } else { 1 };
     }
     String::from_utf8_lossy(&out).into_owned()
 }

@@ -24,6 +24,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::backend::ExecOptions;
 use crate::cli::argbytes;
@@ -307,17 +308,14 @@ fn start_multipath(config: &Config) -> Result<(), Error> {
 }
 
 /// `--audit`'s sink.
-fn open_audit(config: &Config) -> Result<Option<std::sync::Arc<audit::Audit>>, Error> {
-    let Some(c) = &config.audit else {
-        return Ok(None);
-    };
-    let audit = audit::Audit::new(c.clone(), &config.prog).map_err(Error::Audit)?;
-    Ok(Some(std::sync::Arc::new(audit)))
+fn open_audit(config: &Config) -> Result<Option<Arc<audit::Audit>>, Error> {
+    let open = |c: &audit::Config| audit::Audit::new(c.clone(), &config.prog).map(Arc::new);
+    config.audit.as_ref().map(open).transpose().map_err(Error::Audit)
 }
 
 fn loop_options(
     config: &Config,
-    audit: Option<std::sync::Arc<audit::Audit>>,
+    audit: Option<Arc<audit::Audit>>,
 ) -> event_loop::LoopOptions {
     event_loop::LoopOptions {
         print_errors: !config.quiet,

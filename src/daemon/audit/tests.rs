@@ -72,6 +72,8 @@ fn libvirt_scope_names_with_escapes() {
         assert_eq!(vm_from_cgroup(path).as_deref(), want, "{path}");
     }
     assert_eq!(unescape_unit("a\\x2db\\x5cc\\xzz"), "a-b\\c\\xzz");
+    // An escape cut short by a multi-byte character is kept as it is.
+    assert_eq!(unescape_unit("\\xa\u{e9}"), "\\xa\u{e9}");
 }
 
 #[test]
