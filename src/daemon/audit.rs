@@ -60,10 +60,7 @@ impl Config {
             sink: Sink::Stderr,
             all: false,
         };
-        let Some(value) = value else {
-            return Ok(config);
-        };
-        for word in value.split(',') {
+        for word in value.into_iter().flat_map(|v| v.split(',')) {
             match word {
                 "stderr" => config.sink = Sink::Stderr,
                 "journal" => config.sink = Sink::Journal(PathBuf::from(JOURNAL_SOCKET)),

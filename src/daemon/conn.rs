@@ -283,16 +283,22 @@ impl Interrupted {
     }
 }
 
+/// `call` again while a signal interrupts it; EAGAIN as `WouldBlock`.
+fn retry<T>(mut call: impl FnMut() -> Result<T, Errno>) -> Result<T, Interrupted> {
+    loop {
+        match call() {
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Err(Interrupted::WouldBlock),
+            result => return result.map_err(Interrupted::Failed),
+        }
+    }
+}
+
 /// Plain read: descriptors sent with these bytes are discarded by the kernel, as in C.
 fn recv_into(sock: &OwnedFd, buf: &mut [u8]) -> Result<usize, Interrupted> {
-    loop {
-        return match rustix::io::read(sock, &mut *buf) {
-            Ok(0) => Err(Interrupted::Eof),
-            Ok(n) => Ok(n),
-            Err(Errno::INTR) => continue,
-            Err(Errno::AGAIN) => Err(Interrupted::WouldBlock),
-            Err(e) => Err(Interrupted::Failed(e)),
-        };
+    match retry(|| rustix::io::read(sock, &mut *buf))? {
+        0 => Err(Interrupted::Eof),
+        n => Ok(n),
     }
 }
 
@@ -304,36 +310,29 @@ fn recv_with_fd(
     device: &mut Option<(OwnedFd, bool)>,
 ) -> Result<usize, Interrupted> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(SOCKET_MAX_FDS))];
-    loop {
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [std::io::IoSliceMut::new(&mut *buf)];
-        let received =
-            match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
-                Ok(r) => r,
-                Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => return Err(Interrupted::WouldBlock),
-                Err(e) => return Err(Interrupted::Failed(e)),
-            };
-        let mut too_many = false;
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = message {
-                for fd in fds {
-                    if device.is_some() {
-                        too_many = true;
-                        continue; // dropped, so closed
-                    }
-                    *device = Some(adopt_device(fd).map_err(Interrupted::Failed)?);
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let flags = RecvFlags::CMSG_CLOEXEC;
+    let received = retry(|| rustix::net::recvmsg(sock, &mut iov, &mut control, flags))?;
+    let mut too_many = false;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            for fd in fds {
+                if device.is_some() {
+                    too_many = true;
+                    continue; // dropped, so closed
                 }
+                *device = Some(adopt_device(fd).map_err(Interrupted::Failed)?);
             }
         }
-        if too_many {
-            *device = None;
-            return Err(Interrupted::Failed(Errno::INVAL));
-        }
-        if received.bytes == 0 {
-            return Err(Interrupted::Eof);
-        }
-        return Ok(received.bytes);
+    }
+    if too_many {
+        *device = None;
+        return Err(Interrupted::Failed(Errno::INVAL));
+    }
+    match received.bytes {
+        0 => Err(Interrupted::Eof),
+        n => Ok(n),
     }
 }
 

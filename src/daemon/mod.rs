@@ -425,19 +425,18 @@ fn path_opener_main(config: &Config, sock: OwnedFd, parent: rustix::process::Pid
             let _ = detach_stdio(&null);
         }
     }
-    match privileges::drop_privileges_for_opener(config.uid, config.gid) {
-        Ok(kept) => {
-            if !kept.contains(rustix::thread::CapabilitySet::DAC_READ_SEARCH) && config.verbose >= 2
-            {
-                say(
-                    "no CAP_DAC_READ_SEARCH (not in the bounding set?): path nodes the user cannot read will not open",
-                );
-            }
-        }
+    let kept = match privileges::drop_privileges_for_opener(config.uid, config.gid) {
+        Ok(kept) => kept,
         Err(e) => {
             say(&format!("Failed to drop privileges: {}", strerror(&e)));
             return 1;
         }
+    };
+    if !kept.contains(rustix::thread::CapabilitySet::DAC_READ_SEARCH) && config.verbose >= 2 {
+        say(
+            "no CAP_DAC_READ_SEARCH (not in the bounding set?): path nodes the user cannot read \
+             will not open",
+        );
     }
     if config.sandbox {
         if let Err(e) = sys::seccomp::install(&sys::seccomp::Policy::opener()) {
