@@ -740,6 +740,7 @@ mod tests {
     /// allowed call, then a forbidden one, which must kill the child with SIGSYS.
     #[test]
     fn a_forbidden_call_kills_the_process() {
+        // tests/lab/systemd/checks.sh runs this half as a service, with PRH_SECCOMP_CHILD=1.
         if let Some(role) = child_role() {
             let read_only = role == "read-only";
             install(&if read_only {
