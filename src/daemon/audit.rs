@@ -345,7 +345,9 @@ pub fn cgroup_path(text: &str) -> Option<&str> {
 /// before), with systemd's `\xNN` escapes, or without systemd `qemu-ID-NAME.libvirt-qemu`.
 pub fn vm_from_cgroup(path: &str) -> Option<String> {
     path.split('/').find_map(|component| {
-        let scope = component.strip_prefix("machine-").and_then(|c| c.strip_suffix(".scope"));
+        let scope = component
+            .strip_prefix("machine-")
+            .and_then(|c| c.strip_suffix(".scope"));
         let unit = match scope {
             Some(scope) => unescape_unit(scope),
             None => component.strip_suffix(".libvirt-qemu")?.to_owned(),
@@ -366,7 +368,9 @@ pub fn unescape_unit(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = s.get(i + 2..i + 4).filter(|_| bytes[i..].starts_with(b"\\x"));
+        let hex = s
+            .get(i + 2..i + 4)
+            .filter(|_| bytes[i..].starts_with(b"\\x"));
         let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
         out.push(byte.unwrap_or(bytes[i]));
         i += if byte.is_some() { 4 } else { 1 };
@@ -395,7 +399,10 @@ pub fn vm_from_cmdline(cmdline: &[u8]) -> Option<String> {
 /// argument holds no NUL, which stands for it meanwhile).
 fn qemu_opts_items(value: &str) -> Vec<String> {
     let value = value.replace(",,", "\0");
-    value.split(',').map(|item| item.replace('\0', ",")).collect()
+    value
+        .split(',')
+        .map(|item| item.replace('\0', ","))
+        .collect()
 }
 
 /// What a block device is, from `/sys/dev/block/MAJ:MIN`: its kernel name and its WWID
@@ -561,8 +568,13 @@ impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Show<F> {
 
 /// A name as a field value: upper case, blanks as underscores (`READ_KEYS`, `CHECK_CONDITION`).
 fn upper_snake(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
-    name.chars()
-        .try_for_each(|c| f.write_char(if c == ' ' { '_' } else { c.to_ascii_uppercase() }))
+    name.chars().try_for_each(|c| {
+        f.write_char(if c == ' ' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        })
+    })
 }
 
 /// A field that is there only with a value.
@@ -616,8 +628,16 @@ impl Record<'_> {
             let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
             f("PR_DEVICE", &Show(|w| write!(w, "{major}:{minor}")));
         }
-        some(f, "PR_DEVICE_NAME", self.device.and_then(|d| d.name.as_ref()));
-        some(f, "PR_DEVICE_WWID", self.device.and_then(|d| d.wwid.as_ref()));
+        some(
+            f,
+            "PR_DEVICE_NAME",
+            self.device.and_then(|d| d.name.as_ref()),
+        );
+        some(
+            f,
+            "PR_DEVICE_WWID",
+            self.device.and_then(|d| d.wwid.as_ref()),
+        );
         if let Some((first, rest)) = self.paths.split_first() {
             let joined = |w: &mut fmt::Formatter<'_>| {
                 w.write_str(first)?;
@@ -631,7 +651,10 @@ impl Record<'_> {
         some(f, "PR_PEER_COMM", self.peer.comm.as_ref());
         some(f, "PR_VM", self.peer.vm.as_ref());
         some(f, "PR_PEER_CGROUP", self.peer.cgroup.as_ref());
-        f("PR_STATUS", &Show(|w| upper_snake(w, status::name(self.status))));
+        f(
+            "PR_STATUS",
+            &Show(|w| upper_snake(w, status::name(self.status))),
+        );
         if let Some(s) = self.sense {
             // Sense key, ASC and ASCQ in words: `Illegal Request 05/20/00: Invalid command
             // operation code`.

@@ -193,7 +193,10 @@ impl Conn {
         let checked = match protocol::check_cdb(cdb) {
             Ok(c) => c,
             Err(CdbError::InvalidOpcode(_)) => {
-                return Some(Close::loud("invalid opcode", "Invalid CDB, closing socket."));
+                return Some(Close::loud(
+                    "invalid opcode",
+                    "Invalid CDB, closing socket.",
+                ));
             }
             Err(CdbError::TooLong(_)) => {
                 return Some(Step::Close(Close::silent("transfer length over 8192")));
@@ -262,7 +265,10 @@ impl Conn {
 
 /// A close for a failed read or write: `Unable to VERB socket: ERROR`, as C prints it.
 fn socket_error(reason: &'static str, verb: &str, e: Errno) -> Step {
-    let message = format!("Unable to {verb} socket: {}", crate::errors::strerror(&e.into()));
+    let message = format!(
+        "Unable to {verb} socket: {}",
+        crate::errors::strerror(&e.into())
+    );
     Close::loud(reason, message)
 }
 

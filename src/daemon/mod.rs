@@ -147,11 +147,15 @@ impl fmt::Display for Error {
                 );
             }
             Error::ActivationTooManyFds(argv0) => {
-                return write!(f, "{argv0} does not support socket activation with LISTEN_FDS > 1");
+                return write!(
+                    f,
+                    "{argv0} does not support socket activation with LISTEN_FDS > 1"
+                );
             }
-            Error::ActivationFd(fd, e) => {
-                (format!("Socket activation failed: invalid file descriptor fd = {fd}").into(), e)
-            }
+            Error::ActivationFd(fd, e) => (
+                format!("Socket activation failed: invalid file descriptor fd = {fd}").into(),
+                e,
+            ),
             Error::Activation(e) => ("Failed to use socket activation".into(), e),
             Error::Daemonize(e) => ("Failed to daemonize".into(), e),
             Error::PidfileOpen(p, e) => (format!("Could not create '{}'", path(p)).into(), e),
@@ -173,9 +177,10 @@ impl fmt::Display for Error {
                 (format!("Cannot set up the event loop: {call}").into(), e)
             }
             Error::EventLoop(e) => ("event loop failed".into(), e),
-            Error::Handover(e) => {
-                ("Cannot tell the waiting parent process that the daemon is ready".into(), e)
-            }
+            Error::Handover(e) => (
+                "Cannot tell the waiting parent process that the daemon is ready".into(),
+                e,
+            ),
             Error::ChildFailed => return f.write_str("the daemon process failed to start"),
         };
         write!(f, "{step}: {}", strerror(e))
@@ -310,13 +315,15 @@ fn start_multipath(config: &Config) -> Result<(), Error> {
 /// `--audit`'s sink.
 fn open_audit(config: &Config) -> Result<Option<Arc<audit::Audit>>, Error> {
     let open = |c: &audit::Config| audit::Audit::new(c.clone(), &config.prog).map(Arc::new);
-    config.audit.as_ref().map(open).transpose().map_err(Error::Audit)
+    config
+        .audit
+        .as_ref()
+        .map(open)
+        .transpose()
+        .map_err(Error::Audit)
 }
 
-fn loop_options(
-    config: &Config,
-    audit: Option<Arc<audit::Audit>>,
-) -> event_loop::LoopOptions {
+fn loop_options(config: &Config, audit: Option<Arc<audit::Audit>>) -> event_loop::LoopOptions {
     event_loop::LoopOptions {
         print_errors: !config.quiet,
         log_verbose: config.verbose >= 2,

@@ -248,10 +248,18 @@ impl Rule {
     }
 
     /// Allowed when the argument at `offset`, masked, is one of `values`.
-    fn allow_if(nr: libc::c_long, (offset, mask, values): (u32, u32, Vec<u32>), otherwise: Action) -> Rule {
+    fn allow_if(
+        nr: libc::c_long,
+        (offset, mask, values): (u32, u32, Vec<u32>),
+        otherwise: Action,
+    ) -> Rule {
         Rule {
             nr: nr as u32,
-            when: Some(ArgIs { offset, mask, values }),
+            when: Some(ArgIs {
+                offset,
+                mask,
+                values,
+            }),
             then: Action::Allow,
             otherwise,
         }
@@ -340,7 +348,10 @@ pub struct JumpTooFar {
 impl std::fmt::Display for JumpTooFar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let JumpTooFar { from, to } = self;
-        write!(f, "the seccomp program jumps from instruction {from} to {to}, further than 255")
+        write!(
+            f,
+            "the seccomp program jumps from instruction {from} to {to}, further than 255"
+        )
     }
 }
 
@@ -477,7 +488,11 @@ mod tests {
 
     fn exec(route: crate::backend::Route, multipath: bool) -> crate::backend::ExecOptions {
         let defaults = crate::backend::ExecOptions::default();
-        crate::backend::ExecOptions { route, multipath, ..defaults }
+        crate::backend::ExecOptions {
+            route,
+            multipath,
+            ..defaults
+        }
     }
 
     /// Every policy the daemon can ask for: each backend route, with and without multipath
@@ -586,7 +601,10 @@ mod tests {
             let (allow, kill) = (SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS);
             let reads = policy.opener || policy.open_read_only;
             assert_eq!(read, if reads { allow } else { eacces });
-            assert_eq!(ioctl(SG_IO_REQUEST), if policy.opener { kill } else { allow });
+            assert_eq!(
+                ioctl(SG_IO_REQUEST),
+                if policy.opener { kill } else { allow }
+            );
             let socket = |domain| call(libc::SYS_socket, [domain, 1, 0]);
             if policy.syscalls.contains(&libc::SYS_socket) {
                 assert_eq!(socket(libc::AF_UNIX as u32), SECCOMP_RET_ALLOW);
@@ -642,7 +660,10 @@ mod tests {
         }
         let child = cmd.env("PRH_SECCOMP_CHILD", what).output().unwrap();
         let out = [child.stdout, child.stderr].concat();
-        (String::from_utf8_lossy(&out).into_owned(), child.status.signal())
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            child.status.signal(),
+        )
     }
 
     /// In the child, what the parent asked for.

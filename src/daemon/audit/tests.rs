@@ -6,7 +6,11 @@ fn audit_argument_grammar() {
     let cases = [
         (None, Sink::Stderr, false),
         (Some("journal,all"), journal(JOURNAL_SOCKET), true),
-        (Some("all,journal=/tmp/j.sock"), journal("/tmp/j.sock"), true),
+        (
+            Some("all,journal=/tmp/j.sock"),
+            journal("/tmp/j.sock"),
+            true,
+        ),
         (Some("journal,stderr,all,out"), Sink::Stderr, false),
     ];
     for (value, sink, all) in cases {
@@ -30,7 +34,11 @@ fn cgroup_v2_line_then_v1_systemd_hierarchy_then_a_machine_line() {
     let cases = [
         ("v2 preferred", v2.as_str(), Some(v2_path)),
         ("v1 systemd", v1, Some(scope)),
-        ("v1 machine", no_systemd, Some("/machine/qemu-7-db.libvirt-qemu/emulator")),
+        (
+            "v1 machine",
+            no_systemd,
+            Some("/machine/qemu-7-db.libvirt-qemu/emulator"),
+        ),
         ("empty", "", None),
         ("empty path", "0::\n", None),
     ];
@@ -80,7 +88,10 @@ fn libvirt_scope_names_with_escapes() {
 fn qemu_name_from_cmdline() {
     let cases = [
         ("qemu-system-x86_64 -name node1 -m 1G", Some("node1")),
-        ("qemu-system-x86_64 -name guest=node2,debug-threads=on", Some("node2")),
+        (
+            "qemu-system-x86_64 -name guest=node2,debug-threads=on",
+            Some("node2"),
+        ),
         ("qemu -name web,process=qemu:web", Some("web")),
         ("qemu --name guest=a,,b", Some("a,b")),
         ("qemu -m 1G", None),
@@ -89,7 +100,11 @@ fn qemu_name_from_cmdline() {
     ];
     for (args, want) in cases {
         let cmdline = args.replace(' ', "\0");
-        assert_eq!(vm_from_cmdline(cmdline.as_bytes()).as_deref(), want, "{args}");
+        assert_eq!(
+            vm_from_cmdline(cmdline.as_bytes()).as_deref(),
+            want,
+            "{args}"
+        );
     }
     // /proc/PID/cmdline ends with a NUL.
     assert_eq!(
@@ -248,7 +263,9 @@ fn emitted(record: &Record<'_>, journal: bool) -> Vec<u8> {
 
 /// The journal's fields of the record, read back.
 fn journal(record: &Record<'_>) -> std::collections::HashMap<String, String> {
-    parse_journal_fields(&emitted(record, true)).into_iter().collect()
+    parse_journal_fields(&emitted(record, true))
+        .into_iter()
+        .collect()
 }
 
 #[test]
