@@ -8,18 +8,48 @@
 //! targets (`fuzz/`) drive parsers and decoders from inside, and see the modules through the
 //! `fuzzing` feature.
 
-macro_rules! modules {
-    ($($name:ident),* $(,)?) => {$(
-        #[cfg(feature = "fuzzing")]
-        pub mod $name;
-        #[cfg(not(feature = "fuzzing"))]
-        mod $name;
-    )*};
-}
-
-modules!(
-    applets, backend, cli, client, daemon, errors, protocol, scsi, sys, trace,
-);
+// Each module twice, one line per build: written out rather than by a macro, because rustfmt
+// (`cargo fmt`) reaches only the modules it sees declared.
+#[cfg(not(feature = "fuzzing"))]
+mod applets;
+#[cfg(feature = "fuzzing")]
+pub mod applets;
+#[cfg(not(feature = "fuzzing"))]
+mod backend;
+#[cfg(feature = "fuzzing")]
+pub mod backend;
+#[cfg(not(feature = "fuzzing"))]
+mod cli;
+#[cfg(feature = "fuzzing")]
+pub mod cli;
+#[cfg(not(feature = "fuzzing"))]
+mod client;
+#[cfg(feature = "fuzzing")]
+pub mod client;
+#[cfg(not(feature = "fuzzing"))]
+mod daemon;
+#[cfg(feature = "fuzzing")]
+pub mod daemon;
+#[cfg(not(feature = "fuzzing"))]
+mod errors;
+#[cfg(feature = "fuzzing")]
+pub mod errors;
+#[cfg(not(feature = "fuzzing"))]
+mod protocol;
+#[cfg(feature = "fuzzing")]
+pub mod protocol;
+#[cfg(not(feature = "fuzzing"))]
+mod scsi;
+#[cfg(feature = "fuzzing")]
+pub mod scsi;
+#[cfg(not(feature = "fuzzing"))]
+mod sys;
+#[cfg(feature = "fuzzing")]
+pub mod sys;
+#[cfg(not(feature = "fuzzing"))]
+mod trace;
+#[cfg(feature = "fuzzing")]
+pub mod trace;
 
 pub use applets::dispatch;
 pub use cli::argbytes::encode as encode_arg;

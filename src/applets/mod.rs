@@ -107,7 +107,13 @@ fn multicall(args: &[String]) -> ExitCode {
             };
         }
     };
-    let MulticallOptions { list, install, force, version, dir } = options;
+    let MulticallOptions {
+        list,
+        install,
+        force,
+        version,
+        dir,
+    } = options;
     match (list, version, install, dir) {
         (true, false, false, None) if !force => {
             for (name, _) in APPLETS {

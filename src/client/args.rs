@@ -9,7 +9,6 @@ use super::report::exit;
 use crate::cli::getopt::OptSpec;
 use crate::scsi::pr::transport_id;
 
-
 /// A command-line problem: one line of text and the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageError {

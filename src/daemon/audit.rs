@@ -60,19 +60,14 @@ impl Config {
             sink: Sink::Stderr,
             all: false,
         };
-        let Some(value) = value else {
-            return Ok(config);
-        };
-        for word in value.split(',') {
+        for word in value.into_iter().flat_map(|v| v.split(',')) {
             match word {
                 "stderr" => config.sink = Sink::Stderr,
                 "journal" => config.sink = Sink::Journal(PathBuf::from(JOURNAL_SOCKET)),
                 "all" => config.all = true,
                 "out" => config.all = false,
                 _ => match word.strip_prefix("journal=") {
-                    Some(path) if path.starts_with('/') => {
-                        config.sink = Sink::Journal(PathBuf::from(path));
-                    }
+                    Some(path) if path.starts_with('/') => config.sink = Sink::Journal(path.into()),
                     _ => {
                         return Err(format!(
                             "invalid --audit value '{word}': stderr, journal, journal=/PATH, \
@@ -149,11 +144,8 @@ impl Audit {
             }
             None => record.emit_with(&self.prog, false, write_line),
         };
-        if sent {
-            self.written.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = if sent { &self.written } else { &self.dropped };
+        counter.fetch_add(1, Ordering::Relaxed);
         sent
     }
 }
@@ -220,23 +212,18 @@ impl Peer {
     /// (`SO_PEERPIDFD`, `PIDFD_GET_INFO`) and the unified hierarchy under `cgroup_root`
     /// (`/sys/fs/cgroup`); a process gone leaves only pid, uid and gid.
     pub fn of_socket(sock: BorrowedFd<'_>, proc_root: &Path, cgroup_root: &Path) -> Peer {
-        let mut peer = match rustix::net::sockopt::socket_peercred(sock) {
-            Ok(cred) => Peer::resolve(
-                cred.pid.as_raw_nonzero().get(),
-                cred.uid.as_raw(),
-                cred.gid.as_raw(),
-                proc_root,
-            ),
-            Err(_) => return Peer::default(),
+        let Ok(cred) = rustix::net::sockopt::socket_peercred(sock) else {
+            return Peer::default();
         };
+        let (uid, gid) = (cred.uid.as_raw(), cred.gid.as_raw());
+        let mut peer = Peer::resolve(cred.pid.as_raw_nonzero().get(), uid, gid, proc_root);
         if peer.cgroup.is_none() {
             let id = crate::sys::pidfd::peer_pidfd(sock)
                 .and_then(|fd| crate::sys::pidfd::cgroup_id(fd.as_fd()));
             if let Ok(id) = id {
                 peer.cgroup = cgroup_by_id(cgroup_root, id);
-                if peer.vm.is_none() {
-                    peer.vm = peer.cgroup.as_deref().and_then(vm_from_cgroup);
-                }
+                let vm = peer.cgroup.as_deref().and_then(vm_from_cgroup);
+                peer.vm = peer.vm.take().or(vm);
             }
         }
         peer
@@ -281,14 +268,7 @@ pub fn cgroup_by_id(root: &Path, id: u64) -> Option<String> {
 /// The directory under `root` (itself included) with inode number `ino`, as `/relative/path`.
 fn search_inode(root: &Path, ino: u64, max: usize) -> Option<String> {
     use rustix::fs::{Dir, FileType};
-    let open_dir = |path: &Path| {
-        rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()
-    };
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let mut queue = std::collections::VecDeque::from([String::new()]);
     let mut seen = 0;
     while let Some(rel) = queue.pop_front() {
@@ -296,10 +276,9 @@ fn search_inode(root: &Path, ino: u64, max: usize) -> Option<String> {
         if seen > max {
             return None;
         }
-        let Some(fd) = open_dir(&root.join(rel.trim_start_matches('/'))) else {
-            continue;
-        };
-        let Ok(st) = rustix::fs::fstat(&fd) else {
+        let path = root.join(rel.trim_start_matches('/'));
+        let opened = rustix::fs::open(path, flags, Mode::empty());
+        let Ok((st, fd)) = opened.and_then(|fd| Ok((rustix::fs::fstat(&fd)?, fd))) else {
             continue;
         };
         if st.st_ino == ino {
@@ -365,30 +344,22 @@ pub fn cgroup_path(text: &str) -> Option<&str> {
 /// `machine-qemu\x2dID\x2dNAME.scope` (libvirt 1.3 and later; `machine-qemu\x2dNAME.scope`
 /// before), with systemd's `\xNN` escapes, or without systemd `qemu-ID-NAME.libvirt-qemu`.
 pub fn vm_from_cgroup(path: &str) -> Option<String> {
-    for component in path.split('/') {
-        let unit = if let Some(scope) = component
+    path.split('/').find_map(|component| {
+        let scope = component
             .strip_prefix("machine-")
-            .and_then(|c| c.strip_suffix(".scope"))
-        {
-            unescape_unit(scope)
-        } else if let Some(name) = component.strip_suffix(".libvirt-qemu") {
-            name.to_owned()
-        } else {
-            continue;
+            .and_then(|c| c.strip_suffix(".scope"));
+        let unit = match scope {
+            Some(scope) => unescape_unit(scope),
+            None => component.strip_suffix(".libvirt-qemu")?.to_owned(),
         };
-        let Some(rest) = unit.strip_prefix("qemu-") else {
-            continue;
-        };
+        let rest = unit.strip_prefix("qemu-")?;
         // libvirt's domain id, when the name carries one ("1-node2").
         let name = match rest.split_once('-') {
             Some((id, name)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => name,
             _ => rest,
         };
-        if !name.is_empty() {
-            return Some(name.to_owned());
-        }
-    }
-    None
+        (!name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 /// systemd's unit name escaping undone: `\xNN` is the byte NN (`\x2d` a `-`).
@@ -397,15 +368,12 @@ pub fn unescape_unit(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'x') && i + 4 <= bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 2..i + 4], 16) {
-                out.push(b);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
+        let hex = s
+            .get(i + 2..i + 4)
+            .filter(|_| bytes[i..].starts_with(b"\\x"));
+        let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+        out.push(byte.unwrap_or(bytes[i]));
+        i += if byte.is_some() { 4 } else { 1 };
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -427,25 +395,14 @@ pub fn vm_from_cmdline(cmdline: &[u8]) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// A QemuOpts string split at single commas, `,,` standing for a comma.
+/// A QemuOpts string split at single commas, `,,` standing for a comma (a command line
+/// argument holds no NUL, which stands for it meanwhile).
 fn qemu_opts_items(value: &str) -> Vec<String> {
-    let mut items = vec![String::new()];
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ',' {
-            if chars.peek() == Some(&',') {
-                chars.next();
-                if let Some(s) = items.last_mut() {
-                    s.push(',');
-                }
-            } else {
-                items.push(String::new());
-            }
-        } else if let Some(s) = items.last_mut() {
-            s.push(c);
-        }
-    }
-    items
+    let value = value.replace(",,", "\0");
+    value
+        .split(',')
+        .map(|item| item.replace('\0', ","))
+        .collect()
 }
 
 /// What a block device is, from `/sys/dev/block/MAJ:MIN`: its kernel name and its WWID
@@ -548,8 +505,9 @@ pub fn device_info<'a>(
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub cdb: [u8; 16],
-    /// The PR OUT parameter list's first 24 bytes (zero for PR IN).
-    pub params: [u8; pr::PR_OUT_FIXED_PARAM_SIZE],
+    /// PR OUT's parameter list, decoded once from its first 24 bytes (zeros where a shorter
+    /// list ended); `None` for PR IN.
+    pub params: Option<pr::ProutParams>,
     /// The descriptor's device number, if it is a device.
     pub rdev: Option<u64>,
     /// Whether that is a block device (whose /sys files name it).
@@ -560,22 +518,22 @@ pub struct Pending {
 impl Pending {
     /// Notes a request about to run.
     pub fn capture(cdb: &CheckedCdb, device: BorrowedFd<'_>, params: &[u8]) -> Pending {
-        let mut fixed = [0u8; pr::PR_OUT_FIXED_PARAM_SIZE];
-        if cdb.is_pr_out() {
+        let params = cdb.is_pr_out().then(|| {
+            let mut fixed = [0u8; pr::PR_OUT_FIXED_PARAM_SIZE];
             let n = cdb.parameter_length().min(fixed.len()).min(params.len());
             fixed[..n].copy_from_slice(&params[..n]);
-        }
-        let kind = rustix::fs::fstat(device)
-            .ok()
-            .map(|st| (rustix::fs::FileType::from_raw_mode(st.st_mode), st.st_rdev));
-        let (rdev, block) = match kind {
-            Some((rustix::fs::FileType::BlockDevice, rdev)) => (Some(rdev), true),
-            Some((rustix::fs::FileType::CharacterDevice, rdev)) => (Some(rdev), false),
+            pr::ProutParams::decode(cdb.cdb[1] & 0x1f, &fixed).unwrap_or_default()
+        });
+        use rustix::fs::FileType;
+        let st = rustix::fs::fstat(device).ok();
+        let (rdev, block) = match st.map(|st| FileType::from_raw_mode(st.st_mode)) {
+            Some(FileType::BlockDevice) => (st.map(|st| st.st_rdev), true),
+            Some(FileType::CharacterDevice) => (st.map(|st| st.st_rdev), false),
             _ => (None, false),
         };
         Pending {
             cdb: cdb.cdb,
-            params: fixed,
+            params,
             rdev,
             block,
             started: Instant::now(),
@@ -599,109 +557,30 @@ pub struct Record<'a> {
 /// A field value written straight into the output, with no allocation of its own.
 type Visit<'v> = dyn FnMut(&'static str, &dyn fmt::Display) + 'v;
 
-/// The service action as a field value: `PREEMPT`, `READ_KEYS`, ... (`RESERVED_0xNN`).
-struct Action {
-    out: bool,
-    sa: u8,
-}
+/// A field value that a closure writes into the output.
+struct Show<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result>(F);
 
-impl fmt::Display for Action {
+impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Display for Show<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = pr::sa_name(self.out, self.sa);
-        for c in name.chars() {
-            f.write_char(if c == ' ' {
-                '_'
-            } else {
-                c.to_ascii_uppercase()
-            })?;
-        }
-        if name == "reserved" {
-            write!(f, "_0x{:02x}", self.sa)?;
-        }
-        Ok(())
+        (self.0)(f)
     }
 }
 
-/// A name with its blanks as underscores (SCSI status names).
-struct Underscored(&'static str);
-
-impl fmt::Display for Underscored {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            f.write_char(if c == ' ' { '_' } else { c })?;
-        }
-        Ok(())
-    }
+/// A name as a field value: upper case, blanks as underscores (`READ_KEYS`, `CHECK_CONDITION`).
+fn upper_snake(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+    name.chars().try_for_each(|c| {
+        f.write_char(if c == ' ' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        })
+    })
 }
 
-/// Sense key, ASC and ASCQ in words: `Illegal Request 05/20/00: Invalid command operation code`.
-struct SenseWords(sense::SenseCode);
-
-impl fmt::Display for SenseWords {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        write!(
-            f,
-            "{} {:02x}/{:02x}/{:02x}: ",
-            sense::key_name(s.key),
-            s.key,
-            s.asc,
-            s.ascq
-        )?;
-        match sense::asc_name(s.asc, s.ascq) {
-            Some(words) => f.write_str(words),
-            None => write!(f, "ASC 0x{:02x} ASCQ 0x{:02x}", s.asc, s.ascq),
-        }
-    }
-}
-
-/// A reservation key in full.
-struct Key(u64);
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{:016x}", self.0)
-    }
-}
-
-/// A reservation type: its short name, or its number.
-struct PrType(u8);
-
-impl fmt::Display for PrType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match pr::PrType::from_byte(self.0) {
-            Some(t) => f.write_str(t.short_name()),
-            None => write!(f, "{}", self.0),
-        }
-    }
-}
-
-/// Paths joined with commas.
-struct Joined<'a>(&'a [String]);
-
-impl fmt::Display for Joined<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_char(',')?;
-            }
-            f.write_str(p)?;
-        }
-        Ok(())
-    }
-}
-
-/// A device number as `MAJ:MIN`.
-struct DevNum(u64);
-
-impl fmt::Display for DevNum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}",
-            rustix::fs::major(self.0),
-            rustix::fs::minor(self.0)
-        )
+/// A field that is there only with a value.
+fn some(f: &mut Visit<'_>, name: &'static str, value: Option<&String>) {
+    if let Some(value) = value {
+        f(name, value);
     }
 }
 
@@ -716,163 +595,146 @@ impl Record<'_> {
         self.pending.cdb[0] == crate::scsi::cdb::PERSISTENT_RESERVE_OUT
     }
 
-    fn sa(&self) -> u8 {
-        self.pending.cdb[1] & 0x1f
-    }
-
-    /// The kept 24 bytes of the parameter list (zeros where a shorter list ended).
-    fn params(&self) -> pr::ProutParams {
-        pr::ProutParams::decode(self.sa(), &self.pending.params).unwrap_or_default()
-    }
-
     /// Every field, in order, as (journal field name, value); the line is built from the same.
     pub fn visit(&self, f: &mut Visit<'_>) {
-        let out = self.is_pr_out();
-        f("PR_ACTION", &Action { out, sa: self.sa() });
+        let (out, cdb) = (self.is_pr_out(), &self.pending.cdb);
+        let sa = cdb[1] & 0x1f;
+        let action = |w: &mut fmt::Formatter<'_>| {
+            let name = pr::sa_name(out, sa);
+            upper_snake(w, name)?;
+            if name == "reserved" {
+                write!(w, "_0x{sa:02x}")?;
+            }
+            Ok(())
+        };
+        f("PR_ACTION", &Show(action));
         f("PR_DIRECTION", &if out { "OUT" } else { "IN" });
-        if out {
-            let cdb = &self.pending.cdb;
-            f("PR_TYPE", &PrType(cdb[2] & 0x0f));
+        if let Some(params) = &self.pending.params {
+            let prtype = cdb[2] & 0x0f;
+            f(
+                "PR_TYPE",
+                &Show(|w| match pr::PrType::from_byte(prtype) {
+                    Some(t) => w.write_str(t.short_name()),
+                    None => write!(w, "{prtype}"),
+                }),
+            );
             f("PR_SCOPE", &(cdb[2] >> 4));
-            let params = self.params();
-            f("PR_KEY", &Key(params.reservation_key));
-            f("PR_SA_KEY", &Key(params.service_action_key));
+            let key = |k: u64| Show(move |w| write!(w, "0x{k:016x}"));
+            f("PR_KEY", &key(params.reservation_key));
+            f("PR_SA_KEY", &key(params.service_action_key));
             f("PR_APTPL", &u8::from(params.aptpl));
         }
         if let Some(rdev) = self.pending.rdev {
-            f("PR_DEVICE", &DevNum(rdev));
+            let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+            f("PR_DEVICE", &Show(|w| write!(w, "{major}:{minor}")));
         }
-        if let Some(info) = self.device {
-            if let Some(name) = &info.name {
-                f("PR_DEVICE_NAME", name);
-            }
-            if let Some(wwid) = &info.wwid {
-                f("PR_DEVICE_WWID", wwid);
-            }
-        }
-        if !self.paths.is_empty() {
-            f("PR_PATHS", &Joined(&self.paths));
+        some(
+            f,
+            "PR_DEVICE_NAME",
+            self.device.and_then(|d| d.name.as_ref()),
+        );
+        some(
+            f,
+            "PR_DEVICE_WWID",
+            self.device.and_then(|d| d.wwid.as_ref()),
+        );
+        if let Some((first, rest)) = self.paths.split_first() {
+            let joined = |w: &mut fmt::Formatter<'_>| {
+                w.write_str(first)?;
+                rest.iter().try_for_each(|p| write!(w, ",{p}"))
+            };
+            f("PR_PATHS", &Show(joined));
         }
         f("PR_PEER_PID", &self.peer.pid);
         f("PR_PEER_UID", &self.peer.uid);
         f("PR_PEER_GID", &self.peer.gid);
-        if let Some(comm) = &self.peer.comm {
-            f("PR_PEER_COMM", comm);
-        }
-        if let Some(vm) = &self.peer.vm {
-            f("PR_VM", vm);
-        }
-        if let Some(cgroup) = &self.peer.cgroup {
-            f("PR_PEER_CGROUP", cgroup);
-        }
-        f("PR_STATUS", &Underscored(status::name(self.status)));
-        if let Some(code) = self.sense {
-            f("PR_SENSE", &SenseWords(code));
+        some(f, "PR_PEER_COMM", self.peer.comm.as_ref());
+        some(f, "PR_VM", self.peer.vm.as_ref());
+        some(f, "PR_PEER_CGROUP", self.peer.cgroup.as_ref());
+        f(
+            "PR_STATUS",
+            &Show(|w| upper_snake(w, status::name(self.status))),
+        );
+        if let Some(s) = self.sense {
+            // Sense key, ASC and ASCQ in words: `Illegal Request 05/20/00: Invalid command
+            // operation code`.
+            let words = |w: &mut fmt::Formatter<'_>| {
+                let key = sense::key_name(s.key);
+                write!(w, "{key} {:02x}/{:02x}/{:02x}: ", s.key, s.asc, s.ascq)?;
+                match sense::asc_name(s.asc, s.ascq) {
+                    Some(words) => w.write_str(words),
+                    None => write!(w, "ASC 0x{:02x} ASCQ 0x{:02x}", s.asc, s.ascq),
+                }
+            };
+            f("PR_SENSE", &Show(words));
         }
         f("PR_DURATION_US", &self.duration.as_micros());
     }
 
-    /// The fields, in order, as (journal field name, value).
-    #[cfg(test)]
-    pub fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::with_capacity(24);
-        self.visit(&mut |name, value| out.push((name, value.to_string())));
-        out
+    /// [`Record::visit`] with each value written out in `scratch`.
+    fn visit_text(&self, scratch: &mut String, f: &mut dyn FnMut(&'static str, &str)) {
+        self.visit(&mut |name, value| {
+            scratch.clear();
+            let _ = write!(scratch, "{value}");
+            f(name, scratch);
+        });
     }
 
-    /// The record as one line: `ACTION key=value ...`, values with blanks quoted.
-    #[cfg(test)]
-    pub fn message(&self) -> String {
-        let mut line = String::with_capacity(256);
-        self.write_message(&mut line, &mut String::new());
-        line
-    }
-
-    /// [`Record::message`] into `line`, with `scratch` for one value at a time.
+    /// The record as one line into `line`: `ACTION key=value ...`, values with blanks quoted.
     fn write_message(&self, line: &mut String, scratch: &mut String) {
-        let mut first = true;
-        self.visit(&mut |name, value| {
-            scratch.clear();
-            let _ = write!(scratch, "{value}");
-            if first {
-                first = false;
-                line.push_str(scratch);
-                return;
+        self.visit_text(scratch, &mut |name, value| match name {
+            "PR_ACTION" => line.push_str(value),
+            "PR_DIRECTION" => {}
+            _ => {
+                line.push(' ');
+                line.extend(name["PR_".len()..].chars().map(|c| c.to_ascii_lowercase()));
+                line.push('=');
+                let quote = value.is_empty()
+                    || value
+                        .chars()
+                        .any(|c| c.is_whitespace() || c == '"' || c.is_control());
+                if quote {
+                    let _ = write!(line, "{value:?}");
+                } else {
+                    line.push_str(value);
+                }
             }
-            if name == "PR_DIRECTION" {
-                return;
-            }
-            line.push(' ');
-            for c in name["PR_".len()..].chars() {
-                line.push(c.to_ascii_lowercase());
-            }
-            line.push('=');
-            let quote = scratch.is_empty()
-                || scratch
-                    .chars()
-                    .any(|c| c.is_whitespace() || c == '"' || c.is_control());
-            if quote {
-                let _ = write!(line, "{:?}", scratch.as_str());
-            } else {
-                line.push_str(scratch);
-            }
-        });
-    }
-
-    /// The journal's native datagram: MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, MESSAGE_ID and
-    /// the PR_ fields.
-    #[cfg(test)]
-    pub fn journal_fields(&self, prog: &str) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024);
-        self.write_journal(prog, &mut out, &mut String::new(), &mut String::new());
-        out
-    }
-
-    fn write_journal(
-        &self,
-        prog: &str,
-        out: &mut Vec<u8>,
-        line: &mut String,
-        scratch: &mut String,
-    ) {
-        line.clear();
-        line.push_str(if self.is_pr_out() {
-            "PR OUT "
-        } else {
-            "PR IN "
-        });
-        self.write_message(line, scratch);
-        journal_field(out, "MESSAGE", line);
-        journal_field(out, "PRIORITY", if self.is_pr_out() { "5" } else { "6" });
-        journal_field(out, "SYSLOG_IDENTIFIER", prog);
-        journal_field(out, "MESSAGE_ID", MESSAGE_ID);
-        self.visit(&mut |name, value| {
-            scratch.clear();
-            let _ = write!(scratch, "{value}");
-            journal_field(out, name, scratch);
         });
     }
 
     /// Writes the record with this thread's reused buffers: to `sink` as the journal's
-    /// datagram, or as the stderr line `PROG: audit: ...`.
+    /// datagram (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, MESSAGE_ID and the PR_ fields), or as
+    /// the stderr line `PROG: audit: ...`.
     fn emit_with(&self, prog: &str, journal: bool, sink: impl FnOnce(&[u8]) -> bool) -> bool {
         BUFFERS.with(|b| {
             let Ok(mut b) = b.try_borrow_mut() else {
                 return false;
             };
             let (line, scratch, datagram) = &mut *b;
-            if journal {
-                datagram.clear();
-                self.write_journal(prog, datagram, line, scratch);
-                sink(datagram)
-            } else {
-                line.clear();
+            line.clear();
+            if !journal {
                 line.push_str(prog);
                 line.push_str(": audit: ");
                 self.write_message(line, scratch);
                 line.push('\n');
-                sink(line.as_bytes())
+                return sink(line.as_bytes());
             }
+            let (prefix, priority) = if self.is_pr_out() {
+                ("PR OUT ", "5")
+            } else {
+                ("PR IN ", "6")
+            };
+            line.push_str(prefix);
+            self.write_message(line, scratch);
+            datagram.clear();
+            journal_field(datagram, "MESSAGE", line);
+            journal_field(datagram, "PRIORITY", priority);
+            journal_field(datagram, "SYSLOG_IDENTIFIER", prog);
+            journal_field(datagram, "MESSAGE_ID", MESSAGE_ID);
+            self.visit_text(scratch, &mut |name, value| {
+                journal_field(datagram, name, value);
+            });
+            sink(datagram)
         })
     }
 }
@@ -893,31 +755,22 @@ fn journal_field(out: &mut Vec<u8>, name: &str, value: &str) {
 
 /// Reads the journal's native datagram back into (name, value) pairs (tests, `pr-client`).
 pub fn parse_journal_fields(mut bytes: &[u8]) -> Vec<(String, String)> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let Some(nl) = bytes.iter().position(|&b| b == b'\n') else {
+    while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
+        let (line, rest) = (&bytes[..nl], &bytes[nl + 1..]);
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            out.push((text(&line[..eq]), text(&line[eq + 1..])));
+            bytes = rest;
+            continue;
+        }
+        let Some(len) = rest.get(..8) else { break };
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes")) as usize;
+        let Some(value) = rest.get(8..8 + len) else {
             break;
         };
-        let line = &bytes[..nl];
-        if let Some(eq) = line.iter().position(|&b| b == b'=') {
-            out.push((
-                String::from_utf8_lossy(&line[..eq]).into_owned(),
-                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
-            ));
-            bytes = &bytes[nl + 1..];
-        } else {
-            let name = String::from_utf8_lossy(line).into_owned();
-            let rest = &bytes[nl + 1..];
-            if rest.len() < 8 {
-                break;
-            }
-            let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
-            let Some(value) = rest.get(8..8 + len) else {
-                break;
-            };
-            out.push((name, String::from_utf8_lossy(value).into_owned()));
-            bytes = rest.get(8 + len + 1..).unwrap_or_default();
-        }
+        out.push((text(line), text(value)));
+        bytes = rest.get(8 + len + 1..).unwrap_or_default();
     }
     out
 }

@@ -45,6 +45,17 @@ pub enum State {
     },
 }
 
+impl State {
+    /// Waiting for a request's CDB.
+    fn reading_cdb() -> State {
+        State::ReadingCdb {
+            got: 0,
+            cdb: [0; PR_HELPER_CDB_SIZE],
+            device: None,
+        }
+    }
+}
+
 /// Why a connection closes; `message` is what C prints for it (unless -q).
 #[derive(Debug)]
 pub struct Close {
@@ -60,11 +71,11 @@ impl Close {
             message: None,
         }
     }
-    fn loud(reason: &'static str, message: String) -> Self {
-        Close {
-            reason,
-            message: Some(message),
-        }
+
+    /// Closing, with what C prints for it.
+    fn loud(reason: &'static str, message: impl Into<String>) -> Step {
+        let message = Some(message.into());
+        Step::Close(Close { reason, message })
     }
 }
 
@@ -110,45 +121,37 @@ impl Conn {
     /// needs one.
     pub fn on_readable(&mut self, take_buffer: &mut dyn FnMut() -> ReplyBuffer) -> Step {
         loop {
-            let step = match &mut self.state {
+            match &mut self.state {
                 State::Negotiating { got, buf } => {
-                    match recv_into(&self.sock, &mut buf[usize::from(*got)..]) {
-                        Err(step) => return step.into_step("negotiation"),
-                        Ok(n) => {
-                            *got += n as u8;
-                            if usize::from(*got) < PR_HELPER_FEATURES_SIZE {
-                                continue;
-                            }
-                            let requested = *buf;
-                            trace::emit(TracePoint::Negotiate, || {
-                                format!("features=0x{:08x}", u32::from_be_bytes(requested))
-                            });
-                            if !protocol::features_acceptable(requested) {
-                                return Step::Close(Close::silent(
-                                    "unsupported features requested",
-                                ));
-                            }
-                            self.state = State::ReadingCdb {
-                                got: 0,
-                                cdb: [0; PR_HELPER_CDB_SIZE],
-                                device: None,
-                            };
-                            continue;
-                        }
+                    let n = match recv_into(&self.sock, &mut buf[usize::from(*got)..]) {
+                        Ok(n) => n,
+                        Err(stop) => return stop.into_step("negotiation"),
+                    };
+                    *got += n as u8;
+                    if usize::from(*got) < PR_HELPER_FEATURES_SIZE {
+                        continue;
                     }
+                    let requested = *buf;
+                    trace::emit(TracePoint::Negotiate, || {
+                        format!("features=0x{:08x}", u32::from_be_bytes(requested))
+                    });
+                    if !protocol::features_acceptable(requested) {
+                        return Step::Close(Close::silent("unsupported features requested"));
+                    }
+                    self.state = State::reading_cdb();
                 }
                 State::ReadingCdb { got, cdb, device } => {
-                    match recv_with_fd(&self.sock, &mut cdb[usize::from(*got)..], device) {
-                        Err(step) => return step.into_step("reading request"),
-                        Ok(n) => {
-                            *got += n as u8;
-                            if usize::from(*got) < PR_HELPER_CDB_SIZE {
-                                continue;
-                            }
-                            let cdb = *cdb;
-                            let device = device.take();
-                            self.request_complete_cdb(cdb, device, take_buffer)
-                        }
+                    let n = match recv_with_fd(&self.sock, &mut cdb[usize::from(*got)..], device) {
+                        Ok(n) => n,
+                        Err(stop) => return stop.into_step("reading request"),
+                    };
+                    *got += n as u8;
+                    if usize::from(*got) < PR_HELPER_CDB_SIZE {
+                        continue;
+                    }
+                    let (cdb, device) = (*cdb, device.take());
+                    if let Some(step) = self.request_complete_cdb(cdb, device, take_buffer) {
+                        return step;
                     }
                 }
                 State::ReadingParams {
@@ -157,37 +160,22 @@ impl Conn {
                     got,
                 } => {
                     let need = request.cdb.parameter_length();
-                    match recv_into(&self.sock, &mut reply.payload_mut()[*got..need]) {
+                    *got += match recv_into(&self.sock, &mut reply.payload_mut()[*got..need]) {
+                        Ok(n) => n,
                         Err(Interrupted::WouldBlock) => return Step::Wait,
                         Err(Interrupted::Eof) => {
-                            return Step::Close(Close::loud(
-                                "end of file in parameter list",
-                                "Unexpected end-of-file before all data were read".into(),
-                            ));
+                            let words = "Unexpected end-of-file before all data were read";
+                            return Close::loud("end of file in parameter list", words);
                         }
                         Err(Interrupted::Failed(e)) => {
-                            return Step::Close(Close::loud(
-                                "read error in parameter list",
-                                format!(
-                                    "Unable to read from socket: {}",
-                                    crate::errors::strerror(&e.into())
-                                ),
-                            ));
+                            return socket_error("read error in parameter list", "read from", e);
                         }
-                        Ok(n) => {
-                            *got += n;
-                            if *got < need {
-                                continue;
-                            }
-                            Some(self.dispatch())
-                        }
+                    };
+                    if *got == need {
+                        return self.dispatch();
                     }
                 }
                 State::Executing | State::Writing { .. } => return Step::Wait,
-            };
-            match step {
-                Some(step) => return step,
-                None => continue,
             }
         }
     }
@@ -200,18 +188,15 @@ impl Conn {
         take_buffer: &mut dyn FnMut() -> ReplyBuffer,
     ) -> Option<Step> {
         let Some((device, read_only)) = device else {
-            return Some(Step::Close(Close::loud(
-                "no fd",
-                "No file descriptor in request.".into(),
-            )));
+            return Some(Close::loud("no fd", "No file descriptor in request."));
         };
         let checked = match protocol::check_cdb(cdb) {
             Ok(c) => c,
             Err(CdbError::InvalidOpcode(_)) => {
-                return Some(Step::Close(Close::loud(
+                return Some(Close::loud(
                     "invalid opcode",
-                    "Invalid CDB, closing socket.".into(),
-                )));
+                    "Invalid CDB, closing socket.",
+                ));
             }
             Err(CdbError::TooLong(_)) => {
                 return Some(Step::Close(Close::silent("transfer length over 8192")));
@@ -235,11 +220,7 @@ impl Conn {
             reply: take_buffer(),
             got: 0,
         };
-        if checked.parameter_length() == 0 {
-            Some(self.dispatch())
-        } else {
-            None
-        }
+        (checked.parameter_length() == 0).then(|| self.dispatch())
     }
 
     fn dispatch(&mut self) -> Step {
@@ -272,29 +253,23 @@ impl Conn {
                 Ok(n) => *sent += n,
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => return Step::Wait,
-                Err(e) => {
-                    return Step::Close(Close::loud(
-                        "write error",
-                        format!(
-                            "Unable to write to socket: {}",
-                            crate::errors::strerror(&e.into())
-                        ),
-                    ));
-                }
+                Err(e) => return socket_error("write error", "write to", e),
             }
         }
-        match std::mem::replace(
-            &mut self.state,
-            State::ReadingCdb {
-                got: 0,
-                cdb: [0; 16],
-                device: None,
-            },
-        ) {
+        match std::mem::replace(&mut self.state, State::reading_cdb()) {
             State::Writing { reply, .. } => Step::Replied(reply),
             _ => Step::Wait,
         }
     }
+}
+
+/// A close for a failed read or write: `Unable to VERB socket: ERROR`, as C prints it.
+fn socket_error(reason: &'static str, verb: &str, e: Errno) -> Step {
+    let message = format!(
+        "Unable to {verb} socket: {}",
+        crate::errors::strerror(&e.into())
+    );
+    Close::loud(reason, message)
 }
 
 /// Why a read stopped short.
@@ -314,16 +289,22 @@ impl Interrupted {
     }
 }
 
+/// `call` again while a signal interrupts it; EAGAIN as `WouldBlock`.
+fn retry<T>(mut call: impl FnMut() -> Result<T, Errno>) -> Result<T, Interrupted> {
+    loop {
+        match call() {
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Err(Interrupted::WouldBlock),
+            result => return result.map_err(Interrupted::Failed),
+        }
+    }
+}
+
 /// Plain read: descriptors sent with these bytes are discarded by the kernel, as in C.
 fn recv_into(sock: &OwnedFd, buf: &mut [u8]) -> Result<usize, Interrupted> {
-    loop {
-        return match rustix::io::read(sock, &mut *buf) {
-            Ok(0) => Err(Interrupted::Eof),
-            Ok(n) => Ok(n),
-            Err(Errno::INTR) => continue,
-            Err(Errno::AGAIN) => Err(Interrupted::WouldBlock),
-            Err(e) => Err(Interrupted::Failed(e)),
-        };
+    match retry(|| rustix::io::read(sock, &mut *buf))? {
+        0 => Err(Interrupted::Eof),
+        n => Ok(n),
     }
 }
 
@@ -335,36 +316,29 @@ fn recv_with_fd(
     device: &mut Option<(OwnedFd, bool)>,
 ) -> Result<usize, Interrupted> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(SOCKET_MAX_FDS))];
-    loop {
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [std::io::IoSliceMut::new(&mut *buf)];
-        let received =
-            match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
-                Ok(r) => r,
-                Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) => return Err(Interrupted::WouldBlock),
-                Err(e) => return Err(Interrupted::Failed(e)),
-            };
-        let mut too_many = false;
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = message {
-                for fd in fds {
-                    if device.is_some() {
-                        too_many = true;
-                        continue; // dropped, so closed
-                    }
-                    *device = Some(adopt_device(fd).map_err(Interrupted::Failed)?);
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let flags = RecvFlags::CMSG_CLOEXEC;
+    let received = retry(|| rustix::net::recvmsg(sock, &mut iov, &mut control, flags))?;
+    let mut too_many = false;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            for fd in fds {
+                if device.is_some() {
+                    too_many = true;
+                    continue; // dropped, so closed
                 }
+                *device = Some(adopt_device(fd).map_err(Interrupted::Failed)?);
             }
         }
-        if too_many {
-            *device = None;
-            return Err(Interrupted::Failed(Errno::INVAL));
-        }
-        if received.bytes == 0 {
-            return Err(Interrupted::Eof);
-        }
-        return Ok(received.bytes);
+    }
+    if too_many {
+        *device = None;
+        return Err(Interrupted::Failed(Errno::INVAL));
+    }
+    match received.bytes {
+        0 => Err(Interrupted::Eof),
+        n => Ok(n),
     }
 }
 

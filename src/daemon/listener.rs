@@ -79,8 +79,7 @@ impl Listener {
             }),
             staging: Some(staging),
         };
-        rustix::net::listen(&listener.fd, libc::SOMAXCONN)
-            .map_err(|e| Error::Listen(e.into()))?;
+        rustix::net::listen(&listener.fd, libc::SOMAXCONN).map_err(|e| Error::Listen(e.into()))?;
         Ok(listener)
     }
 

@@ -19,10 +19,12 @@ pub mod privileges;
 mod slab;
 pub mod workers;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::backend::ExecOptions;
 use crate::cli::argbytes;
@@ -108,95 +110,80 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::SocketPathTooLong(p) => write!(
-                f,
-                "UNIX socket path '{}' is too long\nPath must be less than {} bytes",
-                argbytes::path(p),
-                listener::UNIX_PATH_MAX
-            ),
-            Error::Bind(p, e) => write!(
-                f,
-                "Failed to bind socket to {}: {}",
-                argbytes::path(p),
-                strerror(e)
-            ),
-            Error::Socket(e) => write!(f, "Failed to create Unix socket: {}", strerror(e)),
-            Error::Publish(p, e) => write!(
-                f,
-                "Failed to move the socket into place at {}: {}",
-                argbytes::path(p),
-                strerror(e)
-            ),
-            // C's words: the bind before it named the path.
-            Error::Listen(e) => write!(f, "Failed to listen on socket: {}", strerror(e)),
-            Error::ActivationWithSocket => {
-                write!(f, "Unix socket can't be set when using socket activation")
+        // Most are C's words for the step, then the error; those with a path name it as given.
+        let path = |p: &PathBuf| argbytes::path(p);
+        let (step, e): (Cow<'_, str>, _) = match self {
+            Error::SocketPathTooLong(p) => {
+                let max = listener::UNIX_PATH_MAX;
+                let p = path(p);
+                return write!(
+                    f,
+                    "UNIX socket path '{p}' is too long\nPath must be less than {max} bytes"
+                );
             }
-            Error::NotActivated => write!(
-                f,
-                "not started by socket activation (LISTEN_PID/LISTEN_FDS unset or for another \
-                 process): start it from a systemd .socket unit, or run qemu-pr-helper instead"
-            ),
-            Error::ActivationNoNamedFd(n) => write!(
-                f,
-                "{n} sockets passed and none named 'qemu-pr-helper' in LISTEN_FDNAMES \
-                 (FileDescriptorName=)"
-            ),
+            Error::Bind(p, e) => (format!("Failed to bind socket to {}", path(p)).into(), e),
+            Error::Socket(e) => ("Failed to create Unix socket".into(), e),
+            Error::Publish(p, e) => {
+                let words = format!("Failed to move the socket into place at {}", path(p));
+                (words.into(), e)
+            }
+            // C's words: the bind before it named the path.
+            Error::Listen(e) => ("Failed to listen on socket".into(), e),
+            Error::ActivationWithSocket => {
+                return f.write_str("Unix socket can't be set when using socket activation");
+            }
+            Error::NotActivated => {
+                return f.write_str(
+                    "not started by socket activation (LISTEN_PID/LISTEN_FDS unset or for \
+                     another process): start it from a systemd .socket unit, or run \
+                     qemu-pr-helper instead",
+                );
+            }
+            Error::ActivationNoNamedFd(n) => {
+                return write!(
+                    f,
+                    "{n} sockets passed and none named 'qemu-pr-helper' in LISTEN_FDNAMES \
+                     (FileDescriptorName=)"
+                );
+            }
             Error::ActivationTooManyFds(argv0) => {
-                write!(
+                return write!(
                     f,
                     "{argv0} does not support socket activation with LISTEN_FDS > 1"
-                )
+                );
             }
-            Error::ActivationFd(fd, e) => {
-                write!(
-                    f,
-                    "Socket activation failed: invalid file descriptor fd = {fd}: {}",
-                    strerror(e)
-                )
-            }
-            Error::Activation(e) => write!(f, "Failed to use socket activation: {}", strerror(e)),
-            Error::Daemonize(e) => write!(f, "Failed to daemonize: {}", strerror(e)),
-            Error::PidfileOpen(p, e) => {
-                write!(
-                    f,
-                    "Could not create '{}': {}",
-                    argbytes::path(p),
-                    strerror(e)
-                )
-            }
-            Error::PidfileLock(e) => write!(f, "Cannot lock pid file: {}", strerror(e)),
-            Error::PidfileTruncate(e) => {
-                write!(f, "Failed to truncate pid file: {}", strerror(e))
-            }
-            Error::PidfileWrite(e) => write!(f, "Failed to write pid file: {}", strerror(e)),
-            Error::DropPrivileges(e) => write!(f, "Failed to drop privileges: {}", strerror(e)),
-            Error::PathOpener(e) => {
-                write!(f, "Cannot start the multipath path opener: {}", strerror(e))
-            }
-            Error::Audit(e) => write!(
-                f,
-                "Failed to open the audit sink (--audit=journal): {}",
-                strerror(e)
+            Error::ActivationFd(fd, e) => (
+                format!("Socket activation failed: invalid file descriptor fd = {fd}").into(),
+                e,
             ),
-            Error::Sandbox(e) => write!(
-                f,
-                "Failed to install the seccomp sandbox: {} (--no-sandbox runs without it)",
-                strerror(e)
-            ),
-            Error::Signals(e) => write!(f, "Cannot set up signal handling: {}", strerror(e)),
+            Error::Activation(e) => ("Failed to use socket activation".into(), e),
+            Error::Daemonize(e) => ("Failed to daemonize".into(), e),
+            Error::PidfileOpen(p, e) => (format!("Could not create '{}'", path(p)).into(), e),
+            Error::PidfileLock(e) => ("Cannot lock pid file".into(), e),
+            Error::PidfileTruncate(e) => ("Failed to truncate pid file".into(), e),
+            Error::PidfileWrite(e) => ("Failed to write pid file".into(), e),
+            Error::DropPrivileges(e) => ("Failed to drop privileges".into(), e),
+            Error::PathOpener(e) => ("Cannot start the multipath path opener".into(), e),
+            Error::Audit(e) => ("Failed to open the audit sink (--audit=journal)".into(), e),
+            Error::Sandbox(e) => {
+                let e = strerror(e);
+                return write!(
+                    f,
+                    "Failed to install the seccomp sandbox: {e} (--no-sandbox runs without it)"
+                );
+            }
+            Error::Signals(e) => ("Cannot set up signal handling".into(), e),
             Error::EventLoopSetup(call, e) => {
-                write!(f, "Cannot set up the event loop: {call}: {}", strerror(e))
+                (format!("Cannot set up the event loop: {call}").into(), e)
             }
-            Error::EventLoop(e) => write!(f, "event loop failed: {}", strerror(e)),
-            Error::Handover(e) => write!(
-                f,
-                "Cannot tell the waiting parent process that the daemon is ready: {}",
-                strerror(e)
+            Error::EventLoop(e) => ("event loop failed".into(), e),
+            Error::Handover(e) => (
+                "Cannot tell the waiting parent process that the daemon is ready".into(),
+                e,
             ),
-            Error::ChildFailed => write!(f, "the daemon process failed to start"),
-        }
+            Error::ChildFailed => return f.write_str("the daemon process failed to start"),
+        };
+        write!(f, "{step}: {}", strerror(e))
     }
 }
 
@@ -315,12 +302,8 @@ fn start_multipath(config: &Config) -> Result<(), Error> {
     if let Err(e) = crate::backend::multipath::init() {
         if config.verbose >= 2 {
             use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "{}: multipath support off: {}",
-                config.prog,
-                strerror(&e)
-            );
+            let (prog, e) = (&config.prog, strerror(&e));
+            let _ = writeln!(std::io::stderr(), "{prog}: multipath support off: {e}");
         }
     }
     if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
@@ -330,18 +313,17 @@ fn start_multipath(config: &Config) -> Result<(), Error> {
 }
 
 /// `--audit`'s sink.
-fn open_audit(config: &Config) -> Result<Option<std::sync::Arc<audit::Audit>>, Error> {
-    let Some(c) = &config.audit else {
-        return Ok(None);
-    };
-    let audit = audit::Audit::new(c.clone(), &config.prog).map_err(Error::Audit)?;
-    Ok(Some(std::sync::Arc::new(audit)))
+fn open_audit(config: &Config) -> Result<Option<Arc<audit::Audit>>, Error> {
+    let open = |c: &audit::Config| audit::Audit::new(c.clone(), &config.prog).map(Arc::new);
+    config
+        .audit
+        .as_ref()
+        .map(open)
+        .transpose()
+        .map_err(Error::Audit)
 }
 
-fn loop_options(
-    config: &Config,
-    audit: Option<std::sync::Arc<audit::Audit>>,
-) -> event_loop::LoopOptions {
+fn loop_options(config: &Config, audit: Option<Arc<audit::Audit>>) -> event_loop::LoopOptions {
     event_loop::LoopOptions {
         print_errors: !config.quiet,
         log_verbose: config.verbose >= 2,
@@ -450,19 +432,18 @@ fn path_opener_main(config: &Config, sock: OwnedFd, parent: rustix::process::Pid
             let _ = detach_stdio(&null);
         }
     }
-    match privileges::drop_privileges_for_opener(config.uid, config.gid) {
-        Ok(kept) => {
-            if !kept.contains(rustix::thread::CapabilitySet::DAC_READ_SEARCH) && config.verbose >= 2
-            {
-                say(
-                    "no CAP_DAC_READ_SEARCH (not in the bounding set?): path nodes the user cannot read will not open",
-                );
-            }
-        }
+    let kept = match privileges::drop_privileges_for_opener(config.uid, config.gid) {
+        Ok(kept) => kept,
         Err(e) => {
             say(&format!("Failed to drop privileges: {}", strerror(&e)));
             return 1;
         }
+    };
+    if !kept.contains(rustix::thread::CapabilitySet::DAC_READ_SEARCH) && config.verbose >= 2 {
+        say(
+            "no CAP_DAC_READ_SEARCH (not in the bounding set?): path nodes the user cannot read \
+             will not open",
+        );
     }
     if config.sandbox {
         if let Err(e) = sys::seccomp::install(&sys::seccomp::Policy::opener()) {
@@ -589,46 +570,26 @@ fn wait_for_daemon(prog: &str, child: i32, report: &OwnedFd, signals: &OwnedFd) 
         })
         .flatten()
         .map(|(_, status)| status);
-    let (code, message) = match received.split_first() {
-        Some((&HANDOVER_READY, _)) => (status.and_then(|s| s.exit_status()).unwrap_or(1), None),
-        Some((&HANDOVER_FAILED, message)) => (1, Some(message.to_vec())),
+    let message = match received.split_first() {
+        Some((&HANDOVER_READY, _)) => return status.and_then(|s| s.exit_status()).unwrap_or(1),
+        Some((&HANDOVER_FAILED, message)) => message.to_vec(),
         _ => match status {
-            Some(s) if s.exit_status() == Some(0) && forwarded => (0, None),
-            Some(s) => match s.terminating_signal() {
-                Some(sig) => (
-                    1,
-                    Some(
-                        format!("the daemon process was killed by signal {sig} during start-up")
-                            .into_bytes(),
-                    ),
-                ),
-                None => (
-                    1,
-                    Some(
-                        format!(
-                            "the daemon process exited with status {} during start-up",
-                            s.exit_status().unwrap_or_default()
-                        )
-                        .into_bytes(),
-                    ),
-                ),
-            },
-            None => (1, Some(b"the daemon process failed to start".to_vec())),
+            Some(s) if s.exit_status() == Some(0) && forwarded => return 0,
+            Some(s) => {
+                let how = match s.terminating_signal() {
+                    Some(sig) => format!("was killed by signal {sig}"),
+                    None => format!("exited with status {}", s.exit_status().unwrap_or_default()),
+                };
+                format!("the daemon process {how} during start-up").into_bytes()
+            }
+            None => b"the daemon process failed to start".to_vec(),
         },
     };
-    if let Some(message) = message {
-        // One write, so that the line stays whole beside other output; the message's bytes
-        // as the child sent them (paths as given).
-        let line = [
-            argbytes::decode_bytes(prog).as_slice(),
-            b": ",
-            &message,
-            b"\n",
-        ]
-        .concat();
-        let _ = std::io::stderr().write_all(&line);
-    }
-    code
+    // One write, so that the line stays whole beside other output; the message's bytes as the
+    // child sent them (paths as given).
+    let prog = argbytes::decode_bytes(prog);
+    let _ = std::io::stderr().write_all(&[prog.as_slice(), b": ", &message, b"\n"].concat());
+    1
 }
 
 /// Sets up the signalfd before anything else, as C installs its handlers first.

@@ -28,17 +28,9 @@ pub fn scsi_to_block_type(scsi_type: PrType) -> u32 {
     }
 }
 
-/// Block `pr_type` → SCSI reservation type.
+/// Block `pr_type` → SCSI reservation type: the inverse of [`scsi_to_block_type`].
 pub fn block_to_scsi_type(block_type: u32) -> Option<PrType> {
-    Some(match block_type {
-        pr_type::WRITE_EXCLUSIVE => PrType::WriteExclusive,
-        pr_type::EXCLUSIVE_ACCESS => PrType::ExclusiveAccess,
-        pr_type::WRITE_EXCLUSIVE_REG_ONLY => PrType::WriteExclusiveRegistrantsOnly,
-        pr_type::EXCLUSIVE_ACCESS_REG_ONLY => PrType::ExclusiveAccessRegistrantsOnly,
-        pr_type::WRITE_EXCLUSIVE_ALL_REGS => PrType::WriteExclusiveAllRegistrants,
-        pr_type::EXCLUSIVE_ACCESS_ALL_REGS => PrType::ExclusiveAccessAllRegistrants,
-        _ => return None,
-    })
+    PrType::all().find(|&t| scsi_to_block_type(t) == block_type)
 }
 
 /// GOOD.
@@ -104,6 +96,11 @@ pub fn plan_out(cdb: &[u8; 16], params: &[u8]) -> Result<ProutPlan, StatusAndSen
         return Err(StatusAndSense::check(sense::INVALID_PARAM_LEN));
     }
     let (key, sa_key) = (list.reservation_key, list.service_action_key);
+    let reservation = PrReservation {
+        key,
+        pr_type: block_type,
+        flags: 0,
+    };
     let registers = matches!(sa, OutSa::Register | OutSa::RegisterAndIgnoreExistingKey);
     // SPC-4 makes ALL_TG_PT meaningful for the register actions only and ignored elsewhere.
     if registers && list.all_tg_pt {
@@ -122,16 +119,8 @@ pub fn plan_out(cdb: &[u8; 16], params: &[u8]) -> Result<ProutPlan, StatusAndSen
             retry_on_conflict: None,
         },
         OutSa::RegisterAndIgnoreExistingKey => plan_register_ignore(sa_key),
-        OutSa::Reserve => ProutPlan::Reserve(PrReservation {
-            key,
-            pr_type: block_type,
-            flags: 0,
-        }),
-        OutSa::Release => ProutPlan::Release(PrReservation {
-            key,
-            pr_type: block_type,
-            flags: 0,
-        }),
+        OutSa::Reserve => ProutPlan::Reserve(reservation),
+        OutSa::Release => ProutPlan::Release(reservation),
         OutSa::Clear => ProutPlan::Clear(PrClear {
             key,
             ..PrClear::default()
@@ -214,6 +203,11 @@ pub fn read_keys_payload(generation: u32, held: u32, keys: &[u64], out: &mut [u8
     for k in &keys[..returned] {
         data.extend_from_slice(&k.to_be_bytes());
     }
+    fill(out, &data)
+}
+
+/// Copies as much of `data` as `out` has room for; the bytes written.
+fn fill(out: &mut [u8], data: &[u8]) -> usize {
     let n = data.len().min(out.len());
     out[..n].copy_from_slice(&data[..n]);
     n
@@ -227,9 +221,7 @@ pub fn read_reservation_payload(r: &PrReadReservation, out: &mut [u8]) -> Option
     let mut data = [0u8; 24];
     data[0..4].copy_from_slice(&r.generation.to_be_bytes());
     if r.pr_type == 0 {
-        let n = 8.min(out.len());
-        out[..n].copy_from_slice(&data[..n]);
-        return Some(n);
+        return Some(fill(out, &data[..8]));
     }
     let scsi_type = block_to_scsi_type(r.pr_type)?;
     data[4..8].copy_from_slice(&16u32.to_be_bytes());
@@ -241,9 +233,7 @@ pub fn read_reservation_payload(r: &PrReadReservation, out: &mut [u8]) -> Option
         data[8..16].copy_from_slice(&r.key.to_be_bytes());
     }
     data[21] = ((Scope::LogicalUnit as u8) << 4) | scsi_type as u8;
-    let n = data.len().min(out.len());
-    out[..n].copy_from_slice(&data[..n]);
-    Some(n)
+    Some(fill(out, &data))
 }
 
 /// REPORT CAPABILITIES parameter data (SPC-4 §6.15.4) for this backend: no SPEC_I_PT
@@ -260,9 +250,7 @@ pub fn report_capabilities(out: &mut [u8]) -> usize {
         0xea, 0x01, // WR_EX_AR EX_AC_RO WR_EX_RO EX_AC WR_EX | EX_AC_AR
         0x00, 0x00,
     ];
-    let n = DATA.len().min(out.len());
-    out[..n].copy_from_slice(&DATA[..n]);
-    n
+    fill(out, &DATA)
 }
 
 /// `NVME_SC_RESERVATION_CONFLICT`: kernels before the pr_status mapping (≈6.4) return the raw
@@ -332,6 +320,26 @@ mod tests {
         ProutParams::keys(reservation_key, service_action_key)
     }
 
+    /// An IOC_PR_REGISTER argument.
+    fn reg(old_key: u64, new_key: u64, flags: u32) -> PrRegistration {
+        PrRegistration {
+            old_key,
+            new_key,
+            flags,
+            pad: 0,
+        }
+    }
+
+    /// IOC_PR_REGISTER with `arg`, and `retry` after a conflict.
+    fn register(arg: PrRegistration, retry: Option<PrRegistration>) -> Plan {
+        Ok(ProutPlan::Register {
+            arg,
+            retry_on_conflict: retry,
+        })
+    }
+
+    type Plan = Result<ProutPlan, StatusAndSense>;
+
     #[test]
     fn types_map_both_ways() {
         let pairs = [(1, 1), (3, 2), (5, 3), (6, 4), (7, 5), (8, 6)];
@@ -356,141 +364,66 @@ mod tests {
             0, 0, 0, 0, // obsolete
             0x00, 0, 0, 0, // flags, reserved, obsolete
         ];
-        assert_eq!(
-            plan_out(&cdb, &params),
-            Ok(ProutPlan::Register {
-                arg: PrRegistration {
-                    old_key: 0,
-                    new_key: 0x1122_3344_5566_7788,
-                    flags: 0,
-                    pad: 0
-                },
-                retry_on_conflict: None
-            })
-        );
+        let want = register(reg(0, 0x1122_3344_5566_7788, 0), None);
+        assert_eq!(plan_out(&cdb, &params), want);
     }
 
     #[test]
     fn register_ignores_scope_and_type_and_accepts_aptpl() {
         let mut p = keys(0xaa, 0xbb);
         p.aptpl = true;
-        assert_eq!(
-            out(OutSa::Register, 3, 0xf, &p),
-            Ok(ProutPlan::Register {
-                arg: PrRegistration {
-                    old_key: 0xaa,
-                    new_key: 0xbb,
-                    flags: 0,
-                    pad: 0
-                },
-                retry_on_conflict: None
-            })
-        );
+        let want = register(reg(0xaa, 0xbb, 0), None);
+        assert_eq!(out(OutSa::Register, 3, 0xf, &p), want);
         // Unregister: new key 0 goes through as is.
-        assert_eq!(
-            out(OutSa::Register, 0, 0, &keys(0xaa, 0)),
-            Ok(ProutPlan::Register {
-                arg: PrRegistration {
-                    old_key: 0xaa,
-                    new_key: 0,
-                    flags: 0,
-                    pad: 0
-                },
-                retry_on_conflict: None
-            })
-        );
+        let want = register(reg(0xaa, 0, 0), None);
+        assert_eq!(out(OutSa::Register, 0, 0, &keys(0xaa, 0)), want);
     }
 
     #[test]
     fn register_and_ignore_tries_register_then_replace() {
-        let plan = out(
-            OutSa::RegisterAndIgnoreExistingKey,
-            0,
-            0,
-            &keys(0x1234, 0xbb),
-        );
-        assert_eq!(
-            plan,
-            Ok(ProutPlan::Register {
-                arg: PrRegistration {
-                    old_key: 0,
-                    new_key: 0xbb,
-                    flags: PR_FL_IGNORE_KEY,
-                    pad: 0
-                },
-                retry_on_conflict: Some(PrRegistration {
-                    old_key: IGNORED_OLD_KEY,
-                    new_key: 0xbb,
-                    flags: PR_FL_IGNORE_KEY,
-                    pad: 0
-                })
-            })
-        );
-        assert_eq!(
-            out(OutSa::RegisterAndIgnoreExistingKey, 0, 0, &keys(0, 0)),
-            Ok(ProutPlan::Register {
-                arg: PrRegistration {
-                    old_key: IGNORED_OLD_KEY,
-                    new_key: 0,
-                    flags: PR_FL_IGNORE_KEY,
-                    pad: 0
-                },
-                retry_on_conflict: None
-            })
-        );
+        let ign = OutSa::RegisterAndIgnoreExistingKey;
+        let replace = reg(IGNORED_OLD_KEY, 0xbb, PR_FL_IGNORE_KEY);
+        let want = register(reg(0, 0xbb, PR_FL_IGNORE_KEY), Some(replace));
+        assert_eq!(out(ign, 0, 0, &keys(0x1234, 0xbb)), want);
+        let want = register(reg(IGNORED_OLD_KEY, 0, PR_FL_IGNORE_KEY), None);
+        assert_eq!(out(ign, 0, 0, &keys(0, 0)), want);
     }
 
     #[test]
     fn reserve_release_preempt_clear() {
-        assert_eq!(
-            out(OutSa::Reserve, 0, 5, &keys(0xaa, 0)),
-            Ok(ProutPlan::Reserve(PrReservation {
-                key: 0xaa,
-                pr_type: pr_type::WRITE_EXCLUSIVE_REG_ONLY,
-                flags: 0
-            }))
-        );
-        assert_eq!(
-            out(OutSa::Release, 0, 8, &keys(0xaa, 0)),
-            Ok(ProutPlan::Release(PrReservation {
-                key: 0xaa,
-                pr_type: pr_type::EXCLUSIVE_ACCESS_ALL_REGS,
-                flags: 0
-            }))
-        );
-        assert_eq!(
-            out(OutSa::Preempt, 0, 1, &keys(0xaa, 0xbb)),
-            Ok(ProutPlan::Preempt {
-                arg: PrPreempt {
-                    old_key: 0xaa,
-                    new_key: 0xbb,
-                    pr_type: pr_type::WRITE_EXCLUSIVE,
-                    flags: 0
-                },
-                abort: false
-            })
-        );
-        assert_eq!(
-            out(OutSa::PreemptAndAbort, 0, 3, &keys(0xaa, 0xbb)),
-            Ok(ProutPlan::Preempt {
-                arg: PrPreempt {
-                    old_key: 0xaa,
-                    new_key: 0xbb,
-                    pr_type: pr_type::EXCLUSIVE_ACCESS,
-                    flags: 0
-                },
-                abort: true
-            })
-        );
-        // CLEAR ignores scope and type.
-        assert_eq!(
-            out(OutSa::Clear, 2, 0xe, &keys(0xaa, 0)),
-            Ok(ProutPlan::Clear(PrClear {
-                key: 0xaa,
+        let reservation = |pr_type| PrReservation {
+            key: 0xaa,
+            pr_type,
+            flags: 0,
+        };
+        let preempt = |pr_type, abort| {
+            let arg = PrPreempt {
+                old_key: 0xaa,
+                new_key: 0xbb,
+                pr_type,
                 flags: 0,
-                pad: 0
-            }))
-        );
+            };
+            Ok(ProutPlan::Preempt { arg, abort })
+        };
+        let want = Ok(ProutPlan::Reserve(reservation(
+            pr_type::WRITE_EXCLUSIVE_REG_ONLY,
+        )));
+        assert_eq!(out(OutSa::Reserve, 0, 5, &keys(0xaa, 0)), want);
+        let want = Ok(ProutPlan::Release(reservation(
+            pr_type::EXCLUSIVE_ACCESS_ALL_REGS,
+        )));
+        assert_eq!(out(OutSa::Release, 0, 8, &keys(0xaa, 0)), want);
+        let want = preempt(pr_type::WRITE_EXCLUSIVE, false);
+        assert_eq!(out(OutSa::Preempt, 0, 1, &keys(0xaa, 0xbb)), want);
+        let want = preempt(pr_type::EXCLUSIVE_ACCESS, true);
+        assert_eq!(out(OutSa::PreemptAndAbort, 0, 3, &keys(0xaa, 0xbb)), want);
+        // CLEAR ignores scope and type.
+        let want = Ok(ProutPlan::Clear(PrClear {
+            key: 0xaa,
+            flags: 0,
+            pad: 0,
+        }));
+        assert_eq!(out(OutSa::Clear, 2, 0xe, &keys(0xaa, 0)), want);
         // ALL_TG_PT matters for the register actions only.
         let mut p = keys(0xaa, 0);
         p.all_tg_pt = true;
@@ -676,50 +609,44 @@ mod tests {
 
     #[test]
     fn pr_status_mapping() {
-        assert_eq!(status_reply(PrStatus::SUCCESS), GOOD);
-        assert_eq!(status_reply(PrStatus::RESERVATION_CONFLICT), CONFLICT);
-        assert_eq!(status_reply(PrStatus(0x83)), CONFLICT);
-        assert_eq!(status_reply(PrStatus(0x4083)), CONFLICT);
-        assert_eq!(
-            status_reply(PrStatus::IOERR),
-            StatusAndSense::check(sense::TARGET_FAILURE)
-        );
-        assert_eq!(
-            status_reply(PrStatus(0x0800_0002)),
-            StatusAndSense::check(sense::TARGET_FAILURE)
-        );
-        assert_eq!(
-            status_reply(PrStatus::PATH_FAILED),
-            StatusAndSense::check(sense::LUN_NOT_RESPONDING)
-        );
-        assert_eq!(
-            status_reply(PrStatus::RETRY_PATH_FAILURE),
-            StatusAndSense::check(sense::I_T_NEXUS_LOSS)
-        );
-        assert_eq!(
-            status_reply(PrStatus::PATH_FAST_FAILED),
-            StatusAndSense::check(sense::LUN_COMM_FAILURE)
-        );
+        let check = StatusAndSense::check;
+        let cases = [
+            (PrStatus::SUCCESS, GOOD),
+            (PrStatus::RESERVATION_CONFLICT, CONFLICT),
+            // Raw NVMe Reservation Conflict, with and without DNR.
+            (PrStatus(0x83), CONFLICT),
+            (PrStatus(0x4083), CONFLICT),
+            (PrStatus::IOERR, check(sense::TARGET_FAILURE)),
+            (PrStatus(0x0800_0002), check(sense::TARGET_FAILURE)),
+            (PrStatus::PATH_FAILED, check(sense::LUN_NOT_RESPONDING)),
+            (PrStatus::RETRY_PATH_FAILURE, check(sense::I_T_NEXUS_LOSS)),
+            (PrStatus::PATH_FAST_FAILED, check(sense::LUN_COMM_FAILURE)),
+        ];
+        for (s, want) in cases {
+            assert_eq!(status_reply(s), want, "{s:?}");
+        }
     }
 
     #[test]
     fn errno_mapping() {
-        let opcode = StatusAndSense::check(sense::INVALID_OPCODE);
-        let field = StatusAndSense::check(sense::INVALID_FIELD);
-        assert_eq!(errno_reply(libc::EOPNOTSUPP, false), opcode);
-        assert_eq!(errno_reply(libc::EOPNOTSUPP, true), opcode);
-        assert_eq!(errno_reply(libc::ENOTTY, false), opcode);
-        assert_eq!(errno_reply(libc::ENOTTY, true), field);
-        assert_eq!(errno_reply(libc::EINVAL, false), field);
-        assert_eq!(errno_reply(libc::EINVAL, true), field);
         let check = StatusAndSense::check;
-        assert_eq!(errno_reply(libc::EPERM, false), check(sense::ACCESS_DENIED));
-        assert_eq!(errno_reply(libc::EACCES, true), check(sense::ACCESS_DENIED));
-        assert_eq!(errno_reply(libc::EAGAIN, false), check(sense::IO_ERROR));
-        assert_eq!(
-            errno_reply(libc::ENOMEM, true),
-            check(sense::TARGET_FAILURE)
-        );
-        assert_eq!(errno_reply(libc::EBADE, false), CONFLICT);
+        let (opcode, field) = (check(sense::INVALID_OPCODE), check(sense::INVALID_FIELD));
+        // (errno, from a READ ioctl, answer)
+        let cases = [
+            (libc::EOPNOTSUPP, false, opcode),
+            (libc::EOPNOTSUPP, true, opcode),
+            (libc::ENOTTY, false, opcode),
+            (libc::ENOTTY, true, field),
+            (libc::EINVAL, false, field),
+            (libc::EINVAL, true, field),
+            (libc::EPERM, false, check(sense::ACCESS_DENIED)),
+            (libc::EACCES, true, check(sense::ACCESS_DENIED)),
+            (libc::EAGAIN, false, check(sense::IO_ERROR)),
+            (libc::ENOMEM, true, check(sense::TARGET_FAILURE)),
+            (libc::EBADE, false, CONFLICT),
+        ];
+        for (errno, read, want) in cases {
+            assert_eq!(errno_reply(errno, read), want, "errno {errno}, read {read}");
+        }
     }
 }

@@ -232,78 +232,33 @@ pub fn read_config_files() -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn key(key: u64, aptpl: bool) -> Key {
+        Key { key, aptpl }
+    }
+
     #[test]
     fn key_values_as_libmultipath_parses_them() {
-        assert_eq!(
-            parse_key("0x123abc"),
-            Some(Key {
-                key: 0x123abc,
-                aptpl: false
-            })
-        );
-        assert_eq!(
-            parse_key("0X1:aptpl"),
-            Some(Key {
-                key: 1,
-                aptpl: true
-            })
-        );
-        assert_eq!(
-            parse_key("abc"),
-            Some(Key {
-                key: 0xabc,
-                aptpl: false
-            })
-        );
-        assert_eq!(
-            parse_key("0x1:other"),
-            Some(Key {
-                key: 1,
-                aptpl: false
-            })
-        );
-        assert_eq!(parse_key("0x"), None);
-        assert_eq!(parse_key("0x12345678123456789"), None);
-        assert_eq!(
-            parse_key("0xfffffffffffffff1"),
-            Some(Key {
-                key: u64::MAX - 14,
-                aptpl: false
-            })
-        );
-        assert_eq!(parse_key("0xzz"), None);
-        assert_eq!(
-            format_key(Key {
-                key: 0xab,
-                aptpl: true
-            }),
-            "ab:aptpl"
-        );
-        assert_eq!(
-            format_key(Key {
-                key: 0x1,
-                aptpl: false
-            }),
-            "1"
-        );
+        let cases = [
+            ("0x123abc", Some(key(0x123abc, false))),
+            ("0X1:aptpl", Some(key(1, true))),
+            ("abc", Some(key(0xabc, false))),
+            ("0x1:other", Some(key(1, false))),
+            ("0x", None),
+            ("0x12345678123456789", None),
+            ("0xfffffffffffffff1", Some(key(u64::MAX - 14, false))),
+            ("0xzz", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_key(text), want, "{text}");
+        }
+        assert_eq!(format_key(key(0xab, true)), "ab:aptpl");
+        assert_eq!(format_key(key(0x1, false)), "1");
     }
 
     #[test]
     fn getprkey_replies() {
-        assert_eq!(
-            parse_getprkey_reply("0x5\n"),
-            Some(Key {
-                key: 5,
-                aptpl: false
-            })
-        );
-        assert_eq!(
-            parse_getprkey_reply("0x5:aptpl\n"),
-            Some(Key {
-                key: 5,
-                aptpl: true
-            })
-        );
+        assert_eq!(parse_getprkey_reply("0x5\n"), Some(key(5, false)));
+        assert_eq!(parse_getprkey_reply("0x5:aptpl\n"), Some(key(5, true)));
         assert_eq!(parse_getprkey_reply("none\n"), Some(Key::default()));
         assert_eq!(parse_getprkey_reply("fail\ndevice not found\n"), None);
     }
@@ -316,28 +271,10 @@ mod tests {
                     0X00000000000000ff 3600140522222\n\
                     #x0000000000000001 3600140533333\n\
                     0x0000000000000002 36001405333333\n";
-        assert_eq!(
-            prkey_for(text, "3600140511111"),
-            Some(Key {
-                key: 0xabc,
-                aptpl: false
-            })
-        );
-        assert_eq!(
-            prkey_for(text, "3600140522222"),
-            Some(Key {
-                key: 0xff,
-                aptpl: true
-            })
-        );
+        assert_eq!(prkey_for(text, "3600140511111"), Some(key(0xabc, false)));
+        assert_eq!(prkey_for(text, "3600140522222"), Some(key(0xff, true)));
         assert_eq!(prkey_for(text, "3600140533333"), None);
-        assert_eq!(
-            prkey_for(text, "36001405333333"),
-            Some(Key {
-                key: 2,
-                aptpl: false
-            })
-        );
+        assert_eq!(prkey_for(text, "36001405333333"), Some(key(2, false)));
         assert_eq!(prkey_for(text, "360014054"), None);
     }
 
@@ -369,22 +306,10 @@ devices {
     #[test]
     fn config_precedence() {
         let c = map_config([CONF], "3600140511111");
-        assert_eq!(
-            c.key_source,
-            KeySource::Value(Key {
-                key: 0x1111,
-                aptpl: false
-            })
-        );
+        assert_eq!(c.key_source, KeySource::Value(key(0x1111, false)));
         assert!(!c.all_tg_pt);
         let c = map_config([CONF], "3600140522222");
-        assert_eq!(
-            c.key_source,
-            KeySource::Value(Key {
-                key: 0x2222,
-                aptpl: true
-            })
-        );
+        assert_eq!(c.key_source, KeySource::Value(key(0x2222, true)));
         assert_eq!(
             map_config([CONF], "3600140533333").key_source,
             KeySource::File
@@ -395,13 +320,7 @@ devices {
         assert!(c.all_tg_pt);
         // The map's own entry beats overrides.
         let c = map_config([CONF, over], "3600140522222");
-        assert_eq!(
-            c.key_source,
-            KeySource::Value(Key {
-                key: 0x2222,
-                aptpl: true
-            })
-        );
+        assert_eq!(c.key_source, KeySource::Value(key(0x2222, true)));
         assert_eq!(map_config([""], "x"), MapConfig::default());
         assert_eq!(
             map_config(["defaults {\nreservation_key bogus\n}"], "x").key_source,

@@ -149,25 +149,10 @@ pub fn run(
     let exec = RealPaths::new(map, req.device.as_fd(), &paths);
     let infos: Vec<PathInfo> = paths.iter().map(|p| p.info).collect();
     let daemon = multipathd::Socket;
-    let (result, payload_len, mut report) = match params {
-        None => {
-            let ctx = Ctx::new(
-                &exec,
-                &daemon,
-                &infos,
-                &map.name,
-                Default::default(),
-                Default::default(),
-                Report::default(),
-            );
-            let (r, n) = ctx.prin(&pr::cdb10(cdb), &mut payload[..PR_HELPER_DATA_SIZE]);
-            (
-                r,
-                clip_payload(n, req.cdb.transfer_length),
-                ctx.into_report(),
-            )
-        }
-        Some((sa, params)) => {
+    // PR OUT needs the map's configuration and key; PR IN neither.
+    let (config, key, report) = match &params {
+        None => Default::default(),
+        Some(_) => {
             let wwid = map.wwid().unwrap_or_default();
             let texts = keys::read_config_files();
             let config = keys::map_config(texts.iter().map(String::as_str), wwid);
@@ -183,11 +168,18 @@ pub fn run(
                 &mut report,
             );
             report.configured_key = Some(key);
-            let mut ctx = Ctx::new(&exec, &daemon, &infos, &map.name, config, key, report);
-            let r = ctx.prout(sa, cdb[2] >> 4, cdb[2] & 0x0f, params);
-            (r, 0, ctx.into_report())
+            (config, key, report)
         }
     };
+    let mut ctx = Ctx::new(&exec, &daemon, &infos, &map.name, config, key, report);
+    let (result, payload_len) = match params {
+        None => {
+            let (r, n) = ctx.prin(&pr::cdb10(cdb), &mut payload[..PR_HELPER_DATA_SIZE]);
+            (r, clip_payload(n, req.cdb.transfer_length))
+        }
+        Some((sa, params)) => (ctx.prout(sa, cdb[2] >> 4, cdb[2] & 0x0f, params), 0),
+    };
+    let mut report = ctx.into_report();
     report.problems.extend(exec.into_problems());
     let mut outcome = mpath_outcome(result, req.device.as_fd(), sense_area, opts.sgio_timeout_ms);
     if outcome.status == status::GOOD {
@@ -285,19 +277,13 @@ fn mpath_outcome(
     sense_area: &mut [u8],
     timeout_ms: u32,
 ) -> Outcome {
+    let bare = |status| Outcome {
+        status,
+        payload_len: 0,
+    };
     let code = match r {
-        Mpr::Success => {
-            return Outcome {
-                status: status::GOOD,
-                payload_len: 0,
-            };
-        }
-        Mpr::ReservConflict => {
-            return Outcome {
-                status: status::RESERVATION_CONFLICT,
-                payload_len: 0,
-            };
-        }
+        Mpr::Success => return bare(status::GOOD),
+        Mpr::ReservConflict => return bare(status::RESERVATION_CONFLICT),
         Mpr::SenseNotReady
         | Mpr::SenseMediumError
         | Mpr::SenseHardwareError
@@ -308,10 +294,7 @@ fn mpath_outcome(
                 sense_area,
             );
             if st != status::GOOD {
-                return Outcome {
-                    status: st,
-                    payload_len: 0,
-                };
+                return bare(st);
             }
             match r {
                 Mpr::SenseNotReady => sense::NOT_READY,

@@ -232,12 +232,8 @@ pub fn check_and_open(
             format!("map {map} is not dm-multipath ({target_type})"),
         ));
     }
-    let parsed = table::parse_table(params).map_err(|e| {
-        refuse(
-            libc::EPERM,
-            format!("map {map}: table not understood: {e}"),
-        )
-    })?;
+    let parsed = table::parse_table(params)
+        .map_err(|e| refuse(libc::EPERM, format!("map {map}: table not understood: {e}")))?;
     if !parsed.paths.iter().any(|p| p.dev == path) {
         return Err(refuse(
             libc::EPERM,

@@ -192,17 +192,8 @@ pub fn configured_key<D: Multipathd>(
     prkeys: impl FnOnce() -> Option<Key>,
     report: &mut Report,
 ) -> Key {
-    let cmd = format!("getprkey map {alias}");
-    let reply = daemon.command(&cmd);
-    let parsed = reply
-        .as_ref()
-        .ok()
-        .and_then(|r| keys::parse_getprkey_reply(r));
-    report.daemon.push(DaemonExchange {
-        command: cmd,
-        reply: reply.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
-    });
-    if let Some(k) = parsed {
+    let reply = exchange(daemon, format!("getprkey map {alias}"), report);
+    if let Some(k) = reply.as_deref().and_then(keys::parse_getprkey_reply) {
         return k;
     }
     match source {
@@ -210,6 +201,17 @@ pub fn configured_key<D: Multipathd>(
         KeySource::File => prkeys().unwrap_or_default(),
         KeySource::None => Key::default(),
     }
+}
+
+/// Sends `cmd` to multipathd and records the exchange; the reply, if one came.
+fn exchange<D: Multipathd>(daemon: &D, cmd: String, report: &mut Report) -> Option<String> {
+    let reply = daemon.command(&cmd);
+    let out = reply.as_ref().ok().cloned();
+    report.daemon.push(DaemonExchange {
+        command: cmd,
+        reply: reply.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+    });
+    out
 }
 
 /// What RELEASE does after releasing (plain, or as the first half of an unregister).
@@ -236,15 +238,18 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(results: &[Mpr]) -> Tally {
+    /// `after_retry`: the conflicts were retried, and one that stands is then an error like
+    /// any other (the first such result decides).
+    fn of(results: &[Mpr], after_retry: bool) -> Tally {
+        let counted = |r: &Mpr| matches!(r, Mpr::ReservConflict) && !after_retry;
         Tally {
-            conflict: results.contains(&Mpr::ReservConflict),
+            conflict: results.iter().any(counted),
             retryable: results.contains(&Mpr::Retryable),
             success: results.contains(&Mpr::Success),
             status: results
                 .iter()
                 .copied()
-                .find(|r| !matches!(r, Mpr::Success | Mpr::ReservConflict | Mpr::Retryable))
+                .find(|r| !matches!(r, Mpr::Success | Mpr::Retryable) && !counted(r))
                 .unwrap_or(Mpr::Success),
         }
     }
@@ -302,18 +307,16 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         self.report.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn report(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// `get_path_info`: the checker's verdict on every path.
     fn usable(&self) -> &[bool] {
         self.usable.get_or_init(|| {
             let verdicts: Vec<bool> = (0..self.paths.len()).map(|i| self.exec.check(i)).collect();
-            if let Ok(mut r) = self.report.lock() {
-                r.checked = self
-                    .paths
-                    .iter()
-                    .map(|p| p.dev)
-                    .zip(verdicts.clone())
-                    .collect();
-            }
+            let devs = self.paths.iter().map(|p| p.dev);
+            self.report().checked = devs.zip(verdicts.clone()).collect();
             verdicts
         })
     }
@@ -324,26 +327,17 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
     }
 
     fn note(&self, path: usize, opcode: u8, sa: u8, result: Mpr) {
-        if let Ok(mut r) = self.report.lock() {
-            r.paths.push(PathCommand {
-                dev: self.paths[path].dev,
-                opcode,
-                sa,
-                result,
-            });
-        }
+        let dev = self.paths[path].dev;
+        self.report().paths.push(PathCommand {
+            dev,
+            opcode,
+            sa,
+            result,
+        });
     }
 
     fn tell(&self, cmd: String) -> Option<String> {
-        let reply = self.daemon.command(&cmd);
-        let out = reply.as_ref().ok().cloned();
-        if let Ok(mut r) = self.report.lock() {
-            r.daemon.push(DaemonExchange {
-                command: cmd,
-                reply: reply.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
-            });
-        }
-        out
+        exchange(self.daemon, cmd, &mut self.report())
     }
 
     /// A set/unset message; whether multipathd said `ok`.
@@ -463,18 +457,15 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         } else {
             self.service_action(sa, scope, prtype, &mut params, old_key.key, unregistering)
         };
-        if result != Mpr::Success {
-            if prkey_changed {
-                self.set_prkey(old_key);
-                self.key = old_key;
-            }
-            return if result == Mpr::Retryable {
-                Mpr::Other
-            } else {
-                result
-            };
+        if result != Mpr::Success && prkey_changed {
+            self.set_prkey(old_key);
+            self.key = old_key;
         }
-        result
+        if result == Mpr::Retryable {
+            Mpr::Other
+        } else {
+            result
+        }
     }
 
     fn service_action(
@@ -486,8 +477,8 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         old_key: u64,
         unregistering: bool,
     ) -> Mpr {
-        let alias = self.alias;
-        match sa {
+        // Each arm gives its result and what multipathd is told of the map if it succeeded.
+        let (r, tell): (Mpr, &[&str]) = match sa {
             OutSa::Register | OutSa::RegisterAndIgnoreExistingKey => {
                 if sa == OutSa::RegisterAndIgnoreExistingKey {
                     params.reservation_key = self.ignored_key(old_key);
@@ -504,7 +495,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 if r == Mpr::Success {
                     r = self.register(sa, scope, prtype, params);
                 }
-                self.registered(r, params.service_action_key)
+                return self.registered(r, params.service_action_key);
             }
             OutSa::Reserve => {
                 let (mut r, _, failed_paths) = self.common(sa, scope, prtype, params);
@@ -516,20 +507,15 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 {
                     r = Mpr::Success;
                 }
-                if r == Mpr::Success {
-                    self.update(format!("setprhold map {alias}"));
-                }
-                r
+                (r, &["setprhold"])
             }
             OutSa::Clear => {
-                let (r, _, _) = self.common(sa, scope, prtype, params);
-                if r == Mpr::Success {
-                    self.update(format!("unsetprstatus map {alias}"));
-                    if self.config.key_source == KeySource::File {
-                        self.update(format!("unsetprkey map {alias}"));
-                    }
+                let r = self.common(sa, scope, prtype, params).0;
+                if self.config.key_source == KeySource::File {
+                    (r, &["unsetprstatus", "unsetprkey"])
+                } else {
+                    (r, &["unsetprstatus"])
                 }
-                r
             }
             OutSa::Preempt | OutSa::PreemptAndAbort => {
                 let holder = self.read_reservation().ok().flatten().map(|h| h.key);
@@ -543,21 +529,20 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
                 } else {
                     self.common(sa, scope, prtype, params).0
                 };
-                if r == Mpr::Success && preempting {
-                    self.update(format!("setprhold map {alias}"));
-                }
-                r
+                (r, if preempting { &["setprhold"] } else { &[] })
             }
             OutSa::Release => {
-                let own = self.key.key;
-                let r = self.release(own, params, scope, prtype, false);
-                if r == Mpr::Success {
-                    self.update(format!("unsetprhold map {alias}"));
-                }
-                r
+                let r = self.release(self.key.key, params, scope, prtype, false);
+                (r, &["unsetprhold"])
             }
-            OutSa::RegisterAndMove | OutSa::ReplaceLostReservation => Mpr::Other,
+            OutSa::RegisterAndMove | OutSa::ReplaceLostReservation => (Mpr::Other, &[]),
+        };
+        if r == Mpr::Success {
+            for verb in tell {
+                self.update(format!("{verb} map {}", self.alias));
+            }
         }
+        r
     }
 
     /// Bookkeeping after REGISTER: multipathd registers the key on paths that come back
@@ -630,14 +615,12 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         let Ok(mut results) = self.fan_out(st, &jobs) else {
             return Mpr::ThreadError;
         };
-        let mut tally = Tally::of(&results);
-        if sa == OutSa::Register
-            && tally.only_conflicts_beside_success()
-            && self
-                .retry_conflicts(st, &jobs, &mut results, &mut tally)
-                .is_err()
-        {
-            return Mpr::ThreadError;
+        let mut tally = Tally::of(&results, false);
+        if sa == OutSa::Register && tally.only_conflicts_beside_success() {
+            if self.retry_conflicts(st, &jobs, &mut results).is_err() {
+                return Mpr::ThreadError;
+            }
+            tally = Tally::of(&results, true);
         }
         if let Some(failed) = tally.failure() {
             return failed;
@@ -673,27 +656,16 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         st: u8,
         jobs: &[Job<'_>],
         results: &mut [Mpr],
-        tally: &mut Tally,
     ) -> std::io::Result<()> {
-        let again: Vec<Job<'_>> = jobs
-            .iter()
-            .zip(results.iter())
-            .filter(|(_, r)| matches!(r, Mpr::ReservConflict | Mpr::Retryable))
-            .map(|(&(i, _, p), _)| (i, OutSa::RegisterAndIgnoreExistingKey, p))
+        let again: Vec<usize> = (0..jobs.len())
+            .filter(|&n| matches!(results[n], Mpr::ReservConflict | Mpr::Retryable))
             .collect();
-        let retried = self.fan_out(st, &again)?;
-        tally.conflict = false;
-        tally.retryable = false;
-        for (&(i, _, _), r) in again.iter().zip(&retried) {
-            if let Some(pos) = jobs.iter().position(|j| j.0 == i) {
-                results[pos] = *r;
-            }
-            match r {
-                Mpr::Retryable => tally.retryable = true,
-                Mpr::Success => {}
-                other if tally.status == Mpr::Success => tally.status = *other,
-                _ => {}
-            }
+        let retry: Vec<Job<'_>> = again
+            .iter()
+            .map(|&n| (jobs[n].0, OutSa::RegisterAndIgnoreExistingKey, jobs[n].2))
+            .collect();
+        for (&n, r) in again.iter().zip(self.fan_out(st, &retry)?) {
+            results[n] = r;
         }
         Ok(())
     }

@@ -346,7 +346,10 @@ mod tests {
         .map(|e| e.to_string());
         assert_eq!(said[1], "8:x is not a number");
         for line in said {
-            assert!(!line.contains(['"', '(', '{']) || line.ends_with("(A or F)"), "{line}");
+            assert!(
+                !line.contains(['"', '(', '{']) || line.ends_with("(A or F)"),
+                "{line}"
+            );
         }
     }
 

@@ -2,34 +2,20 @@ use super::*;
 
 #[test]
 fn audit_argument_grammar() {
-    assert_eq!(
-        Config::parse(None),
-        Ok(Config {
-            sink: Sink::Stderr,
-            all: false
-        })
-    );
-    assert_eq!(
-        Config::parse(Some("journal,all")),
-        Ok(Config {
-            sink: Sink::Journal(PathBuf::from(JOURNAL_SOCKET)),
-            all: true
-        })
-    );
-    assert_eq!(
-        Config::parse(Some("all,journal=/tmp/j.sock")),
-        Ok(Config {
-            sink: Sink::Journal(PathBuf::from("/tmp/j.sock")),
-            all: true
-        })
-    );
-    assert_eq!(
-        Config::parse(Some("journal,stderr,all,out")),
-        Ok(Config {
-            sink: Sink::Stderr,
-            all: false
-        })
-    );
+    let journal = |path: &str| Sink::Journal(PathBuf::from(path));
+    let cases = [
+        (None, Sink::Stderr, false),
+        (Some("journal,all"), journal(JOURNAL_SOCKET), true),
+        (
+            Some("all,journal=/tmp/j.sock"),
+            journal("/tmp/j.sock"),
+            true,
+        ),
+        (Some("journal,stderr,all,out"), Sink::Stderr, false),
+    ];
+    for (value, sink, all) in cases {
+        assert_eq!(Config::parse(value), Ok(Config { sink, all }), "{value:?}");
+    }
     for bad in ["", "syslog", "journal=", "journal=relative", "all,,out"] {
         let e = Config::parse(Some(bad)).expect_err(bad);
         assert!(e.contains("invalid --audit value"), "{e}");
@@ -37,34 +23,28 @@ fn audit_argument_grammar() {
 }
 
 #[test]
-fn cgroup_v2_line_is_preferred() {
-    let text = "12:cpu,cpuacct:/elsewhere\n0::/machine.slice/machine-qemu\\x2d1\\x2dnode2.scope/libvirt/emulator\n";
-    assert_eq!(
-        cgroup_path(text),
-        Some("/machine.slice/machine-qemu\\x2d1\\x2dnode2.scope/libvirt/emulator")
-    );
-}
-
-#[test]
-fn cgroup_v1_systemd_hierarchy_then_a_machine_line() {
+fn cgroup_v2_line_then_v1_systemd_hierarchy_then_a_machine_line() {
+    let v2_path = "/machine.slice/machine-qemu\\x2d1\\x2dnode2.scope/libvirt/emulator";
+    let v2 = format!("12:cpu,cpuacct:/elsewhere\n0::{v2_path}\n");
+    let scope = "/machine.slice/machine-qemu\\x2d3\\x2dweb.scope";
     let v1 = "11:memory:/machine.slice/machine-qemu\\x2d3\\x2dweb.scope\n\
               5:cpu,cpuacct:/machine.slice/machine-qemu\\x2d3\\x2dweb.scope/emulator\n\
               1:name=systemd:/machine.slice/machine-qemu\\x2d3\\x2dweb.scope\n";
-    assert_eq!(
-        cgroup_path(v1),
-        Some("/machine.slice/machine-qemu\\x2d3\\x2dweb.scope")
-    );
     let no_systemd = "4:devices:/\n3:cpu:/machine/qemu-7-db.libvirt-qemu/emulator\n";
-    assert_eq!(
-        cgroup_path(no_systemd),
-        Some("/machine/qemu-7-db.libvirt-qemu/emulator")
-    );
-    assert_eq!(
-        vm_from_cgroup("/machine/qemu-7-db.libvirt-qemu/emulator").as_deref(),
-        Some("db")
-    );
-    assert_eq!(cgroup_path(""), None);
-    assert_eq!(cgroup_path("0::\n"), None);
+    let cases = [
+        ("v2 preferred", v2.as_str(), Some(v2_path)),
+        ("v1 systemd", v1, Some(scope)),
+        (
+            "v1 machine",
+            no_systemd,
+            Some("/machine/qemu-7-db.libvirt-qemu/emulator"),
+        ),
+        ("empty", "", None),
+        ("empty path", "0::\n", None),
+    ];
+    for (name, text, want) in cases {
+        assert_eq!(cgroup_path(text), want, "{name}");
+    }
 }
 
 #[test]
@@ -100,32 +80,31 @@ fn libvirt_scope_names_with_escapes() {
         assert_eq!(vm_from_cgroup(path).as_deref(), want, "{path}");
     }
     assert_eq!(unescape_unit("a\\x2db\\x5cc\\xzz"), "a-b\\c\\xzz");
+    // An escape cut short by a multi-byte character is kept as it is.
+    assert_eq!(unescape_unit("\\xa\u{e9}"), "\\xa\u{e9}");
 }
 
 #[test]
 fn qemu_name_from_cmdline() {
-    let line = |args: &[&str]| args.join("\0").into_bytes();
-    let cases: [(&[&str], Option<&str>); 7] = [
+    let cases = [
+        ("qemu-system-x86_64 -name node1 -m 1G", Some("node1")),
         (
-            &["qemu-system-x86_64", "-name", "node1", "-m", "1G"],
-            Some("node1"),
-        ),
-        (
-            &[
-                "qemu-system-x86_64",
-                "-name",
-                "guest=node2,debug-threads=on",
-            ],
+            "qemu-system-x86_64 -name guest=node2,debug-threads=on",
             Some("node2"),
         ),
-        (&["qemu", "-name", "web,process=qemu:web"], Some("web")),
-        (&["qemu", "--name", "guest=a,,b"], Some("a,b")),
-        (&["qemu", "-m", "1G"], None),
-        (&["qemu", "-name"], None),
-        (&["qemu", "-name", "process=x"], None),
+        ("qemu -name web,process=qemu:web", Some("web")),
+        ("qemu --name guest=a,,b", Some("a,b")),
+        ("qemu -m 1G", None),
+        ("qemu -name", None),
+        ("qemu -name process=x", None),
     ];
     for (args, want) in cases {
-        assert_eq!(vm_from_cmdline(&line(args)).as_deref(), want, "{args:?}");
+        let cmdline = args.replace(' ', "\0");
+        assert_eq!(
+            vm_from_cmdline(cmdline.as_bytes()).as_deref(),
+            want,
+            "{args}"
+        );
     }
     // /proc/PID/cmdline ends with a NUL.
     assert_eq!(
@@ -251,11 +230,42 @@ fn pending(cdb: [u8; 16], params: &[u8]) -> Pending {
     fixed[..params.len()].copy_from_slice(params);
     Pending {
         cdb,
-        params: fixed,
+        params: (cdb[0] == crate::scsi::cdb::PERSISTENT_RESERVE_OUT)
+            .then(|| pr::ProutParams::decode(cdb[1] & 0x1f, &fixed).unwrap()),
         rdev: Some(rustix::fs::makedev(8, 16)),
         block: true,
         started: Instant::now(),
     }
+}
+
+/// A record of GOOD status in no time, with no device names, sense or paths.
+fn record<'a>(peer: &'a Peer, pending: &'a Pending) -> Record<'a> {
+    Record {
+        peer,
+        pending,
+        device: None,
+        status: status::GOOD,
+        sense: None,
+        paths: vec![],
+        duration: Duration::ZERO,
+    }
+}
+
+/// What the sink gets: the journal's datagram, or the stderr line.
+fn emitted(record: &Record<'_>, journal: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    assert!(record.emit_with("qemu-pr-helper", journal, |bytes| {
+        out = bytes.to_vec();
+        true
+    }));
+    out
+}
+
+/// The journal's fields of the record, read back.
+fn journal(record: &Record<'_>) -> std::collections::HashMap<String, String> {
+    parse_journal_fields(&emitted(record, true))
+        .into_iter()
+        .collect()
 }
 
 #[test]
@@ -272,24 +282,17 @@ fn preempt_record_fields_and_line() {
     params[..8].copy_from_slice(&0x2222u64.to_be_bytes());
     params[8..16].copy_from_slice(&0x1111u64.to_be_bytes());
     params[20] = 1;
-    let p = pending(
-        crate::scsi::pr::pr_out_cdb(pr::OutSa::Preempt, 0, 1, 24),
-        &params,
-    );
+    let p = pending(pr::pr_out_cdb(pr::OutSa::Preempt, 0, 1, 24), &params);
     let info = DeviceInfo {
         name: Some("sdb".into()),
         wwid: Some("naa.6001405abcdef".into()),
     };
     let record = Record {
-        peer: &peer,
-        pending: &p,
         device: Some(&info),
-        status: status::GOOD,
-        sense: None,
-        paths: vec![],
         duration: Duration::from_micros(1234),
+        ..record(&peer, &p)
     };
-    let fields: std::collections::HashMap<_, _> = record.fields().into_iter().collect();
+    let fields = journal(&record);
     assert_eq!(fields["PR_ACTION"], "PREEMPT");
     assert_eq!(fields["PR_TYPE"], "wr_ex");
     assert_eq!(fields["PR_SCOPE"], "0");
@@ -302,13 +305,15 @@ fn preempt_record_fields_and_line() {
     assert_eq!(fields["PR_PEER_PID"], "77");
     assert_eq!(fields["PR_STATUS"], "GOOD");
     assert_eq!(fields["PR_DURATION_US"], "1234");
-    assert_eq!(
-        record.message(),
-        "PREEMPT type=wr_ex scope=0 key=0x0000000000002222 sa_key=0x0000000000001111 aptpl=1 \
-         device=8:16 device_name=sdb device_wwid=naa.6001405abcdef peer_pid=77 peer_uid=64055 \
-         peer_gid=994 peer_comm=qemu-system-x86 vm=node2 \
-         peer_cgroup=/machine.slice/machine-qemu\\x2d2\\x2dnode2.scope status=GOOD duration_us=1234"
-    );
+    assert_eq!(fields["PRIORITY"], "5");
+    let line = "PREEMPT type=wr_ex scope=0 key=0x0000000000002222 sa_key=0x0000000000001111 \
+                aptpl=1 device=8:16 device_name=sdb device_wwid=naa.6001405abcdef peer_pid=77 \
+                peer_uid=64055 peer_gid=994 peer_comm=qemu-system-x86 vm=node2 \
+                peer_cgroup=/machine.slice/machine-qemu\\x2d2\\x2dnode2.scope status=GOOD \
+                duration_us=1234";
+    assert_eq!(fields["MESSAGE"], format!("PR OUT {line}"));
+    let stderr = String::from_utf8(emitted(&record, false)).unwrap();
+    assert_eq!(stderr, format!("qemu-pr-helper: audit: {line}\n"));
 }
 
 #[test]
@@ -318,11 +323,8 @@ fn conflict_with_sense_in_words_and_journal_round_trip() {
         comm: Some("two\nlines".into()),
         ..Peer::default()
     };
-    let p = pending(crate::scsi::pr::pr_in_cdb(pr::InSa::ReadKeys, 24), &[]);
+    let p = pending(pr::pr_in_cdb(pr::InSa::ReadKeys, 24), &[]);
     let record = Record {
-        peer: &peer,
-        pending: &p,
-        device: None,
         status: status::CHECK_CONDITION,
         sense: Some(sense::SenseCode {
             key: 5,
@@ -330,35 +332,21 @@ fn conflict_with_sense_in_words_and_journal_round_trip() {
             ascq: 0,
         }),
         paths: vec!["8:0".into(), "8:16".into()],
-        duration: Duration::ZERO,
+        ..record(&peer, &p)
     };
-    let datagram = record.journal_fields("qemu-pr-helper");
-    let fields = parse_journal_fields(&datagram);
-    let get = |n: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("no {n} in {fields:?}"))
-    };
-    assert_eq!(get("PR_ACTION"), "READ_KEYS");
-    assert_eq!(get("PR_DIRECTION"), "IN");
-    assert_eq!(get("PR_STATUS"), "CHECK_CONDITION");
-    assert!(
-        get("PR_SENSE").starts_with("Illegal Request 05/20/00: "),
-        "{}",
-        get("PR_SENSE")
-    );
-    assert_eq!(get("PR_PATHS"), "8:0,8:16");
+    let fields = journal(&record);
+    assert_eq!(fields["PR_ACTION"], "READ_KEYS");
+    assert_eq!(fields["PR_DIRECTION"], "IN");
+    assert_eq!(fields["PR_STATUS"], "CHECK_CONDITION");
+    let sense = &fields["PR_SENSE"];
+    assert!(sense.starts_with("Illegal Request 05/20/00: "), "{sense}");
+    assert_eq!(fields["PR_PATHS"], "8:0,8:16");
     // A value with a newline takes the binary form and reads back whole.
-    assert_eq!(get("PR_PEER_COMM"), "two\nlines");
-    assert_eq!(get("SYSLOG_IDENTIFIER"), "qemu-pr-helper");
-    assert_eq!(get("MESSAGE_ID"), MESSAGE_ID);
-    assert!(get("MESSAGE").starts_with("PR IN READ_KEYS "));
-    assert!(
-        fields.iter().all(|(k, _)| k != "PR_KEY"),
-        "no keys for PR IN"
-    );
+    assert_eq!(fields["PR_PEER_COMM"], "two\nlines");
+    assert_eq!(fields["SYSLOG_IDENTIFIER"], "qemu-pr-helper");
+    assert_eq!(fields["MESSAGE_ID"], MESSAGE_ID);
+    assert!(fields["MESSAGE"].starts_with("PR IN READ_KEYS "));
+    assert!(!fields.contains_key("PR_KEY"), "no keys for PR IN");
 }
 
 #[test]
@@ -367,15 +355,7 @@ fn a_missing_journal_drops_and_counts() {
     let audit = Audit::new(config, "t").unwrap();
     let peer = Peer::default();
     let p = pending(pr::pr_out_cdb(pr::OutSa::Register, 0, 0, 24), &[]);
-    let record = Record {
-        peer: &peer,
-        pending: &p,
-        device: None,
-        status: 0,
-        sense: None,
-        paths: vec![],
-        duration: Duration::ZERO,
-    };
+    let record = record(&peer, &p);
     assert!(!audit.emit(&record));
     assert!(!audit.emit(&record));
     assert_eq!((audit.written(), audit.dropped()), (0, 2));

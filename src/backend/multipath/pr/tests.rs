@@ -47,6 +47,22 @@ impl FakePaths {
     fn all_ok(up: &[bool]) -> Self {
         Self::new(up, |_, _, _| Mpr::Success)
     }
+    /// Every PR OUT answers `r`.
+    fn all_answer(up: &[bool], r: Mpr) -> Self {
+        Self::new(up, move |_, _, _| r)
+    }
+    /// PR OUT on `path` answers `r`, on the others SUCCESS.
+    fn path_answers(up: &[bool], path: usize, r: Mpr) -> Self {
+        Self::new(up, move |p, _, _| if p == path { r } else { Mpr::Success })
+    }
+    /// READ RESERVATION reports this key and scope/type byte.
+    fn reserved(self, key: u64, st: u8) -> Self {
+        *self.reservation.lock().unwrap() = Some((key, st));
+        self
+    }
+    fn events(&self) -> Vec<&'static str> {
+        self.events.lock().unwrap().clone()
+    }
     fn sent(&self) -> Vec<Sent> {
         let mut s = self.sent.lock().unwrap().clone();
         // Parallel fan-out: order by path within the same service action run.
@@ -183,18 +199,30 @@ fn params(key: u64, sa_key: u64) -> ProutParams {
     ProutParams::keys(key, sa_key)
 }
 
-/// READ KEYS through a fresh context into a 64-byte buffer: the result and byte count, and
-/// the report.
-fn run_prin(exec: &FakePaths, daemon: &FakeDaemon, infos: &[PathInfo]) -> ((Mpr, usize), Report) {
-    let ctx = Ctx::new(
+/// A context for map `mpatha` with this configuration and configured key.
+fn ctx<'a, E: PathExecutor>(
+    exec: &'a E,
+    daemon: &'a FakeDaemon,
+    infos: &'a [PathInfo],
+    config: MapConfig,
+    configured: u64,
+) -> Ctx<'a, E, FakeDaemon> {
+    let report = Report::default();
+    Ctx::new(
         exec,
         daemon,
         infos,
         "mpatha",
-        MapConfig::default(),
-        Key::default(),
-        Report::default(),
-    );
+        config,
+        key(configured),
+        report,
+    )
+}
+
+/// READ KEYS through a fresh context into a 64-byte buffer: the result and byte count, and
+/// the report.
+fn run_prin(exec: &FakePaths, daemon: &FakeDaemon, infos: &[PathInfo]) -> ((Mpr, usize), Report) {
+    let ctx = ctx(exec, daemon, infos, MapConfig::default(), 0);
     let mut buf = [0u8; 64];
     let r = ctx.prin(&cdb10(&pr::pr_in_cdb(InSa::ReadKeys, 8192)), &mut buf);
     (r, ctx.into_report())
@@ -209,36 +237,36 @@ fn run_prout(
     sa: OutSa,
     p: ProutParams,
 ) -> (Mpr, Report) {
-    let mut ctx = Ctx::new(
-        exec,
-        daemon,
-        infos,
-        "mpatha",
-        config,
-        key(configured),
-        Report::default(),
-    );
+    let mut ctx = ctx(exec, daemon, infos, config, configured);
     let r = ctx.prout(sa, 0, 5, p);
     (r, ctx.into_report())
 }
 
+/// [`run_prout`] with key 0xab configured.
+fn run_on(
+    exec: &FakePaths,
+    daemon: &FakeDaemon,
+    infos: &[PathInfo],
+    sa: OutSa,
+    p: ProutParams,
+) -> (Mpr, Report) {
+    run_prout(exec, daemon, infos, conf_key(0xab), 0xab, sa, p)
+}
+
+/// [`run_on`] one path per entry of `exec.up`.
+fn run(exec: &FakePaths, daemon: &FakeDaemon, sa: OutSa, p: ProutParams) -> (Mpr, Report) {
+    run_on(exec, daemon, &paths(exec.up.len()), sa, p)
+}
+
 const REG: OutSa = OutSa::Register;
 const REG_IGN: OutSa = OutSa::RegisterAndIgnoreExistingKey;
+const RES: OutSa = OutSa::Reserve;
 
 #[test]
 fn register_goes_to_every_usable_path_and_tells_multipathd() {
     let exec = FakePaths::all_ok(&[true, false, true]);
     let daemon = FakeDaemon::up("unset\n");
-    let infos = paths(3);
-    let (r, report) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let (r, report) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
     assert_eq!(sent.iter().map(|s| s.path).collect::<Vec<_>>(), [0, 2]);
@@ -272,7 +300,7 @@ fn all_tg_pt_registers_once_per_host_and_spec_i_pt_once() {
         transport_ids: vec![6, 0, 0, 0],
         ..params(0, 0xab)
     };
-    let (r, _) = run_prout(&exec, &daemon, &infos, conf_key(0xab), 0xab, REG, p);
+    let (r, _) = run_on(&exec, &daemon, &infos, REG, p);
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
     assert_eq!(sent.iter().map(|s| s.path).collect::<Vec<_>>(), [0, 2]);
@@ -298,16 +326,7 @@ fn register_conflicts_are_retried_with_register_and_ignore() {
         }
     });
     let daemon = FakeDaemon::up("unset\n");
-    let infos = paths(3);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let (r, _) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
     assert_eq!(sent.len(), 4);
@@ -321,18 +340,9 @@ fn register_conflicts_are_retried_with_register_and_ignore() {
 
 #[test]
 fn register_conflicting_everywhere_is_a_conflict() {
-    let exec = FakePaths::new(&[true, true], |_, _, _| Mpr::ReservConflict);
+    let exec = FakePaths::all_answer(&[true, true], Mpr::ReservConflict);
     let daemon = FakeDaemon::up("unset\n");
-    let infos = paths(2);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let (r, _) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::ReservConflict);
     assert_eq!(exec.sent().len(), 2);
     assert!(!daemon.log().iter().any(|c| c.starts_with("setprstatus")));
@@ -341,89 +351,39 @@ fn register_conflicting_everywhere_is_a_conflict() {
 #[test]
 fn register_with_a_path_that_failed_but_is_alive_is_an_error() {
     // Path 1 gives a transport error; the checker still says it is up.
-    let exec = FakePaths::new(&[true, true], |path, _, _| {
-        if path == 1 {
-            Mpr::Retryable
-        } else {
-            Mpr::Success
-        }
-    });
+    let exec = FakePaths::path_answers(&[true, true], 1, Mpr::Retryable);
     let daemon = FakeDaemon::up("unset\n");
-    let infos = paths(2);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let (r, _) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::Other);
-    let exec = FakePaths::new(&[true], |_, _, _| Mpr::Retryable);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(1),
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let exec = FakePaths::all_answer(&[true], Mpr::Retryable);
+    let (r, _) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::Other);
 }
 
 #[test]
 fn key_rules() {
     let daemon = FakeDaemon::up("unset\n");
-    let infos = paths(2);
-    // No configured key: REGISTER refused, unregister allowed.
-    let exec = FakePaths::all_ok(&[true, true]);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        MapConfig::default(),
-        0,
-        REG,
-        params(0, 0xab),
-    );
-    assert_eq!(r, Mpr::SyntaxError);
-    assert!(exec.sent().is_empty());
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        MapConfig::default(),
-        0,
-        REG,
-        params(0xab, 0),
-    );
-    assert_eq!(r, Mpr::Success);
-    assert_eq!(exec.sent().len(), 2);
-    // Mismatching keys.
-    let exec = FakePaths::all_ok(&[true, true]);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xcd),
-    );
-    assert_eq!(r, Mpr::SyntaxError);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        conf_key(0xab),
-        0xab,
-        OutSa::Reserve,
-        params(0xcd, 0),
-    );
-    assert_eq!(r, Mpr::SyntaxError);
-    assert!(exec.sent().is_empty());
+    // (case, configured key, service action, RESERVATION KEY, SERVICE ACTION KEY, result)
+    let cases = [
+        ("no key: register", 0, REG, 0, 0xab, Mpr::SyntaxError),
+        ("no key: unregister", 0, REG, 0xab, 0, Mpr::Success),
+        ("other key: register", 0xab, REG, 0, 0xcd, Mpr::SyntaxError),
+        ("other key: reserve", 0xab, RES, 0xcd, 0, Mpr::SyntaxError),
+    ];
+    for (case, configured, sa, k, sa_k, want) in cases {
+        let exec = FakePaths::all_ok(&[true, true]);
+        let config = if configured == 0 {
+            MapConfig::default()
+        } else {
+            conf_key(configured)
+        };
+        let p = params(k, sa_k);
+        let (r, _) = run_prout(&exec, &daemon, &paths(2), config, configured, sa, p);
+        assert_eq!(r, want, "{case}");
+        // Refused ones reach no path; the unregister goes to both.
+        let reached = if want == Mpr::Success { 2 } else { 0 };
+        assert_eq!(exec.sent().len(), reached, "{case}");
+    }
 }
 
 #[test]
@@ -450,7 +410,7 @@ fn prkeys_file_source_updates_multipathd_first() {
     assert!(exec.sent().is_empty());
     assert!(report.multipathd_unreachable());
     // A failed REGISTER puts the old key back.
-    let exec = FakePaths::new(&[true], |_, _, _| Mpr::ReservConflict);
+    let exec = FakePaths::all_answer(&[true], Mpr::ReservConflict);
     let daemon = FakeDaemon::up("unset\n");
     let (r, _) = run_prout(&exec, &daemon, &infos, file, 0x5, REG_IGN, params(0, 0x12));
     assert_eq!(r, Mpr::ReservConflict);
@@ -460,15 +420,8 @@ fn prkeys_file_source_updates_multipathd_first() {
     // CLEAR forgets the key.
     let exec = FakePaths::all_ok(&[true]);
     let daemon = FakeDaemon::up("unset\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        file,
-        0x5,
-        OutSa::Clear,
-        params(0x5, 0),
-    );
+    let p = params(0x5, 0);
+    let (r, _) = run_prout(&exec, &daemon, &infos, file, 0x5, OutSa::Clear, p);
     assert_eq!(r, Mpr::Success);
     assert_eq!(
         daemon.log(),
@@ -480,119 +433,47 @@ fn prkeys_file_source_updates_multipathd_first() {
 fn without_multipathd_a_configured_key_still_works() {
     let exec = FakePaths::all_ok(&[true, true]);
     let daemon = FakeDaemon::down();
-    let (r, report) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let (r, report) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::Success);
     assert!(report.multipathd_unreachable());
 }
 
 #[test]
 fn reserve_tolerates_conflicts_and_goes_to_one_path() {
-    let exec = FakePaths::new(&[true, true, true], |path, _, _| {
-        if path == 0 {
-            Mpr::ReservConflict
-        } else {
-            Mpr::Success
-        }
-    });
+    let exec = FakePaths::path_answers(&[true, true, true], 0, Mpr::ReservConflict);
     let daemon = FakeDaemon::up("unset\n");
-    let infos = paths(3);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        conf_key(0xab),
-        0xab,
-        OutSa::Reserve,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, RES, params(0xab, 0));
     assert_eq!(r, Mpr::Success);
-    assert_eq!(
-        exec.sent_in_order(),
-        [(0, OutSa::Reserve), (1, OutSa::Reserve)]
-    );
+    assert_eq!(exec.sent_in_order(), [(0, RES), (1, RES)]);
     assert_eq!(daemon.log(), ["setprhold map mpatha"]);
 }
 
 #[test]
 fn clear_conflict_on_an_active_path_decides() {
-    let exec = FakePaths::new(&[true, true], |_, _, _| Mpr::ReservConflict);
+    let exec = FakePaths::all_answer(&[true, true], Mpr::ReservConflict);
     let daemon = FakeDaemon::up("unset\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Clear,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, OutSa::Clear, params(0xab, 0));
     assert_eq!(r, Mpr::ReservConflict);
     assert_eq!(exec.sent().len(), 1);
     // Through a failed path (checker up, kernel F) the next path is tried.
-    let exec = FakePaths::new(&[true, true], |path, _, _| {
-        if path == 0 {
-            Mpr::ReservConflict
-        } else {
-            Mpr::Success
-        }
-    });
+    let exec = FakePaths::path_answers(&[true, true], 0, Mpr::ReservConflict);
     let mut infos = paths(2);
     infos[0].dm_active = false;
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &infos,
-        conf_key(0xab),
-        0xab,
-        OutSa::Clear,
-        params(0xab, 0),
-    );
+    let (r, _) = run_on(&exec, &daemon, &infos, OutSa::Clear, params(0xab, 0));
     assert_eq!(r, Mpr::Success);
     assert_eq!(exec.sent().len(), 2);
 }
 
 #[test]
 fn retryable_everywhere_is_other_and_no_path_is_dmmp_error() {
-    let exec = FakePaths::new(&[true, true], |_, _, _| Mpr::Retryable);
+    let exec = FakePaths::all_answer(&[true, true], Mpr::Retryable);
     let daemon = FakeDaemon::up("unset\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Reserve,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, RES, params(0xab, 0));
     assert_eq!(r, Mpr::Other);
     let exec = FakePaths::all_ok(&[false, false]);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Reserve,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, RES, params(0xab, 0));
     assert_eq!(r, Mpr::DmmpError);
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let (r, _) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::DmmpError);
 }
 
@@ -600,40 +481,23 @@ fn retryable_everywhere_is_other_and_no_path_is_dmmp_error() {
 fn release_goes_to_all_paths_and_nothing_more_when_not_held() {
     let exec = FakePaths::all_ok(&[true, true, false]);
     let daemon = FakeDaemon::up("set\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(3),
-        conf_key(0xab),
-        0xab,
-        OutSa::Release,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, OutSa::Release, params(0xab, 0));
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
     assert_eq!(
         sent.iter().map(|s| (s.path, s.sa)).collect::<Vec<_>>(),
         [(0, OutSa::Release), (1, OutSa::Release)]
     );
-    assert!(exec.events.lock().unwrap().is_empty());
+    assert!(exec.events().is_empty());
     assert_eq!(daemon.log().last().unwrap(), "unsetprhold map mpatha");
 }
 
 #[test]
 fn release_held_through_a_dead_path_preempts_self() {
-    let exec = FakePaths::all_ok(&[true, true, false]);
     // Still reserved by our key after the broadcast RELEASE: the holder is path 2.
-    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let exec = FakePaths::all_ok(&[true, true, false]).reserved(0xab, 0x05);
     let daemon = FakeDaemon::up("set\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(3),
-        conf_key(0xab),
-        0xab,
-        OutSa::Release,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, OutSa::Release, params(0xab, 0));
     assert_eq!(r, Mpr::Success);
     assert_eq!(
         exec.sent_in_order()[2..4],
@@ -646,52 +510,25 @@ fn release_held_through_a_dead_path_preempts_self() {
             .filter(|s| s.sa == REG_IGN)
             .all(|s| s.sa_key == 0xab)
     );
-    assert_eq!(*exec.events.lock().unwrap(), ["suspend", "resume"]);
+    assert_eq!(exec.events(), ["suspend", "resume"]);
     // A different type held is a conflict, without touching the map.
-    let exec = FakePaths::all_ok(&[true, false]);
-    *exec.reservation.lock().unwrap() = Some((0xab, 0x01));
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Release,
-        params(0xab, 0),
-    );
+    let exec = FakePaths::all_ok(&[true, false]).reserved(0xab, 0x01);
+    let (r, _) = run(&exec, &daemon, OutSa::Release, params(0xab, 0));
     assert_eq!(r, Mpr::ReservConflict);
-    assert!(exec.events.lock().unwrap().is_empty());
+    assert!(exec.events().is_empty());
     // multipathd not saying we hold it: no workaround.
-    let exec = FakePaths::all_ok(&[true, false]);
-    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let exec = FakePaths::all_ok(&[true, false]).reserved(0xab, 0x05);
     let daemon = FakeDaemon::down();
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Release,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, OutSa::Release, params(0xab, 0));
     assert_eq!(r, Mpr::Success);
-    assert!(exec.events.lock().unwrap().is_empty());
+    assert!(exec.events().is_empty());
 }
 
 #[test]
 fn unregister_while_holding_releases_first() {
-    let exec = FakePaths::all_ok(&[true, false]);
-    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let exec = FakePaths::all_ok(&[true, false]).reserved(0xab, 0x05);
     let daemon = FakeDaemon::up("set\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, REG, params(0xab, 0));
     assert_eq!(r, Mpr::Success);
     let order = exec.sent_in_order();
     // RELEASE broadcast, PREEMPT self, RELEASE and unregister on the surviving path.
@@ -711,32 +548,15 @@ fn unregister_while_holding_releases_first() {
 fn preempt_of_own_key_suspends_and_reregisters() {
     let exec = FakePaths::all_ok(&[true, true]);
     let daemon = FakeDaemon::up("unset\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Preempt,
-        params(0xab, 0xab),
-    );
+    let (r, _) = run(&exec, &daemon, OutSa::Preempt, params(0xab, 0xab));
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
     assert_eq!(sent.iter().filter(|s| s.sa == OutSa::Preempt).count(), 1);
     assert_eq!(sent.iter().filter(|s| s.sa == REG_IGN).count(), 2);
-    assert_eq!(*exec.events.lock().unwrap(), ["suspend", "resume"]);
+    assert_eq!(exec.events(), ["suspend", "resume"]);
     // Preempting another key: one path, setprhold when that key held the reservation.
-    let exec = FakePaths::all_ok(&[true, true]);
-    *exec.reservation.lock().unwrap() = Some((0xcd, 0x05));
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Preempt,
-        params(0xab, 0xcd),
-    );
+    let exec = FakePaths::all_ok(&[true, true]).reserved(0xcd, 0x05);
+    let (r, _) = run(&exec, &daemon, OutSa::Preempt, params(0xab, 0xcd));
     assert_eq!(r, Mpr::Success);
     assert_eq!(exec.sent_in_order(), [(0, OutSa::Preempt)]);
     assert_eq!(daemon.log().last().unwrap(), "setprhold map mpatha");
@@ -744,18 +564,10 @@ fn preempt_of_own_key_suspends_and_reregisters() {
 
 #[test]
 fn key_change_moves_a_reservation_left_with_the_old_key() {
-    let exec = FakePaths::all_ok(&[true, true]);
-    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let exec = FakePaths::all_ok(&[true, true]).reserved(0xab, 0x05);
     let daemon = FakeDaemon::up("set\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xcd),
-        0xcd,
-        REG,
-        params(0xab, 0xcd),
-    );
+    let p = params(0xab, 0xcd);
+    let (r, _) = run_prout(&exec, &daemon, &paths(2), conf_key(0xcd), 0xcd, REG, p);
     assert_eq!(r, Mpr::Success);
     let sent = exec.sent();
     let preempt: Vec<_> = sent.iter().filter(|s| s.sa == OutSa::Preempt).collect();
@@ -787,41 +599,25 @@ fn prin_tries_the_next_path() {
 #[test]
 fn configured_key_sources() {
     let mut report = Report::default();
-    let mut daemon = FakeDaemon::up("unset\n");
-    daemon.prkey = "0x1f:aptpl\n";
-    let k = configured_key(&daemon, "mpatha", KeySource::None, || None, &mut report);
-    assert_eq!(
-        k,
-        Key {
-            key: 0x1f,
-            aptpl: true
-        }
-    );
+    let mut up = FakeDaemon::up("unset\n");
+    up.prkey = "0x1f:aptpl\n";
     let down = FakeDaemon::down();
-    let k = configured_key(
-        &down,
-        "mpatha",
-        KeySource::Value(key(7)),
-        || None,
-        &mut report,
-    );
-    assert_eq!(k, key(7));
-    let k = configured_key(
-        &down,
-        "mpatha",
-        KeySource::File,
-        || Some(key(9)),
-        &mut report,
-    );
-    assert_eq!(k, key(9));
-    let k = configured_key(
-        &down,
-        "mpatha",
-        KeySource::None,
-        || Some(key(9)),
-        &mut report,
-    );
-    assert_eq!(k, Key::default());
+    let answered = Key {
+        key: 0x1f,
+        aptpl: true,
+    };
+    // (case, multipathd, configured source, prkeys file, key)
+    let (none, file, value) = (KeySource::None, KeySource::File, KeySource::Value(key(7)));
+    let cases = [
+        ("multipathd's answer", &up, none, None, answered),
+        ("a configured value", &down, value, None, key(7)),
+        ("the prkeys file", &down, file, Some(key(9)), key(9)),
+        ("no key anywhere", &down, none, Some(key(9)), Key::default()),
+    ];
+    for (case, daemon, source, prkeys, want) in cases {
+        let k = configured_key(daemon, "mpatha", source, || prkeys, &mut report);
+        assert_eq!(k, want, "{case}");
+    }
     assert!(report.multipathd_unreachable());
 }
 
@@ -846,43 +642,17 @@ fn cdbs_as_libmpathpersist_builds_them() {
 
 #[test]
 fn reserve_held_through_a_dead_path_counts_as_done() {
-    let exec = FakePaths::new(&[true, false], |_, _, _| Mpr::ReservConflict);
-    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
+    let exec = FakePaths::all_answer(&[true, false], Mpr::ReservConflict).reserved(0xab, 0x05);
     let daemon = FakeDaemon::up("set\n");
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Reserve,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, RES, params(0xab, 0));
     assert_eq!(r, Mpr::Success);
     // Another type held: the conflict stands.
     *exec.reservation.lock().unwrap() = Some((0xab, 0x01));
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Reserve,
-        params(0xab, 0),
-    );
+    let (r, _) = run(&exec, &daemon, RES, params(0xab, 0));
     assert_eq!(r, Mpr::ReservConflict);
     // All paths up: nothing to fall back on.
-    let exec = FakePaths::new(&[true, true], |_, _, _| Mpr::ReservConflict);
-    *exec.reservation.lock().unwrap() = Some((0xab, 0x05));
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        OutSa::Reserve,
-        params(0xab, 0),
-    );
+    let exec = FakePaths::all_answer(&[true, true], Mpr::ReservConflict).reserved(0xab, 0x05);
+    let (r, _) = run(&exec, &daemon, RES, params(0xab, 0));
     assert_eq!(r, Mpr::ReservConflict);
 }
 
@@ -909,15 +679,7 @@ fn key_errors_touch_no_path() {
     let exec = NoCheck(FakePaths::all_ok(&[true]));
     let daemon = FakeDaemon::up("unset\n");
     let infos = paths(1);
-    let mut ctx = Ctx::new(
-        &exec,
-        &daemon,
-        &infos,
-        "mpatha",
-        conf_key(0xab),
-        key(0xab),
-        Report::default(),
-    );
+    let mut ctx = ctx(&exec, &daemon, &infos, conf_key(0xab), 0xab);
     assert_eq!(
         ctx.prout(OutSa::Clear, 0, 0, params(0xcd, 0)),
         Mpr::SyntaxError
@@ -932,15 +694,7 @@ fn key_errors_touch_no_path() {
 fn report_lines_name_paths_checks_and_multipathd() {
     let exec = FakePaths::all_ok(&[true, false]);
     let daemon = FakeDaemon::down();
-    let (r, report) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let (r, report) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::Success);
     let lines = report.lines();
     assert_eq!(lines[0], "path check: 8:16 up, 8:32 down");
@@ -964,15 +718,7 @@ fn an_older_multipathd_is_told_the_pr_status_in_its_own_form() {
         old: true,
         ..FakeDaemon::up("")
     };
-    let (r, _) = run_prout(
-        &exec,
-        &daemon,
-        &paths(2),
-        conf_key(0xab),
-        0xab,
-        REG,
-        params(0, 0xab),
-    );
+    let (r, _) = run(&exec, &daemon, REG, params(0, 0xab));
     assert_eq!(r, Mpr::Success);
     let log = daemon.log();
     assert_eq!(
