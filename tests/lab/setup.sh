@@ -149,6 +149,31 @@ if [ "$arch" = amd64 ] && [ "$(cat "$rootdir/.ready" 2>/dev/null)" != "$root_sig
     mv "$rootdir.new" "$rootdir"
     log "guest root ready: $(chroot "$rootdir" dpkg-query -W -f='${Package} ${Version}\n' qemu-system-x86 multipath-tools | tr '\n' ' ')"
 fi
+# Packages added to the guest root after root_pkgs: installed on top of it with apt-get (no
+# new debootstrap) and recorded in .extras, not in .ready, so that a root made from the list
+# above keeps serving checkouts that do not list them. libvirt (trixie-backports' 12.x):
+# libvirtd (Debian ships no virtqemud), its QEMU driver and virsh, for the libvirt scenarios.
+root_extra="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
+if [ "$arch" = amd64 ] && [ "$(cat "$rootdir/.extras" 2>/dev/null)" != "$root_extra" ]; then
+    log "adding $root_extra to the guest root $rootdir"
+    mount --bind /proc "$rootdir/proc"
+    rc=0
+    (chroot "$rootdir" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive chroot "$rootdir" apt-get install -y -qq --no-install-recommends \
+            -t trixie-backports $root_extra &&
+        chroot "$rootdir" apt-get clean) >"$cache/root-extras.log" 2>&1 || rc=$?
+    umount "$rootdir/proc"
+    if [ $rc != 0 ]; then
+        tail -n 20 "$cache/root-extras.log" >&2
+        log "installing $root_extra in the guest root failed (log: $cache/root-extras.log)"
+        exit 1
+    fi
+    # The lab's systemd VM (tests/lab/systemd) boots this root: libvirt's units, which the
+    # packages enable, stay off there (the libvirt scenarios start libvirtd by hand).
+    find "$rootdir/etc/systemd/system" -type l \( -name 'libvirt*' -o -name 'virtlog*' \) -delete
+    echo "$root_extra" >"$rootdir/.extras"
+    log "guest root: $(chroot "$rootdir" dpkg-query -W -f='${Package} ${Version}\n' libvirt-daemon-driver-qemu | tr '\n' ' ')"
+fi
 
 if [ -f "$dir/ready" ]; then
     log "cached: $dir"
