@@ -47,18 +47,11 @@ impl Fake {
             devices,
             uuid: "mpath-36001405abc".into(),
             targets: vec![("multipath".into(), TABLE.into())],
-            names: [
-                (dev(8, 0), "sda".to_owned()),
-                (dev(8, 16), "sdb".to_owned()),
-            ]
-            .into_iter()
-            .collect(),
-            nodes: [
-                ("/dev/sda".to_owned(), "/dev/zero"),
-                ("/dev/sdb".to_owned(), "/dev/full"),
-            ]
-            .into_iter()
-            .collect(),
+            names: HashMap::from([(dev(8, 0), "sda".into()), (dev(8, 16), "sdb".into())]),
+            nodes: HashMap::from([
+                ("/dev/sda".into(), "/dev/zero"),
+                ("/dev/sdb".into(), "/dev/full"),
+            ]),
             opened: Mutex::new(Vec::new()),
         }
     }
