@@ -183,11 +183,8 @@ fn fail(prog: &str, message: &str) -> ExitCode {
 
 fn usage_error(argv0: &str, prog: &str, message: &str) -> Parsed {
     // getopt prefixes argv[0] as typed; QEMU's own hint uses the basename prefix.
-    let _ = writeln!(std::io::stderr(), "{argv0}: {message}");
-    let _ = writeln!(
-        std::io::stderr(),
-        "{prog}: Try `{argv0} --help' for more information."
-    );
+    let hint = format!("{prog}: Try `{argv0} --help' for more information.");
+    let _ = writeln!(std::io::stderr(), "{argv0}: {message}\n{hint}");
     Parsed::Exit(1)
 }
 

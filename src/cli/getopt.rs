@@ -176,16 +176,13 @@ fn read_args(
                 (HasArg::No, Some(_)) => {
                     return Err(GetoptError::UnexpectedLongArgument(spec.long));
                 }
-                (HasArg::No, None) => None,
-                (HasArg::Required | HasArg::Optional, Some(v)) => Some(v),
-                (HasArg::Optional, None) => None,
-                (HasArg::Required, None) => match args.get(i) {
-                    Some(v) => {
-                        i += 1;
-                        Some(v.clone())
-                    }
-                    None => return Err(GetoptError::MissingLongArgument(spec.long)),
-                },
+                // Only a required argument may be the next word.
+                (HasArg::Required, None) => {
+                    let next = args.get(i).cloned();
+                    i += 1;
+                    Some(next.ok_or(GetoptError::MissingLongArgument(spec.long))?)
+                }
+                (_, inline) => inline,
             };
             out.push(spec.with(value));
         } else if arg.len() > 1 && arg.starts_with('-') {
@@ -232,16 +229,8 @@ fn find_long(name: &str, whole: &str, specs: &[OptSpec]) -> Result<usize, Getopt
     if let Some(i) = specs.iter().position(|s| s.long == name) {
         return Ok(i);
     }
-    let matches: Vec<usize> = if name.is_empty() {
-        Vec::new()
-    } else {
-        specs
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.long.starts_with(name))
-            .map(|(i, _)| i)
-            .collect()
-    };
+    let prefix_of = |i: &usize| !name.is_empty() && specs[*i].long.starts_with(name);
+    let matches: Vec<usize> = (0..specs.len()).filter(prefix_of).collect();
     match matches.as_slice() {
         [] => Err(GetoptError::Unrecognized(whole.to_owned())),
         [one] => Ok(*one),
