@@ -102,22 +102,18 @@ pub enum GetoptError {
 impl fmt::Display for GetoptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GetoptError::InvalidShort(c) => write!(f, "invalid option -- '{c}'"),
-            GetoptError::MissingShortArgument(c) => {
-                write!(f, "option requires an argument -- '{c}'")
-            }
-            GetoptError::Unrecognized(arg) => write!(f, "unrecognized option '{arg}'"),
-            GetoptError::Ambiguous { given, candidates } => {
+            Self::InvalidShort(c) => write!(f, "invalid option -- '{c}'"),
+            Self::MissingShortArgument(c) => write!(f, "option requires an argument -- '{c}'"),
+            Self::Unrecognized(arg) => write!(f, "unrecognized option '{arg}'"),
+            Self::Ambiguous { given, candidates } => {
                 write!(f, "option '{given}' is ambiguous; possibilities:")?;
                 for c in candidates {
                     write!(f, " '--{c}'")?;
                 }
                 Ok(())
             }
-            GetoptError::MissingLongArgument(name) => {
-                write!(f, "option '--{name}' requires an argument")
-            }
-            GetoptError::UnexpectedLongArgument(name) => {
+            Self::MissingLongArgument(name) => write!(f, "option '--{name}' requires an argument"),
+            Self::UnexpectedLongArgument(name) => {
                 write!(f, "option '--{name}' doesn't allow an argument")
             }
         }

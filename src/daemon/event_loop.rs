@@ -406,16 +406,13 @@ impl Shared {
             return;
         }
         if trace::enabled(TracePoint::Accept) || self.opts.log_verbose {
-            let peer = rustix::net::sockopt::socket_peercred(&sock)
-                .map(|c| {
-                    format!(
-                        "pid={} uid={} gid={}",
-                        c.pid.as_raw_nonzero(),
-                        c.uid.as_raw(),
-                        c.gid.as_raw()
-                    )
-                })
-                .unwrap_or_else(|_| "peer=unknown".into());
+            let peer = match rustix::net::sockopt::socket_peercred(&sock) {
+                Ok(c) => {
+                    let (pid, uid, gid) = (c.pid.as_raw_nonzero(), c.uid.as_raw(), c.gid.as_raw());
+                    format!("pid={pid} uid={uid} gid={gid}")
+                }
+                Err(_) => "peer=unknown".into(),
+            };
             trace::emit(TracePoint::Accept, || format!("conn={slot} {peer}"));
             if self.opts.log_verbose {
                 let prog = &self.opts.prog;

@@ -38,7 +38,7 @@ use rustix::net::{
 };
 
 use super::table::{self, DevNum};
-use crate::errors::strerror_errno;
+use crate::errors::strerror;
 
 const MAGIC: [u8; 4] = *b"PRO1";
 /// Bytes of a request on the wire.
@@ -111,7 +111,7 @@ fn check(ok: bool, errno: i32, message: impl FnOnce() -> String) -> Result<(), R
 /// A refusal with the errno of `e` (EIO without one) and `what` before its description.
 fn refuse_io(what: &str, e: &io::Error) -> Refusal {
     let errno = e.raw_os_error().unwrap_or(libc::EIO);
-    refuse(errno, format!("{what}: {}", crate::errors::strerror(e)))
+    refuse(errno, format!("{what}: {}", strerror(e)))
 }
 
 fn encode_reply(result: &Result<(), Refusal>) -> Vec<u8> {
@@ -352,9 +352,8 @@ pub fn serve<S: System + Sync>(sock: BorrowedFd<'_>, sys: &S) {
     let running = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         loop {
-            let (req, fds) = match receive(sock) {
-                Ok(Incoming::Request { req, fds }) => (req, fds),
-                Ok(Incoming::Eof) | Err(_) => return,
+            let Ok(Incoming::Request { req, fds }) = receive(sock) else {
+                return;
             };
             let [map_fd, reply_sock] = match <[OwnedFd; 2]>::try_from(fds) {
                 Ok(pair) => pair,
@@ -417,13 +416,7 @@ impl Opener {
     /// # Errors
     /// The opener's refusal, or why it could not be asked.
     pub fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal> {
-        let gone = |e: Errno| {
-            let message = strerror_errno(e.raw_os_error());
-            refuse(
-                e.raw_os_error(),
-                format!("the path opener cannot be asked: {message}"),
-            )
-        };
+        let gone = |e: Errno| refuse_io("the path opener cannot be asked", &e.into());
         let (mine, theirs) = seqpacket_pair().map_err(gone)?;
         let fds = [map_fd, theirs.as_fd()];
         send_with_fds(self.sock.as_fd(), &req.encode(), &fds).map_err(gone)?;
