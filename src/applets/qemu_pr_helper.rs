@@ -119,22 +119,11 @@ warranty; not even for MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.
 }
 
 /// What parsing decided: run, exit now with a status (help, version, usage errors already
-/// printed), or fail with a message the caller prints after the program name.
+/// printed), or fail with a message the caller prints after the program name, status 1.
 enum Parsed {
     Run(Box<Config>, TraceConfig),
     Exit(u8),
     Fail(String),
-}
-
-impl Parsed {
-    /// The exit status when the process ends here.
-    fn exit_status(&self) -> Option<u8> {
-        match self {
-            Parsed::Run(..) => None,
-            Parsed::Exit(status) => Some(*status),
-            Parsed::Fail(_) => Some(1),
-        }
-    }
 }
 
 /// `argv0` as typed; messages use its basename, as QEMU's `error_init(argv[0])` does.
@@ -162,7 +151,7 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
     let (config, trace_config) = match parse(argv0, &prog, args, activated, order) {
         Parsed::Run(config, trace_config) => (config, trace_config),
         Parsed::Fail(message) => return fail(&prog, &message),
-        exit => return ExitCode::from(exit.exit_status().unwrap_or(1)),
+        Parsed::Exit(status) => return ExitCode::from(status),
     };
     if let Err(e) = trace_config.activate() {
         argbytes::print_error(&e.line(&prog));
@@ -457,7 +446,7 @@ mod tests {
 
     #[test]
     fn relative_socket_and_unknown_user_fail() {
-        // The C helper's messages (after "qemu-pr-helper: ") and exit status 1.
+        // The C helper's messages (after "qemu-pr-helper: "); a failure exits with status 1.
         let cases = [
             ("-k rel", "socket path must be absolute"),
             ("-u no-such-user-here", "invalid user 'no-such-user-here'"),
@@ -467,9 +456,7 @@ mod tests {
             ),
         ];
         for (line, message) in cases {
-            let parsed = parse_args(line);
-            assert_eq!(parsed.exit_status(), Some(1), "{line}");
-            match parsed {
+            match parse_args(line) {
                 Parsed::Fail(said) => assert_eq!(said, message, "{line}"),
                 _ => panic!("{line}: no failure message"),
             }

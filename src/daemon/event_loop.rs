@@ -572,11 +572,9 @@ impl Shared {
             }
             _ => None,
         };
+        let (status, size) = (outcome.status, outcome.payload_len);
         trace::emit(TracePoint::Reply, || {
-            format!(
-                "conn={slot} status=0x{:02x} size={}",
-                outcome.status, outcome.payload_len
-            )
+            format!("conn={slot} status=0x{status:02x} size={size}")
         });
         // Before the reply: the send wakes the client, which may preempt this thread, and a
         // preempted thread counted as running a command would make others promote followers.
