@@ -47,6 +47,8 @@ pub const REQUEST_LEN: usize = 20;
 const MAX_REPLY: usize = 512;
 /// Requests served at once, each on its own thread; more wait for one to end.
 const MAX_THREADS: usize = 32;
+/// The refusal of anything but a request with its two descriptors.
+const MALFORMED: &str = "malformed request";
 
 /// "Open path `path` of map `map`".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,12 +129,9 @@ fn encode_reply(result: &Result<(), Refusal>) -> Vec<u8> {
 }
 
 fn decode_reply(b: &[u8]) -> Result<(), Refusal> {
-    let Some(head) = b.get(..4) else {
-        return Err(refuse(
-            libc::EPROTO,
-            "the path opener's answer is too short",
-        ));
-    };
+    let head = b
+        .get(..4)
+        .ok_or_else(|| refuse(libc::EPROTO, "the path opener's answer is too short"))?;
     match i32::from_ne_bytes([head[0], head[1], head[2], head[3]]) {
         0 => Ok(()),
         errno => Err(refuse(errno, String::from_utf8_lossy(&b[4..]).into_owned())),
@@ -167,13 +166,8 @@ impl System for RealSystem {
 
     fn table(&self, map: DevNum) -> io::Result<(String, Vec<(String, String)>)> {
         let (info, targets) = crate::sys::dm::table_status(map.major, map.minor, true)?;
-        Ok((
-            info.uuid,
-            targets
-                .into_iter()
-                .map(|t| (t.target_type, t.params))
-                .collect(),
-        ))
+        let targets = targets.into_iter().map(|t| (t.target_type, t.params));
+        Ok((info.uuid, targets.collect()))
     }
 
     fn kernel_name(&self, dev: DevNum) -> Option<String> {
@@ -184,11 +178,7 @@ impl System for RealSystem {
     }
 
     fn open_read_only(&self, node: &str) -> io::Result<OwnedFd> {
-        Ok(rustix::fs::open(
-            node,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?)
+        rustix::fs::open(node, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
     }
 }
 
@@ -340,7 +330,7 @@ fn send_reply(reply_sock: BorrowedFd<'_>, result: Result<OwnedFd, Refusal>) {
 fn handle(sys: &impl System, req: Option<OpenRequest>, map_fd: OwnedFd, reply_sock: OwnedFd) {
     let result = match req {
         Some(req) => check_and_open(sys, req, map_fd.as_fd()),
-        None => Err(refuse(libc::EINVAL, "malformed request")),
+        None => Err(refuse(libc::EINVAL, MALFORMED)),
     };
     send_reply(reply_sock.as_fd(), result);
 }
@@ -385,10 +375,7 @@ pub fn serve<S: System + Sync>(sock: BorrowedFd<'_>, sys: &S) {
 /// Anything but two descriptors: EINVAL on the last one (the reply socket, if it is one).
 fn handle_malformed(mut fds: Vec<OwnedFd>) {
     if let Some(reply) = fds.pop() {
-        send_reply(
-            reply.as_fd(),
-            Err(refuse(libc::EINVAL, "malformed request")),
-        );
+        send_reply(reply.as_fd(), Err(refuse(libc::EINVAL, MALFORMED)));
     }
 }
 
