@@ -119,22 +119,11 @@ warranty; not even for MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.
 }
 
 /// What parsing decided: run, exit now with a status (help, version, usage errors already
-/// printed), or fail with a message the caller prints after the program name.
+/// printed), or fail with a message the caller prints after the program name, status 1.
 enum Parsed {
     Run(Box<Config>, TraceConfig),
     Exit(u8),
     Fail(String),
-}
-
-impl Parsed {
-    /// The exit status when the process ends here.
-    fn exit_status(&self) -> Option<u8> {
-        match self {
-            Parsed::Run(..) => None,
-            Parsed::Exit(status) => Some(*status),
-            Parsed::Fail(_) => Some(1),
-        }
-    }
 }
 
 /// `argv0` as typed; messages use its basename, as QEMU's `error_init(argv[0])` does.
@@ -162,7 +151,7 @@ fn run(argv0: &str, args: &[String], activated: bool) -> ExitCode {
     let (config, trace_config) = match parse(argv0, &prog, args, activated, order) {
         Parsed::Run(config, trace_config) => (config, trace_config),
         Parsed::Fail(message) => return fail(&prog, &message),
-        exit => return ExitCode::from(exit.exit_status().unwrap_or(1)),
+        Parsed::Exit(status) => return ExitCode::from(status),
     };
     if let Err(e) = trace_config.activate() {
         argbytes::print_error(&e.line(&prog));
@@ -183,11 +172,8 @@ fn fail(prog: &str, message: &str) -> ExitCode {
 
 fn usage_error(argv0: &str, prog: &str, message: &str) -> Parsed {
     // getopt prefixes argv[0] as typed; QEMU's own hint uses the basename prefix.
-    let _ = writeln!(std::io::stderr(), "{argv0}: {message}");
-    let _ = writeln!(
-        std::io::stderr(),
-        "{prog}: Try `{argv0} --help' for more information."
-    );
+    let hint = format!("{prog}: Try `{argv0} --help' for more information.");
+    let _ = writeln!(std::io::stderr(), "{argv0}: {message}\n{hint}");
     Parsed::Exit(1)
 }
 
@@ -390,48 +376,40 @@ fn bad_value(name: &str, value: &str, want: &str) -> Problem {
 mod tests {
     use super::*;
 
-    /// The daemon applet's parse of `args`, in getopt's default (permuting) order.
-    fn parse_args(args: &[&str]) -> Parsed {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        parse(
-            "qemu-pr-helper",
-            "qemu-pr-helper",
-            &args,
-            false,
-            Order::Permute,
-        )
+    /// The daemon applet's parse of `line` split at whitespace, in getopt's default
+    /// (permuting) order.
+    fn parse_args(line: &str) -> Parsed {
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        let prog = "qemu-pr-helper";
+        parse(prog, prog, &args, false, Order::Permute)
     }
 
-    #[test]
-    fn audit_is_off_unless_asked_and_takes_its_list_inline() {
-        use crate::daemon::audit::{Config as Audit, Sink};
-        assert_eq!(run_parse(&[]).unwrap().audit, None);
-        assert_eq!(
-            run_parse(&["--audit", "-v"]).unwrap().audit,
-            Some(Audit {
-                sink: Sink::Stderr,
-                all: false
-            })
-        );
-        let config = run_parse(&["--audit=journal,all", "-k", "/tmp/s"]).unwrap();
-        assert_eq!(
-            config.audit.unwrap().sink,
-            Sink::Journal("/run/systemd/journal/socket".into())
-        );
-        assert_eq!(config.socket, std::path::PathBuf::from("/tmp/s"));
-        assert!(matches!(parse_args(&["--audit=bogus"]), Parsed::Fail(m) if m.contains("bogus")));
-    }
-
-    fn run_parse(args: &[&str]) -> Option<Config> {
-        match parse_args(args) {
+    fn run_parse(line: &str) -> Option<Config> {
+        match parse_args(line) {
             Parsed::Run(c, _) => Some(*c),
             Parsed::Exit(_) | Parsed::Fail(_) => None,
         }
     }
 
     #[test]
+    fn audit_is_off_unless_asked_and_takes_its_list_inline() {
+        use crate::daemon::audit::{Config as Audit, Sink};
+        assert_eq!(run_parse("").unwrap().audit, None);
+        let (sink, all) = (Sink::Stderr, false);
+        assert_eq!(
+            run_parse("--audit -v").unwrap().audit,
+            Some(Audit { sink, all })
+        );
+        let config = run_parse("--audit=journal,all -k /tmp/s").unwrap();
+        let journal = Sink::Journal("/run/systemd/journal/socket".into());
+        assert_eq!(config.audit.unwrap().sink, journal);
+        assert_eq!(config.socket, PathBuf::from("/tmp/s"));
+        assert!(matches!(parse_args("--audit=bogus"), Parsed::Fail(m) if m.contains("bogus")));
+    }
+
+    #[test]
     fn defaults() {
-        let c = run_parse(&[]).unwrap();
+        let c = run_parse("").unwrap();
         assert_eq!(c.socket, PathBuf::from("/var/run/qemu-pr-helper.sock"));
         assert_eq!(c.pidfile, PathBuf::from("/var/run/qemu-pr-helper.pid"));
         assert!(!c.socket_specified && !c.pidfile_specified && !c.daemonize);
@@ -441,28 +419,16 @@ mod tests {
 
     #[test]
     fn verbosity_as_c_derives_it() {
-        assert_eq!(run_parse(&["-v"]).unwrap().verbose, 2);
-        assert_eq!(run_parse(&["-vvvv"]).unwrap().verbose, 3);
-        let q = run_parse(&["-qv"]).unwrap();
+        assert_eq!(run_parse("-v").unwrap().verbose, 2);
+        assert_eq!(run_parse("-vvvv").unwrap().verbose, 3);
+        let q = run_parse("-qv").unwrap();
         assert_eq!(q.verbose, 0);
         assert!(q.quiet);
     }
 
     #[test]
     fn last_socket_wins_and_numeric_ids() {
-        let c = run_parse(&[
-            "-k",
-            "/a",
-            "--sock=/b",
-            "-u",
-            "65534",
-            "-g",
-            "0",
-            "x",
-            "--sgio-timeout",
-            "5",
-        ])
-        .unwrap();
+        let c = run_parse("-k /a --sock=/b -u 65534 -g 0 x --sgio-timeout 5").unwrap();
         assert_eq!(c.socket, PathBuf::from("/b"));
         assert!(c.socket_specified);
         assert_eq!(c.uid, Some(65534));
@@ -472,7 +438,7 @@ mod tests {
 
     #[test]
     fn trace_patterns_may_start_with_a_dash() {
-        match parse_args(&["-T", "-pr_helper_sgio*", "-T", "pr_helper_*"]) {
+        match parse_args("-T -pr_helper_sgio* -T pr_helper_*") {
             Parsed::Run(_, t) => assert_eq!(t.patterns, vec!["-pr_helper_sgio*", "pr_helper_*"]),
             _ => panic!("parse failed"),
         }
@@ -480,24 +446,19 @@ mod tests {
 
     #[test]
     fn relative_socket_and_unknown_user_fail() {
-        // The C helper's messages (after "qemu-pr-helper: ") and exit status 1.
-        let cases: &[(&[&str], &str)] = &[
-            (&["-k", "rel"], "socket path must be absolute"),
+        // The C helper's messages (after "qemu-pr-helper: "); a failure exits with status 1.
+        let cases = [
+            ("-k rel", "socket path must be absolute"),
+            ("-u no-such-user-here", "invalid user 'no-such-user-here'"),
             (
-                &["-u", "no-such-user-here"],
-                "invalid user 'no-such-user-here'",
-            ),
-            (
-                &["-g", "no-such-group-here"],
+                "-g no-such-group-here",
                 "invalid group 'no-such-group-here'",
             ),
         ];
-        for (args, message) in cases {
-            let parsed = parse_args(args);
-            assert_eq!(parsed.exit_status(), Some(1), "{args:?}");
-            match parsed {
-                Parsed::Fail(said) => assert_eq!(said, *message, "{args:?}"),
-                _ => panic!("{args:?}: no failure message"),
+        for (line, message) in cases {
+            match parse_args(line) {
+                Parsed::Fail(said) => assert_eq!(said, message, "{line}"),
+                _ => panic!("{line}: no failure message"),
             }
         }
     }

@@ -43,6 +43,13 @@ impl OptSpec {
             has_arg,
         }
     }
+    /// This option, given with `value`.
+    fn with(&self, value: Option<String>) -> Arg {
+        Arg::Opt {
+            name: self.long,
+            value,
+        }
+    }
 }
 
 /// Whether options may follow a non-option argument. glibc's getopt_long decides it from the
@@ -95,22 +102,18 @@ pub enum GetoptError {
 impl fmt::Display for GetoptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GetoptError::InvalidShort(c) => write!(f, "invalid option -- '{c}'"),
-            GetoptError::MissingShortArgument(c) => {
-                write!(f, "option requires an argument -- '{c}'")
-            }
-            GetoptError::Unrecognized(arg) => write!(f, "unrecognized option '{arg}'"),
-            GetoptError::Ambiguous { given, candidates } => {
+            Self::InvalidShort(c) => write!(f, "invalid option -- '{c}'"),
+            Self::MissingShortArgument(c) => write!(f, "option requires an argument -- '{c}'"),
+            Self::Unrecognized(arg) => write!(f, "unrecognized option '{arg}'"),
+            Self::Ambiguous { given, candidates } => {
                 write!(f, "option '{given}' is ambiguous; possibilities:")?;
                 for c in candidates {
                     write!(f, " '--{c}'")?;
                 }
                 Ok(())
             }
-            GetoptError::MissingLongArgument(name) => {
-                write!(f, "option '--{name}' requires an argument")
-            }
-            GetoptError::UnexpectedLongArgument(name) => {
+            Self::MissingLongArgument(name) => write!(f, "option '--{name}' requires an argument"),
+            Self::UnexpectedLongArgument(name) => {
                 write!(f, "option '--{name}' doesn't allow an argument")
             }
         }
@@ -129,10 +132,7 @@ pub fn normalize(
     order: Order,
 ) -> Result<Vec<Arg>, GetoptError> {
     let (parsed, error) = normalize_until_error(args, specs, order);
-    match error {
-        Some(e) => Err(e),
-        None => Ok(parsed),
-    }
+    error.map_or(Ok(parsed), Err)
 }
 
 /// Like [`normalize`], but also returns the options read before the first error: getopt
@@ -172,21 +172,15 @@ fn read_args(
                 (HasArg::No, Some(_)) => {
                     return Err(GetoptError::UnexpectedLongArgument(spec.long));
                 }
-                (HasArg::No, None) => None,
-                (HasArg::Required | HasArg::Optional, Some(v)) => Some(v),
-                (HasArg::Optional, None) => None,
-                (HasArg::Required, None) => match args.get(i) {
-                    Some(v) => {
-                        i += 1;
-                        Some(v.clone())
-                    }
-                    None => return Err(GetoptError::MissingLongArgument(spec.long)),
-                },
+                // Only a required argument may be the next word.
+                (HasArg::Required, None) => {
+                    let next = args.get(i).cloned();
+                    i += 1;
+                    Some(next.ok_or(GetoptError::MissingLongArgument(spec.long))?)
+                }
+                (_, inline) => inline,
             };
-            out.push(Arg::Opt {
-                name: spec.long,
-                value,
-            });
+            out.push(spec.with(value));
         } else if arg.len() > 1 && arg.starts_with('-') {
             let cluster: Vec<char> = arg[1..].chars().collect();
             let mut j = 0;
@@ -200,10 +194,7 @@ fn read_args(
                 if spec.has_arg == HasArg::No
                     || (spec.has_arg == HasArg::Optional && j == cluster.len())
                 {
-                    out.push(Arg::Opt {
-                        name: spec.long,
-                        value: None,
-                    });
+                    out.push(spec.with(None));
                     continue;
                 }
                 let value = if j < cluster.len() {
@@ -214,10 +205,7 @@ fn read_args(
                 } else {
                     return Err(GetoptError::MissingShortArgument(c));
                 };
-                out.push(Arg::Opt {
-                    name: spec.long,
-                    value: Some(value),
-                });
+                out.push(spec.with(Some(value)));
                 break;
             }
         } else if order == Order::RequireOrder {
@@ -237,16 +225,8 @@ fn find_long(name: &str, whole: &str, specs: &[OptSpec]) -> Result<usize, Getopt
     if let Some(i) = specs.iter().position(|s| s.long == name) {
         return Ok(i);
     }
-    let matches: Vec<usize> = if name.is_empty() {
-        Vec::new()
-    } else {
-        specs
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.long.starts_with(name))
-            .map(|(i, _)| i)
-            .collect()
-    };
+    let prefix_of = |i: &usize| !name.is_empty() && specs[*i].long.starts_with(name);
+    let matches: Vec<usize> = (0..specs.len()).filter(prefix_of).collect();
     match matches.as_slice() {
         [] => Err(GetoptError::Unrecognized(whole.to_owned())),
         [one] => Ok(*one),
@@ -345,98 +325,105 @@ mod tests {
         OptSpec::new('a', "audit", HasArg::Optional),
     ];
 
-    #[test]
-    fn an_optional_argument_only_comes_inline() {
-        assert_eq!(canon(&["--audit"]).unwrap(), ["--audit"]);
-        assert_eq!(canon(&["--audit=all"]).unwrap(), ["--audit=all"]);
-        assert_eq!(
-            canon(&["--aud=journal,all"]).unwrap(),
-            ["--audit=journal,all"]
-        );
-        // The next word is not its argument, as with getopt's "::".
-        assert_eq!(
-            canon(&["--audit", "all"]).unwrap(),
-            ["--audit", "--", "all"]
-        );
-        assert_eq!(canon(&["-a"]).unwrap(), ["--audit"]);
-        assert_eq!(canon(&["-aall"]).unwrap(), ["--audit=all"]);
-        assert_eq!(
-            canon(&["-qa", "x"]).unwrap(),
-            ["--quiet", "--audit", "--", "x"]
-        );
-        // The canonical form reads back the same.
-        for args in [&["--audit=x,y", "-v"][..], &["-a", "--audit"][..]] {
-            let first = canon(args).unwrap();
-            let refs: Vec<&str> = first.iter().map(String::as_str).collect();
-            assert_eq!(canon(&refs).unwrap(), first);
-        }
-    }
-
-    fn canon(args: &[&str]) -> Result<Vec<String>, String> {
+    fn canon_in(order: Order, args: &[&str]) -> Result<Vec<String>, String> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        normalize(&args, SPECS, Order::Permute)
+        normalize(&args, SPECS, order)
             .map(|p| canonical_argv(&p, SPECS))
             .map_err(|e| e.to_string())
     }
 
+    fn canon(args: &[&str]) -> Result<Vec<String>, String> {
+        canon_in(Order::Permute, args)
+    }
+
+    /// A command line as its words: split at each space, so a trailing space is an empty
+    /// last word.
+    fn words(line: &str) -> Vec<&str> {
+        line.split(' ').collect()
+    }
+
+    /// Each command line of `cases`, read in `order`, gives its canonical argv (both as
+    /// [`words`]); a failure names the line.
+    fn assert_canon(order: Order, cases: &[(&str, &str)]) {
+        for (line, want) in cases {
+            let got = canon_in(order, &words(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(got, words(want), "{line}");
+        }
+    }
+
+    #[test]
+    fn an_optional_argument_only_comes_inline() {
+        assert_canon(
+            Order::Permute,
+            &[
+                ("--audit", "--audit"),
+                ("--audit=all", "--audit=all"),
+                ("--aud=journal,all", "--audit=journal,all"),
+                // The next word is not its argument, as with getopt's "::".
+                ("--audit all", "--audit -- all"),
+                ("-a", "--audit"),
+                ("-aall", "--audit=all"),
+                ("-qa x", "--quiet --audit -- x"),
+            ],
+        );
+        // The canonical form reads back the same.
+        for line in ["--audit=x,y -v", "-a --audit"] {
+            let first = canon(&words(line)).unwrap();
+            let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+            assert_eq!(canon(&refs).unwrap(), first, "{line}");
+        }
+    }
+
     #[test]
     fn every_spelling_of_an_argument() {
-        let want = Ok(vec!["--socket".to_string(), "/s".to_string()]);
-        assert_eq!(canon(&["-k", "/s"]), want);
-        assert_eq!(canon(&["-k/s"]), want);
-        assert_eq!(canon(&["--socket", "/s"]), want);
-        assert_eq!(canon(&["--socket=/s"]), want);
-        assert_eq!(canon(&["--sock=/s"]), want);
-        assert_eq!(canon(&["--s", "/s"]), want);
+        for line in [
+            "-k /s",
+            "-k/s",
+            "--socket /s",
+            "--socket=/s",
+            "--sock=/s",
+            "--s /s",
+        ] {
+            assert_eq!(canon(&words(line)).unwrap(), ["--socket", "/s"], "{line}");
+        }
     }
 
     #[test]
     fn clusters_permutation_and_double_dash() {
-        assert_eq!(canon(&["-qv"]).unwrap(), vec!["--quiet", "--verbose"]);
-        assert_eq!(
-            canon(&["-qk", "/s"]).unwrap(),
-            vec!["--quiet", "--socket", "/s"]
+        assert_canon(
+            Order::Permute,
+            &[
+                ("-qv", "--quiet --verbose"),
+                ("-qk /s", "--quiet --socket /s"),
+                ("-qk/s -v", "--quiet --socket /s --verbose"),
+                ("file -d", "--daemon -- file"),
+                ("-- -x", "-- -x"),
+                ("- -d", "--daemon -- -"),
+                ("-k -d", "--socket -d"),
+                // An empty argument.
+                ("--socket=", "--socket "),
+            ],
         );
-        assert_eq!(
-            canon(&["-qk/s", "-v"]).unwrap(),
-            vec!["--quiet", "--socket", "/s", "--verbose"]
-        );
-        assert_eq!(
-            canon(&["file", "-d"]).unwrap(),
-            vec!["--daemon", "--", "file"]
-        );
-        assert_eq!(canon(&["--", "-x"]).unwrap(), vec!["--", "-x"]);
-        assert_eq!(canon(&["-", "-d"]).unwrap(), vec!["--daemon", "--", "-"]);
-        assert_eq!(canon(&["-k", "-d"]).unwrap(), vec!["--socket", "-d"]);
-        assert_eq!(canon(&["--socket="]).unwrap(), vec!["--socket", ""]);
     }
 
     #[test]
     fn posixly_correct_stops_at_the_first_non_option() {
-        let canon = |args: &[&str]| {
-            let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-            normalize(&args, SPECS, Order::RequireOrder)
-                .map(|p| canonical_argv(&p, SPECS))
-                .map_err(|e| e.to_string())
-        };
-        assert_eq!(
-            canon(&["-d", "file", "-x", "--foo"]).unwrap(),
-            vec!["--daemon", "--", "file", "-x", "--foo"]
+        assert_canon(
+            Order::RequireOrder,
+            &[
+                ("-d file -x --foo", "--daemon -- file -x --foo"),
+                ("- -d", "-- - -d"),
+                ("-k x -- -d", "--socket x -- -d"),
+            ],
         );
-        assert_eq!(canon(&["-", "-d"]).unwrap(), vec!["--", "-", "-d"]);
-        assert_eq!(
-            canon(&["-k", "x", "--", "-d"]).unwrap(),
-            vec!["--socket", "x", "--", "-d"]
-        );
-        assert_eq!(canon(&["-x", "file"]).unwrap_err(), "invalid option -- 'x'");
+        let error = canon_in(Order::RequireOrder, &["-x", "file"]).unwrap_err();
+        assert_eq!(error, "invalid option -- 'x'");
     }
 
     #[test]
     fn options_by_name_count_and_keep_the_last_value() {
-        let args: Vec<String> = ["-vqv", "file", "-k/a", "--sock=/b", "--audit", "-aall", "x"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let line = "-vqv file -k/a --sock=/b --audit -aall x";
+        let args: Vec<String> = words(line).into_iter().map(String::from).collect();
         let o = Options(normalize(&args, SPECS, Order::Permute).unwrap());
         assert_eq!(
             (o.count("verbose"), o.count("quiet"), o.count("daemon")),
@@ -454,34 +441,21 @@ mod tests {
 
     #[test]
     fn glibc_error_messages() {
-        assert_eq!(canon(&["-x"]).unwrap_err(), "invalid option -- 'x'");
-        assert_eq!(
-            canon(&["-k"]).unwrap_err(),
-            "option requires an argument -- 'k'"
-        );
-        assert_eq!(
-            canon(&["-dvqk"]).unwrap_err(),
-            "option requires an argument -- 'k'"
-        );
-        assert_eq!(
-            canon(&["--foo"]).unwrap_err(),
-            "unrecognized option '--foo'"
-        );
-        assert_eq!(
-            canon(&["--foo=1"]).unwrap_err(),
-            "unrecognized option '--foo=1'"
-        );
-        assert_eq!(
-            canon(&["--v"]).unwrap_err(),
-            "option '--v' is ambiguous; possibilities: '--version' '--verbose'"
-        );
-        assert_eq!(
-            canon(&["--sock"]).unwrap_err(),
-            "option '--socket' requires an argument"
-        );
-        assert_eq!(
-            canon(&["--verb=3"]).unwrap_err(),
-            "option '--verbose' doesn't allow an argument"
-        );
+        let cases = [
+            ("-x", "invalid option -- 'x'"),
+            ("-k", "option requires an argument -- 'k'"),
+            ("-dvqk", "option requires an argument -- 'k'"),
+            ("--foo", "unrecognized option '--foo'"),
+            ("--foo=1", "unrecognized option '--foo=1'"),
+            (
+                "--v",
+                "option '--v' is ambiguous; possibilities: '--version' '--verbose'",
+            ),
+            ("--sock", "option '--socket' requires an argument"),
+            ("--verb=3", "option '--verbose' doesn't allow an argument"),
+        ];
+        for (line, message) in cases {
+            assert_eq!(canon(&words(line)).unwrap_err(), message, "{line}");
+        }
     }
 }

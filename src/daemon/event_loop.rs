@@ -13,7 +13,7 @@
 //! read when an event for it comes in turn (the client's read of the reply brings one).
 
 use std::io::Write as _;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -106,13 +106,7 @@ struct Shared {
     in_flight: AtomicUsize,
     state: Mutex<State>,
     team: Team,
-    exec: ExecOptions,
-    audit: Option<Arc<Audit>>,
-    print_errors: bool,
-    log_verbose: bool,
-    prog: String,
-    idle_timeout: Option<Duration>,
-    notifier: Option<Notifier>,
+    opts: LoopOptions,
     /// Serving one inherited connection (`Accept=yes`): stop when it closes.
     single_connection: bool,
 }
@@ -171,25 +165,20 @@ impl EventLoop {
             .map_err(|e| Error::EventLoopSetup("epoll_create1", e.into()))?;
         let finished_event = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
             .map_err(|e| Error::EventLoopSetup("eventfd", e.into()))?;
-        let fail = |e: Errno| Error::EventLoopSetup("epoll_ctl", e.into());
+        let add = |fd: BorrowedFd<'_>, token, interest| {
+            epoll::add(&epoll, fd, EventData::new_u64(token), interest)
+                .map_err(|e| Error::EventLoopSetup("epoll_ctl", e.into()))
+        };
         if let Some(l) = &listener {
             // One thread accepts at a time; it re-arms the listener when done.
-            let interest = EventFlags::IN | EventFlags::ONESHOT;
-            epoll::add(&epoll, l, EventData::new_u64(LISTENER), interest).map_err(fail)?;
+            add(l.as_fd(), LISTENER, EventFlags::IN | EventFlags::ONESHOT)?;
             trace::emit(TracePoint::Listen, || match l.path() {
                 Some(path) => format!("path={}", path.display()),
                 None => "path=none".into(),
             });
         }
-        let interest = EventFlags::IN | EventFlags::ET;
-        epoll::add(&epoll, &signals, EventData::new_u64(SIGNALS), interest).map_err(fail)?;
-        epoll::add(
-            &epoll,
-            &finished_event,
-            EventData::new_u64(FINISHED),
-            EventFlags::IN,
-        )
-        .map_err(fail)?;
+        add(signals.as_fd(), SIGNALS, EventFlags::IN | EventFlags::ET)?;
+        add(finished_event.as_fd(), FINISHED, EventFlags::IN)?;
         let team = Team::new(options.max_workers, limits::usable_cpus());
         let state = State {
             accept: Acceptor::new(listener, LISTENER),
@@ -211,13 +200,7 @@ impl EventLoop {
             in_flight: AtomicUsize::new(0),
             state: Mutex::new(state),
             team,
-            exec: options.exec,
-            audit: options.audit,
-            print_errors: options.print_errors,
-            log_verbose: options.log_verbose,
-            prog: options.prog,
-            idle_timeout: options.idle_timeout,
-            notifier: options.notifier,
+            opts: options,
             single_connection: connection.is_some(),
         };
         Ok(EventLoop {
@@ -258,10 +241,8 @@ impl Shared {
             if self.finished.load(Ordering::Acquire) {
                 return Ok(false);
             }
-            let timeout = self.wait_timeout().map(|d| Timespec {
-                tv_sec: d.as_secs() as i64,
-                tv_nsec: i64::from(d.subsec_nanos()),
-            });
+            // A timeout too long for a timespec is no timeout.
+            let timeout = self.wait_timeout().and_then(|d| Timespec::try_from(d).ok());
             local.events.clear();
             let waited = epoll::wait(
                 &self.epoll,
@@ -277,11 +258,8 @@ impl Shared {
                 self.tick();
                 continue;
             };
-            let token = event.data.u64();
-            if token == FINISHED {
-                continue;
-            }
-            match token {
+            match event.data.u64() {
+                FINISHED => continue,
                 LISTENER => self.accept_next(local),
                 SIGNALS => self.on_signal(),
                 token => self.on_conn_event((token - FIRST_CONN) as usize, event.flags, local),
@@ -308,8 +286,8 @@ impl Shared {
 
     /// Whether some state needs the threads to wake on a timer.
     fn timed(&self) -> bool {
-        self.idle_timeout.is_some()
-            || self.notifier.is_some()
+        self.opts.idle_timeout.is_some()
+            || self.opts.notifier.is_some()
             || self.accept_paused.load(Ordering::Acquire)
     }
 
@@ -321,7 +299,7 @@ impl Shared {
         }
         let mut state = self.state();
         let mut timeout = state.accept.paused().then_some(ACCEPT_RETRY);
-        if let Some(idle) = self.idle_timeout {
+        if let Some(idle) = self.opts.idle_timeout {
             if state.conns.live() == 0
                 && self.in_flight.load(Ordering::SeqCst) == 0
                 && !self.stopping()
@@ -357,18 +335,18 @@ impl Shared {
     }
 
     fn notify(&self, message: &str) {
-        if let Some(n) = &self.notifier {
+        if let Some(n) = &self.opts.notifier {
             n.send(message);
         }
     }
 
     fn status_pending(&self, state: &State) -> bool {
-        self.notifier.is_some() && state.status.pending(state.stats, state.conns.live())
+        self.opts.notifier.is_some() && state.status.pending(state.stats, state.conns.live())
     }
 
     /// STATUS= with the counters, when they changed, at most once a second.
     fn notify_status(&self, state: &mut State) {
-        if self.notifier.is_none() {
+        if self.opts.notifier.is_none() {
             return;
         }
         let (stats, live) = (state.stats, state.conns.live());
@@ -419,36 +397,31 @@ impl Shared {
         // The helper speaks first: its feature word fits any fresh socket's buffer.
         let features = crate::protocol::encode_features(crate::protocol::SUPPORTED_FEATURES);
         let sent = rustix::net::send(&sock, &features, rustix::net::SendFlags::NOSIGNAL);
-        if sent != Ok(features.len()) {
+        let token = EventData::new_u64(slot as u64 + FIRST_CONN);
+        if sent != Ok(features.len())
+            || epoll::add(&self.epoll, &sock, token, CONN_INTEREST).is_err()
+        {
             drop(sock);
             self.release_slot(slot);
             return;
         }
-        let token = slot as u64 + FIRST_CONN;
-        if epoll::add(&self.epoll, &sock, EventData::new_u64(token), CONN_INTEREST).is_err() {
-            drop(sock);
-            self.release_slot(slot);
-            return;
-        }
-        if trace::enabled(TracePoint::Accept) || self.log_verbose {
-            let peer = rustix::net::sockopt::socket_peercred(&sock)
-                .map(|c| {
-                    format!(
-                        "pid={} uid={} gid={}",
-                        c.pid.as_raw_nonzero(),
-                        c.uid.as_raw(),
-                        c.gid.as_raw()
-                    )
-                })
-                .unwrap_or_else(|_| "peer=unknown".into());
+        if trace::enabled(TracePoint::Accept) || self.opts.log_verbose {
+            let peer = match rustix::net::sockopt::socket_peercred(&sock) {
+                Ok(c) => {
+                    let (pid, uid, gid) = (c.pid.as_raw_nonzero(), c.uid.as_raw(), c.gid.as_raw());
+                    format!("pid={pid} uid={uid} gid={gid}")
+                }
+                Err(_) => "peer=unknown".into(),
+            };
             trace::emit(TracePoint::Accept, || format!("conn={slot} {peer}"));
-            if self.log_verbose {
-                let _ = writeln!(std::io::stderr(), "{}: connection from {peer}", self.prog);
+            if self.opts.log_verbose {
+                let prog = &self.opts.prog;
+                let _ = writeln!(std::io::stderr(), "{prog}: connection from {peer}");
             }
         }
         self.state().stats.connections += 1;
         let mut conn = Conn::new(sock);
-        if self.audit.is_some() {
+        if self.opts.audit.is_some() {
             // --audit: the peer's /proc files, once per connection, as it connects: it is
             // certainly there (after a reply a short-lived client may be gone, or a zombie
             // whose cgroup reads empty), and no command waits for the reading.
@@ -581,7 +554,7 @@ impl Shared {
             request,
             mut reply,
         } = job;
-        let pending = match &self.audit {
+        let pending = match &self.opts.audit {
             Some(a) if a.wants(&request.cdb) => Some(audit::Pending::capture(
                 &request.cdb,
                 request.device.as_fd(),
@@ -589,7 +562,7 @@ impl Shared {
             )),
             _ => None,
         };
-        let (outcome, note) = workers::execute(request, &mut reply, &self.exec);
+        let (outcome, note) = workers::execute(request, &mut reply, &self.opts.exec);
         let sense = match &pending {
             Some(_) if outcome.status == crate::scsi::status::CHECK_CONDITION => {
                 crate::scsi::sense::decode(
@@ -599,11 +572,9 @@ impl Shared {
             }
             _ => None,
         };
+        let (status, size) = (outcome.status, outcome.payload_len);
         trace::emit(TracePoint::Reply, || {
-            format!(
-                "conn={slot} status=0x{:02x} size={}",
-                outcome.status, outcome.payload_len
-            )
+            format!("conn={slot} status=0x{status:02x} size={size}")
         });
         // Before the reply: the send wakes the client, which may preempt this thread, and a
         // preempted thread counted as running a command would make others promote followers.
@@ -612,14 +583,14 @@ impl Shared {
         // The -v log of a multipath command after the reply is on its way (stderr may be a
         // slow pipe), and before the request stops counting as in flight, so a shutdown
         // waits for it.
-        if let Some(note) = note.as_ref().filter(|_| self.log_verbose) {
+        if let Some(note) = note.as_ref().filter(|_| self.opts.log_verbose) {
             let mut err = std::io::stderr().lock();
             for line in note.report.lines() {
-                let _ = writeln!(err, "{}: {}: {line}", self.prog, note.map);
+                let _ = writeln!(err, "{}: {}: {line}", self.opts.prog, note.map);
             }
         }
         // The audit record likewise, read from /proc and /sys and written after the reply.
-        if let (Some(audit), Some(pending)) = (&self.audit, pending) {
+        if let (Some(audit), Some(pending)) = (&self.opts.audit, pending) {
             self.audit_record(audit, &mut conn, &pending, outcome.status, sense, note);
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -651,12 +622,10 @@ impl Shared {
             .filter(|_| pending.block)
             .map(|rdev| audit::device_info(cache, rdev, std::path::Path::new("/sys")));
         let mut paths: Vec<String> = Vec::new();
-        if let Some(note) = &note {
-            for c in &note.report.paths {
-                let dev = c.dev.to_string();
-                if !paths.contains(&dev) {
-                    paths.push(dev);
-                }
+        let devs = note.iter().flat_map(|n| &n.report.paths);
+        for dev in devs.map(|c| c.dev.to_string()) {
+            if !paths.contains(&dev) {
+                paths.push(dev);
             }
         }
         let record = audit::Record {
@@ -701,8 +670,8 @@ impl Shared {
 
     fn close_conn(&self, slot: usize, conn: Conn, close: Close) {
         if let Some(message) = &close.message {
-            if self.print_errors {
-                let _ = writeln!(std::io::stderr(), "{}: {message}", self.prog);
+            if self.opts.print_errors {
+                let _ = writeln!(std::io::stderr(), "{}: {message}", self.opts.prog);
             }
         }
         trace::emit(TracePoint::Close, || {

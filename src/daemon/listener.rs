@@ -215,28 +215,22 @@ pub enum Activation {
 /// # Errors
 /// A passed descriptor that is not open.
 pub fn check_socket_activation() -> Result<Activation, Error> {
-    let pid = match std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-    {
-        Some(pid) => pid,
-        None => return Ok(Activation::None),
-    };
-    if pid != rustix::process::getpid().as_raw_nonzero().get() {
+    fn number<T: std::str::FromStr>(name: &str) -> Option<T> {
+        std::env::var(name).ok()?.parse().ok()
+    }
+    let ours = rustix::process::getpid().as_raw_nonzero().get();
+    if number::<i32>("LISTEN_PID") != Some(ours) {
         return Ok(Activation::None);
     }
-    let Some(nfds) = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-    else {
+    let Some(nfds) = number::<u32>("LISTEN_FDS") else {
         return Ok(Activation::None);
     };
     let names = std::env::var("LISTEN_FDNAMES")
         .map(|v| v.split(':').map(String::from).collect())
         .unwrap_or_default();
-    sys::remove_env_single_threaded("LISTEN_FDS");
-    sys::remove_env_single_threaded("LISTEN_PID");
-    sys::remove_env_single_threaded("LISTEN_FDNAMES");
+    for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+        sys::remove_env_single_threaded(name);
+    }
     for i in 0..nfds {
         let fd = sys::SD_LISTEN_FDS_START + i as i32;
         sys::set_cloexec_by_number(fd).map_err(|e| Error::ActivationFd(fd, e))?;

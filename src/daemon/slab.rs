@@ -60,16 +60,12 @@ impl Slab {
     /// Takes a slot for a new connection, counted as live and owned by the caller.
     pub fn reserve(&mut self) -> usize {
         self.live += 1;
-        match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot] = Slot::Owned { again: false };
-                slot
-            }
-            None => {
-                self.slots.push(Slot::Owned { again: false });
-                self.slots.len() - 1
-            }
+        let slot = self.free.pop().unwrap_or(self.slots.len());
+        if slot == self.slots.len() {
+            self.slots.push(Slot::Free);
         }
+        self.slots[slot] = Slot::Owned { again: false };
+        slot
     }
 
     /// Frees the slot of a connection that is gone.

@@ -116,18 +116,17 @@ pub enum Target<'a> {
 /// A fresh command buffer: header filled in, payload zero.
 fn request(size: usize, target: Target<'_>, flags: u32, event_nr: u32) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; size];
-    for (i, v) in [DM_VERSION_MAJOR, 0, 0].into_iter().enumerate() {
-        put_u32(&mut buf, offset_of!(DmIoctl, version) + 4 * i, v);
-    }
     let size32 = u32::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    put_u32(&mut buf, offset_of!(DmIoctl, data_size), size32);
-    put_u32(
-        &mut buf,
-        offset_of!(DmIoctl, data_start),
-        HEADER_SIZE as u32,
-    );
-    put_u32(&mut buf, offset_of!(DmIoctl, flags), flags);
-    put_u32(&mut buf, offset_of!(DmIoctl, event_nr), event_nr);
+    // The version is DM_VERSION_MAJOR.0.0: its minor and patchlevel words stay zero.
+    for (off, v) in [
+        (offset_of!(DmIoctl, version), DM_VERSION_MAJOR),
+        (offset_of!(DmIoctl, data_size), size32),
+        (offset_of!(DmIoctl, data_start), HEADER_SIZE as u32),
+        (offset_of!(DmIoctl, flags), flags),
+        (offset_of!(DmIoctl, event_nr), event_nr),
+    ] {
+        put_u32(&mut buf, off, v);
+    }
     match target {
         Target::Dev { major, minor } => {
             let off = offset_of!(DmIoctl, dev);
@@ -319,9 +318,7 @@ pub fn table_status(major: u32, minor: u32, table: bool) -> io::Result<(Info, Ve
 /// # Errors
 /// The ioctl's errno.
 pub fn suspend_noflush(name: &str) -> io::Result<()> {
-    let flags = DM_SUSPEND_FLAG | DM_NOFLUSH_FLAG | DM_SKIP_LOCKFS_FLAG;
-    let mut buf = request(HEADER_SIZE, Target::Name(name), flags, 0)?;
-    call(DM_DEV_SUSPEND, &mut buf)
+    dev_suspend(name, DM_SUSPEND_FLAG)
 }
 
 /// Resumes the named map. No udev cookie is passed (`event_nr` 0): nothing here waits for
@@ -330,7 +327,12 @@ pub fn suspend_noflush(name: &str) -> io::Result<()> {
 /// # Errors
 /// The ioctl's errno.
 pub fn resume(name: &str) -> io::Result<()> {
-    let flags = DM_NOFLUSH_FLAG | DM_SKIP_LOCKFS_FLAG;
+    dev_suspend(name, 0)
+}
+
+/// `DM_DEV_SUSPEND` on the named map, header only, with `flags` and neither flush nor lockfs.
+fn dev_suspend(name: &str, flags: u32) -> io::Result<()> {
+    let flags = flags | DM_NOFLUSH_FLAG | DM_SKIP_LOCKFS_FLAG;
     let mut buf = request(HEADER_SIZE, Target::Name(name), flags, 0)?;
     call(DM_DEV_SUSPEND, &mut buf)
 }
@@ -382,16 +384,8 @@ mod tests {
 
     #[test]
     fn request_header_by_dev_and_by_name() {
-        let buf = request(
-            1024,
-            Target::Dev {
-                major: 253,
-                minor: 1,
-            },
-            0x10,
-            0,
-        )
-        .unwrap();
+        let (major, minor) = (253, 1);
+        let buf = request(1024, Target::Dev { major, minor }, 0x10, 0).unwrap();
         assert_eq!(get_u32(&buf, 0), 4);
         assert_eq!(get_u32(&buf, 12), 1024);
         assert_eq!(get_u32(&buf, 16), 312);

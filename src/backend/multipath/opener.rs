@@ -38,7 +38,7 @@ use rustix::net::{
 };
 
 use super::table::{self, DevNum};
-use crate::errors::strerror_errno;
+use crate::errors::strerror;
 
 const MAGIC: [u8; 4] = *b"PRO1";
 /// Bytes of a request on the wire.
@@ -47,6 +47,8 @@ pub const REQUEST_LEN: usize = 20;
 const MAX_REPLY: usize = 512;
 /// Requests served at once, each on its own thread; more wait for one to end.
 const MAX_THREADS: usize = 32;
+/// The refusal of anything but a request with its two descriptors.
+const MALFORMED: &str = "malformed request";
 
 /// "Open path `path` of map `map`".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +63,9 @@ impl OpenRequest {
     pub fn encode(&self) -> [u8; REQUEST_LEN] {
         let mut b = [0u8; REQUEST_LEN];
         b[..4].copy_from_slice(&MAGIC);
-        for (i, n) in [
-            self.map.major,
-            self.map.minor,
-            self.path.major,
-            self.path.minor,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            b[4 + 4 * i..8 + 4 * i].copy_from_slice(&n.to_ne_bytes());
+        let numbers = [self.map, self.path].map(|d| [d.major, d.minor]);
+        for (word, n) in b[4..].chunks_exact_mut(4).zip(numbers.as_flattened()) {
+            word.copy_from_slice(&n.to_ne_bytes());
         }
         b
     }
@@ -81,15 +76,13 @@ impl OpenRequest {
             return None;
         }
         let n = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let dev = |i: usize| DevNum {
+            major: n(i),
+            minor: n(i + 4),
+        };
         Some(OpenRequest {
-            map: DevNum {
-                major: n(4),
-                minor: n(8),
-            },
-            path: DevNum {
-                major: n(12),
-                minor: n(16),
-            },
+            map: dev(4),
+            path: dev(12),
         })
     }
 }
@@ -101,8 +94,26 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn refuse(errno: i32, message: String) -> Refusal {
-    Refusal { errno, message }
+fn refuse(errno: i32, message: impl Into<String>) -> Refusal {
+    Refusal {
+        errno,
+        message: message.into(),
+    }
+}
+
+/// `Ok` when `ok`, else the refusal with `errno` and the message `message` makes.
+fn check(ok: bool, errno: i32, message: impl FnOnce() -> String) -> Result<(), Refusal> {
+    if ok {
+        Ok(())
+    } else {
+        Err(refuse(errno, message()))
+    }
+}
+
+/// A refusal with the errno of `e` (EIO without one) and `what` before its description.
+fn refuse_io(what: &str, e: &io::Error) -> Refusal {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    refuse(errno, format!("{what}: {}", strerror(e)))
 }
 
 fn encode_reply(result: &Result<(), Refusal>) -> Vec<u8> {
@@ -118,12 +129,9 @@ fn encode_reply(result: &Result<(), Refusal>) -> Vec<u8> {
 }
 
 fn decode_reply(b: &[u8]) -> Result<(), Refusal> {
-    let Some(head) = b.get(..4) else {
-        return Err(refuse(
-            libc::EPROTO,
-            "the path opener's answer is too short".into(),
-        ));
-    };
+    let head = b
+        .get(..4)
+        .ok_or_else(|| refuse(libc::EPROTO, "the path opener's answer is too short"))?;
     match i32::from_ne_bytes([head[0], head[1], head[2], head[3]]) {
         0 => Ok(()),
         errno => Err(refuse(errno, String::from_utf8_lossy(&b[4..]).into_owned())),
@@ -158,13 +166,8 @@ impl System for RealSystem {
 
     fn table(&self, map: DevNum) -> io::Result<(String, Vec<(String, String)>)> {
         let (info, targets) = crate::sys::dm::table_status(map.major, map.minor, true)?;
-        Ok((
-            info.uuid,
-            targets
-                .into_iter()
-                .map(|t| (t.target_type, t.params))
-                .collect(),
-        ))
+        let targets = targets.into_iter().map(|t| (t.target_type, t.params));
+        Ok((info.uuid, targets.collect()))
     }
 
     fn kernel_name(&self, dev: DevNum) -> Option<String> {
@@ -175,16 +178,8 @@ impl System for RealSystem {
     }
 
     fn open_read_only(&self, node: &str) -> io::Result<OwnedFd> {
-        Ok(rustix::fs::open(
-            node,
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?)
+        rustix::fs::open(node, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
     }
-}
-
-fn errno_of(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// The opener's checks, then the open: `map_fd` must be block device `req.map`, a map
@@ -199,69 +194,48 @@ pub fn check_and_open(
     map_fd: BorrowedFd<'_>,
 ) -> Result<OwnedFd, Refusal> {
     let (map, path) = (req.map, req.path);
-    if sys.block_rdev(map_fd) != Some(map) {
-        return Err(refuse(
-            libc::EBADF,
-            format!("the descriptor passed with the request is not block device {map}"),
-        ));
-    }
-    let (uuid, targets) = sys.table(map).map_err(|e| {
-        refuse(
-            errno_of(&e),
-            format!(
-                "map {map}: cannot read its table: {}",
-                crate::errors::strerror(&e)
-            ),
-        )
+    check(sys.block_rdev(map_fd) == Some(map), libc::EBADF, || {
+        format!("the descriptor passed with the request is not block device {map}")
     })?;
-    if !uuid.starts_with(super::UUID_PREFIX) {
-        return Err(refuse(
-            libc::EPERM,
-            format!("{map} is not a map multipathd made (uuid '{uuid}')"),
-        ));
-    }
+    let (uuid, targets) = sys
+        .table(map)
+        .map_err(|e| refuse_io(&format!("map {map}: cannot read its table"), &e))?;
+    check(uuid.starts_with(super::UUID_PREFIX), libc::EPERM, || {
+        format!("{map} is not a map multipathd made (uuid '{uuid}')")
+    })?;
     let [(target_type, params)] = targets.as_slice() else {
-        return Err(refuse(
-            libc::EPERM,
-            format!("map {map} has {} targets", targets.len()),
-        ));
+        let message = format!("map {map} has {} targets", targets.len());
+        return Err(refuse(libc::EPERM, message));
     };
-    if target_type != "multipath" {
-        return Err(refuse(
-            libc::EPERM,
-            format!("map {map} is not dm-multipath ({target_type})"),
-        ));
-    }
+    check(target_type == "multipath", libc::EPERM, || {
+        format!("map {map} is not dm-multipath ({target_type})")
+    })?;
     let parsed = table::parse_table(params)
         .map_err(|e| refuse(libc::EPERM, format!("map {map}: table not understood: {e}")))?;
-    if !parsed.paths.iter().any(|p| p.dev == path) {
-        return Err(refuse(
-            libc::EPERM,
-            format!("{path} is not a path of map {map}"),
-        ));
-    }
+    check(
+        parsed.paths.iter().any(|p| p.dev == path),
+        libc::EPERM,
+        || format!("{path} is not a path of map {map}"),
+    )?;
     let name = sys.kernel_name(path).ok_or_else(|| {
         refuse(
             libc::ENOENT,
             format!("no kernel name in /sys/dev/block/{path}"),
         )
     })?;
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return Err(refuse(
-            libc::EINVAL,
-            format!("/sys/dev/block/{path} names '{name}'"),
-        ));
-    }
-    let node = format!("/dev/{name}");
-    let fd = sys.open_read_only(&node).map_err(|e| {
-        refuse(
-            errno_of(&e),
-            format!("cannot open {node}: {}", crate::errors::strerror(&e)),
-        )
+    let plain = !(name.is_empty() || name.contains('/') || name.starts_with('.'));
+    check(plain, libc::EINVAL, || {
+        format!("/sys/dev/block/{path} names '{name}'")
     })?;
-    if sys.block_rdev(fd.as_fd()) != Some(path) {
-        return Err(refuse(libc::ENXIO, format!("{node} is another device")));
-    }
+    let node = format!("/dev/{name}");
+    let fd = sys
+        .open_read_only(&node)
+        .map_err(|e| refuse_io(&format!("cannot open {node}"), &e))?;
+    check(
+        sys.block_rdev(fd.as_fd()) == Some(path),
+        libc::ENXIO,
+        || format!("{node} is another device"),
+    )?;
     Ok(fd)
 }
 
@@ -278,17 +252,47 @@ enum Incoming {
     },
 }
 
-fn receive(sock: BorrowedFd<'_>) -> io::Result<Incoming> {
-    let mut buf = [0u8; REQUEST_LEN + 1];
+/// A `SOCK_SEQPACKET` socketpair: the opener's socket, and each request's reply socket.
+fn seqpacket_pair() -> rustix::io::Result<(OwnedFd, OwnedFd)> {
+    let (family, kind) = (AddressFamily::UNIX, SocketType::SEQPACKET);
+    rustix::net::socketpair(family, kind, SocketFlags::CLOEXEC, None)
+}
+
+/// Sends one message with descriptors `fds` (SCM_RIGHTS, two at most), again after EINTR.
+fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> rustix::io::Result<()> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() {
+        control.push(SendAncillaryMessage::ScmRights(fds));
+    }
+    let iov = [IoSlice::new(bytes)];
+    loop {
+        match rustix::net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Err(Errno::INTR) => continue,
+            sent => return sent.map(drop),
+        }
+    }
+}
+
+/// Receives one message into `buf`, again after EINTR: its length, whether it or its
+/// descriptors were cut short, and the descriptors that came with it (two at most).
+fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> rustix::io::Result<(usize, bool, Vec<OwnedFd>)> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
     loop {
         let mut control = RecvAncillaryBuffer::new(&mut space);
-        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut iov = [IoSliceMut::new(buf)];
         let received =
             match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
                 Ok(r) => r,
                 Err(Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
         let mut fds = Vec::new();
         for message in control.drain() {
@@ -296,19 +300,21 @@ fn receive(sock: BorrowedFd<'_>) -> io::Result<Incoming> {
                 fds.extend(received_fds);
             }
         }
-        if received.bytes == 0 && fds.is_empty() {
-            return Ok(Incoming::Eof);
-        }
         let clipped = received
             .flags
             .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC);
-        let req = if clipped {
-            None
-        } else {
-            OpenRequest::decode(&buf[..received.bytes])
-        };
-        return Ok(Incoming::Request { req, fds });
+        return Ok((received.bytes, clipped, fds));
     }
+}
+
+fn receive(sock: BorrowedFd<'_>) -> io::Result<Incoming> {
+    let mut buf = [0u8; REQUEST_LEN + 1];
+    let (bytes, clipped, fds) = recv_with_fds(sock, &mut buf)?;
+    if bytes == 0 && fds.is_empty() {
+        return Ok(Incoming::Eof);
+    }
+    let req = OpenRequest::decode(&buf[..bytes]).filter(|_| !clipped);
+    Ok(Incoming::Request { req, fds })
 }
 
 fn send_reply(reply_sock: BorrowedFd<'_>, result: Result<OwnedFd, Refusal>) {
@@ -316,31 +322,15 @@ fn send_reply(reply_sock: BorrowedFd<'_>, result: Result<OwnedFd, Refusal>) {
         Ok(fd) => (encode_reply(&Ok(())), Some(fd)),
         Err(r) => (encode_reply(&Err(r)), None),
     };
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds;
-    if let Some(fd) = &fd {
-        fds = [fd.as_fd()];
-        control.push(SendAncillaryMessage::ScmRights(&fds));
-    }
-    loop {
-        match rustix::net::sendmsg(
-            reply_sock,
-            &[IoSlice::new(&bytes)],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        ) {
-            Err(Errno::INTR) => continue,
-            // The daemon's thread gone: nothing to tell.
-            _ => return,
-        }
-    }
+    let fds = fd.as_ref().map(|fd| fd.as_fd());
+    // An error: the daemon's thread gone, nothing to tell.
+    let _ = send_with_fds(reply_sock, &bytes, fds.as_slice());
 }
 
 fn handle(sys: &impl System, req: Option<OpenRequest>, map_fd: OwnedFd, reply_sock: OwnedFd) {
     let result = match req {
         Some(req) => check_and_open(sys, req, map_fd.as_fd()),
-        None => Err(refuse(libc::EINVAL, "malformed request".into())),
+        None => Err(refuse(libc::EINVAL, MALFORMED)),
     };
     send_reply(reply_sock.as_fd(), result);
 }
@@ -352,9 +342,8 @@ pub fn serve<S: System + Sync>(sock: BorrowedFd<'_>, sys: &S) {
     let running = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         loop {
-            let (req, fds) = match receive(sock) {
-                Ok(Incoming::Request { req, fds }) => (req, fds),
-                Ok(Incoming::Eof) | Err(_) => return,
+            let Ok(Incoming::Request { req, fds }) = receive(sock) else {
+                return;
             };
             let [map_fd, reply_sock] = match <[OwnedFd; 2]>::try_from(fds) {
                 Ok(pair) => pair,
@@ -386,10 +375,7 @@ pub fn serve<S: System + Sync>(sock: BorrowedFd<'_>, sys: &S) {
 /// Anything but two descriptors: EINVAL on the last one (the reply socket, if it is one).
 fn handle_malformed(mut fds: Vec<OwnedFd>) {
     if let Some(reply) = fds.pop() {
-        send_reply(
-            reply.as_fd(),
-            Err(refuse(libc::EINVAL, "malformed request".into())),
-        );
+        send_reply(reply.as_fd(), Err(refuse(libc::EINVAL, MALFORMED)));
     }
 }
 
@@ -417,77 +403,22 @@ impl Opener {
     /// # Errors
     /// The opener's refusal, or why it could not be asked.
     pub fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal> {
-        let gone = |e: Errno| {
-            refuse(
-                e.raw_os_error(),
-                format!(
-                    "the path opener cannot be asked: {}",
-                    strerror_errno(e.raw_os_error())
-                ),
-            )
-        };
-        let (mine, theirs) = rustix::net::socketpair(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(gone)?;
-        let bytes = req.encode();
+        let gone = |e: Errno| refuse_io("the path opener cannot be asked", &e.into());
+        let (mine, theirs) = seqpacket_pair().map_err(gone)?;
         let fds = [map_fd, theirs.as_fd()];
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        control.push(SendAncillaryMessage::ScmRights(&fds));
-        loop {
-            match rustix::net::sendmsg(
-                &self.sock,
-                &[IoSlice::new(&bytes)],
-                &mut control,
-                SendFlags::NOSIGNAL,
-            ) {
-                Ok(_) => break,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(gone(e)),
-            }
-        }
+        send_with_fds(self.sock.as_fd(), &req.encode(), &fds).map_err(gone)?;
         drop(theirs);
         let mut buf = [0u8; MAX_REPLY];
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        loop {
-            let mut control = RecvAncillaryBuffer::new(&mut space);
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let received = match rustix::net::recvmsg(
-                &mine,
-                &mut iov,
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC,
-            ) {
-                Ok(r) => r,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(gone(e)),
-            };
-            let mut fd = None;
-            for message in control.drain() {
-                if let RecvAncillaryMessage::ScmRights(fds) = message {
-                    for received_fd in fds {
-                        fd.get_or_insert(received_fd);
-                    }
-                }
-            }
-            if received.bytes == 0 {
-                return Err(refuse(
-                    libc::EPIPE,
-                    "the path opener ended without answering".into(),
-                ));
-            }
-            decode_reply(&buf[..received.bytes])?;
-            return fd.ok_or_else(|| {
-                refuse(
-                    libc::EPROTO,
-                    "the path opener answered without a descriptor".into(),
-                )
-            });
+        let (bytes, _, fds) = recv_with_fds(mine.as_fd(), &mut buf).map_err(gone)?;
+        if bytes == 0 {
+            let message = "the path opener ended without answering";
+            return Err(refuse(libc::EPIPE, message));
         }
+        decode_reply(&buf[..bytes])?;
+        let message = "the path opener answered without a descriptor";
+        fds.into_iter()
+            .next()
+            .ok_or_else(|| refuse(libc::EPROTO, message))
     }
 }
 

@@ -47,18 +47,11 @@ impl Fake {
             devices,
             uuid: "mpath-36001405abc".into(),
             targets: vec![("multipath".into(), TABLE.into())],
-            names: [
-                (dev(8, 0), "sda".to_owned()),
-                (dev(8, 16), "sdb".to_owned()),
-            ]
-            .into_iter()
-            .collect(),
-            nodes: [
-                ("/dev/sda".to_owned(), "/dev/zero"),
-                ("/dev/sdb".to_owned(), "/dev/full"),
-            ]
-            .into_iter()
-            .collect(),
+            names: HashMap::from([(dev(8, 0), "sda".into()), (dev(8, 16), "sdb".into())]),
+            nodes: HashMap::from([
+                ("/dev/sda".into(), "/dev/zero"),
+                ("/dev/sdb".into(), "/dev/full"),
+            ]),
             opened: Mutex::new(Vec::new()),
         }
     }
@@ -92,10 +85,19 @@ fn req(path: DevNum) -> OpenRequest {
 }
 
 fn errno_of(r: Result<OwnedFd, Refusal>) -> i32 {
-    match r {
-        Ok(_) => 0,
-        Err(r) => r.errno,
-    }
+    r.err().map_or(0, |r| r.errno)
+}
+
+/// The errno of a request for `path` with the map's descriptor (0: opened).
+fn refused(fake: &Fake, path: DevNum) -> i32 {
+    errno_of(check_and_open(fake, req(path), open("/dev/null").as_fd()))
+}
+
+/// A fake changed by `change`.
+fn fake_with(change: impl FnOnce(&mut Fake)) -> Fake {
+    let mut fake = Fake::new();
+    change(&mut fake);
+    fake
 }
 
 #[test]
@@ -119,7 +121,7 @@ fn request_wire_form() {
 #[test]
 fn reply_wire_form() {
     assert_eq!(decode_reply(&encode_reply(&Ok(()))), Ok(()));
-    let refusal = refuse(libc::EPERM, "8:32 is not a path of map 253:3".into());
+    let refusal = refuse(libc::EPERM, "8:32 is not a path of map 253:3");
     assert_eq!(
         decode_reply(&encode_reply(&Err(refusal.clone()))),
         Err(refusal)
@@ -144,8 +146,7 @@ fn only_paths_of_the_map_passed_are_opened() {
     let fake = Fake::new();
     let map_fd = open("/dev/null");
     // Not in the table: nothing is opened.
-    let r = check_and_open(&fake, req(dev(8, 32)), map_fd.as_fd());
-    assert_eq!(errno_of(r), libc::EPERM);
+    assert_eq!(refused(&fake, dev(8, 32)), libc::EPERM);
     // The descriptor is not the map the request names.
     let r = check_and_open(&fake, req(dev(8, 0)), open("/dev/zero").as_fd());
     assert_eq!(errno_of(r), libc::EBADF);
@@ -163,61 +164,48 @@ fn only_paths_of_the_map_passed_are_opened() {
 
 #[test]
 fn only_multipathd_maps_with_one_multipath_target() {
-    let map_fd = open("/dev/null");
-    let mut fake = Fake::new();
-    fake.uuid = "LVM-abc".into();
-    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
-    assert_eq!(errno_of(r), libc::EPERM);
-    let mut fake = Fake::new();
-    fake.targets = vec![("linear".into(), "8:0 0".into())];
-    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
-    assert_eq!(errno_of(r), libc::EPERM);
-    let mut fake = Fake::new();
-    fake.targets.push(("multipath".into(), TABLE.into()));
-    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
-    assert_eq!(errno_of(r), libc::EPERM);
-    let mut fake = Fake::new();
-    fake.targets = vec![("multipath".into(), "0 0 1 1 service-time 0 2".into())];
-    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
-    assert_eq!(errno_of(r), libc::EPERM);
-    assert!(fake.opened.lock().unwrap().is_empty());
+    type Change = fn(&mut Fake);
+    let cases: [(&str, Change); 4] = [
+        ("not multipathd's uuid", |f| f.uuid = "LVM-abc".into()),
+        ("a linear target", |f| {
+            f.targets = vec![("linear".into(), "8:0 0".into())]
+        }),
+        ("two targets", |f| {
+            f.targets.push(("multipath".into(), TABLE.into()))
+        }),
+        ("a table cut short", |f| {
+            f.targets = vec![("multipath".into(), "0 0 1 1 service-time 0 2".into())]
+        }),
+    ];
+    for (case, change) in cases {
+        let fake = fake_with(change);
+        assert_eq!(refused(&fake, dev(8, 0)), libc::EPERM, "{case}");
+        assert!(fake.opened.lock().unwrap().is_empty(), "{case}");
+    }
 }
 
 #[test]
 fn the_node_must_be_the_path() {
-    let map_fd = open("/dev/null");
     // /dev/sdb is, in this fake, another device than 8:16.
-    let fake = Fake::new();
-    let r = check_and_open(&fake, req(dev(8, 16)), map_fd.as_fd());
-    assert_eq!(errno_of(r), libc::ENXIO);
+    assert_eq!(refused(&Fake::new(), dev(8, 16)), libc::ENXIO);
     // No name in sysfs, or a name that is not a plain node name.
-    let mut fake = Fake::new();
-    fake.names.remove(&dev(8, 0));
-    let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
-    assert_eq!(errno_of(r), libc::ENOENT);
+    let fake = fake_with(|f| drop(f.names.remove(&dev(8, 0))));
+    assert_eq!(refused(&fake, dev(8, 0)), libc::ENOENT);
     for name in ["../etc/shadow", "", ".", "..", "a/b"] {
-        let mut fake = Fake::new();
-        fake.names.insert(dev(8, 0), name.into());
-        let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd());
-        assert_eq!(errno_of(r), libc::EINVAL, "{name}");
+        let fake = fake_with(|f| drop(f.names.insert(dev(8, 0), name.into())));
+        assert_eq!(refused(&fake, dev(8, 0)), libc::EINVAL, "{name}");
         assert!(fake.opened.lock().unwrap().is_empty());
     }
     // The open's own errno comes back with the node named.
-    let mut fake = Fake::new();
-    fake.nodes.clear();
+    let fake = fake_with(|f| f.nodes.clear());
+    let map_fd = open("/dev/null");
     let r = check_and_open(&fake, req(dev(8, 0)), map_fd.as_fd()).unwrap_err();
     assert_eq!(r.errno, libc::EACCES);
     assert!(r.message.contains("/dev/sda"), "{}", r.message);
 }
 
 fn pair() -> (OwnedFd, OwnedFd) {
-    rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap()
+    seqpacket_pair().unwrap()
 }
 
 #[test]
@@ -243,16 +231,7 @@ fn requests_and_descriptors_over_the_socket() {
         // A malformed message with a reply socket is answered EINVAL.
         let (mine, theirs) = pair();
         let fds = [map_fd.as_fd(), theirs.as_fd()];
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        control.push(SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(
-            &opener.sock,
-            &[IoSlice::new(b"hello")],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        )
-        .unwrap();
+        send_with_fds(opener.sock.as_fd(), b"hello", &fds).unwrap();
         drop(theirs);
         let mut buf = [0u8; 64];
         let n = rustix::net::recv(&mine, &mut buf, rustix::net::RecvFlags::empty())
