@@ -103,8 +103,8 @@ fn out(text: &str) {
 /// Entry point.
 pub fn main(_argv0: &str, args: &[String]) -> ExitCode {
     ExitCode::from(match args.first().map(String::as_str) {
-        Some("probe") => run_probe(&args[1..]),
-        Some("bench") => run_bench(&args[1..]),
+        Some("probe") => subcommand("probe", probe::parse_probe(&args[1..]), run_probe),
+        Some("bench") => subcommand("bench", probe::parse_bench(&args[1..]), run_bench),
         Some("audit") => run_audit(&args[1..]),
         _ => run_main(args),
     })
@@ -145,15 +145,17 @@ struct Failure {
     code: u8,
 }
 
-fn client_failure(e: &ClientError) -> Failure {
-    let code = match e {
-        ClientError::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => exit::TIMEOUT,
-        ClientError::Connect(..) | ClientError::Closed | ClientError::Io(_) => exit::FILE_ERROR,
-        ClientError::Protocol(_) => exit::OTHER,
-    };
-    Failure {
-        message: e.to_string(),
-        code,
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        let code = match e {
+            ClientError::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => exit::TIMEOUT,
+            ClientError::Connect(..) | ClientError::Closed | ClientError::Io(_) => exit::FILE_ERROR,
+            ClientError::Protocol(_) => exit::OTHER,
+        };
+        Failure {
+            message: e.to_string(),
+            code,
+        }
     }
 }
 
@@ -217,12 +219,9 @@ fn execute(config: &RunConfig) -> Result<(Reply, &'static str), Failure> {
             );
         }
     }
-    crate::client::check_socket_path(&config.socket).map_err(|e| client_failure(&e))?;
-    let mut conn =
-        Connection::connect(&config.socket, config.timeout).map_err(|e| client_failure(&e))?;
-    conn.request(&cdb16, device.as_fd(), &params)
-        .map(|reply| (reply, "helper"))
-        .map_err(|e| client_failure(&e))
+    crate::client::check_socket_path(&config.socket)?;
+    let mut conn = Connection::connect(&config.socket, config.timeout)?;
+    Ok((conn.request(&cdb16, device.as_fd(), &params)?, "helper"))
 }
 
 fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
@@ -336,26 +335,22 @@ fn run_audit(args: &[String]) -> u8 {
     exit::OTHER
 }
 
-/// A subcommand's options, or the exit status once its help or usage error is printed.
-fn subcommand_options<T>(name: &str, parsed: Result<Option<T>, UsageError>) -> Result<T, u8> {
+/// Runs a subcommand with its options, or prints its help or usage error.
+fn subcommand<T>(name: &str, parsed: Result<Option<T>, UsageError>, run: fn(T) -> u8) -> u8 {
     match parsed {
-        Ok(Some(options)) => Ok(options),
+        Ok(Some(options)) => run(options),
         Ok(None) => {
             out(&help_text(1));
-            Err(exit::GOOD)
+            exit::GOOD
         }
         Err(e) => {
             say(&format!("{name}: {e}"));
-            Err(e.code)
+            e.code
         }
     }
 }
 
-fn run_probe(args: &[String]) -> u8 {
-    let config = match subcommand_options("probe", probe::parse_probe(args)) {
-        Ok(c) => c,
-        Err(status) => return status,
-    };
+fn run_probe(config: probe::ProbeConfig) -> u8 {
     match probe::probe(&config.socket, Some(config.timeout)) {
         Ok(r) => {
             out(&if config.json {
@@ -367,16 +362,12 @@ fn run_probe(args: &[String]) -> u8 {
         }
         Err(e) => {
             say(&format!("probe: {e}"));
-            client_failure(&e).code
+            Failure::from(e).code
         }
     }
 }
 
-fn run_bench(args: &[String]) -> u8 {
-    let config = match subcommand_options("bench", probe::parse_bench(args)) {
-        Ok(c) => c,
-        Err(status) => return status,
-    };
+fn run_bench(config: bench::BenchConfig) -> u8 {
     match bench::run(&config) {
         Ok(r) => {
             out(&if config.json {
@@ -393,7 +384,7 @@ fn run_bench(args: &[String]) -> u8 {
         Err(e) => {
             say(&format!("bench: {e}"));
             match e {
-                bench::BenchError::Client(c) => client_failure(&c).code,
+                bench::BenchError::Client(c) => Failure::from(c).code,
                 bench::BenchError::Device(..) => exit::FILE_ERROR,
                 bench::BenchError::Thread(_) => exit::OTHER,
             }

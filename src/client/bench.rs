@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::os::fd::AsFd as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::action::Action;
@@ -195,39 +195,30 @@ pub fn run(config: &BenchConfig) -> Result<BenchResult, BenchError> {
 #[derive(Default)]
 struct Gate {
     /// Workers ready, and the word: to run (from this instant) or to give up.
-    state: Mutex<(usize, Option<Option<Instant>>)>,
+    state: Mutex<GateState>,
     cv: Condvar,
 }
 
+type GateState = (usize, Option<Option<Instant>>);
+
 impl Gate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, Option<Option<Instant>>)> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    /// Waits while `busy` holds of the state, and returns it locked.
+    fn wait_while(&self, busy: impl FnMut(&mut GateState) -> bool) -> MutexGuard<'_, GateState> {
+        self.cv
+            .wait_while(self.lock(), busy)
+            .unwrap_or_else(PoisonError::into_inner)
     }
     /// A worker is ready; returns when to start, or `None` to give up.
     fn arrive(&self) -> Option<Instant> {
-        let mut s = self.lock();
-        s.0 += 1;
+        self.lock().0 += 1;
         self.cv.notify_all();
-        loop {
-            if let Some(go) = s.1 {
-                return go;
-            }
-            s = self
-                .cv
-                .wait(s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        self.wait_while(|s| s.1.is_none()).1.flatten()
     }
     fn wait_ready(&self, n: usize) {
-        let mut s = self.lock();
-        while s.0 < n {
-            s = self
-                .cv
-                .wait(s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        drop(self.wait_while(|s| s.0 < n));
     }
     /// Gives the word; returns the start instant.
     fn open(&self, go: bool) -> Instant {

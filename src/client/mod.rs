@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::io::Errno;
+use rustix::net::sockopt::Timeout;
 use rustix::net::{
     AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
     SocketFlags, SocketType,
@@ -45,14 +46,12 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Connect(path, e) => {
-                write!(
-                    f,
-                    "cannot connect to {}: {}",
-                    crate::cli::argbytes::path(path),
-                    strerror(e)
-                )
-            }
+            ClientError::Connect(path, e) => write!(
+                f,
+                "cannot connect to {}: {}",
+                crate::cli::argbytes::path(path),
+                strerror(e)
+            ),
             ClientError::Closed => write!(f, "the helper closed the connection"),
             ClientError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 write!(f, "the helper did not answer in time")
@@ -177,19 +176,10 @@ pub fn connect_unix(path: &Path, timeout: Option<Duration>) -> Result<OwnedFd, C
         None,
     )
     .map_err(err)?;
-    if let Some(t) = timeout {
-        rustix::net::sockopt::set_socket_timeout(
-            &sock,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(t),
-        )
-        .map_err(err)?;
-        rustix::net::sockopt::set_socket_timeout(
-            &sock,
-            rustix::net::sockopt::Timeout::Send,
-            Some(t),
-        )
-        .map_err(err)?;
+    if timeout.is_some() {
+        for which in [Timeout::Recv, Timeout::Send] {
+            rustix::net::sockopt::set_socket_timeout(&sock, which, timeout).map_err(err)?;
+        }
     }
     rustix::net::connect(&sock, &addr).map_err(err)?;
     Ok(sock)
