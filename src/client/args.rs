@@ -127,6 +127,19 @@ pub fn timeout(s: &str) -> Result<Duration, UsageError> {
         .ok_or_else(|| bad("timeout", s, "seconds, more than 0"))
 }
 
+/// Nothing may follow the arguments a command line takes.
+///
+/// # Errors
+/// The first one that follows.
+pub fn no_more<'a>(mut rest: impl Iterator<Item = &'a str>) -> Result<(), UsageError> {
+    match rest.next() {
+        Some(x) => Err(UsageError::syntax(format!(
+            "unexpected extra argument: {x}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `-X/--transport-id`: one TransportID in any form sg_persist takes, or `-` (stdin) or
 /// `file=NAME` for one per line (blank lines and `#` comments skipped).
 ///

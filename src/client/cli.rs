@@ -150,11 +150,7 @@ fn build(o: &Options) -> Result<Invocation, UsageError> {
 fn device(o: &Options) -> Result<Option<String>, UsageError> {
     let mut extra = o.positionals();
     let device = o.last("device").or_else(|| extra.next());
-    if let Some(x) = extra.next() {
-        return Err(UsageError::syntax(format!(
-            "unexpected extra argument: {x}"
-        )));
-    }
+    args::no_more(extra)?;
     Ok(device.map(str::to_owned))
 }
 

@@ -137,11 +137,7 @@ pub fn parse_probe(args: &[String]) -> Result<Option<ProbeConfig>, UsageError> {
     let Some(o) = read(args, PROBE_SPECS)? else {
         return Ok(None);
     };
-    if let Some(x) = o.positionals().next() {
-        return Err(UsageError::syntax(format!(
-            "unexpected extra argument: {x}"
-        )));
-    }
+    args::no_more(o.positionals())?;
     Ok(Some(ProbeConfig {
         socket: socket(&o),
         json: o.given("json"),
@@ -174,36 +170,25 @@ pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
         return Ok(None);
     };
     let bad = |name, value, want| UsageError::syntax(crate::cli::bad_value(name, value, want));
-    let connections = match o.last("connections") {
-        Some(v) => v
-            .parse::<usize>()
+    let connections = o.last("connections").map_or(Ok(1), |v| {
+        v.parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_CONNECTIONS).contains(n))
-            .ok_or_else(|| bad("connections", v, "1 to 10000"))?,
-        None => 1,
-    };
-    let duration = match o.last("seconds") {
-        Some(v) => v
-            .parse::<f64>()
+            .ok_or_else(|| bad("connections", v, "1 to 10000"))
+    })?;
+    let duration = o.last("seconds").map_or(Ok(Duration::from_secs(5)), |v| {
+        v.parse::<f64>()
             .ok()
             .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
             .map(Duration::from_secs_f64)
-            .ok_or_else(|| bad("seconds", v, "more than 0, at most 86400"))?,
-        None => Duration::from_secs(5),
-    };
-    let command = match o.last("command") {
-        Some(v) => {
-            BenchCommand::parse(v).ok_or_else(|| bad("command", v, "read-keys or register"))?
-        }
-        None => BenchCommand::ReadKeys,
-    };
+            .ok_or_else(|| bad("seconds", v, "more than 0, at most 86400"))
+    })?;
+    let command = o.last("command").map_or(Ok(BenchCommand::ReadKeys), |v| {
+        BenchCommand::parse(v).ok_or_else(|| bad("command", v, "read-keys or register"))
+    })?;
     let mut rest = o.positionals();
     let device = rest.next().unwrap_or("/dev/null");
-    if let Some(x) = rest.next() {
-        return Err(UsageError::syntax(format!(
-            "unexpected extra argument: {x}"
-        )));
-    }
+    args::no_more(rest)?;
     Ok(Some(BenchConfig {
         socket: socket(&o),
         device: PathBuf::from(argbytes::decode(device)),
