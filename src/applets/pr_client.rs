@@ -231,6 +231,7 @@ fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
         Action::Out { .. } => None,
     };
     let good = code == exit::GOOD && reply.status() == 0;
+    let label = config.action.label();
     if config.json {
         let (payload, err) = match sa {
             Some(sa) if good => match decode::json(sa, &reply.payload) {
@@ -250,7 +251,7 @@ fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
                 &String::from_utf8_lossy(&argbytes::decode_bytes(&config.device)),
             )
             .str("via", via)
-            .str("command", &config.action.label())
+            .str("command", &label)
             .str("cdb", &report::hex_string(&cdb16[..10]))
             .raw("status", report::status_json(reply))
             .raw("sense", report::sense_json(reply))
@@ -266,28 +267,20 @@ fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
         return code;
     }
     if !good {
-        say(&format!(
-            "{}: {}",
-            config.action.label(),
-            report::status_words(reply)
-        ));
+        say(&format!("{label}: {}", report::status_words(reply)));
         return code;
     }
     match sa {
         None => {
             if config.verbose > 0 {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{}: command successful",
-                    config.action.label()
-                );
+                let _ = writeln!(std::io::stderr(), "{label}: command successful");
             }
         }
         Some(_) if config.hex > 0 => out(&hex_output(config.hex, reply)),
         Some(sa) => match decode::text(sa, &reply.payload) {
             Ok(t) => out(&t),
             Err(e) => {
-                say(&format!("{}: {e}", config.action.label()));
+                say(&format!("{label}: {e}"));
                 return exit::MALFORMED;
             }
         },
