@@ -12,6 +12,7 @@ use crate::client::report::{self, EXIT_HELP, Obj, exit};
 use crate::client::{ClientError, Connection, Reply, bench, decode, direct, probe};
 use crate::daemon::DEFAULT_SOCKET;
 use crate::scsi::cdb;
+use crate::scsi::pr::transport_id::hex;
 
 const PROG: &str = "pr-client";
 
@@ -225,7 +226,7 @@ fn execute(config: &RunConfig) -> Result<(Reply, &'static str), Failure> {
 }
 
 fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
-    let mut code = report::reply_exit_status(reply);
+    let mut code = report::exit_status(reply.status(), report::sense_code(reply));
     let sa = match config.action {
         Action::In { sa, .. } => Some(sa),
         Action::Out { .. } => None,
@@ -252,10 +253,10 @@ fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
             )
             .str("via", via)
             .str("command", &label)
-            .str("cdb", &report::hex_string(&cdb16[..10]))
+            .str("cdb", &hex(&cdb16[..10]))
             .raw("status", report::status_json(reply))
             .raw("sense", report::sense_json(reply))
-            .str("payload_hex", &report::hex_string(&reply.payload))
+            .str("payload_hex", &hex(&reply.payload))
             .raw("payload", payload)
             .raw(
                 "decode_error",

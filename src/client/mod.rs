@@ -98,22 +98,10 @@ impl Connection {
     /// # Errors
     /// Connection or negotiation failures.
     pub fn connect(path: &Path, timeout: Option<Duration>) -> Result<Connection, ClientError> {
-        Self::connect_requesting(path, timeout, 0)
-    }
-
-    /// Connects and requests `features` (nonzero ones make a helper close the connection).
-    ///
-    /// # Errors
-    /// Connection or negotiation failures.
-    pub fn connect_requesting(
-        path: &Path,
-        timeout: Option<Duration>,
-        features: u32,
-    ) -> Result<Connection, ClientError> {
         let sock = connect_unix(path, timeout)?;
         let mut offered = [0u8; PR_HELPER_FEATURES_SIZE];
         read_exact(sock.as_fd(), &mut offered)?;
-        write_all(sock.as_fd(), &protocol::encode_features(features))?;
+        write_all(sock.as_fd(), &protocol::encode_features(0))?;
         Ok(Connection {
             sock,
             helper_features: u32::from_be_bytes(offered),

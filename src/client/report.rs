@@ -86,11 +86,6 @@ pub fn exit_status(status_byte: u8, code: Option<SenseCode>) -> u8 {
     }
 }
 
-/// The exit status for a reply.
-pub fn reply_exit_status(reply: &Reply) -> u8 {
-    exit_status(reply.status(), sense_code(reply))
-}
-
 /// The sense code of a CHECK CONDITION reply, if the sense decodes.
 pub fn sense_code(reply: &Reply) -> Option<SenseCode> {
     (reply.status() == status::CHECK_CONDITION)
@@ -203,11 +198,6 @@ pub fn sense_json(reply: &Reply) -> String {
             sense::asc_name(c.asc, c.ascq).map_or_else(|| "null".to_owned(), json_str),
         )
         .finish()
-}
-
-/// Lower-case hex, no separators.
-pub fn hex_string(bytes: &[u8]) -> String {
-    crate::scsi::pr::transport_id::hex(bytes)
 }
 
 /// sg3_utils' hex2stdout layout: offset, 16 bytes in two groups of 8, printable ASCII.
