@@ -260,7 +260,7 @@ fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
             .raw("payload", payload)
             .raw(
                 "decode_error",
-                err.map_or("null".into(), |e| report::json_str(&e)),
+                report::or_null(err.as_deref(), report::json_str),
             )
             .num("exit_status", code)
             .finish();

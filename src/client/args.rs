@@ -58,21 +58,12 @@ fn hex_u64(s: &str) -> Option<u64> {
 
 /// A reservation key (`--param-rk`, `--param-sark`): hex, up to 8 bytes, with or without
 /// 0x, as sg_persist reads it (`123abc` is 0x123abc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key(pub u64);
-
-impl Key {
-    /// # Errors
-    /// Not 1..16 hex digits.
-    pub fn parse(s: &str, option: &str) -> Result<Key, UsageError> {
-        hex_u64(s).map(Key).ok_or_else(|| {
-            bad(
-                option,
-                s,
-                "a key is up to 16 hex digits, with or without 0x",
-            )
-        })
-    }
+///
+/// # Errors
+/// Not 1..16 hex digits.
+pub fn key(option: &str, s: &str) -> Result<u64, UsageError> {
+    let want = "a key is up to 16 hex digits, with or without 0x";
+    hex_u64(s).ok_or_else(|| bad(option, s, want))
 }
 
 /// `-l/--alloc-length`: hex, 0..8192.

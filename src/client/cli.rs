@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::action::Action;
-use super::args::{self, Key, UsageError};
+use super::args::{self, UsageError};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Options};
 use crate::daemon::DEFAULT_SOCKET;
 use crate::protocol::PR_HELPER_DATA_SIZE;
@@ -169,10 +169,7 @@ struct Values {
 
 impl Values {
     fn read(o: &Options) -> Result<Values, UsageError> {
-        let key = |name| {
-            o.last(name)
-                .map_or(Ok(0), |s| Key::parse(s, name).map(|k| k.0))
-        };
+        let key = |name| o.last(name).map_or(Ok(0), |s| args::key(name, s));
         let rk = key("param-rk")?;
         let sark = key("param-sark")?;
         let mut allocation_length = PR_HELPER_DATA_SIZE as u16;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::{Obj, array, json_str, named};
+use super::report::{Obj, array, json_str, named, or_null};
 use crate::scsi::pr::transport_id::{TransportId, protocol_name};
 use crate::scsi::pr::{self, DecodeError, InSa, PrType, Scope};
 
@@ -28,7 +28,7 @@ fn type_json(t: u8) -> String {
         .str("name", &type_name(t))
         .raw(
             "short",
-            PrType::from_byte(t).map_or("null".into(), |t| json_str(t.short_name())),
+            or_null(PrType::from_byte(t), |t| json_str(t.short_name())),
         )
         .finish()
 }
@@ -98,11 +98,7 @@ impl Data {
             Data::Reservation(r) => Obj::new()
                 .num("generation", r.generation)
                 .num("additional_length", r.additional_length)
-                .raw(
-                    "reservation",
-                    r.reservation
-                        .map_or_else(|| "null".to_owned(), reservation_json),
-                )
+                .raw("reservation", or_null(r.reservation, reservation_json))
                 .bool("truncated", r.truncated)
                 .finish(),
             Data::Capabilities(c) => capabilities_json(c),
@@ -269,10 +265,7 @@ fn descriptor_json(d: &pr::StatusDescriptor) -> String {
         .raw("scope", scope_json(d.scope))
         .raw("type", type_json(d.prout_type))
         .num("relative_target_port", d.relative_target_port)
-        .raw(
-            "transport_id",
-            d.transport_id.as_ref().map_or("null".into(), tid_json),
-        )
+        .raw("transport_id", or_null(d.transport_id.as_ref(), tid_json))
         .finish()
 }
 

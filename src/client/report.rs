@@ -167,6 +167,11 @@ impl Obj {
     }
 }
 
+/// `f(value)`, or `null` without a value.
+pub fn or_null<T>(value: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    value.map_or_else(|| "null".to_owned(), f)
+}
+
 /// A JSON array of raw JSON values.
 pub fn array(items: impl IntoIterator<Item = String>) -> String {
     format!("[{}]", items.into_iter().collect::<Vec<_>>().join(","))
@@ -195,7 +200,7 @@ pub fn sense_json(reply: &Reply) -> String {
         .num("ascq", c.ascq)
         .raw(
             "description",
-            sense::asc_name(c.asc, c.ascq).map_or_else(|| "null".to_owned(), json_str),
+            or_null(sense::asc_name(c.asc, c.ascq), json_str),
         )
         .finish()
 }
