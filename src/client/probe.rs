@@ -1,6 +1,5 @@
 //! `pr-client probe` and the command lines of `probe` and `bench`.
 
-use std::fmt::Write as _;
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,27 +39,21 @@ impl ProbeReport {
         }
     }
     pub fn text(&self) -> String {
-        let mut o = String::new();
-        let _ = writeln!(o, "helper:    {}", self.socket.display());
-        let _ = writeln!(o, "features:  0x{:08x}", self.features);
-        let _ = writeln!(
-            o,
-            "connect:   {:.1} us (connect and negotiate)",
-            us(self.connect)
-        );
-        let _ = writeln!(
-            o,
-            "request:   PR IN READ KEYS on /dev/null -> {} in {:.1} us",
-            report::status_words(&self.reply),
-            us(self.round_trip)
-        );
+        let (socket, features) = (self.socket.display(), self.features);
+        let (connect, round_trip) = (us(self.connect), us(self.round_trip));
+        let answer = report::status_words(&self.reply);
         let verdict = if self.healthy() {
-            "ok".to_owned()
+            "ok"
         } else {
-            "MISBEHAVING: expected CHECK CONDITION with sense 0b/00/06 and no payload".to_owned()
+            "MISBEHAVING: expected CHECK CONDITION with sense 0b/00/06 and no payload"
         };
-        let _ = writeln!(o, "result:    {verdict}");
-        o
+        format!(
+            "helper:    {socket}\n\
+             features:  0x{features:08x}\n\
+             connect:   {connect:.1} us (connect and negotiate)\n\
+             request:   PR IN READ KEYS on /dev/null -> {answer} in {round_trip:.1} us\n\
+             result:    {verdict}\n"
+        )
     }
     pub fn json(&self) -> String {
         Obj::new()
