@@ -23,12 +23,6 @@ impl UsageError {
             code: exit::SYNTAX,
         }
     }
-    pub fn contradict(message: &str) -> Self {
-        UsageError {
-            message: message.to_owned(),
-            code: exit::CONTRADICT,
-        }
-    }
 }
 
 impl fmt::Display for UsageError {
@@ -38,6 +32,14 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// Options that contradict each other.
+pub fn contradiction<T>(message: &str) -> Result<T, UsageError> {
+    Err(UsageError {
+        message: message.to_owned(),
+        code: exit::CONTRADICT,
+    })
+}
 
 fn bad(option: &str, value: &str, want: &str) -> UsageError {
     UsageError::syntax(crate::cli::bad_value(option, value, want))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::action::Action;
-use super::args::{self, UsageError};
+use super::args::{self, UsageError, contradiction};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Options};
 use crate::daemon::DEFAULT_SOCKET;
 use crate::protocol::PR_HELPER_DATA_SIZE;
@@ -248,15 +248,13 @@ fn action(o: &Options, v: &Values) -> Result<Action, UsageError> {
     let prin = service_actions(o, PR_IN);
     let prout = service_actions(o, PR_OUT);
     if o.given("out") && o.given("in") {
-        return Err(UsageError::contradict(
-            "choose '--in' _or_ '--out' (not both)",
-        ));
+        return contradiction("choose '--in' _or_ '--out' (not both)");
     }
     if o.given("out") {
         let ([sa], []) = (prout.as_slice(), prin.as_slice()) else {
-            return Err(UsageError::contradict(
+            return contradiction(
                 "for PR OUT one and only one service action must be chosen (e.g. '--register')",
-            ));
+            );
         };
         return Ok(Action::Out {
             sa: *sa,
@@ -274,18 +272,12 @@ fn action(o: &Options, v: &Values) -> Result<Action, UsageError> {
         });
     }
     if !prout.is_empty() {
-        return Err(UsageError::contradict(
-            "a PR OUT service action needs '--out' (as a safeguard)",
-        ));
+        return contradiction("a PR OUT service action needs '--out' (as a safeguard)");
     }
     let sa = match prin.as_slice() {
         [] => InSa::ReadKeys,
         [sa] => *sa,
-        _ => {
-            return Err(UsageError::contradict(
-                "too many service actions given; choose one only",
-            ));
-        }
+        _ => return contradiction("too many service actions given; choose one only"),
     };
     Ok(Action::In {
         sa,
@@ -301,19 +293,15 @@ fn check_combination(o: &Options, action: &Action, v: &Values) -> Result<Vec<Str
         Action::In { .. } => None,
     };
     if (o.given("unreg") || v.rtp != 0) && out_sa != Some(OutSa::RegisterAndMove) {
-        return Err(UsageError::contradict(
-            "--unreg or --relative-target-port only useful with --register-move",
-        ));
+        return contradiction("--unreg or --relative-target-port only useful with --register-move");
     }
     if out_sa == Some(OutSa::RegisterAndMove) && v.tid_count != 1 {
-        return Err(UsageError::contradict(
+        return contradiction(
             "with --register-move one (and only one) --transport-id should be given",
-        ));
+        );
     }
     if out_sa.is_none() && v.tid_count > 0 {
-        return Err(UsageError::contradict(
-            "--transport-id is for PR OUT (with --out)",
-        ));
+        return contradiction("--transport-id is for PR OUT (with --out)");
     }
     let mut warnings = Vec::new();
     if matches!(
@@ -324,14 +312,10 @@ fn check_combination(o: &Options, action: &Action, v: &Values) -> Result<Vec<Str
         warnings.push("warning>>> --prout-type probably needs to be given".to_owned());
     }
     if o.given("json") && o.given("hex") {
-        return Err(UsageError::contradict(
-            "choose '--json' _or_ '--hex' (not both)",
-        ));
+        return contradiction("choose '--json' _or_ '--hex' (not both)");
     }
     if o.given("direct") && o.given("socket") {
-        return Err(UsageError::contradict(
-            "'--direct' sends SG_IO itself; '--socket' makes no sense with it",
-        ));
+        return contradiction("'--direct' sends SG_IO itself; '--socket' makes no sense with it");
     }
     Ok(warnings)
 }
