@@ -297,10 +297,8 @@ fn hex_output(level: u8, reply: &Reply) -> String {
     }
     let generation = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
     let add_len = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
-    format!(
-        "  PR generation=0x{generation:x}, Additional length={add_len}\n{}",
-        report::hex_dump(&p[8..])
-    )
+    let rest = report::hex_dump(&p[8..]);
+    format!("  PR generation=0x{generation:x}, Additional length={add_len}\n{rest}")
 }
 
 /// `pr-client audit`: follows the daemon's `--audit=journal` records with journalctl (the

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use super::action::Action;
 use super::report::{self, Obj, array, json_str, named};
 use super::{ClientError, Connection};
+use crate::cli::argbytes::path;
+use crate::errors::strerror;
 use crate::scsi::pr::{InSa, OutSa, ProutParams};
 use crate::scsi::{sense, status};
 
@@ -118,16 +120,9 @@ pub enum BenchError {
 impl std::fmt::Display for BenchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BenchError::Device(p, e) => write!(
-                f,
-                "cannot open {}: {}",
-                crate::cli::argbytes::path(p),
-                crate::errors::strerror(e)
-            ),
+            BenchError::Device(p, e) => write!(f, "cannot open {}: {}", path(p), strerror(e)),
             BenchError::Client(e) => e.fmt(f),
-            BenchError::Thread(e) => {
-                write!(f, "cannot start a thread: {}", crate::errors::strerror(e))
-            }
+            BenchError::Thread(e) => write!(f, "cannot start a thread: {}", strerror(e)),
         }
     }
 }
@@ -316,16 +311,12 @@ impl BenchResult {
     }
 
     fn status_label((st, key, asc, ascq): StatusKey) -> String {
-        if st == status::CHECK_CONDITION {
-            let code = sense::SenseCode { key, asc, ascq };
-            format!(
-                "{} {key:02x}/{asc:02x}/{ascq:02x} ({})",
-                status::name(st),
-                report::sense_words(code)
-            )
-        } else {
-            status::name(st).to_owned()
+        let name = status::name(st);
+        if st != status::CHECK_CONDITION {
+            return name.to_owned();
         }
+        let words = report::sense_words(sense::SenseCode { key, asc, ascq });
+        format!("{name} {key:02x}/{asc:02x}/{ascq:02x} ({words})")
     }
 
     /// Human-readable report.
@@ -342,12 +333,8 @@ impl BenchResult {
             if c.connections == 1 { "" } else { "s" },
             self.elapsed.as_secs_f64()
         );
-        let _ = writeln!(
-            o,
-            "  requests: {} ({:.0} req/s)",
-            self.requests(),
-            self.rate()
-        );
+        let (requests, rate) = (self.requests(), self.rate());
+        let _ = writeln!(o, "  requests: {requests} ({rate:.0} req/s)");
         let _ = writeln!(o, "  errors:   {}", self.errors());
         if c.burst {
             let _ = writeln!(

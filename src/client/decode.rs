@@ -177,11 +177,8 @@ fn capabilities_text(o: &mut String, c: &pr::Capabilities) {
         let _ = writeln!(o, "  {name}: {}", u8::from(bit));
     }
     let _ = writeln!(o, "  Allow Commands: {}", c.allow_commands);
-    let _ = writeln!(
-        o,
-        "  Persist Through Power Loss Active(PTPL_A): {}",
-        u8::from(c.ptpl_a)
-    );
+    let ptpl_a = u8::from(c.ptpl_a);
+    let _ = writeln!(o, "  Persist Through Power Loss Active(PTPL_A): {ptpl_a}");
     if c.tmv {
         o.push_str("    Support indicated in Type mask:\n");
         // sg_persist's order: the type mask's bits from the top.

@@ -95,12 +95,8 @@ pub fn sense_code(reply: &Reply) -> Option<SenseCode> {
 
 /// "Aborted Command, asc/ascq 00/06: I/O process terminated".
 pub fn sense_words(c: SenseCode) -> String {
-    let mut s = format!(
-        "{}, asc/ascq {:02x}/{:02x}",
-        sense::key_name(c.key),
-        c.asc,
-        c.ascq
-    );
+    let (key, asc, ascq) = (sense::key_name(c.key), c.asc, c.ascq);
+    let mut s = format!("{key}, asc/ascq {asc:02x}/{ascq:02x}");
     if let Some(text) = sense::asc_name(c.asc, c.ascq) {
         let _ = write!(s, ": {text}");
     }
