@@ -323,25 +323,21 @@ impl BenchResult {
     pub fn text(&self) -> String {
         let c = &self.config;
         let mut o = String::new();
+        let (socket, device, command) = (c.socket.display(), c.device.display(), c.command.name());
+        let (n, seconds) = (c.connections, self.elapsed.as_secs_f64());
+        let plural = if n == 1 { "" } else { "s" };
         let _ = writeln!(
             o,
-            "bench: socket {}, device {}, command {}, {} connection{}, {:.2} s",
-            c.socket.display(),
-            c.device.display(),
-            c.command.name(),
-            c.connections,
-            if c.connections == 1 { "" } else { "s" },
-            self.elapsed.as_secs_f64()
+            "bench: socket {socket}, device {device}, command {command}, {n} connection{plural}, {seconds:.2} s"
         );
         let (requests, rate) = (self.requests(), self.rate());
         let _ = writeln!(o, "  requests: {requests} ({rate:.0} req/s)");
         let _ = writeln!(o, "  errors:   {}", self.errors());
         if c.burst {
+            let (n, last) = (c.connections, self.percentile_us(1.0));
             let _ = writeln!(
                 o,
-                "  burst:    {} clients at once, last answer after {:.1} us",
-                c.connections,
-                self.percentile_us(1.0)
+                "  burst:    {n} clients at once, last answer after {last:.1} us"
             );
         } else if let (Some(fewest), Some(most)) =
             (self.per_connection.first(), self.per_connection.last())

@@ -25,6 +25,7 @@ use rustix::net::{
     SocketFlags, SocketType,
 };
 
+use crate::cli::argbytes::path;
 use crate::errors::strerror;
 use crate::protocol::{
     self, PR_HELPER_CDB_SIZE, PR_HELPER_FEATURES_SIZE, PR_HELPER_REPLY_HEADER_SIZE, ReplyHeader,
@@ -46,12 +47,9 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Connect(path, e) => write!(
-                f,
-                "cannot connect to {}: {}",
-                crate::cli::argbytes::path(path),
-                strerror(e)
-            ),
+            ClientError::Connect(p, e) => {
+                write!(f, "cannot connect to {}: {}", path(p), strerror(e))
+            }
             ClientError::Closed => write!(f, "the helper closed the connection"),
             ClientError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 write!(f, "the helper did not answer in time")
