@@ -190,16 +190,11 @@ pub fn underscores_to_dashes(args: &[String], specs: &[OptSpec]) -> Vec<String> 
             out.push(a.clone());
             continue;
         };
-        let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (body, None),
-        };
+        // The name is dashed; the value, with its '=' if there is one, is left as it is.
+        let (name, value) = body.split_at(body.find('=').unwrap_or(body.len()));
         let name = name.replace('_', "-");
-        out.push(match value {
-            Some(v) => format!("--{name}={v}"),
-            None => format!("--{name}"),
-        });
-        let takes_value = value.is_none()
+        out.push(format!("--{name}{value}"));
+        let takes_value = value.is_empty()
             && specs
                 .iter()
                 .filter(|s| s.long.starts_with(name.as_str()))

@@ -7,7 +7,6 @@ use std::time::Duration;
 pub use super::action::Action;
 use super::args::{self, UsageError, contradiction};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Options};
-use crate::daemon::DEFAULT_SOCKET;
 use crate::protocol::PR_HELPER_DATA_SIZE;
 use crate::scsi::pr::{InSa, OutSa, PrType, ProutParams};
 
@@ -131,9 +130,7 @@ fn build(o: &Options) -> Result<Invocation, UsageError> {
     let warnings = check_combination(o, &action, &values)?;
     Ok(Invocation::Run(Box::new(RunConfig {
         device,
-        socket: PathBuf::from(crate::cli::argbytes::decode(
-            o.last("socket").unwrap_or(DEFAULT_SOCKET),
-        )),
+        socket: super::probe::socket(o),
         action,
         json: o.given("json"),
         hex: o.count("hex"),

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::client::report::exit::CONTRADICT;
+use crate::daemon::DEFAULT_SOCKET;
 
 fn inv_words(words: &[&str]) -> Result<Invocation, UsageError> {
     let args: Vec<String> = words.iter().map(|s| s.to_string()).collect();

@@ -118,7 +118,8 @@ fn read(args: &[String], specs: &[OptSpec]) -> Result<Option<Options>, UsageErro
     Ok((!options.given("help")).then_some(options))
 }
 
-fn socket(o: &Options) -> PathBuf {
+/// `--socket`, or the default.
+pub fn socket(o: &Options) -> PathBuf {
     PathBuf::from(argbytes::decode(o.last("socket").unwrap_or(DEFAULT_SOCKET)))
 }
 
