@@ -6,11 +6,13 @@ use super::report::{Obj, array, json_str, named, or_null};
 use crate::scsi::pr::transport_id::{TransportId, protocol_name};
 use crate::scsi::pr::{self, DecodeError, InSa, PrType, Scope};
 
-fn scope_text(scope: u8) -> String {
-    match Scope::from_byte(scope) {
+/// "scope: LU_SCOPE,  type: Write Exclusive", as sg_persist prints a reservation.
+fn scope_and_type(scope: u8, t: u8) -> String {
+    let scope = match Scope::from_byte(scope) {
         Some(s) => format!("{}, ", s.name()),
         None => format!("{scope} "),
-    }
+    };
+    format!("scope: {scope} type: {}", type_name(t))
 }
 
 /// The type's name as sg_persist prints it ("obsolete [N]" for the rest of the nibble).
@@ -151,13 +153,8 @@ fn reservation_text(o: &mut String, r: &pr::ReadReservation) {
     match r.reservation {
         None => o.push_str("there is NO reservation held\n"),
         Some(res) => {
-            let _ = write!(
-                o,
-                "Reservation follows:\n    Key=0x{:x}\n    scope: {} type: {}\n",
-                res.key,
-                scope_text(res.scope),
-                type_name(res.prout_type)
-            );
+            let _ = writeln!(o, "Reservation follows:\n    Key=0x{:x}", res.key);
+            let _ = writeln!(o, "    {}", scope_and_type(res.scope, res.prout_type));
         }
     }
     truncation_note(o, r.truncated);
@@ -198,19 +195,13 @@ fn full_status_text(o: &mut String, s: &pr::FullStatus) {
         if d.all_tg_pt {
             o.push_str("      All target ports bit set\n");
         } else {
-            let _ = write!(
-                o,
-                "      All target ports bit clear\n      Relative port address: 0x{:x}\n",
-                d.relative_target_port
-            );
+            let rtp = d.relative_target_port;
+            o.push_str("      All target ports bit clear\n");
+            let _ = writeln!(o, "      Relative port address: 0x{rtp:x}");
         }
         if d.reservation_holder {
-            let _ = write!(
-                o,
-                "      << Reservation holder >>\n      scope: {} type: {}\n",
-                scope_text(d.scope),
-                type_name(d.prout_type)
-            );
+            o.push_str("      << Reservation holder >>\n");
+            let _ = writeln!(o, "      {}", scope_and_type(d.scope, d.prout_type));
         } else {
             o.push_str("      not reservation holder\n");
         }
