@@ -342,14 +342,10 @@ fn subcommand<T>(name: &str, parsed: Result<Option<T>, UsageError>, run: fn(T) -
     }
 }
 
-fn run_probe(config: probe::ProbeConfig) -> u8 {
-    match probe::probe(&config.socket, Some(config.timeout)) {
+fn run_probe(c: probe::ProbeConfig) -> u8 {
+    match probe::probe(&c.socket, Some(c.timeout)) {
         Ok(r) => {
-            out(&if config.json {
-                format!("{}\n", r.json())
-            } else {
-                r.text()
-            });
+            out(&if c.json { r.json() + "\n" } else { r.text() });
             r.exit_status()
         }
         Err(e) => {
@@ -359,14 +355,10 @@ fn run_probe(config: probe::ProbeConfig) -> u8 {
     }
 }
 
-fn run_bench(config: bench::BenchConfig) -> u8 {
-    match bench::run(&config) {
+fn run_bench(c: bench::BenchConfig) -> u8 {
+    match bench::run(&c) {
         Ok(r) => {
-            out(&if config.json {
-                format!("{}\n", r.json())
-            } else {
-                r.text()
-            });
+            out(&if c.json { r.json() + "\n" } else { r.text() });
             if r.requests() == 0 {
                 exit::OTHER
             } else {
@@ -376,7 +368,7 @@ fn run_bench(config: bench::BenchConfig) -> u8 {
         Err(e) => {
             say(&format!("bench: {e}"));
             match e {
-                bench::BenchError::Client(c) => Failure::from(c).code,
+                bench::BenchError::Client(e) => Failure::from(e).code,
                 bench::BenchError::Device(..) => exit::FILE_ERROR,
                 bench::BenchError::Thread(_) => exit::OTHER,
             }

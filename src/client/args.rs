@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::report::exit;
 use crate::cli::getopt::OptSpec;
-use crate::scsi::pr::transport_id;
+use crate::scsi::pr::{PrType, transport_id};
 
 /// A command-line problem: one line of text and the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +66,15 @@ fn hex_u64(s: &str) -> Option<u64> {
 pub fn key(option: &str, s: &str) -> Result<u64, UsageError> {
     let want = "a key is up to 16 hex digits, with or without 0x";
     hex_u64(s).ok_or_else(|| bad(option, s, want))
+}
+
+/// `-T/--prout-type`: a type in hex, or its short name.
+///
+/// # Errors
+/// Neither.
+pub fn prout_type(s: &str) -> Result<u8, UsageError> {
+    let want = "want 0..f in hex or wr_ex, ex_ac, wr_ex_ro, ex_ac_ro, wr_ex_ar, ex_ac_ar";
+    PrType::parse(s).ok_or_else(|| bad("prout-type", s, want))
 }
 
 /// `-l/--alloc-length`: hex, 0..8192.

@@ -8,7 +8,7 @@ pub use super::action::Action;
 use super::args::{self, UsageError, contradiction};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Options};
 use crate::protocol::PR_HELPER_DATA_SIZE;
-use crate::scsi::pr::{InSa, OutSa, PrType, ProutParams};
+use crate::scsi::pr::{InSa, OutSa, ProutParams};
 
 /// sg_persist's short-option string "AcCd:GHhiIkK:l:Lm:MnoPQ:rRsS:T:UvVX:yYzZ", its
 /// alternative long names, then ours.
@@ -179,7 +179,7 @@ impl Values {
         let rtp = o
             .last("relative-target-port")
             .map_or(Ok(0), args::relative_target_port)?;
-        let prout_type = o.last("prout-type").map_or(Ok(0), prout_type)?;
+        let prout_type = o.last("prout-type").map_or(Ok(0), args::prout_type)?;
         let mut transport_ids = Vec::new();
         let mut tid_count = 0;
         for t in o.values("transport-id") {
@@ -199,16 +199,6 @@ impl Values {
             timeout: o.last("timeout").map(args::timeout).transpose()?,
         })
     }
-}
-
-fn prout_type(s: &str) -> Result<u8, UsageError> {
-    PrType::parse(s).ok_or_else(|| {
-        UsageError::syntax(crate::cli::bad_value(
-            "prout-type",
-            s,
-            "want 0..f in hex or wr_ex, ex_ac, wr_ex_ro, ex_ac_ro, wr_ex_ar, ex_ac_ar",
-        ))
-    })
 }
 
 /// PR IN's service action options.
