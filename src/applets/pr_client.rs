@@ -11,6 +11,7 @@ use crate::client::cli::{self, Action, Invocation, RunConfig};
 use crate::client::report::{self, EXIT_HELP, Obj, exit};
 use crate::client::{ClientError, Connection, Reply, bench, decode, direct, probe};
 use crate::daemon::DEFAULT_SOCKET;
+use crate::errors::strerror;
 use crate::scsi::cdb;
 use crate::scsi::pr::transport_id::hex;
 
@@ -163,18 +164,14 @@ impl From<ClientError> for Failure {
 /// Runs the command and says which way it went: "helper", "SG_IO" (`--direct`) or
 /// "multipath" (`--direct` on a dm-multipath map, through its paths).
 fn execute(config: &RunConfig) -> Result<(Reply, &'static str), Failure> {
+    let mode = if config.readonly { "o" } else { "w" };
     // The device's bytes as given, like sg_persist's open(argv[optind]).
     let device = std::fs::OpenOptions::new()
         .read(true)
         .write(!config.readonly)
         .open(argbytes::decode(&config.device))
         .map_err(|e| Failure {
-            message: format!(
-                "cannot open {} (r{}): {}",
-                config.device,
-                if config.readonly { "o" } else { "w" },
-                crate::errors::strerror(&e)
-            ),
+            message: format!("cannot open {} (r{mode}): {}", config.device, strerror(&e)),
             code: exit::FILE_ERROR,
         })?;
     let (cdb16, params) = config.action.encode();
@@ -322,7 +319,7 @@ fn run_audit(args: &[String]) -> u8 {
     say(&format!(
         "audit: cannot run {}: {} (the records are in the journal with --audit=journal)",
         argv.join(" "),
-        crate::errors::strerror(&e)
+        strerror(&e)
     ));
     exit::OTHER
 }

@@ -452,9 +452,10 @@ mod tests {
         assert_eq!(r.percentile_us(1.0), 1000.0);
         assert_eq!(r.rate(), 500.0);
         assert_eq!(result(vec![]).percentile_us(0.5), 0.0);
+        let text = r.text();
         assert!(
-            r.text()
-                .contains("CHECK CONDITION 0b/00/06 (Aborted Command")
+            text.contains("CHECK CONDITION 0b/00/06 (Aborted Command"),
+            "{text}"
         );
         assert!(r.json().contains(r#""requests":1000"#));
         assert_eq!(

@@ -176,11 +176,8 @@ fn transport_id_files() {
     let dir = std::env::temp_dir().join(format!("prc-tids-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("t.txt");
-    std::fs::write(
-        &f,
-        "# two IDs\nsas,5000c50005b32001\n\n  fcp,10000000c9f3a571 # wwn\n",
-    )
-    .unwrap();
+    let ids = "# two IDs\nsas,5000c50005b32001\n\n  fcp,10000000c9f3a571 # wwn\n";
+    std::fs::write(&f, ids).unwrap();
     // The path as one word, whatever the temporary directory's name holds.
     let arg = format!("file={}", f.display());
     let Ok(Invocation::Run(c)) = inv_words(&["-o", "-G", "-X", &arg, "/d"]) else {

@@ -36,10 +36,8 @@ fn type_json(t: u8) -> String {
 }
 
 fn scope_json(scope: u8) -> String {
-    named(
-        scope,
-        Scope::from_byte(scope).map_or("reserved", Scope::name),
-    )
+    let name = Scope::from_byte(scope).map_or("reserved", Scope::name);
+    named(scope, name)
 }
 
 fn key_json(key: u64) -> String {
@@ -270,9 +268,8 @@ mod tests {
 
     #[test]
     fn read_keys_text_like_sg_persist() {
-        let mut d = vec![0, 0, 0, 3, 0, 0, 0, 16];
-        d.extend_from_slice(&0x123abcu64.to_be_bytes());
-        d.extend_from_slice(&0x1u64.to_be_bytes());
+        let header = [0, 0, 0, 3, 0, 0, 0, 16];
+        let d = [&header[..], &0x123abcu64.to_be_bytes(), &1u64.to_be_bytes()].concat();
         assert_eq!(
             text(InSa::ReadKeys, &d).unwrap(),
             "  PR generation=0x3, 2 registered reservation keys follow:\n    0x123abc\n    0x1\n"
@@ -287,9 +284,8 @@ mod tests {
 
     #[test]
     fn reservation_text_and_json() {
-        let mut d = vec![0, 0, 0, 1, 0, 0, 0, 16];
-        d.extend_from_slice(&0xabu64.to_be_bytes());
-        d.extend_from_slice(&[0, 0, 0, 0, 0, 0x01, 0, 0]);
+        let (header, fields) = ([0, 0, 0, 1, 0, 0, 0, 16], [0, 0, 0, 0, 0, 0x01, 0, 0]);
+        let d = [&header[..], &0xabu64.to_be_bytes(), &fields].concat();
         assert_eq!(
             text(InSa::ReadReservation, &d).unwrap(),
             "  PR generation=0x1, Reservation follows:\n    Key=0xab\n    scope: LU_SCOPE,  type: Write Exclusive\n"
@@ -308,17 +304,12 @@ mod tests {
         assert!(t.contains("Compatible Reservation Handling(CRH): 1"));
         assert!(t.contains("      Write Exclusive: 1\n"));
         assert!(t.contains("      Exclusive Access: 0\n"));
-        assert!(
-            json(InSa::ReportCapabilities, &[0, 8, 0, 0, 0, 0, 0, 0])
-                .unwrap()
-                .contains(r#""wr_ex":false"#)
-        );
+        let j = json(InSa::ReportCapabilities, &[0, 8, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(j.contains(r#""wr_ex":false"#), "{j}");
         let tid = pr::transport_id::parse("sas,5000c50005b32001").unwrap();
-        let mut desc = 0x11u64.to_be_bytes().to_vec();
-        desc.extend_from_slice(&[0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 2, 0, 0, 0, 24]);
-        desc.extend(&tid);
-        let mut d = vec![0, 0, 0, 2, 0, 0, 0, 48];
-        d.extend(desc);
+        let header = [0, 0, 0, 2, 0, 0, 0, 48];
+        let fields = [0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 2, 0, 0, 0, 24];
+        let d = [&header[..], &0x11u64.to_be_bytes(), &fields, &tid].concat();
         let t = text(InSa::ReadFullStatus, &d).unwrap();
         assert!(t.contains(
             "    Key=0x11\n      All target ports bit clear\n      Relative port address: 0x2\n"
