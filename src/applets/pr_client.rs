@@ -11,7 +11,9 @@ use crate::client::cli::{self, Action, Invocation, RunConfig};
 use crate::client::report::{self, EXIT_HELP, Obj, exit};
 use crate::client::{ClientError, Connection, Reply, bench, decode, direct, probe};
 use crate::daemon::DEFAULT_SOCKET;
+use crate::errors::strerror;
 use crate::scsi::cdb;
+use crate::scsi::pr::transport_id::hex;
 
 const PROG: &str = "pr-client";
 
@@ -103,8 +105,8 @@ fn out(text: &str) {
 /// Entry point.
 pub fn main(_argv0: &str, args: &[String]) -> ExitCode {
     ExitCode::from(match args.first().map(String::as_str) {
-        Some("probe") => run_probe(&args[1..]),
-        Some("bench") => run_bench(&args[1..]),
+        Some("probe") => subcommand("probe", probe::parse_probe(&args[1..]), run_probe),
+        Some("bench") => subcommand("bench", probe::parse_bench(&args[1..]), run_bench),
         Some("audit") => run_audit(&args[1..]),
         _ => run_main(args),
     })
@@ -145,33 +147,31 @@ struct Failure {
     code: u8,
 }
 
-fn client_failure(e: &ClientError) -> Failure {
-    let code = match e {
-        ClientError::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => exit::TIMEOUT,
-        ClientError::Connect(..) | ClientError::Closed | ClientError::Io(_) => exit::FILE_ERROR,
-        ClientError::Protocol(_) => exit::OTHER,
-    };
-    Failure {
-        message: e.to_string(),
-        code,
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        let code = match e {
+            ClientError::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => exit::TIMEOUT,
+            ClientError::Connect(..) | ClientError::Closed | ClientError::Io(_) => exit::FILE_ERROR,
+            ClientError::Protocol(_) => exit::OTHER,
+        };
+        Failure {
+            message: e.to_string(),
+            code,
+        }
     }
 }
 
 /// Runs the command and says which way it went: "helper", "SG_IO" (`--direct`) or
 /// "multipath" (`--direct` on a dm-multipath map, through its paths).
 fn execute(config: &RunConfig) -> Result<(Reply, &'static str), Failure> {
+    let mode = if config.readonly { "o" } else { "w" };
     // The device's bytes as given, like sg_persist's open(argv[optind]).
     let device = std::fs::OpenOptions::new()
         .read(true)
         .write(!config.readonly)
         .open(argbytes::decode(&config.device))
         .map_err(|e| Failure {
-            message: format!(
-                "cannot open {} (r{}): {}",
-                config.device,
-                if config.readonly { "o" } else { "w" },
-                crate::errors::strerror(&e)
-            ),
+            message: format!("cannot open {} (r{mode}): {}", config.device, strerror(&e)),
             code: exit::FILE_ERROR,
         })?;
     let (cdb16, params) = config.action.encode();
@@ -217,21 +217,19 @@ fn execute(config: &RunConfig) -> Result<(Reply, &'static str), Failure> {
             );
         }
     }
-    crate::client::check_socket_path(&config.socket).map_err(|e| client_failure(&e))?;
-    let mut conn =
-        Connection::connect(&config.socket, config.timeout).map_err(|e| client_failure(&e))?;
-    conn.request(&cdb16, device.as_fd(), &params)
-        .map(|reply| (reply, "helper"))
-        .map_err(|e| client_failure(&e))
+    crate::client::check_socket_path(&config.socket)?;
+    let mut conn = Connection::connect(&config.socket, config.timeout)?;
+    Ok((conn.request(&cdb16, device.as_fd(), &params)?, "helper"))
 }
 
 fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
-    let mut code = report::reply_exit_status(reply);
+    let mut code = report::exit_status(reply.status(), report::sense_code(reply));
     let sa = match config.action {
         Action::In { sa, .. } => Some(sa),
         Action::Out { .. } => None,
     };
     let good = code == exit::GOOD && reply.status() == 0;
+    let label = config.action.label();
     if config.json {
         let (payload, err) = match sa {
             Some(sa) if good => match decode::json(sa, &reply.payload) {
@@ -251,15 +249,15 @@ fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
                 &String::from_utf8_lossy(&argbytes::decode_bytes(&config.device)),
             )
             .str("via", via)
-            .str("command", &config.action.label())
-            .str("cdb", &report::hex_string(&cdb16[..10]))
+            .str("command", &label)
+            .str("cdb", &hex(&cdb16[..10]))
             .raw("status", report::status_json(reply))
             .raw("sense", report::sense_json(reply))
-            .str("payload_hex", &report::hex_string(&reply.payload))
+            .str("payload_hex", &hex(&reply.payload))
             .raw("payload", payload)
             .raw(
                 "decode_error",
-                err.map_or("null".into(), |e| report::json_str(&e)),
+                report::or_null(err.as_deref(), report::json_str),
             )
             .num("exit_status", code)
             .finish();
@@ -267,28 +265,20 @@ fn render(config: &RunConfig, reply: &Reply, via: &str) -> u8 {
         return code;
     }
     if !good {
-        say(&format!(
-            "{}: {}",
-            config.action.label(),
-            report::status_words(reply)
-        ));
+        say(&format!("{label}: {}", report::status_words(reply)));
         return code;
     }
     match sa {
         None => {
             if config.verbose > 0 {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{}: command successful",
-                    config.action.label()
-                );
+                let _ = writeln!(std::io::stderr(), "{label}: command successful");
             }
         }
         Some(_) if config.hex > 0 => out(&hex_output(config.hex, reply)),
         Some(sa) => match decode::text(sa, &reply.payload) {
             Ok(t) => out(&t),
             Err(e) => {
-                say(&format!("{}: {e}", config.action.label()));
+                say(&format!("{label}: {e}"));
                 return exit::MALFORMED;
             }
         },
@@ -304,10 +294,8 @@ fn hex_output(level: u8, reply: &Reply) -> String {
     }
     let generation = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
     let add_len = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
-    format!(
-        "  PR generation=0x{generation:x}, Additional length={add_len}\n{}",
-        report::hex_dump(&p[8..])
-    )
+    let rest = report::hex_dump(&p[8..]);
+    format!("  PR generation=0x{generation:x}, Additional length={add_len}\n{rest}")
 }
 
 /// `pr-client audit`: follows the daemon's `--audit=journal` records with journalctl (the
@@ -331,59 +319,43 @@ fn run_audit(args: &[String]) -> u8 {
     say(&format!(
         "audit: cannot run {}: {} (the records are in the journal with --audit=journal)",
         argv.join(" "),
-        crate::errors::strerror(&e)
+        strerror(&e)
     ));
     exit::OTHER
 }
 
-/// A subcommand's options, or the exit status once its help or usage error is printed.
-fn subcommand_options<T>(name: &str, parsed: Result<Option<T>, UsageError>) -> Result<T, u8> {
+/// Runs a subcommand with its options, or prints its help or usage error.
+fn subcommand<T>(name: &str, parsed: Result<Option<T>, UsageError>, run: fn(T) -> u8) -> u8 {
     match parsed {
-        Ok(Some(options)) => Ok(options),
+        Ok(Some(options)) => run(options),
         Ok(None) => {
             out(&help_text(1));
-            Err(exit::GOOD)
+            exit::GOOD
         }
         Err(e) => {
             say(&format!("{name}: {e}"));
-            Err(e.code)
+            e.code
         }
     }
 }
 
-fn run_probe(args: &[String]) -> u8 {
-    let config = match subcommand_options("probe", probe::parse_probe(args)) {
-        Ok(c) => c,
-        Err(status) => return status,
-    };
-    match probe::probe(&config.socket, Some(config.timeout)) {
+fn run_probe(c: probe::ProbeConfig) -> u8 {
+    match probe::probe(&c.socket, Some(c.timeout)) {
         Ok(r) => {
-            out(&if config.json {
-                format!("{}\n", r.json())
-            } else {
-                r.text()
-            });
+            out(&if c.json { r.json() + "\n" } else { r.text() });
             r.exit_status()
         }
         Err(e) => {
             say(&format!("probe: {e}"));
-            client_failure(&e).code
+            Failure::from(e).code
         }
     }
 }
 
-fn run_bench(args: &[String]) -> u8 {
-    let config = match subcommand_options("bench", probe::parse_bench(args)) {
-        Ok(c) => c,
-        Err(status) => return status,
-    };
-    match bench::run(&config) {
+fn run_bench(c: bench::BenchConfig) -> u8 {
+    match bench::run(&c) {
         Ok(r) => {
-            out(&if config.json {
-                format!("{}\n", r.json())
-            } else {
-                r.text()
-            });
+            out(&if c.json { r.json() + "\n" } else { r.text() });
             if r.requests() == 0 {
                 exit::OTHER
             } else {
@@ -393,7 +365,7 @@ fn run_bench(args: &[String]) -> u8 {
         Err(e) => {
             say(&format!("bench: {e}"));
             match e {
-                bench::BenchError::Client(c) => client_failure(&c).code,
+                bench::BenchError::Client(e) => Failure::from(e).code,
                 bench::BenchError::Device(..) => exit::FILE_ERROR,
                 bench::BenchError::Thread(_) => exit::OTHER,
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::report::exit;
 use crate::cli::getopt::OptSpec;
-use crate::scsi::pr::transport_id;
+use crate::scsi::pr::{PrType, transport_id};
 
 /// A command-line problem: one line of text and the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +23,6 @@ impl UsageError {
             code: exit::SYNTAX,
         }
     }
-    pub fn contradict(message: &str) -> Self {
-        UsageError {
-            message: message.to_owned(),
-            code: exit::CONTRADICT,
-        }
-    }
 }
 
 impl fmt::Display for UsageError {
@@ -38,6 +32,14 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// Options that contradict each other.
+pub fn contradiction<T>(message: &str) -> Result<T, UsageError> {
+    Err(UsageError {
+        message: message.to_owned(),
+        code: exit::CONTRADICT,
+    })
+}
 
 fn bad(option: &str, value: &str, want: &str) -> UsageError {
     UsageError::syntax(crate::cli::bad_value(option, value, want))
@@ -58,21 +60,21 @@ fn hex_u64(s: &str) -> Option<u64> {
 
 /// A reservation key (`--param-rk`, `--param-sark`): hex, up to 8 bytes, with or without
 /// 0x, as sg_persist reads it (`123abc` is 0x123abc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key(pub u64);
+///
+/// # Errors
+/// Not 1..16 hex digits.
+pub fn key(option: &str, s: &str) -> Result<u64, UsageError> {
+    let want = "a key is up to 16 hex digits, with or without 0x";
+    hex_u64(s).ok_or_else(|| bad(option, s, want))
+}
 
-impl Key {
-    /// # Errors
-    /// Not 1..16 hex digits.
-    pub fn parse(s: &str, option: &str) -> Result<Key, UsageError> {
-        hex_u64(s).map(Key).ok_or_else(|| {
-            bad(
-                option,
-                s,
-                "a key is up to 16 hex digits, with or without 0x",
-            )
-        })
-    }
+/// `-T/--prout-type`: a type in hex, or its short name.
+///
+/// # Errors
+/// Neither.
+pub fn prout_type(s: &str) -> Result<u8, UsageError> {
+    let want = "want 0..f in hex or wr_ex, ex_ac, wr_ex_ro, ex_ac_ro, wr_ex_ar, ex_ac_ar";
+    PrType::parse(s).ok_or_else(|| bad("prout-type", s, want))
 }
 
 /// `-l/--alloc-length`: hex, 0..8192.
@@ -125,6 +127,19 @@ pub fn timeout(s: &str) -> Result<Duration, UsageError> {
         .filter(|t| t.is_finite() && *t > 0.0 && *t < 1e9)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| bad("timeout", s, "seconds, more than 0"))
+}
+
+/// Nothing may follow the arguments a command line takes.
+///
+/// # Errors
+/// The first one that follows.
+pub fn no_more<'a>(mut rest: impl Iterator<Item = &'a str>) -> Result<(), UsageError> {
+    match rest.next() {
+        Some(x) => Err(UsageError::syntax(format!(
+            "unexpected extra argument: {x}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `-X/--transport-id`: one TransportID in any form sg_persist takes, or `-` (stdin) or
@@ -184,16 +199,11 @@ pub fn underscores_to_dashes(args: &[String], specs: &[OptSpec]) -> Vec<String> 
             out.push(a.clone());
             continue;
         };
-        let (name, value) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (body, None),
-        };
+        // The name is dashed; the value, with its '=' if there is one, is left as it is.
+        let (name, value) = body.split_at(body.find('=').unwrap_or(body.len()));
         let name = name.replace('_', "-");
-        out.push(match value {
-            Some(v) => format!("--{name}={v}"),
-            None => format!("--{name}"),
-        });
-        let takes_value = value.is_none()
+        out.push(format!("--{name}{value}"));
+        let takes_value = value.is_empty()
             && specs
                 .iter()
                 .filter(|s| s.long.starts_with(name.as_str()))

@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::os::fd::AsFd as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::action::Action;
 use super::report::{self, Obj, array, json_str, named};
 use super::{ClientError, Connection};
+use crate::cli::argbytes::path;
+use crate::errors::strerror;
 use crate::scsi::pr::{InSa, OutSa, ProutParams};
 use crate::scsi::{sense, status};
 
@@ -118,16 +120,9 @@ pub enum BenchError {
 impl std::fmt::Display for BenchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BenchError::Device(p, e) => write!(
-                f,
-                "cannot open {}: {}",
-                crate::cli::argbytes::path(p),
-                crate::errors::strerror(e)
-            ),
+            BenchError::Device(p, e) => write!(f, "cannot open {}: {}", path(p), strerror(e)),
             BenchError::Client(e) => e.fmt(f),
-            BenchError::Thread(e) => {
-                write!(f, "cannot start a thread: {}", crate::errors::strerror(e))
-            }
+            BenchError::Thread(e) => write!(f, "cannot start a thread: {}", strerror(e)),
         }
     }
 }
@@ -195,39 +190,30 @@ pub fn run(config: &BenchConfig) -> Result<BenchResult, BenchError> {
 #[derive(Default)]
 struct Gate {
     /// Workers ready, and the word: to run (from this instant) or to give up.
-    state: Mutex<(usize, Option<Option<Instant>>)>,
+    state: Mutex<GateState>,
     cv: Condvar,
 }
 
+type GateState = (usize, Option<Option<Instant>>);
+
 impl Gate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, Option<Option<Instant>>)> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    /// Waits while `busy` holds of the state, and returns it locked.
+    fn wait_while(&self, busy: impl FnMut(&mut GateState) -> bool) -> MutexGuard<'_, GateState> {
+        self.cv
+            .wait_while(self.lock(), busy)
+            .unwrap_or_else(PoisonError::into_inner)
     }
     /// A worker is ready; returns when to start, or `None` to give up.
     fn arrive(&self) -> Option<Instant> {
-        let mut s = self.lock();
-        s.0 += 1;
+        self.lock().0 += 1;
         self.cv.notify_all();
-        loop {
-            if let Some(go) = s.1 {
-                return go;
-            }
-            s = self
-                .cv
-                .wait(s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        self.wait_while(|s| s.1.is_none()).1.flatten()
     }
     fn wait_ready(&self, n: usize) {
-        let mut s = self.lock();
-        while s.0 < n {
-            s = self
-                .cv
-                .wait(s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
+        drop(self.wait_while(|s| s.0 < n));
     }
     /// Gives the word; returns the start instant.
     fn open(&self, go: bool) -> Instant {
@@ -325,45 +311,33 @@ impl BenchResult {
     }
 
     fn status_label((st, key, asc, ascq): StatusKey) -> String {
-        if st == status::CHECK_CONDITION {
-            let code = sense::SenseCode { key, asc, ascq };
-            format!(
-                "{} {key:02x}/{asc:02x}/{ascq:02x} ({})",
-                status::name(st),
-                report::sense_words(code)
-            )
-        } else {
-            status::name(st).to_owned()
+        let name = status::name(st);
+        if st != status::CHECK_CONDITION {
+            return name.to_owned();
         }
+        let words = report::sense_words(sense::SenseCode { key, asc, ascq });
+        format!("{name} {key:02x}/{asc:02x}/{ascq:02x} ({words})")
     }
 
     /// Human-readable report.
     pub fn text(&self) -> String {
         let c = &self.config;
         let mut o = String::new();
+        let (socket, device, command) = (c.socket.display(), c.device.display(), c.command.name());
+        let (n, seconds) = (c.connections, self.elapsed.as_secs_f64());
+        let plural = if n == 1 { "" } else { "s" };
         let _ = writeln!(
             o,
-            "bench: socket {}, device {}, command {}, {} connection{}, {:.2} s",
-            c.socket.display(),
-            c.device.display(),
-            c.command.name(),
-            c.connections,
-            if c.connections == 1 { "" } else { "s" },
-            self.elapsed.as_secs_f64()
+            "bench: socket {socket}, device {device}, command {command}, {n} connection{plural}, {seconds:.2} s"
         );
-        let _ = writeln!(
-            o,
-            "  requests: {} ({:.0} req/s)",
-            self.requests(),
-            self.rate()
-        );
+        let (requests, rate) = (self.requests(), self.rate());
+        let _ = writeln!(o, "  requests: {requests} ({rate:.0} req/s)");
         let _ = writeln!(o, "  errors:   {}", self.errors());
         if c.burst {
+            let (n, last) = (c.connections, self.percentile_us(1.0));
             let _ = writeln!(
                 o,
-                "  burst:    {} clients at once, last answer after {:.1} us",
-                c.connections,
-                self.percentile_us(1.0)
+                "  burst:    {n} clients at once, last answer after {last:.1} us"
             );
         } else if let (Some(fewest), Some(most)) =
             (self.per_connection.first(), self.per_connection.last())
@@ -478,9 +452,10 @@ mod tests {
         assert_eq!(r.percentile_us(1.0), 1000.0);
         assert_eq!(r.rate(), 500.0);
         assert_eq!(result(vec![]).percentile_us(0.5), 0.0);
+        let text = r.text();
         assert!(
-            r.text()
-                .contains("CHECK CONDITION 0b/00/06 (Aborted Command")
+            text.contains("CHECK CONDITION 0b/00/06 (Aborted Command"),
+            "{text}"
         );
         assert!(r.json().contains(r#""requests":1000"#));
         assert_eq!(

@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::action::Action;
-use super::args::{self, Key, UsageError};
+use super::args::{self, UsageError, contradiction};
 use crate::cli::getopt::{self, Arg, HasArg, OptSpec, Options};
-use crate::daemon::DEFAULT_SOCKET;
 use crate::protocol::PR_HELPER_DATA_SIZE;
-use crate::scsi::pr::{InSa, OutSa, PrType, ProutParams};
+use crate::scsi::pr::{InSa, OutSa, ProutParams};
 
 /// sg_persist's short-option string "AcCd:GHhiIkK:l:Lm:MnoPQ:rRsS:T:UvVX:yYzZ", its
 /// alternative long names, then ours.
@@ -131,9 +130,7 @@ fn build(o: &Options) -> Result<Invocation, UsageError> {
     let warnings = check_combination(o, &action, &values)?;
     Ok(Invocation::Run(Box::new(RunConfig {
         device,
-        socket: PathBuf::from(crate::cli::argbytes::decode(
-            o.last("socket").unwrap_or(DEFAULT_SOCKET),
-        )),
+        socket: super::probe::socket(o),
         action,
         json: o.given("json"),
         hex: o.count("hex"),
@@ -150,11 +147,7 @@ fn build(o: &Options) -> Result<Invocation, UsageError> {
 fn device(o: &Options) -> Result<Option<String>, UsageError> {
     let mut extra = o.positionals();
     let device = o.last("device").or_else(|| extra.next());
-    if let Some(x) = extra.next() {
-        return Err(UsageError::syntax(format!(
-            "unexpected extra argument: {x}"
-        )));
-    }
+    args::no_more(extra)?;
     Ok(device.map(str::to_owned))
 }
 
@@ -173,10 +166,7 @@ struct Values {
 
 impl Values {
     fn read(o: &Options) -> Result<Values, UsageError> {
-        let key = |name| {
-            o.last(name)
-                .map_or(Ok(0), |s| Key::parse(s, name).map(|k| k.0))
-        };
+        let key = |name| o.last(name).map_or(Ok(0), |s| args::key(name, s));
         let rk = key("param-rk")?;
         let sark = key("param-sark")?;
         let mut allocation_length = PR_HELPER_DATA_SIZE as u16;
@@ -189,7 +179,7 @@ impl Values {
         let rtp = o
             .last("relative-target-port")
             .map_or(Ok(0), args::relative_target_port)?;
-        let prout_type = o.last("prout-type").map_or(Ok(0), prout_type)?;
+        let prout_type = o.last("prout-type").map_or(Ok(0), args::prout_type)?;
         let mut transport_ids = Vec::new();
         let mut tid_count = 0;
         for t in o.values("transport-id") {
@@ -209,16 +199,6 @@ impl Values {
             timeout: o.last("timeout").map(args::timeout).transpose()?,
         })
     }
-}
-
-fn prout_type(s: &str) -> Result<u8, UsageError> {
-    PrType::parse(s).ok_or_else(|| {
-        UsageError::syntax(crate::cli::bad_value(
-            "prout-type",
-            s,
-            "want 0..f in hex or wr_ex, ex_ac, wr_ex_ro, ex_ac_ro, wr_ex_ar, ex_ac_ar",
-        ))
-    })
 }
 
 /// PR IN's service action options.
@@ -255,15 +235,13 @@ fn action(o: &Options, v: &Values) -> Result<Action, UsageError> {
     let prin = service_actions(o, PR_IN);
     let prout = service_actions(o, PR_OUT);
     if o.given("out") && o.given("in") {
-        return Err(UsageError::contradict(
-            "choose '--in' _or_ '--out' (not both)",
-        ));
+        return contradiction("choose '--in' _or_ '--out' (not both)");
     }
     if o.given("out") {
         let ([sa], []) = (prout.as_slice(), prin.as_slice()) else {
-            return Err(UsageError::contradict(
+            return contradiction(
                 "for PR OUT one and only one service action must be chosen (e.g. '--register')",
-            ));
+            );
         };
         return Ok(Action::Out {
             sa: *sa,
@@ -281,18 +259,12 @@ fn action(o: &Options, v: &Values) -> Result<Action, UsageError> {
         });
     }
     if !prout.is_empty() {
-        return Err(UsageError::contradict(
-            "a PR OUT service action needs '--out' (as a safeguard)",
-        ));
+        return contradiction("a PR OUT service action needs '--out' (as a safeguard)");
     }
     let sa = match prin.as_slice() {
         [] => InSa::ReadKeys,
         [sa] => *sa,
-        _ => {
-            return Err(UsageError::contradict(
-                "too many service actions given; choose one only",
-            ));
-        }
+        _ => return contradiction("too many service actions given; choose one only"),
     };
     Ok(Action::In {
         sa,
@@ -308,19 +280,15 @@ fn check_combination(o: &Options, action: &Action, v: &Values) -> Result<Vec<Str
         Action::In { .. } => None,
     };
     if (o.given("unreg") || v.rtp != 0) && out_sa != Some(OutSa::RegisterAndMove) {
-        return Err(UsageError::contradict(
-            "--unreg or --relative-target-port only useful with --register-move",
-        ));
+        return contradiction("--unreg or --relative-target-port only useful with --register-move");
     }
     if out_sa == Some(OutSa::RegisterAndMove) && v.tid_count != 1 {
-        return Err(UsageError::contradict(
+        return contradiction(
             "with --register-move one (and only one) --transport-id should be given",
-        ));
+        );
     }
     if out_sa.is_none() && v.tid_count > 0 {
-        return Err(UsageError::contradict(
-            "--transport-id is for PR OUT (with --out)",
-        ));
+        return contradiction("--transport-id is for PR OUT (with --out)");
     }
     let mut warnings = Vec::new();
     if matches!(
@@ -331,14 +299,10 @@ fn check_combination(o: &Options, action: &Action, v: &Values) -> Result<Vec<Str
         warnings.push("warning>>> --prout-type probably needs to be given".to_owned());
     }
     if o.given("json") && o.given("hex") {
-        return Err(UsageError::contradict(
-            "choose '--json' _or_ '--hex' (not both)",
-        ));
+        return contradiction("choose '--json' _or_ '--hex' (not both)");
     }
     if o.given("direct") && o.given("socket") {
-        return Err(UsageError::contradict(
-            "'--direct' sends SG_IO itself; '--socket' makes no sense with it",
-        ));
+        return contradiction("'--direct' sends SG_IO itself; '--socket' makes no sense with it");
     }
     Ok(warnings)
 }

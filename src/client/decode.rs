@@ -2,15 +2,17 @@
 
 use std::fmt::Write as _;
 
-use super::report::{Obj, array, json_str, named};
+use super::report::{Obj, array, json_str, named, or_null};
 use crate::scsi::pr::transport_id::{TransportId, protocol_name};
 use crate::scsi::pr::{self, DecodeError, InSa, PrType, Scope};
 
-fn scope_text(scope: u8) -> String {
-    match Scope::from_byte(scope) {
+/// "scope: LU_SCOPE,  type: Write Exclusive", as sg_persist prints a reservation.
+fn scope_and_type(scope: u8, t: u8) -> String {
+    let scope = match Scope::from_byte(scope) {
         Some(s) => format!("{}, ", s.name()),
         None => format!("{scope} "),
-    }
+    };
+    format!("scope: {scope} type: {}", type_name(t))
 }
 
 /// The type's name as sg_persist prints it ("obsolete [N]" for the rest of the nibble).
@@ -28,16 +30,14 @@ fn type_json(t: u8) -> String {
         .str("name", &type_name(t))
         .raw(
             "short",
-            PrType::from_byte(t).map_or("null".into(), |t| json_str(t.short_name())),
+            or_null(PrType::from_byte(t), |t| json_str(t.short_name())),
         )
         .finish()
 }
 
 fn scope_json(scope: u8) -> String {
-    named(
-        scope,
-        Scope::from_byte(scope).map_or("reserved", Scope::name),
-    )
+    let name = Scope::from_byte(scope).map_or("reserved", Scope::name);
+    named(scope, name)
 }
 
 fn key_json(key: u64) -> String {
@@ -98,11 +98,7 @@ impl Data {
             Data::Reservation(r) => Obj::new()
                 .num("generation", r.generation)
                 .num("additional_length", r.additional_length)
-                .raw(
-                    "reservation",
-                    r.reservation
-                        .map_or_else(|| "null".to_owned(), reservation_json),
-                )
+                .raw("reservation", or_null(r.reservation, reservation_json))
                 .bool("truncated", r.truncated)
                 .finish(),
             Data::Capabilities(c) => capabilities_json(c),
@@ -155,13 +151,8 @@ fn reservation_text(o: &mut String, r: &pr::ReadReservation) {
     match r.reservation {
         None => o.push_str("there is NO reservation held\n"),
         Some(res) => {
-            let _ = write!(
-                o,
-                "Reservation follows:\n    Key=0x{:x}\n    scope: {} type: {}\n",
-                res.key,
-                scope_text(res.scope),
-                type_name(res.prout_type)
-            );
+            let _ = writeln!(o, "Reservation follows:\n    Key=0x{:x}", res.key);
+            let _ = writeln!(o, "    {}", scope_and_type(res.scope, res.prout_type));
         }
     }
     truncation_note(o, r.truncated);
@@ -181,11 +172,8 @@ fn capabilities_text(o: &mut String, c: &pr::Capabilities) {
         let _ = writeln!(o, "  {name}: {}", u8::from(bit));
     }
     let _ = writeln!(o, "  Allow Commands: {}", c.allow_commands);
-    let _ = writeln!(
-        o,
-        "  Persist Through Power Loss Active(PTPL_A): {}",
-        u8::from(c.ptpl_a)
-    );
+    let ptpl_a = u8::from(c.ptpl_a);
+    let _ = writeln!(o, "  Persist Through Power Loss Active(PTPL_A): {ptpl_a}");
     if c.tmv {
         o.push_str("    Support indicated in Type mask:\n");
         // sg_persist's order: the type mask's bits from the top.
@@ -205,19 +193,13 @@ fn full_status_text(o: &mut String, s: &pr::FullStatus) {
         if d.all_tg_pt {
             o.push_str("      All target ports bit set\n");
         } else {
-            let _ = write!(
-                o,
-                "      All target ports bit clear\n      Relative port address: 0x{:x}\n",
-                d.relative_target_port
-            );
+            let rtp = d.relative_target_port;
+            o.push_str("      All target ports bit clear\n");
+            let _ = writeln!(o, "      Relative port address: 0x{rtp:x}");
         }
         if d.reservation_holder {
-            let _ = write!(
-                o,
-                "      << Reservation holder >>\n      scope: {} type: {}\n",
-                scope_text(d.scope),
-                type_name(d.prout_type)
-            );
+            o.push_str("      << Reservation holder >>\n");
+            let _ = writeln!(o, "      {}", scope_and_type(d.scope, d.prout_type));
         } else {
             o.push_str("      not reservation holder\n");
         }
@@ -269,10 +251,7 @@ fn descriptor_json(d: &pr::StatusDescriptor) -> String {
         .raw("scope", scope_json(d.scope))
         .raw("type", type_json(d.prout_type))
         .num("relative_target_port", d.relative_target_port)
-        .raw(
-            "transport_id",
-            d.transport_id.as_ref().map_or("null".into(), tid_json),
-        )
+        .raw("transport_id", or_null(d.transport_id.as_ref(), tid_json))
         .finish()
 }
 
@@ -289,9 +268,8 @@ mod tests {
 
     #[test]
     fn read_keys_text_like_sg_persist() {
-        let mut d = vec![0, 0, 0, 3, 0, 0, 0, 16];
-        d.extend_from_slice(&0x123abcu64.to_be_bytes());
-        d.extend_from_slice(&0x1u64.to_be_bytes());
+        let header = [0, 0, 0, 3, 0, 0, 0, 16];
+        let d = [&header[..], &0x123abcu64.to_be_bytes(), &1u64.to_be_bytes()].concat();
         assert_eq!(
             text(InSa::ReadKeys, &d).unwrap(),
             "  PR generation=0x3, 2 registered reservation keys follow:\n    0x123abc\n    0x1\n"
@@ -306,9 +284,8 @@ mod tests {
 
     #[test]
     fn reservation_text_and_json() {
-        let mut d = vec![0, 0, 0, 1, 0, 0, 0, 16];
-        d.extend_from_slice(&0xabu64.to_be_bytes());
-        d.extend_from_slice(&[0, 0, 0, 0, 0, 0x01, 0, 0]);
+        let (header, fields) = ([0, 0, 0, 1, 0, 0, 0, 16], [0, 0, 0, 0, 0, 0x01, 0, 0]);
+        let d = [&header[..], &0xabu64.to_be_bytes(), &fields].concat();
         assert_eq!(
             text(InSa::ReadReservation, &d).unwrap(),
             "  PR generation=0x1, Reservation follows:\n    Key=0xab\n    scope: LU_SCOPE,  type: Write Exclusive\n"
@@ -327,17 +304,12 @@ mod tests {
         assert!(t.contains("Compatible Reservation Handling(CRH): 1"));
         assert!(t.contains("      Write Exclusive: 1\n"));
         assert!(t.contains("      Exclusive Access: 0\n"));
-        assert!(
-            json(InSa::ReportCapabilities, &[0, 8, 0, 0, 0, 0, 0, 0])
-                .unwrap()
-                .contains(r#""wr_ex":false"#)
-        );
+        let j = json(InSa::ReportCapabilities, &[0, 8, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(j.contains(r#""wr_ex":false"#), "{j}");
         let tid = pr::transport_id::parse("sas,5000c50005b32001").unwrap();
-        let mut desc = 0x11u64.to_be_bytes().to_vec();
-        desc.extend_from_slice(&[0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 2, 0, 0, 0, 24]);
-        desc.extend(&tid);
-        let mut d = vec![0, 0, 0, 2, 0, 0, 0, 48];
-        d.extend(desc);
+        let header = [0, 0, 0, 2, 0, 0, 0, 48];
+        let fields = [0, 0, 0, 0, 1, 3, 0, 0, 0, 0, 0, 2, 0, 0, 0, 24];
+        let d = [&header[..], &0x11u64.to_be_bytes(), &fields, &tid].concat();
         let t = text(InSa::ReadFullStatus, &d).unwrap();
         assert!(t.contains(
             "    Key=0x11\n      All target ports bit clear\n      Relative port address: 0x2\n"

@@ -38,12 +38,9 @@ pub fn run(
         DataPhase::ToDevice(params)
     };
     let result = sg::sg_io(device, cdb16, phase, &mut sense_buf, timeout_ms);
-    let mut ioctl_error = None;
+    let ioctl_error = result.as_ref().err().map(crate::errors::strerror);
     let mapped: StatusAndSense = match &result {
-        Err(e) => {
-            ioctl_error = Some(crate::errors::strerror(e));
-            sense::from_errno(e.raw_os_error().unwrap_or(libc::EIO))
-        }
+        Err(e) => sense::from_errno(e.raw_os_error().unwrap_or(libc::EIO)),
         // The device's own sense is already in sense_buf.
         Ok(r) if r.status != status::GOOD => StatusAndSense::bare(r.status),
         Ok(r) if r.host_status != 0 => {

@@ -19,11 +19,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::io::Errno;
+use rustix::net::sockopt::Timeout;
 use rustix::net::{
     AddressFamily, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
     SocketFlags, SocketType,
 };
 
+use crate::cli::argbytes::path;
 use crate::errors::strerror;
 use crate::protocol::{
     self, PR_HELPER_CDB_SIZE, PR_HELPER_FEATURES_SIZE, PR_HELPER_REPLY_HEADER_SIZE, ReplyHeader,
@@ -45,13 +47,8 @@ pub enum ClientError {
 impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientError::Connect(path, e) => {
-                write!(
-                    f,
-                    "cannot connect to {}: {}",
-                    crate::cli::argbytes::path(path),
-                    strerror(e)
-                )
+            ClientError::Connect(p, e) => {
+                write!(f, "cannot connect to {}: {}", path(p), strerror(e))
             }
             ClientError::Closed => write!(f, "the helper closed the connection"),
             ClientError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -99,22 +96,10 @@ impl Connection {
     /// # Errors
     /// Connection or negotiation failures.
     pub fn connect(path: &Path, timeout: Option<Duration>) -> Result<Connection, ClientError> {
-        Self::connect_requesting(path, timeout, 0)
-    }
-
-    /// Connects and requests `features` (nonzero ones make a helper close the connection).
-    ///
-    /// # Errors
-    /// Connection or negotiation failures.
-    pub fn connect_requesting(
-        path: &Path,
-        timeout: Option<Duration>,
-        features: u32,
-    ) -> Result<Connection, ClientError> {
         let sock = connect_unix(path, timeout)?;
         let mut offered = [0u8; PR_HELPER_FEATURES_SIZE];
         read_exact(sock.as_fd(), &mut offered)?;
-        write_all(sock.as_fd(), &protocol::encode_features(features))?;
+        write_all(sock.as_fd(), &protocol::encode_features(0))?;
         Ok(Connection {
             sock,
             helper_features: u32::from_be_bytes(offered),
@@ -177,19 +162,10 @@ pub fn connect_unix(path: &Path, timeout: Option<Duration>) -> Result<OwnedFd, C
         None,
     )
     .map_err(err)?;
-    if let Some(t) = timeout {
-        rustix::net::sockopt::set_socket_timeout(
-            &sock,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(t),
-        )
-        .map_err(err)?;
-        rustix::net::sockopt::set_socket_timeout(
-            &sock,
-            rustix::net::sockopt::Timeout::Send,
-            Some(t),
-        )
-        .map_err(err)?;
+    if timeout.is_some() {
+        for which in [Timeout::Recv, Timeout::Send] {
+            rustix::net::sockopt::set_socket_timeout(&sock, which, timeout).map_err(err)?;
+        }
     }
     rustix::net::connect(&sock, &addr).map_err(err)?;
     Ok(sock)

@@ -1,6 +1,5 @@
 //! `pr-client probe` and the command lines of `probe` and `bench`.
 
-use std::fmt::Write as _;
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,27 +39,21 @@ impl ProbeReport {
         }
     }
     pub fn text(&self) -> String {
-        let mut o = String::new();
-        let _ = writeln!(o, "helper:    {}", self.socket.display());
-        let _ = writeln!(o, "features:  0x{:08x}", self.features);
-        let _ = writeln!(
-            o,
-            "connect:   {:.1} us (connect and negotiate)",
-            us(self.connect)
-        );
-        let _ = writeln!(
-            o,
-            "request:   PR IN READ KEYS on /dev/null -> {} in {:.1} us",
-            report::status_words(&self.reply),
-            us(self.round_trip)
-        );
+        let (socket, features) = (self.socket.display(), self.features);
+        let (connect, round_trip) = (us(self.connect), us(self.round_trip));
+        let answer = report::status_words(&self.reply);
         let verdict = if self.healthy() {
-            "ok".to_owned()
+            "ok"
         } else {
-            "MISBEHAVING: expected CHECK CONDITION with sense 0b/00/06 and no payload".to_owned()
+            "MISBEHAVING: expected CHECK CONDITION with sense 0b/00/06 and no payload"
         };
-        let _ = writeln!(o, "result:    {verdict}");
-        o
+        format!(
+            "helper:    {socket}\n\
+             features:  0x{features:08x}\n\
+             connect:   {connect:.1} us (connect and negotiate)\n\
+             request:   PR IN READ KEYS on /dev/null -> {answer} in {round_trip:.1} us\n\
+             result:    {verdict}\n"
+        )
     }
     pub fn json(&self) -> String {
         Obj::new()
@@ -125,7 +118,8 @@ fn read(args: &[String], specs: &[OptSpec]) -> Result<Option<Options>, UsageErro
     Ok((!options.given("help")).then_some(options))
 }
 
-fn socket(o: &Options) -> PathBuf {
+/// `--socket`, or the default.
+pub fn socket(o: &Options) -> PathBuf {
     PathBuf::from(argbytes::decode(o.last("socket").unwrap_or(DEFAULT_SOCKET)))
 }
 
@@ -137,11 +131,7 @@ pub fn parse_probe(args: &[String]) -> Result<Option<ProbeConfig>, UsageError> {
     let Some(o) = read(args, PROBE_SPECS)? else {
         return Ok(None);
     };
-    if let Some(x) = o.positionals().next() {
-        return Err(UsageError::syntax(format!(
-            "unexpected extra argument: {x}"
-        )));
-    }
+    args::no_more(o.positionals())?;
     Ok(Some(ProbeConfig {
         socket: socket(&o),
         json: o.given("json"),
@@ -174,36 +164,25 @@ pub fn parse_bench(args: &[String]) -> Result<Option<BenchConfig>, UsageError> {
         return Ok(None);
     };
     let bad = |name, value, want| UsageError::syntax(crate::cli::bad_value(name, value, want));
-    let connections = match o.last("connections") {
-        Some(v) => v
-            .parse::<usize>()
+    let connections = o.last("connections").map_or(Ok(1), |v| {
+        v.parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_CONNECTIONS).contains(n))
-            .ok_or_else(|| bad("connections", v, "1 to 10000"))?,
-        None => 1,
-    };
-    let duration = match o.last("seconds") {
-        Some(v) => v
-            .parse::<f64>()
+            .ok_or_else(|| bad("connections", v, "1 to 10000"))
+    })?;
+    let duration = o.last("seconds").map_or(Ok(Duration::from_secs(5)), |v| {
+        v.parse::<f64>()
             .ok()
             .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
             .map(Duration::from_secs_f64)
-            .ok_or_else(|| bad("seconds", v, "more than 0, at most 86400"))?,
-        None => Duration::from_secs(5),
-    };
-    let command = match o.last("command") {
-        Some(v) => {
-            BenchCommand::parse(v).ok_or_else(|| bad("command", v, "read-keys or register"))?
-        }
-        None => BenchCommand::ReadKeys,
-    };
+            .ok_or_else(|| bad("seconds", v, "more than 0, at most 86400"))
+    })?;
+    let command = o.last("command").map_or(Ok(BenchCommand::ReadKeys), |v| {
+        BenchCommand::parse(v).ok_or_else(|| bad("command", v, "read-keys or register"))
+    })?;
     let mut rest = o.positionals();
     let device = rest.next().unwrap_or("/dev/null");
-    if let Some(x) = rest.next() {
-        return Err(UsageError::syntax(format!(
-            "unexpected extra argument: {x}"
-        )));
-    }
+    args::no_more(rest)?;
     Ok(Some(BenchConfig {
         socket: socket(&o),
         device: PathBuf::from(argbytes::decode(device)),

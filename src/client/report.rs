@@ -86,11 +86,6 @@ pub fn exit_status(status_byte: u8, code: Option<SenseCode>) -> u8 {
     }
 }
 
-/// The exit status for a reply.
-pub fn reply_exit_status(reply: &Reply) -> u8 {
-    exit_status(reply.status(), sense_code(reply))
-}
-
 /// The sense code of a CHECK CONDITION reply, if the sense decodes.
 pub fn sense_code(reply: &Reply) -> Option<SenseCode> {
     (reply.status() == status::CHECK_CONDITION)
@@ -100,12 +95,8 @@ pub fn sense_code(reply: &Reply) -> Option<SenseCode> {
 
 /// "Aborted Command, asc/ascq 00/06: I/O process terminated".
 pub fn sense_words(c: SenseCode) -> String {
-    let mut s = format!(
-        "{}, asc/ascq {:02x}/{:02x}",
-        sense::key_name(c.key),
-        c.asc,
-        c.ascq
-    );
+    let (key, asc, ascq) = (sense::key_name(c.key), c.asc, c.ascq);
+    let mut s = format!("{key}, asc/ascq {asc:02x}/{ascq:02x}");
     if let Some(text) = sense::asc_name(c.asc, c.ascq) {
         let _ = write!(s, ": {text}");
     }
@@ -172,6 +163,11 @@ impl Obj {
     }
 }
 
+/// `f(value)`, or `null` without a value.
+pub fn or_null<T>(value: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    value.map_or_else(|| "null".to_owned(), f)
+}
+
 /// A JSON array of raw JSON values.
 pub fn array(items: impl IntoIterator<Item = String>) -> String {
     format!("[{}]", items.into_iter().collect::<Vec<_>>().join(","))
@@ -200,14 +196,9 @@ pub fn sense_json(reply: &Reply) -> String {
         .num("ascq", c.ascq)
         .raw(
             "description",
-            sense::asc_name(c.asc, c.ascq).map_or_else(|| "null".to_owned(), json_str),
+            or_null(sense::asc_name(c.asc, c.ascq), json_str),
         )
         .finish()
-}
-
-/// Lower-case hex, no separators.
-pub fn hex_string(bytes: &[u8]) -> String {
-    crate::scsi::pr::transport_id::hex(bytes)
 }
 
 /// sg3_utils' hex2stdout layout: offset, 16 bytes in two groups of 8, printable ASCII.
