@@ -361,3 +361,33 @@ children_of() {
 # A command as uid/gid 65534 in the guest's Debian (multipathd's client as a non-root peer).
 # (The full path: busybox's chroot would run its own setpriv applet for a bare name.)
 as_nobody() { $CH /usr/bin/setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
+
+# The nested guest of scenarios 21 and 26, booted by QEMU from /deb/tmp/vmlinuz and
+# /deb/tmp/inner.cpio.gz: busybox, the SCSI and virtio-scsi modules, our binary (for
+# pr-client --direct). nested_begin writes the tree and its /init up to the modules loaded;
+# the scenario appends the rest of /init to $NESTED/init; nested_pack makes the files.
+NESTED=/tmp/inner
+nested_begin() {
+    mkdir -p $NESTED/bin $NESTED/dev $NESTED/proc $NESTED/sys $NESTED/mods $NESTED/tmp
+    cp /bin/busybox $NESTED/bin/busybox
+    for _a in sh mount insmod sleep poweroff cat echo ls grep sed; do ln -sf busybox $NESTED/bin/$_a; done
+    cp "$LAB_BIN" $NESTED/bin/pr-helper
+    : >$NESTED/mods/order
+    for _m in $(grep -E '^(scsi_common|scsi_mod|sd_mod|sg|crc.*)\.ko$' /mods/order) virtio_scsi.ko; do
+        [ -f "/mods/$_m" ] || continue
+        cp "/mods/$_m" $NESTED/mods/ && echo "$_m" >>$NESTED/mods/order
+    done
+    cat >$NESTED/init <<'INIT'
+#!/bin/sh
+mount -t proc none /proc
+mount -t sysfs none /sys
+mount -t devtmpfs none /dev
+while read -r m; do insmod "/mods/$m" 2>/dev/null; done </mods/order
+P="/bin/pr-helper pr-client --direct --timeout=60"
+INIT
+    chmod 755 $NESTED/init
+}
+nested_pack() {
+    (cd $NESTED && find . | cpio -o -H newc 2>/dev/null | gzip -1) >/deb/tmp/inner.cpio.gz
+    cp "$LAB_IMAGE/vmlinuz" /deb/tmp/vmlinuz
+}

@@ -25,26 +25,11 @@ BOOT_LIMIT=1800 PHASE_LIMIT=300
 # The nested guest's initramfs: busybox, the SCSI and virtio-scsi modules, our binary, and an
 # /init that runs the sequence in three phases, waiting 20 s before phases 2 and 3 while the
 # helper behind QEMU is switched.
-r=/tmp/inner
-mkdir -p $r/bin $r/dev $r/proc $r/sys $r/mods $r/tmp
-cp /bin/busybox $r/bin/busybox
-for a in sh mount insmod sleep poweroff cat echo ls grep sed; do ln -sf busybox $r/bin/$a; done
-cp "$LAB_BIN" $r/bin/pr-helper
-: >$r/mods/order
-for m in $(grep -E '^(scsi_common|scsi_mod|sd_mod|sg|crc.*)\.ko$' /mods/order) virtio_scsi.ko; do
-    [ -f "/mods/$m" ] || continue
-    cp "/mods/$m" $r/mods/ && echo "$m" >>$r/mods/order
-done
-cat >$r/init <<'INIT'
-#!/bin/sh
-mount -t proc none /proc
-mount -t sysfs none /sys
-mount -t devtmpfs none /dev
-while read -r m; do insmod "/mods/$m" 2>/dev/null; done </mods/order
+nested_begin
+cat >>$NESTED/init <<'INIT'
 i=0
 while [ ! -b /dev/sda ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 echo "@@INNER-READY $(ls /dev/sda 2>&1)"
-P="/bin/pr-helper pr-client --direct --timeout=60"
 step() { # NAME ARGS...: one command, its exit status and output (generations filtered)
     n=$1
     shift
@@ -74,9 +59,7 @@ done
 echo "@@INNER-DONE"
 poweroff -f
 INIT
-chmod 755 $r/init
-(cd $r && find . | cpio -o -H newc 2>/dev/null | gzip -1) >/deb/tmp/inner.cpio.gz
-cp "$LAB_IMAGE/vmlinuz" /deb/tmp/vmlinuz
+nested_pack
 
 # QEMU runs chrooted in /deb: the helpers' socket lives there too.
 OURS_SOCK=/deb/run/pr.sock

@@ -3,7 +3,7 @@
 # libvirt end to end (issue 18), in one domain's life (one nested boot): libvirtd from the
 # guest's Debian (trixie-backports' libvirt 12, QEMU 11, TCG, no systemd) runs a domain that
 # boots scenario 21's small nested guest and gets a <disk type='block' device='lun'> on the
-# LUN's path A four times, one "round" each; in every round the guest runs the same PR
+# LUN's path A five times, one "round" each; in every round the guest runs the same PR
 # commands with pr-client --direct through virtio-scsi (register, reserve, a conflict,
 # capabilities, release, unregister), and the rounds' answers must be the same:
 # 1. coldplug-managed: <reservations managed='yes'/> in the domain at `virsh start`, with
@@ -19,6 +19,8 @@
 #    stops it.
 # 4. hotplug-managed-c: libvirtd restarted with pr_helper set to the C helper (QEMU 11's,
 #    from the same root) while the domain runs; the same attach, commands, kill and detach.
+# 5. hotplug-unmanaged-c: the C helper started by hand on a fixed path, the disk attached
+#    with managed='no' on it; SIGKILL and a new C helper on the path while the domain runs.
 # `virsh destroy` then leaves no helper and no socket. Step times, libvirt's events and its
 # log lines about the pr-helper are printed.
 . "$LAB_TESTS/lib.sh"
@@ -82,6 +84,7 @@ cleanup() {
     [ -n "${LVPID:-}" ] && vsh destroy lab >/dev/null 2>&1
     [ -n "${EVPID:-}" ] && kill "$EVPID" 2>/dev/null
     [ -n "${SAPID:-}" ] && kill "$SAPID" 2>/dev/null
+    [ -n "${CPID:-}" ] && kill "$CPID" 2>/dev/null
     [ -n "${LVPID:-}" ] && kill "$LVPID" 2>/dev/null && sleep 1 && kill -9 "$LVPID" 2>/dev/null
     for m in $MOUNTED; do umount "$m" 2>/dev/null || umount -l "$m"; done
     return 0
@@ -139,28 +142,13 @@ log_filters = "1:qemu 1:security 1:util.command 1:util.process 1:util.cgroup 3:u
 log_outputs = "1:file:/var/log/libvirt/libvirtd.log"
 CONF
 
-# The nested guest (scenario 21's: busybox, the SCSI and virtio-scsi modules, our binary for
-# pr-client --direct). For each round it waits for a disk, runs the round's commands (in the
-# rounds that kill a helper it prints @@KILL-NOW and waits 20 s, then retries its next command
-# up to 4 times, 15 s apart, each attempt recorded), prints @@ROUND-DONE and waits for the disk
-# to go. Every command's exit status and output are printed (generations filtered).
-r=/tmp/inner
-mkdir -p $r/bin $r/dev $r/proc $r/sys $r/mods $r/tmp
-cp /bin/busybox $r/bin/busybox
-for a in sh mount insmod sleep poweroff cat echo ls grep sed; do ln -sf busybox $r/bin/$a; done
-cp "$LAB_BIN" $r/bin/pr-helper
-: >$r/mods/order
-for m in $(grep -E '^(scsi_common|scsi_mod|sd_mod|sg|crc.*)\.ko$' /mods/order) virtio_scsi.ko; do
-    [ -f "/mods/$m" ] || continue
-    cp "/mods/$m" $r/mods/ && echo "$m" >>$r/mods/order
-done
-cat >$r/init <<'INIT'
-#!/bin/sh
-mount -t proc none /proc
-mount -t sysfs none /sys
-mount -t devtmpfs none /dev
-while read -r m; do insmod "/mods/$m" 2>/dev/null; done </mods/order
-P="/bin/pr-helper pr-client --direct --timeout=60"
+# The nested guest (lib.sh's, as scenario 21's). For each round it waits for a disk, runs the
+# round's commands (in the rounds that kill a helper it prints @@KILL-NOW and waits 20 s, then
+# retries its next command up to 4 times, 15 s apart, each attempt recorded), prints
+# @@ROUND-DONE and waits for the disk to go. Every command's exit status and output are
+# printed (generations filtered).
+nested_begin
+cat >>$NESTED/init <<'INIT'
 disk() { for d in /dev/sd[a-z]; do [ -b "$d" ] && echo "$d" && return 0; done; return 1; }
 step() { # NAME ARGS...: one command on the round's disk, its exit status and output
     n=$1
@@ -171,7 +159,7 @@ step() { # NAME ARGS...: one command on the round's disk, its exit status and ou
     sed -e 's/PR generation=0x[0-9a-f]*/PR generation=N/' -e "s/^/@@OUT $round $n /" /tmp/o
     return $rc
 }
-for round in coldplug-managed hotplug-unmanaged hotplug-managed hotplug-managed-c; do
+for round in coldplug-managed hotplug-unmanaged hotplug-managed hotplug-managed-c hotplug-unmanaged-c; do
     i=0
     until D=$(disk); do
         i=$((i + 1))
@@ -188,7 +176,7 @@ for round in coldplug-managed hotplug-unmanaged hotplug-managed hotplug-managed-
     step read-keys -k
     step reserve -o -R -K 0x1234 -T 1
     step read-reservation -r
-    case $round in coldplug-managed | hotplug-unmanaged | hotplug-managed-c)
+    case $round in coldplug-managed | hotplug-unmanaged | hotplug-managed-c | hotplug-unmanaged-c)
         echo "@@KILL-NOW $round"
         sleep 20
         for a in 1 2 3 4; do
@@ -209,9 +197,7 @@ done
 echo "@@INNER-DONE"
 while :; do sleep 60; done
 INIT
-chmod 755 $r/init
-(cd $r && find . | cpio -o -H newc 2>/dev/null | gzip -1) >/deb/tmp/inner.cpio.gz
-cp "$LAB_IMAGE/vmlinuz" /deb/tmp/vmlinuz
+nested_pack
 
 # The disk of every round (the first is in the domain, the others are attached to it).
 disk_xml() { # RESERVATIONS-ELEMENT
@@ -230,6 +216,8 @@ USOCK=/run/pr-unmanaged.sock
 UNMANAGED="<reservations managed='no'><source type='unix' path='$USOCK' mode='client'/></reservations>"
 disk_xml "$MANAGED" >/deb/tmp/disk-managed.xml
 disk_xml "$UNMANAGED" >/deb/tmp/disk-unmanaged.xml
+CSOCK=/run/pr-c.sock
+disk_xml "<reservations managed='no'><source type='unix' path='$CSOCK' mode='client'/></reservations>" >/deb/tmp/disk-unmanaged-c.xml
 
 # No <features><acpi/></features>: libvirt then runs the machine with acpi=off, which booted
 # the nested kernel in 975 s under load where the same with ACPI had not booted after 1,260 s.
@@ -456,12 +444,40 @@ detach hotplug-managed-c
 wait_until 60 "detaching the last managed disk stops the C helper" no_managed
 wait_until 10 "nothing answers on the C helper's socket $HSOCK after the detach" socket_dead
 echo "  ok: no helper after the detach, nothing answers on its socket ($(ls /deb$HSOCK 2>&1))"
+wait_console "@@GONE hotplug-managed-c" $PHASE_LIMIT
+
+say "round 5, hotplug-unmanaged-c: the C helper started by hand on a fixed path, restarted while the domain runs"
+# As an admin runs it (or its systemd unit): -k PATH, root, the socket's group and mode for
+# QEMU's user. A helper restarted on the same path (the C helper unlinks it first) is what
+# QEMU reconnects to.
+c_unmanaged() {
+    $LVR /usr/bin/qemu-pr-helper -k "$CSOCK" >>/tmp/c-unmanaged.err 2>&1 &
+    CPID=$!
+    wait_until 30 "the C helper listens on $CSOCK" c_listens
+    $LVR chgrp libvirt-qemu "$CSOCK"
+    chmod 660 "/deb$CSOCK"
+}
+c_listens() { "$LAB_BIN" pr-client probe --socket="/deb$CSOCK" --timeout=5 >/dev/null 2>&1; }
+c_unmanaged
+echo "  the C helper $CPID listens on $CSOCK ($(ls -l /deb$CSOCK))"
+attach hotplug-unmanaged-c /tmp/disk-unmanaged-c.xml
+soft_eq "$(managed | tr ' ' '\n' | grep -vx "$CPID" | tr -d '\n')" "" "libvirt started no helper of its own"
+wait_console "@@KILL-NOW hotplug-unmanaged-c" $PHASE_LIMIT
+check_nexus_b hotplug-unmanaged-c
+say "SIGKILL to the C helper ($CPID) and a new one on the same path, the domain running"
+kill -9 "$CPID"
+wait "$CPID" 2>/dev/null || true
+c_unmanaged
+stamp "the C helper restarted: pid $CPID"
+wait_console "@@ROUND-DONE hotplug-unmanaged-c" $PHASE_LIMIT
+detach hotplug-unmanaged-c
+kill "$CPID" 2>/dev/null || true
 wait_console "@@INNER-DONE" $PHASE_LIMIT
 
 say "the guest's answers, round by round"
 tr -d '\r' </deb/tmp/inner.console | grep -o '@@.*' >/tmp/inner.steps
 cat /tmp/inner.steps
-for round in coldplug-managed hotplug-unmanaged hotplug-managed hotplug-managed-c; do
+for round in coldplug-managed hotplug-unmanaged hotplug-managed hotplug-managed-c hotplug-unmanaged-c; do
     for want in register=0 read-keys=0 reserve=0 read-reservation=0 reserve-other-type=24 \
         capabilities=0 release=0 unregister=0 read-keys-after=0; do
         grep -q "^@@STEP $round ${want%=*} rc=${want#*=}\$" /tmp/inner.steps ||
@@ -473,11 +489,11 @@ for round in coldplug-managed hotplug-unmanaged hotplug-managed hotplug-managed-
     grep -E "^@@(STEP|OUT) $round " /tmp/inner.steps | grep -v " after-kill-" |
         sed "s/^\(@@[A-Z]*\) $round /\1 /" >"/tmp/answers.$round"
 done
-for round in coldplug-managed hotplug-unmanaged hotplug-managed-c; do
+for round in coldplug-managed hotplug-unmanaged hotplug-managed-c hotplug-unmanaged-c; do
     grep -q "^@@STEP $round after-kill-1 rc=0\$" /tmp/inner.steps ||
         soft_fail "$round: the guest's first PR command after the kill failed: $(grep "^@@[A-Z]* $round after-kill" /tmp/inner.steps | tr '\n' ' ')"
 done
-for round in hotplug-unmanaged hotplug-managed hotplug-managed-c; do
+for round in hotplug-unmanaged hotplug-managed hotplug-managed-c hotplug-unmanaged-c; do
     if cmp -s /tmp/answers.coldplug-managed "/tmp/answers.$round"; then
         echo "  ok: $round's answers are coldplug-managed's ($(wc -l <"/tmp/answers.$round") lines)"
     else
