@@ -391,3 +391,27 @@ nested_pack() {
     (cd $NESTED && find . | cpio -o -H newc 2>/dev/null | gzip -1) >/deb/tmp/inner.cpio.gz
     cp "$LAB_IMAGE/vmlinuz" /deb/tmp/vmlinuz
 }
+# Progress goes to the scenario's log and to the VM's console, which run.sh prints when the
+# VM itself runs out of time.
+progress() {
+    echo "$*"
+    echo "lab $LAB_SCENARIO: $*" >/dev/console 2>/dev/null || true
+}
+# nested_wait CONSOLE MARKER SECS FAIL: waits until the nested guest's console file shows
+# MARKER, in wall-clock seconds (a loop count stretches under load), saying every 30 s what
+# the console says last; FAIL MESSAGE (which must not return) when QEMU ($QPID) exits first
+# or SECS pass.
+nested_wait() {
+    _t0=$(date +%s) _next=30
+    while ! tr -d '\r' <"$1" 2>/dev/null | grep -q "$2"; do
+        kill -0 "$QPID" 2>/dev/null || "$4" "QEMU exited before '$2'"
+        _el=$(($(date +%s) - _t0))
+        [ $_el -ge "$3" ] && "$4" "no '$2' from the nested guest after $3 s"
+        if [ $_el -ge $_next ]; then
+            progress "  ... ${_el} s of $3 waiting for '$2'; nested console: $(tr -d '\r' <"$1" 2>/dev/null | grep . | tail -n 1 | cut -c1-100)"
+            _next=$((_next + 30))
+        fi
+        sleep 1
+    done
+    progress "  '$2' after $(($(date +%s) - _t0)) s"
+}

@@ -72,26 +72,11 @@ $CH qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nic none -vga no
     -device virtio-scsi-pci -device scsi-block,drive=d0 \
     </dev/null >/tmp/inner.console 2>&1 &
 QPID=$!
-# Progress goes to the scenario's log and to the VM's console, which run.sh prints when the
-# VM itself runs out of time.
-progress() {
-    echo "$*"
-    echo "lab 21-qemu-client: $*" >/dev/console 2>/dev/null || true
+inner_fail() {
+    cat /tmp/inner.console
+    die "$1"
 }
-wait_console() { # MARKER SECS: wall-clock seconds (a loop count stretches under load)
-    _t0=$(date +%s) _next=30
-    while ! grep -q "$1" /tmp/inner.console; do
-        kill -0 $QPID 2>/dev/null || { cat /tmp/inner.console; die "QEMU exited before '$1'"; }
-        _el=$(($(date +%s) - _t0))
-        [ $_el -ge "$2" ] && { cat /tmp/inner.console; die "no '$1' from the nested guest after $2 s"; }
-        if [ $_el -ge $_next ]; then
-            progress "  ... ${_el} s of $2 waiting for '$1'; nested console: $(tr -d '\r' </tmp/inner.console | grep . | tail -n 1 | cut -c1-100)"
-            _next=$((_next + 30))
-        fi
-        sleep 1
-    done
-    progress "  '$1' after $(($(date +%s) - _t0)) s"
-}
+wait_console() { nested_wait /tmp/inner.console "$1" "$2" inner_fail; } # MARKER SECS
 # switched SINCE: the helper behind QEMU must be back before the nested guest's 20 s pause ends.
 switched() {
     _sw=$(($(date +%s) - $1))

@@ -35,10 +35,6 @@ BOOT_LIMIT=1800 PHASE_LIMIT=300 START_LIMIT=300
 LVR="env SYSTEMD_IGNORE_CHROOT=1 chroot /deb /usr/bin/env PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root"
 vsh() { $LVR virsh -c qemu:///system "$@"; }
 LVLOG=/deb/var/log/libvirt/libvirtd.log
-progress() {
-    echo "$*"
-    echo "lab $LAB_SCENARIO: $*" >/dev/console 2>/dev/null || true
-}
 T0=$(date +%s)
 stamp() { progress "[$(($(date +%s) - T0)) s] $*"; }
 # libvirt's lines about the pr-helper (what it ran, the events it got, what it killed).
@@ -274,20 +270,7 @@ libvirtd_stop() {
     LVPID="" EVPID=""
 }
 
-wait_console() { # MARKER SECS
-    _t0=$(date +%s) _next=30
-    while ! tr -d '\r' </deb/tmp/inner.console 2>/dev/null | grep -q "$1"; do
-        kill -0 "$QPID" 2>/dev/null || lv_fail "QEMU exited before '$1'"
-        _el=$(($(date +%s) - _t0))
-        [ $_el -ge "$2" ] && lv_fail "no '$1' from the nested guest after $2 s"
-        if [ $_el -ge $_next ]; then
-            progress "  ... ${_el} s of $2 waiting for '$1'; nested console: $(tr -d '\r' </deb/tmp/inner.console 2>/dev/null | grep . | tail -n 1 | cut -c1-100)"
-            _next=$((_next + 30))
-        fi
-        sleep 1
-    done
-    stamp "  '$1' after $(($(date +%s) - _t0)) s"
-}
+wait_console() { nested_wait /deb/tmp/inner.console "$1" "$2" lv_fail; } # MARKER SECS
 # The managed helper's pid (libvirt's, by its program name), or "".
 managed() { pidof qemu-pr-helper || true; }
 wait_until() { # SECS WHAT COMMAND...: poll COMMAND each second until it succeeds
