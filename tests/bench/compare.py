@@ -2,7 +2,7 @@
 """Side-by-side figures for the C qemu-pr-helper, ours and a floor server, measured in one run.
 
 Usage: tests/bench/compare.py [--seconds S] [--idle N[,N...]] [--burst N] [--bursts K]
-                              [--ours BINARY] [--c BINARY]
+                              [--rounds R] [--ours BINARY] [--c BINARY] [--also NAME=BINARY]
 
 The floor (tests/bench/floor.c, built here with gcc -O2) is the least a server of the same
 wire protocol does per request: one thread, recvmsg, SG_IO, close, one send, no checks.
@@ -13,7 +13,10 @@ measured with `pr-client bench`, with the server's CPU time per request (utime+s
 /proc over the run) and the fewest requests one connection had answered; idle CPU over 3 s
 (0 unless the server spins); and a burst: --burst N clients connect at once and send one
 request each (`pr-client bench --burst`), the median over --bursts runs of the time until
-the last answer and of p50/p99. Timings are reported, never asserted. Run as root.
+the last answer and of p50/p99. With --rounds R the load figures (1, 8 and 64 connections)
+are measured R times, the servers taking turns in each round, and the median is reported:
+the host's speed drifts within minutes, and one round of each decides little. Timings are
+reported, never asserted. Run as root.
 A step a server fails (the C helper with 10,000 idle connections, say) is reported as such,
 the rest of its figures are still measured, and every server started is stopped.
 """
@@ -30,11 +33,17 @@ def rss_kib(pid, field="VmRSS"):
     return 0
 
 
-def cpu_seconds(pid):
-    """The process's user plus system CPU time, all its threads."""
+def cpu_times(pid):
+    """The process's user and system CPU time in seconds, all its threads."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid):
+    """The process's user plus system CPU time, all its threads."""
+    return sum(cpu_times(pid))
 
 
 def raise_nofile():
@@ -158,18 +167,7 @@ def measure_server(name, cmd, client, tmp, args, failures):
             time.sleep(3)
             r["idle CPU ms over 3 s"] = (cpu_seconds(proc.pid) - before) * 1000
         measure(name, failures, "idle CPU", idle_cpu_step)
-        for conns in (1, 8, 64):
-            def load_step(conns=conns):
-                before = cpu_seconds(proc.pid)
-                result = bench(client, path, conns, args.seconds)
-                cpu = cpu_seconds(proc.pid) - before
-                r[f"req/s {conns} conn"] = result["requests_per_second"]
-                r[f"p50 us {conns} conn"] = result["latency_us"]["p50"]
-                r[f"p99 us {conns} conn"] = result["latency_us"]["p99"]
-                r[f"CPU us/req {conns} conn"] = cpu * 1e6 / max(result["requests"], 1)
-                if conns > 1:
-                    r[f"fewest req/conn {conns} conn"] = result["per_connection"]["min"]
-            measure(name, failures, f"{conns} connections", load_step)
+        load_figures(name, proc.pid, client, path, args, failures, r)
         def burst_step():
             runs = [bench(client, path, args.burst, 0, burst=True) for _ in range(args.bursts)]
             for run in runs:
@@ -186,6 +184,40 @@ def measure_server(name, cmd, client, tmp, args, failures):
     return r
 
 
+def load_figures(name, pid, client, path, args, failures, r):
+    """Requests/s, latency and CPU per request at 1, 8 and 64 connections, into r."""
+    for conns in (1, 8, 64):
+        def load_step(conns=conns):
+            user, system = cpu_times(pid)
+            result = bench(client, path, conns, args.seconds)
+            user, system = cpu_times(pid)[0] - user, cpu_times(pid)[1] - system
+            r[f"req/s {conns} conn"] = result["requests_per_second"]
+            r[f"p50 us {conns} conn"] = result["latency_us"]["p50"]
+            r[f"p99 us {conns} conn"] = result["latency_us"]["p99"]
+            r[f"CPU us/req {conns} conn"] = (user + system) * 1e6 / max(result["requests"], 1)
+            r[f"kernel % of CPU {conns} conn"] = 100 * system / (user + system) if user + system else 0
+            if conns > 1:
+                r[f"fewest req/conn {conns} conn"] = result["per_connection"]["min"]
+        measure(name, failures, f"{conns} connections", load_step)
+
+
+def load_round(name, cmd, client, tmp, args, failures):
+    """One more round of the load figures, on a freshly started server."""
+    r = {}
+    path = os.path.join(tmp, f"{name}.sock")
+    try:
+        proc = start(cmd, path)
+    except (Exception, SystemExit) as e:  # noqa: BLE001
+        failures.append(f"{name}: start: {e}")
+        return r
+    try:
+        measure(name, failures, "warm-up", lambda: bench(client, path, 1, 0.2))
+        load_figures(name, proc.pid, client, path, args, failures, r)
+    finally:
+        stop(proc)
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3)
@@ -196,6 +228,8 @@ def main():
     ap.add_argument("--c", default="/usr/bin/qemu-pr-helper")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=BINARY",
                     help="another build of ours measured in the same run (before/after a change)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="rounds of the load figures, servers taking turns (the median is reported)")
     args = ap.parse_args()
     raise_nofile()
     tmp = tempfile.mkdtemp(prefix="prh-bench-")
@@ -216,6 +250,13 @@ def main():
     try:
         for name, cmd in helpers.items():
             rows[name] = measure_server(name, cmd, client, tmp, args, failures)
+        rounds = {name: [dict(r)] for name, r in rows.items()}
+        for _ in range(args.rounds - 1):
+            for name, cmd in helpers.items():
+                rounds[name].append(load_round(name, cmd, client, tmp, args, failures))
+        for name, runs in rounds.items():
+            for key in {k for run in runs[1:] for k in run}:
+                rows[name][key] = statistics.median(run[key] for run in runs if key in run)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     keys = []
