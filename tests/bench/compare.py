@@ -20,7 +20,7 @@ reported, never asserted. Run as root.
 A step a server fails (the C helper with 10,000 idle connections, say) is reported as such,
 the rest of its figures are still measured, and every server started is stopped.
 """
-import argparse, json, os, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, json, os, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -130,18 +130,32 @@ def measure(name, failures, step, fn):
         failures.append(f"{name}: {step}: {e}")
 
 
-def measure_server(name, cmd, client, tmp, args, failures):
-    r = {}
-    measure(name, failures, "binary size", lambda: r.__setitem__("binary+libs KiB", binary_bytes(os.path.realpath(cmd[0])) / 1024))
-    measure(name, failures, "exec-to-ready", lambda: r.__setitem__("exec-to-ready ms", exec_to_ready(cmd, tmp)))
+@contextlib.contextmanager
+def serving(name, cmd, client, tmp, failures):
+    """The server started on a fresh socket and warmed up: (process, socket path), or None
+    when it did not start (recorded); stopped at the end."""
     path = os.path.join(tmp, f"{name}.sock")
     try:
         proc = start(cmd, path)
     except (Exception, SystemExit) as e:  # noqa: BLE001
         failures.append(f"{name}: start: {e}")
-        return r
+        yield None
+        return
     try:
         measure(name, failures, "warm-up", lambda: bench(client, path, 1, 0.2))  # first request, worker thread
+        yield proc, path
+    finally:
+        stop(proc)
+
+
+def measure_server(name, cmd, client, tmp, args, failures):
+    r = {}
+    measure(name, failures, "binary size", lambda: r.__setitem__("binary+libs KiB", binary_bytes(os.path.realpath(cmd[0])) / 1024))
+    measure(name, failures, "exec-to-ready", lambda: r.__setitem__("exec-to-ready ms", exec_to_ready(cmd, tmp)))
+    with serving(name, cmd, client, tmp, failures) as server:
+        if server is None:
+            return r
+        proc, path = server
         r["idle RSS KiB"] = rss_kib(proc.pid)
         # The private part: RSS also counts the pages of the binary and its shared libraries
         # that are mapped (clean, shared with every process using them, reclaimable).
@@ -179,8 +193,6 @@ def measure_server(name, cmd, client, tmp, args, failures):
             r[f"burst {args.burst}: p99 ms"] = med("p99") / 1000
         if args.burst:
             measure(name, failures, f"burst of {args.burst}", burst_step)
-    finally:
-        stop(proc)
     return r
 
 
@@ -204,17 +216,10 @@ def load_figures(name, pid, client, path, args, failures, r):
 def load_round(name, cmd, client, tmp, args, failures):
     """One more round of the load figures, on a freshly started server."""
     r = {}
-    path = os.path.join(tmp, f"{name}.sock")
-    try:
-        proc = start(cmd, path)
-    except (Exception, SystemExit) as e:  # noqa: BLE001
-        failures.append(f"{name}: start: {e}")
-        return r
-    try:
-        measure(name, failures, "warm-up", lambda: bench(client, path, 1, 0.2))
-        load_figures(name, proc.pid, client, path, args, failures, r)
-    finally:
-        stop(proc)
+    with serving(name, cmd, client, tmp, failures) as server:
+        if server is not None:
+            proc, path = server
+            load_figures(name, proc.pid, client, path, args, failures, r)
     return r
 
 

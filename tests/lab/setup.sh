@@ -122,6 +122,23 @@ dir="$cache/$key"
 # C qemu-pr-helper, and the QEMU of the nested-guest scenario), multipath-tools, udev, nvme-cli
 # and sg3-utils. The guest mounts it read-only over 9p at /deb and chroots into it (init.sh).
 # Rebuilt when this list changes; `rm -rf $cache/root-trixie` refreshes it.
+# root_apt_install DIR LOG PKGS...: trixie-backports' PKGS into the Debian root DIR with its
+# apt-get, the output in $cache/LOG (its last lines shown when it fails, and the setup stops).
+root_apt_install() {
+    local dir=$1 out=$cache/$2 rc=0
+    shift 2
+    mount --bind /proc "$dir/proc"
+    (chroot "$dir" apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y -qq --no-install-recommends \
+            -t trixie-backports "$@" &&
+        chroot "$dir" apt-get clean) >"$out" 2>&1 || rc=$?
+    umount "$dir/proc"
+    if [ $rc != 0 ]; then
+        tail -n 20 "$out" >&2
+        log "installing $* in the guest root $dir failed (log: $out)"
+        exit 1
+    fi
+}
 root_pkgs="qemu-system-x86 qemu-system-common sg3-utils multipath-tools udev nvme-cli kmod coreutils"
 root_sig="trixie trixie-backports: $root_pkgs"
 rootdir="$cache/root-trixie"
@@ -131,18 +148,8 @@ if [ "$arch" = amd64 ] && [ "$(cat "$rootdir/.ready" 2>/dev/null)" != "$root_sig
     debootstrap --variant=minbase trixie "$rootdir.new" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 ||
         { tail -n 20 "$cache/debootstrap.log" >&2; log "debootstrap failed (log: $cache/debootstrap.log)"; exit 1; }
     echo "deb http://deb.debian.org/debian trixie-backports main" >"$rootdir.new/etc/apt/sources.list.d/backports.list"
-    mount --bind /proc "$rootdir.new/proc"
-    rc=0
-    (chroot "$rootdir.new" apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive chroot "$rootdir.new" apt-get install -y -qq --no-install-recommends \
-            -t trixie-backports $root_pkgs &&
-        chroot "$rootdir.new" apt-get clean) >"$cache/root-packages.log" 2>&1 || rc=$?
-    umount "$rootdir.new/proc"
-    if [ $rc != 0 ]; then
-        tail -n 20 "$cache/root-packages.log" >&2
-        log "installing the guest root's packages failed (log: $cache/root-packages.log)"
-        exit 1
-    fi
+    # shellcheck disable=SC2086 # the list is words
+    root_apt_install "$rootdir.new" root-packages.log $root_pkgs
     # Mount points for the guest's writable tmpfs.
     mkdir -p "$rootdir.new/etc/multipath"
     echo "$root_sig" >"$rootdir.new/.ready"
@@ -156,18 +163,8 @@ fi
 root_extra="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
 if [ "$arch" = amd64 ] && [ "$(cat "$rootdir/.extras" 2>/dev/null)" != "$root_extra" ]; then
     log "adding $root_extra to the guest root $rootdir"
-    mount --bind /proc "$rootdir/proc"
-    rc=0
-    (chroot "$rootdir" apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive chroot "$rootdir" apt-get install -y -qq --no-install-recommends \
-            -t trixie-backports $root_extra &&
-        chroot "$rootdir" apt-get clean) >"$cache/root-extras.log" 2>&1 || rc=$?
-    umount "$rootdir/proc"
-    if [ $rc != 0 ]; then
-        tail -n 20 "$cache/root-extras.log" >&2
-        log "installing $root_extra in the guest root failed (log: $cache/root-extras.log)"
-        exit 1
-    fi
+    # shellcheck disable=SC2086 # the list is words
+    root_apt_install "$rootdir" root-extras.log $root_extra
     # The lab's systemd VM (tests/lab/systemd) boots this root: libvirt's units, which the
     # packages enable, stay off there (the libvirt scenarios start libvirtd by hand).
     find "$rootdir/etc/systemd/system" -type l \( -name 'libvirt*' -o -name 'virtlog*' \) -delete
