@@ -200,9 +200,10 @@ def load_figures(name, pid, client, path, args, failures, r):
     """Requests/s, latency and CPU per request at 1, 8 and 64 connections, into r."""
     for conns in (1, 8, 64):
         def load_step(conns=conns):
-            user, system = cpu_times(pid)
+            user_before, system_before = cpu_times(pid)
             result = bench(client, path, conns, args.seconds)
-            user, system = cpu_times(pid)[0] - user, cpu_times(pid)[1] - system
+            user_after, system_after = cpu_times(pid)
+            user, system = user_after - user_before, system_after - system_before
             r[f"req/s {conns} conn"] = result["requests_per_second"]
             r[f"p50 us {conns} conn"] = result["latency_us"]["p50"]
             r[f"p99 us {conns} conn"] = result["latency_us"]["p99"]

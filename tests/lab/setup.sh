@@ -118,10 +118,6 @@ key="${flavour}_${kpkg}_${kver_pkg}_bb${bb_ver}_${inputs_sum}"
 key=${key//[^A-Za-z0-9._+-]/_}
 dir="$cache/$key"
 
-# The guest's Debian: trixie made with debootstrap, plus trixie-backports' QEMU 11 (the newest
-# C qemu-pr-helper, and the QEMU of the nested-guest scenario), multipath-tools, udev, nvme-cli
-# and sg3-utils. The guest mounts it read-only over 9p at /deb and chroots into it (init.sh).
-# Rebuilt when this list changes; `rm -rf $cache/root-trixie` refreshes it.
 # root_apt_install DIR LOG PKGS...: trixie-backports' PKGS into the Debian root DIR with its
 # apt-get, the output in $cache/LOG (its last lines shown when it fails, and the setup stops).
 root_apt_install() {
@@ -139,6 +135,10 @@ root_apt_install() {
         exit 1
     fi
 }
+# The guest's Debian: trixie made with debootstrap, plus trixie-backports' QEMU 11 (the newest
+# C qemu-pr-helper, and the QEMU of the nested-guest scenario), multipath-tools, udev, nvme-cli
+# and sg3-utils. The guest mounts it read-only over 9p at /deb and chroots into it (init.sh).
+# Rebuilt when this list changes; `rm -rf $cache/root-trixie` refreshes it.
 root_pkgs="qemu-system-x86 qemu-system-common sg3-utils multipath-tools udev nvme-cli kmod coreutils"
 root_sig="trixie trixie-backports: $root_pkgs"
 rootdir="$cache/root-trixie"
