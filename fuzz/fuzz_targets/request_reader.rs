@@ -56,14 +56,14 @@ fn drive(conn: &mut Conn, peer: BorrowedFd<'_>) -> bool {
     let mut step = conn.on_readable(&mut ReplyBuffer::new);
     loop {
         step = match step {
-            Step::Wait => return true,
+            Step::Wait | Step::Blocked(_) => return true,
             Step::Close(_) => return false,
             Step::Replied(_) => conn.on_readable(&mut ReplyBuffer::new),
             Step::Dispatch(request, mut reply) => {
                 let (outcome, _) = backend::execute(&request, &mut reply, &exec);
                 drop(request);
                 let mut s = conn.start_reply(reply, outcome.wire_len());
-                while matches!(s, Step::Wait) {
+                while matches!(s, Step::Wait | Step::Blocked(_)) {
                     drain(peer);
                     s = conn.on_writable();
                 }

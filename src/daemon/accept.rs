@@ -14,11 +14,11 @@ use super::listener::Listener;
 
 /// What one accept gave.
 pub enum Accepted {
-    /// A connection; the listener is armed again.
+    /// A connection; the listener is armed again (or accepting is paused).
     Conn(OwnedFd),
-    /// Nothing to accept now; the listener is armed again.
+    /// Nothing to accept now; the listener is armed again (or accepting is paused).
     Empty,
-    /// Out of descriptors or memory: the caller pauses accepting.
+    /// Out of descriptors or memory (or another failure): the caller pauses accepting.
     Exhausted,
     /// No listener (shutting down, or serving one inherited connection).
     Closed,
@@ -47,27 +47,36 @@ impl Acceptor {
 
     /// Accepts one connection. The listener is one-shot and the caller may run this
     /// connection's first request for as long as its device takes: another thread must be
-    /// able to accept meanwhile, so it is armed again first.
-    pub fn accept(&self, epoll: &OwnedFd) -> Accepted {
+    /// able to accept meanwhile, so it is armed again first. When that fails the listener
+    /// stays disarmed and accepting is paused (see [`Acceptor::paused`]), to be retried.
+    pub fn accept(&mut self, epoll: &OwnedFd) -> Accepted {
         let Some(listener) = &self.listener else {
             return Accepted::Closed;
         };
         loop {
             match rustix::net::accept_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
                 Ok(sock) => {
-                    self.arm(epoll);
+                    self.rearm(epoll);
                     return Accepted::Conn(sock);
                 }
-                Err(Errno::INTR | Errno::CONNABORTED) => {}
-                Err(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM) => {
-                    return Accepted::Exhausted;
-                }
-                Err(_) => {
-                    // EAGAIN: all accepted. The listener is one-shot: arm it again.
-                    self.arm(epoll);
+                Err(Errno::INTR | Errno::CONNABORTED | Errno::PROTO) => {}
+                Err(Errno::AGAIN) => {
+                    // All accepted. The listener is one-shot: arm it again.
+                    self.rearm(epoll);
                     return Accepted::Empty;
                 }
+                // Out of descriptors or memory, or a failure that would fail again at once:
+                // wait a little rather than spin on a listener that stays readable.
+                Err(_) => return Accepted::Exhausted,
             }
+        }
+    }
+
+    /// Arms the listener again, or pauses accepting when epoll refuses (ENOMEM, ENOSPC): a
+    /// listener left disarmed and not paused would never be served again.
+    fn rearm(&mut self, epoll: &OwnedFd) {
+        if !self.arm(epoll) {
+            self.paused = true;
         }
     }
 

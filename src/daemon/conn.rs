@@ -72,6 +72,16 @@ impl Close {
         }
     }
 
+    /// Closing because epoll refused to watch the connection again: the client reconnects, as
+    /// QEMU does, and gets a connection that is watched.
+    pub fn epoll(e: Errno) -> Self {
+        let why = crate::errors::strerror(&e.into());
+        Close {
+            reason: "epoll_ctl failed",
+            message: Some(format!("Cannot watch the connection: {why}")),
+        }
+    }
+
     /// Closing, with what C prints for it.
     fn loud(reason: &'static str, message: impl Into<String>) -> Step {
         let message = Some(message.into());
@@ -83,6 +93,11 @@ impl Close {
 pub enum Step {
     /// Nothing until the next readiness event.
     Wait,
+    /// The socket said EAGAIN: wait for this readiness, asking epoll for it again first. The
+    /// connection is edge-triggered, and a call can fail with EAGAIN while its readiness holds
+    /// (strace showed it): the edge that readiness came with is spent, and no new one would
+    /// come before the client hears from us, which it waits for.
+    Blocked(Interest),
     /// Run this request; the connection is now `Executing`.
     Dispatch(Request, ReplyBuffer),
     /// The reply went out: recycle the buffer and read the next request.
@@ -91,12 +106,24 @@ pub enum Step {
     Close(Close),
 }
 
+/// The readiness a blocked connection waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// A request (or its end).
+    Read,
+    /// Room for the rest of a reply; requests that come meanwhile wait, as C answers them in
+    /// order (and a client that sends without reading must not make the loop spin).
+    Write,
+}
+
 /// A client connection.
 pub struct Conn {
     pub sock: OwnedFd,
     pub state: State,
     /// `--audit`: the peer, read when it connected.
     pub audit: Option<Box<crate::daemon::audit::ConnAudit>>,
+    /// Armed for writability alone ([`Interest::Write`]), until the blocked reply is out.
+    pub write_only: bool,
 }
 
 impl Conn {
@@ -109,6 +136,7 @@ impl Conn {
                 buf: [0; PR_HELPER_FEATURES_SIZE],
             },
             audit: None,
+            write_only: false,
         }
     }
 
@@ -162,7 +190,7 @@ impl Conn {
                     let need = request.cdb.parameter_length();
                     *got += match recv_into(&self.sock, &mut reply.payload_mut()[*got..need]) {
                         Ok(n) => n,
-                        Err(Interrupted::WouldBlock) => return Step::Wait,
+                        Err(Interrupted::WouldBlock) => return Step::Blocked(Interest::Read),
                         Err(Interrupted::Eof) => {
                             let words = "Unexpected end-of-file before all data were read";
                             return Close::loud("end of file in parameter list", words);
@@ -252,7 +280,7 @@ impl Conn {
             match rustix::net::send(&self.sock, &reply.wire(*len)[*sent..], SendFlags::NOSIGNAL) {
                 Ok(n) => *sent += n,
                 Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => return Step::Wait,
+                Err(Errno::AGAIN) => return Step::Blocked(Interest::Write),
                 Err(e) => return socket_error("write error", "write to", e),
             }
         }
@@ -283,7 +311,7 @@ impl Interrupted {
     /// Before a request is complete C closes silently on EOF and errors.
     fn into_step(self, phase: &'static str) -> Step {
         match self {
-            Interrupted::WouldBlock => Step::Wait,
+            Interrupted::WouldBlock => Step::Blocked(Interest::Read),
             Interrupted::Eof | Interrupted::Failed(_) => Step::Close(Close::silent(phase)),
         }
     }

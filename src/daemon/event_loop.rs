@@ -12,7 +12,6 @@
 //! reply the owner gives the connection back without reading it again; its next request is
 //! read when an event for it comes in turn (the client's read of the reply brings one).
 
-use std::io::Write as _;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,13 +28,14 @@ use super::accept::{Accepted, Acceptor};
 use super::audit::{self, Audit};
 use super::buffers::{self, Spare};
 use super::commands::Commands;
-use super::conn::{Close, Conn, Step};
+use super::conn::{Close, Conn, Interest, Step};
 use super::limits;
 use super::listener::Listener;
-use super::notify::{Notifier, STATUS_INTERVAL, Stats, Status};
+use super::notify::{Notifier, STATUS_INTERVAL, Stats, Status, Watchdog};
 use super::slab::Slab;
 use super::workers::{self, Job, Team};
 use crate::backend::{ExecOptions, ReplyBuffer};
+use crate::cli::argbytes::print_error;
 use crate::sys;
 use crate::trace::{self, TracePoint};
 
@@ -52,9 +52,18 @@ const CONN_INTEREST: EventFlags = EventFlags::IN
     .union(EventFlags::OUT)
     .union(EventFlags::RDHUP)
     .union(EventFlags::ET);
+/// A connection whose reply is blocked waits for room alone: readable data (a request sent
+/// before this reply was read) would otherwise wake a thread again and again for nothing.
+const WRITE_INTEREST: EventFlags = EventFlags::OUT
+    .union(EventFlags::RDHUP)
+    .union(EventFlags::ET);
 
 /// How often to retry accept after running out of descriptors.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait epoll_pwait takes (its timeout is an int of milliseconds, about 24.8
+/// days): a longer one is waited in several. rustix would call epoll_pwait2 for it, which
+/// the sandbox does not allow.
+const MAX_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// How the loop behaves, beyond what it serves.
 pub struct LoopOptions {
@@ -75,6 +84,13 @@ pub struct LoopOptions {
     pub exec: ExecOptions,
     /// `--audit`: where records go.
     pub audit: Option<Arc<Audit>>,
+    /// systemd's watchdog, when the unit has `WatchdogSec=` (and a notifier).
+    pub watchdog: Option<Watchdog>,
+    /// `PR_HELPER_TEST_WEDGE_LOOP=FILE`: a request that comes while FILE exists wedges the
+    /// loop (its thread takes the lock and never lets go), so that a test can watch the
+    /// watchdog restart the service, and the next instance serve once FILE is gone. A
+    /// test-only switch, as `PR_HELPER_TEST_SGIO_DELAY_MS`: nothing under packaging/ sets it.
+    pub test_wedge: Option<std::path::PathBuf>,
 }
 
 /// Everything the threads change together, under one lock held only for bookkeeping (never
@@ -87,6 +103,7 @@ struct State {
     status: Status,
     unlink_error: Option<(std::path::PathBuf, std::io::Error)>,
     stats: Stats,
+    watchdog: Option<Watchdog>,
 }
 
 /// What every thread of the team shares.
@@ -105,6 +122,8 @@ struct Shared {
     /// `stopping`, so that the last reply and the shutdown cannot both miss the finish.
     in_flight: AtomicUsize,
     state: Mutex<State>,
+    /// Why the loop failed, in whichever thread: the daemon ends with it.
+    failure: Mutex<Option<Error>>,
     team: Team,
     opts: LoopOptions,
     /// Serving one inherited connection (`Accept=yes`): stop when it closes.
@@ -159,7 +178,7 @@ impl EventLoop {
         listener: Option<Listener>,
         connection: Option<OwnedFd>,
         signals: OwnedFd,
-        options: LoopOptions,
+        mut options: LoopOptions,
     ) -> Result<Self, Error> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
             .map_err(|e| Error::EventLoopSetup("epoll_create1", e.into()))?;
@@ -188,6 +207,10 @@ impl EventLoop {
             status: Status::default(),
             unlink_error: None,
             stats: Stats::default(),
+            watchdog: options
+                .watchdog
+                .take()
+                .filter(|_| options.notifier.is_some()),
         };
         let shared = Shared {
             epoll,
@@ -199,6 +222,7 @@ impl EventLoop {
             queued: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             state: Mutex::new(state),
+            failure: Mutex::new(None),
             team,
             opts: options,
             single_connection: connection.is_some(),
@@ -215,7 +239,8 @@ impl EventLoop {
     /// Returns the listener's unlink failure, which the caller reports as C does.
     ///
     /// # Errors
-    /// `epoll_wait` failing for a reason other than EINTR.
+    /// `epoll_wait` failing, in any thread, for a reason other than EINTR: the loop cannot go
+    /// on, and a daemon alive but deaf would never be restarted.
     pub fn run(mut self) -> Result<Option<(std::path::PathBuf, std::io::Error)>, Error> {
         let shared = Arc::clone(&self.shared);
         let mut local = Local::new();
@@ -226,7 +251,10 @@ impl EventLoop {
             let slot = shared.state().conns.reserve();
             shared.add_conn(slot, conn, &mut local);
         }
-        shared.serve(&mut local, false)?;
+        shared.serve(&mut local, false);
+        if let Some(failure) = lock(&shared.failure).take() {
+            return Err(failure);
+        }
         let mut state = lock(&shared.state);
         let at_exit = state.accept.close();
         Ok(state.unlink_error.take().or(at_exit))
@@ -236,13 +264,14 @@ impl EventLoop {
 impl Shared {
     /// One thread's life: wait for an event, run it, again, until the daemon is done, or
     /// (a `follower`) until the team no longer needs it. Returns whether it left the team.
-    fn serve(self: &Arc<Self>, local: &mut Local, follower: bool) -> Result<bool, Error> {
+    fn serve(self: &Arc<Self>, local: &mut Local, follower: bool) -> bool {
         loop {
             if self.finished.load(Ordering::Acquire) {
-                return Ok(false);
+                return false;
             }
-            // A timeout too long for a timespec is no timeout.
-            let timeout = self.wait_timeout().and_then(|d| Timespec::try_from(d).ok());
+            let timeout = self
+                .wait_timeout()
+                .and_then(|d| Timespec::try_from(d.min(MAX_WAIT)).ok());
             local.events.clear();
             let waited = epoll::wait(
                 &self.epoll,
@@ -251,8 +280,11 @@ impl Shared {
             );
             match waited {
                 Ok(_) => {}
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(Error::EventLoop(e.into())),
+                Err(Errno::INTR | Errno::AGAIN) => continue,
+                Err(e) => {
+                    self.fail(Error::EventLoop(e.into()));
+                    return false;
+                }
             }
             let Some(event) = local.events.pop() else {
                 self.tick();
@@ -275,7 +307,7 @@ impl Shared {
                 && self.team.beyond_idle_size()
                 && self.team.retire_if_surplus(self.state().commands.running())
             {
-                return Ok(true);
+                return true;
             }
         }
     }
@@ -318,16 +350,24 @@ impl Shared {
         if self.status_pending(&state) {
             timeout = Some(timeout.map_or(STATUS_INTERVAL, |t| t.min(STATUS_INTERVAL)));
         }
+        if let Some(watchdog) = &state.watchdog {
+            let due = watchdog.due_in();
+            timeout = Some(timeout.map_or(due, |t| t.min(due)));
+        }
         timeout
     }
 
-    /// Timed duties: retry a paused accept, send a due STATUS=.
+    /// Timed duties: retry a paused accept, send a due STATUS=, tell the watchdog the loop
+    /// turns.
     fn tick(&self) {
         let mut state = self.state();
         if state.accept.paused() && !self.stopping() {
             self.resume_accept(&mut state);
         }
         self.notify_status(&mut state);
+        if state.watchdog.as_mut().is_some_and(Watchdog::due) {
+            self.notify("WATCHDOG=1");
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -364,7 +404,12 @@ impl Shared {
                 self.pause_accept(&mut state);
                 return;
             }
-            match state.accept.accept(&self.epoll) {
+            let accepted = state.accept.accept(&self.epoll);
+            if state.accept.paused() {
+                // The listener could not be armed again: retried on the timer.
+                self.accept_paused.store(true, Ordering::Release);
+            }
+            match accepted {
                 Accepted::Conn(sock) => (sock, state.conns.reserve()),
                 Accepted::Exhausted => {
                     self.pause_accept(&mut state);
@@ -415,8 +460,7 @@ impl Shared {
             };
             trace::emit(TracePoint::Accept, || format!("conn={slot} {peer}"));
             if self.opts.log_verbose {
-                let prog = &self.opts.prog;
-                let _ = writeln!(std::io::stderr(), "{prog}: connection from {peer}");
+                print_error(&format!("{}: connection from {peer}\n", self.opts.prog));
             }
         }
         self.state().stats.connections += 1;
@@ -433,7 +477,7 @@ impl Shared {
     }
 
     fn on_conn_event(self: &Arc<Self>, slot: usize, flags: EventFlags, local: &mut Local) {
-        let Some(mut conn) = self.state().conns.take(slot) else {
+        let Some(mut conn) = self.state().conns.take(slot, flags) else {
             return;
         };
         let step = poll(&mut conn, flags, local, self);
@@ -452,13 +496,17 @@ impl Shared {
                         self.close_conn(slot, conn, Close::silent("shutting down"));
                         return;
                     }
-                    let Some(again) = state.conns.park(slot, conn) else {
+                    let Some((again, flags)) = state.conns.park(slot, conn) else {
                         return;
                     };
                     conn = again;
                     drop(state);
-                    poll(&mut conn, EventFlags::IN | EventFlags::OUT, local, self)
+                    poll(&mut conn, flags, local, self)
                 }
+                Step::Blocked(interest) => match self.rearm(slot, &mut conn, interest) {
+                    Ok(()) => Step::Wait,
+                    Err(e) => Step::Close(Close::epoll(e)),
+                },
                 Step::Dispatch(request, reply) => {
                     let job = Job {
                         slot,
@@ -478,6 +526,13 @@ impl Shared {
                         self.close_conn(slot, conn, Close::silent("shutting down"));
                         return;
                     }
+                    if conn.write_only {
+                        // The reply had to wait for room: watch for requests again.
+                        if let Err(e) = self.rearm(slot, &mut conn, Interest::Read) {
+                            self.close_conn(slot, conn, Close::epoll(e));
+                            return;
+                        }
+                    }
                     // Not read again now: the client's read of this reply brings the
                     // connection's next turn in epoll's queue. Reading at once let a client
                     // whose next request came quickly be served again and again while
@@ -491,6 +546,19 @@ impl Shared {
                 }
             };
         }
+    }
+
+    /// Asks epoll again for a blocked connection's readiness: EPOLL_CTL_MOD evaluates it anew,
+    /// so an event comes at once if it already holds.
+    fn rearm(&self, slot: usize, conn: &mut Conn, interest: Interest) -> Result<(), Errno> {
+        let flags = match interest {
+            Interest::Read => CONN_INTEREST,
+            Interest::Write => WRITE_INTEREST,
+        };
+        let token = EventData::new_u64(slot as u64 + FIRST_CONN);
+        epoll::modify(&self.epoll, &conn.sock, token, flags)?;
+        conn.write_only = interest == Interest::Write;
+        Ok(())
     }
 
     /// Counts a complete request and gives it a command slot, or queues it when all
@@ -533,7 +601,7 @@ impl Shared {
         if promote {
             let shared = Arc::clone(self);
             self.team.promote_follower(move || {
-                if !matches!(shared.serve(&mut Local::new(), true), Ok(true)) {
+                if !shared.serve(&mut Local::new(), true) {
                     shared.team.thread_exited();
                 }
             });
@@ -554,6 +622,12 @@ impl Shared {
             request,
             mut reply,
         } = job;
+        if self.opts.test_wedge.as_ref().is_some_and(|f| f.exists()) {
+            let _held = self.state();
+            loop {
+                std::thread::park();
+            }
+        }
         let pending = match &self.opts.audit {
             Some(a) if a.wants(&request.cdb) => Some(audit::Pending::capture(
                 &request.cdb,
@@ -584,10 +658,11 @@ impl Shared {
         // slow pipe), and before the request stops counting as in flight, so a shutdown
         // waits for it.
         if let Some(note) = note.as_ref().filter(|_| self.opts.log_verbose) {
-            let mut err = std::io::stderr().lock();
+            let mut text = String::new();
             for line in note.report.lines() {
-                let _ = writeln!(err, "{}: {}: {line}", self.opts.prog, note.map);
+                text.push_str(&format!("{}: {}: {line}\n", self.opts.prog, note.map));
             }
+            print_error(&text);
         }
         // The audit record likewise, read from /proc and /sys and written after the reply.
         if let (Some(audit), Some(pending)) = (&self.opts.audit, pending) {
@@ -644,12 +719,30 @@ impl Shared {
 
     /// Once stopping with nothing in flight, tells every thread to return.
     fn finish_if_done(&self) {
-        if self.stopping.load(Ordering::SeqCst)
-            && self.in_flight.load(Ordering::SeqCst) == 0
-            && !self.finished.swap(true, Ordering::AcqRel)
-        {
-            let _ = rustix::io::write(&self.finished_event, &1u64.to_ne_bytes());
+        if self.stopping.load(Ordering::SeqCst) && self.in_flight.load(Ordering::SeqCst) == 0 {
+            self.finish();
         }
+    }
+
+    /// Tells every thread to return, once.
+    fn finish(&self) {
+        if self.finished.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Threads asleep in epoll_wait see the flag only through this event: a failed write
+        // (only ever transient on an eventfd far from its limit) is tried again.
+        for _ in 0..100 {
+            if rustix::io::write(&self.finished_event, &1u64.to_ne_bytes()).is_ok() {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Ends the daemon after a failure of the loop itself, with the reason.
+    fn fail(&self, error: Error) {
+        lock(&self.failure).get_or_insert(error);
+        self.finish();
     }
 
     /// Frees a slot whose connection is gone.
@@ -671,7 +764,7 @@ impl Shared {
     fn close_conn(&self, slot: usize, conn: Conn, close: Close) {
         if let Some(message) = &close.message {
             if self.opts.print_errors {
-                let _ = writeln!(std::io::stderr(), "{}: {message}", self.opts.prog);
+                print_error(&format!("{}: {message}\n", self.opts.prog));
             }
         }
         trace::emit(TracePoint::Close, || {
@@ -690,10 +783,24 @@ impl Shared {
     }
 
     fn on_signal(&self) {
-        while let Ok(Some(signo)) = sys::signals::read_signal(self.signals.as_fd()) {
-            trace::emit(TracePoint::Shutdown, || format!("signal={signo}"));
-            let idle_conns = self.begin_shutdown(&mut self.state());
-            self.close_all(idle_conns);
+        loop {
+            match sys::signals::read_signal(self.signals.as_fd()) {
+                Ok(Some(signo)) => {
+                    trace::emit(TracePoint::Shutdown, || format!("signal={signo}"));
+                    let idle_conns = self.begin_shutdown(&mut self.state());
+                    self.close_all(idle_conns);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Edge-triggered: a read that failed while a signal was pending spent the edge. Asking
+        // again brings an event at once if one still is (signals are rare: one call each).
+        let interest = EventFlags::IN | EventFlags::ET;
+        let token = EventData::new_u64(SIGNALS);
+        if let Err(e) = epoll::modify(&self.epoll, &self.signals, token, interest) {
+            // Without it a termination signal could go unseen: end now rather than be deaf.
+            self.fail(Error::EventLoop(e.into()));
         }
     }
 

@@ -301,9 +301,8 @@ fn start_multipath(config: &Config) -> Result<(), Error> {
     }
     if let Err(e) = crate::backend::multipath::init() {
         if config.verbose >= 2 {
-            use std::io::Write as _;
             let (prog, e) = (&config.prog, strerror(&e));
-            let _ = writeln!(std::io::stderr(), "{prog}: multipath support off: {e}");
+            argbytes::print_error(&format!("{prog}: multipath support off: {e}\n"));
         }
     }
     if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
@@ -333,6 +332,8 @@ fn loop_options(config: &Config, audit: Option<Arc<audit::Audit>>) -> event_loop
         max_workers: config.max_workers,
         exec: config.exec,
         audit,
+        watchdog: notify::Watchdog::from_env(),
+        test_wedge: std::env::var_os("PR_HELPER_TEST_WEDGE_LOOP").map(PathBuf::from),
     }
 }
 
@@ -412,10 +413,9 @@ fn start_path_opener(config: &Config) -> io::Result<()> {
 
 /// The path opener's life, in the forked child; its exit status.
 fn path_opener_main(config: &Config, sock: OwnedFd, parent: rustix::process::Pid) -> i32 {
-    use std::io::Write as _;
     use std::os::fd::AsRawFd as _;
     let say = |what: &str| {
-        let _ = writeln!(std::io::stderr(), "{}: path opener: {what}", config.prog);
+        argbytes::print_error(&format!("{}: path opener: {what}\n", config.prog));
     };
     // Dies with the daemon; if the daemon is gone already, at once.
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));

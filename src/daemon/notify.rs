@@ -89,3 +89,70 @@ impl Status {
         Some(status)
     }
 }
+
+/// systemd's watchdog (`WatchdogSec=`): `$WATCHDOG_USEC` asks for `WATCHDOG=1` at least that
+/// often, else the service is killed and restarted. The event loop sends it from its own
+/// timer, when a thread comes back from epoll_wait and can take the loop's lock: a loop that
+/// no longer turns (every thread stuck, the lock never released) stops sending it, which is
+/// the point. No timer thread of its own, which would keep a deaf daemon alive.
+#[derive(Debug)]
+pub struct Watchdog {
+    /// Half of what systemd allows, as sd_watchdog_enabled(3) recommends.
+    interval: Duration,
+    next: Instant,
+}
+
+impl Watchdog {
+    /// From `$WATCHDOG_USEC` (and `$WATCHDOG_PID`, when set, naming this process).
+    pub fn from_env() -> Option<Watchdog> {
+        let usec = std::env::var("WATCHDOG_USEC").ok()?;
+        let pid = std::env::var("WATCHDOG_PID").ok();
+        Watchdog::parse(&usec, pid.as_deref(), std::process::id())
+    }
+
+    pub fn parse(usec: &str, pid: Option<&str>, own_pid: u32) -> Option<Watchdog> {
+        if pid.is_some_and(|p| p.parse() != Ok(own_pid)) {
+            return None;
+        }
+        let usec: u64 = usec.parse().ok().filter(|&u| u > 0)?;
+        let interval = Duration::from_micros(usec / 2);
+        Some(Watchdog {
+            interval,
+            next: Instant::now(),
+        })
+    }
+
+    /// How long until the next `WATCHDOG=1` is due.
+    pub fn due_in(&self) -> Duration {
+        self.next.saturating_duration_since(Instant::now())
+    }
+
+    /// Whether `WATCHDOG=1` is due now; if so, the next one is an interval later.
+    pub fn due(&mut self) -> bool {
+        let now = Instant::now();
+        if now < self.next {
+            return false;
+        }
+        self.next = now + self.interval;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_is_for_this_process_only_and_pings_at_half_the_limit() {
+        let w = Watchdog::parse("30000000", None, 7).unwrap();
+        assert_eq!(w.interval, Duration::from_secs(15));
+        assert!(Watchdog::parse("30000000", Some("7"), 7).is_some());
+        assert!(Watchdog::parse("30000000", Some("8"), 7).is_none());
+        assert!(Watchdog::parse("0", None, 7).is_none());
+        assert!(Watchdog::parse("x", None, 7).is_none());
+        let mut w = Watchdog::parse("2000000", None, 7).unwrap();
+        assert!(w.due(), "the first one at once");
+        assert!(!w.due(), "then not before the interval");
+        assert!(w.due_in() > Duration::from_millis(900));
+    }
+}

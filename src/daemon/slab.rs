@@ -1,12 +1,15 @@
 //! The connection slab: one slot per open connection, indexed by the token its epoll
 //! registration carries. A connection is owned by one thread at a time: its slot holds it
 //! while it is idle, and the thread that takes it out marks the slot owned. An event for an
-//! owned connection only marks it `again`, and the owner polls it once more before giving
-//! it back; so one client's bytes are never read by two threads and no event is lost.
+//! owned connection only adds its readiness to the slot's `again`, and the owner polls it once
+//! more for that readiness before giving it back; so one client's bytes are never read by two
+//! threads and no event is lost.
 //!
 //! The slab lives under the event loop's lock; nothing here waits.
 
 use std::time::Instant;
+
+use rustix::event::epoll::EventFlags;
 
 use super::conn::Conn;
 
@@ -14,9 +17,9 @@ enum Slot {
     Free,
     /// Waiting for an event; any thread may take it.
     Idle(Conn),
-    /// A thread has it; `again` when an event arrived meanwhile.
+    /// A thread has it; `again` is the readiness of the events that arrived meanwhile.
     Owned {
-        again: bool,
+        again: EventFlags,
     },
 }
 
@@ -64,7 +67,9 @@ impl Slab {
         if slot == self.slots.len() {
             self.slots.push(Slot::Free);
         }
-        self.slots[slot] = Slot::Owned { again: false };
+        self.slots[slot] = Slot::Owned {
+            again: EventFlags::empty(),
+        };
         slot
     }
 
@@ -82,14 +87,22 @@ impl Slab {
         }
     }
 
-    /// An event for `slot`: its idle connection, now owned by the caller; `None` when another
-    /// thread owns it (which will poll it again) or the slot is free.
-    pub fn take(&mut self, slot: usize) -> Option<Conn> {
+    /// An event for `slot` with readiness `flags`: its idle connection, now owned by the
+    /// caller; `None` when another thread owns it (which will poll it again for `flags`) or the
+    /// slot is free.
+    pub fn take(&mut self, slot: usize, flags: EventFlags) -> Option<Conn> {
         let entry = self.slots.get_mut(slot)?;
-        match std::mem::replace(entry, Slot::Owned { again: false }) {
+        match std::mem::replace(
+            entry,
+            Slot::Owned {
+                again: EventFlags::empty(),
+            },
+        ) {
             Slot::Idle(conn) => Some(conn),
-            Slot::Owned { .. } => {
-                *entry = Slot::Owned { again: true };
+            Slot::Owned { again } => {
+                *entry = Slot::Owned {
+                    again: again | flags,
+                };
                 None
             }
             Slot::Free => {
@@ -99,17 +112,20 @@ impl Slab {
         }
     }
 
-    /// The owner waits for the connection's next event: the slot keeps it (`None`), unless an
-    /// event came meanwhile, and then the owner keeps it to poll it again.
-    pub fn park(&mut self, slot: usize, conn: Conn) -> Option<Conn> {
+    /// The owner waits for the connection's next event: the slot keeps it (`None`), unless
+    /// events came meanwhile, and then the owner keeps it to poll it again for their readiness.
+    pub fn park(&mut self, slot: usize, conn: Conn) -> Option<(Conn, EventFlags)> {
         match self.slots.get_mut(slot) {
-            Some(entry @ Slot::Owned { again: true }) => {
-                *entry = Slot::Owned { again: false };
-                Some(conn)
-            }
-            Some(entry @ Slot::Owned { again: false }) => {
-                *entry = Slot::Idle(conn);
-                None
+            Some(entry @ Slot::Owned { .. }) => {
+                let again = match entry {
+                    Slot::Owned { again } => std::mem::replace(again, EventFlags::empty()),
+                    _ => EventFlags::empty(),
+                };
+                if again.is_empty() {
+                    *entry = Slot::Idle(conn);
+                    return None;
+                }
+                Some((conn, again))
             }
             // Not the caller's (a bug): dropping the connection keeps the slab sound.
             _ => None,
@@ -121,7 +137,12 @@ impl Slab {
         let mut idle = Vec::new();
         for (slot, entry) in self.slots.iter_mut().enumerate() {
             if matches!(entry, Slot::Idle(_)) {
-                if let Slot::Idle(conn) = std::mem::replace(entry, Slot::Owned { again: false }) {
+                if let Slot::Idle(conn) = std::mem::replace(
+                    entry,
+                    Slot::Owned {
+                        again: EventFlags::empty(),
+                    },
+                ) {
                     idle.push((slot, conn));
                 }
             }

@@ -104,7 +104,10 @@ fn opener_syscalls() -> Vec<libc::c_long> {
 
 /// What any thread of ours needs, daemon or opener: locks, thread creation, memory, signal
 /// masks, time, exit, and abort() on a bug, which raises SIGABRT so the crash is reported as
-/// one (glibc sends it with tgkill, musl with tkill).
+/// one (glibc sends it with tgkill, musl with tkill). `restart_syscall` is how the kernel
+/// resumes a sleep (clock_nanosleep, a poll with a timeout) after the process was stopped and
+/// continued (SIGSTOP/SIGCONT, a cgroup freeze, a debugger): it only resumes the call that was
+/// allowed when it began.
 const THREADS_AND_MEMORY: &[libc::c_long] = &[
     libc::SYS_futex,
     libc::SYS_clone,
@@ -131,6 +134,7 @@ const THREADS_AND_MEMORY: &[libc::c_long] = &[
     libc::SYS_exit_group,
     libc::SYS_tgkill,
     libc::SYS_tkill,
+    libc::SYS_restart_syscall,
 ];
 
 /// The path-based calls of x86_64, s390x and powerpc64 that newer architectures only have in
@@ -610,6 +614,14 @@ mod tests {
                 assert_eq!(socket(libc::AF_UNIX as u32), SECCOMP_RET_ALLOW);
             }
             assert_eq!(socket(libc::AF_INET as u32), SECCOMP_RET_KILL_PROCESS);
+            // A stopped and continued sleep resumes through restart_syscall.
+            assert_eq!(call(libc::SYS_restart_syscall, [0; 3]), allow, "{policy:?}");
+            if !policy.opener {
+                // The event loop's wait: epoll_pwait, its timeout clamped to what it takes
+                // (rustix calls epoll_pwait2 beyond i32 milliseconds; the filter kills it).
+                assert_eq!(call(libc::SYS_epoll_pwait, [0; 3]), allow);
+                assert_eq!(call(libc::SYS_epoll_pwait2, [0; 3]), kill);
+            }
         }
     }
 

@@ -14,10 +14,12 @@
 #              helper reaches both paths and multipathd learns the key (getprkey)
 #   restart    SIGKILL of the service: systemd restarts it, the next client is served; stop
 #              leaves the socket unit's file, stopping the socket removes it
+#   watchdog   a wedged loop (the test-only PR_HELPER_TEST_WEDGE_LOOP): WatchdogSec= kills it,
+#              Restart=on-failure starts it again, the next client is served
 #   seccomp    a forbidden call in the service (the crate's seccomp unit test as ExecStart, in
 #              the unit's sandbox): killed with SIGSYS, the journal says so, with the audit line
 #   security   systemd-analyze security on the booted system (score and exposures to $LAB_OUT)
-steps="socket activated multipath restart seccomp security"
+steps="socket activated multipath restart watchdog seccomp security"
 
 . "${LAB_ENV:-/lab-out/env}"
 SOCK=/run/qemu-pr-helper.sock
@@ -226,6 +228,48 @@ CONF
         OUT=$(ls /run | grep -i 'pr-helper' || true)
         expect_eq "$OUT" "" "nothing of ours left in /run"
         ok systemctl start qemu-pr-helper.socket
+    }
+
+    step_watchdog() {
+        say "a wedged loop: the watchdog kills the service, systemd starts it again"
+        D=/run/systemd/system/qemu-pr-helper.service.d
+        W=/run/lab-wedge
+        mkdir -p $D
+        # A shorter limit than the unit's 30 s, for the test's time; the switch wedges the
+        # loop on a request that comes while $W exists.
+        cat >$D/zz-lab-watchdog.conf <<UNIT
+[Service]
+WatchdogSec=6s
+Environment=PR_HELPER_TEST_WEDGE_LOOP=$W
+UNIT
+        ok systemctl daemon-reload
+        ok systemctl restart qemu-pr-helper.service
+        ok prc -k "$A"
+        expect_in "there are NO registered reservation keys" "served before the wedge"
+        R0=$(show qemu-pr-helper.service NRestarts)
+        P1=$(show qemu-pr-helper.service MainPID)
+        since=$(date '+%Y-%m-%d %H:%M:%S')
+        : >$W
+        # The wedged request's connection closes when the watchdog kills the service.
+        timeout 120 "$LAB_BIN" pr-client --socket="$SOCK" --timeout=120 -k "$A" >/dev/null 2>&1 &
+        wedged=$!
+        wait_for 90 "the watchdog fired and systemd restarted the service" sh -c \
+            "[ \"\$(systemctl show -P NRestarts qemu-pr-helper.service)\" -gt $R0 ] && [ \"\$(systemctl show -P ActiveState qemu-pr-helper.service)\" = active ]"
+        rm -f $W
+        wait $wedged && die "the wedged request was answered" || true
+        P2=$(show qemu-pr-helper.service MainPID)
+        [ "$P2" != "$P1" ] || die "the same main PID $P1 after the restart"
+        echo "  ok: main PID $P1 -> $P2"
+        ok prc -k "$A"
+        expect_in "there are NO registered reservation keys" "the next client is served"
+        OUT=$(journalctl -b --since "$since" -u qemu-pr-helper.service --no-pager)
+        echo "$OUT" | grep -iE 'watchdog|ABRT|restart' | sed 's/^/  journal| /' || true
+        expect_in "Watchdog timeout" "the journal has the watchdog's timeout"
+        expect_in "status=6/ABRT" "killed with SIGABRT"
+        rm -rf $D
+        ok systemctl daemon-reload
+        ok systemctl restart qemu-pr-helper.service
+        ok prc -k "$A"
     }
 
     step_seccomp() {
