@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Hang guard of every wait on a condition (an exit, a socket, a process held at a step):
+/// only a case that never gets there reaches it.
+const GUARD: Duration = Duration::from_secs(60);
+
 /// How the daemon is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -349,7 +353,7 @@ fn activate(mode: Mode, scratch: &Scratch) -> Option<std::os::unix::net::UnixStr
     }
     let socket = scratch.path("pr.sock");
     let begin = Instant::now();
-    while begin.elapsed() < Duration::from_secs(10) {
+    while begin.elapsed() < GUARD {
         if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
             return Some(stream);
         }
@@ -394,7 +398,7 @@ fn every_start_up_failure_exits_1_with_its_reason_and_leaves_nothing() {
             let injection: Vec<String> = row.strace.iter().map(|s| s.to_string()).collect();
             let cmd = command(mode, &scratch, &injection);
             let what = format!("{} ({mode:?})", row.step);
-            let Some(out) = run_bounded(cmd, mode, &scratch, Duration::from_secs(20)) else {
+            let Some(out) = run_bounded(cmd, mode, &scratch, GUARD) else {
                 failures.push(format!("{what}: still running (a process was left)"));
                 continue;
             };
@@ -491,7 +495,7 @@ fn the_c_helper_at_the_same_steps_as_the_notes_say() {
         }
         let what = format!("C, {injection}{}", if daemon { " -d" } else { "" });
         // strace -f returns once every traced process has exited: no daemon is left.
-        let Some(out) = run_bounded(cmd, F, &scratch, Duration::from_secs(20)) else {
+        let Some(out) = run_bounded(cmd, F, &scratch, GUARD) else {
             failures.push(format!("{what}: still running"));
             continue;
         };
@@ -531,7 +535,7 @@ fn failing_thread_creation_still_serves() {
     ];
     let mut cmd = command(Mode::Foreground, &scratch, &injection);
     let mut child = Guard::spawn(cmd.stdin(Stdio::null()).stderr(Stdio::piped()));
-    wait_for_socket(&socket, Duration::from_secs(20));
+    wait_for_socket(&socket, GUARD);
     let null = open_rw("/dev/null");
     let mut conn = pr_helper::Connection::connect(&socket, Some(Duration::from_secs(10))).unwrap();
     for _ in 0..3 {
@@ -547,7 +551,7 @@ fn failing_thread_creation_still_serves() {
         .parse()
         .unwrap();
     signal(pid, 15);
-    let status = wait_timeout(&mut child.0, Duration::from_secs(20)).expect("no exit");
+    let status = wait_timeout(&mut child.0, GUARD).expect("no exit");
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(leftovers(&scratch).is_empty(), "{:?}", leftovers(&scratch));
 }
@@ -661,8 +665,6 @@ fn a_termination_signal_at_any_moment_of_start_up_ends_cleanly() {
         ("seccomp", D, 1, 0),
         ("capset", A, 0, 0),
     ];
-    // Only a hang guard: a process never seen at the step fails the case.
-    const GUARD: Duration = Duration::from_secs(30);
     let mut failures = Vec::new();
     for &(held, mode, holder, target) in cases {
         let nr = syscall_number(held);
