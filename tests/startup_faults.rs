@@ -10,6 +10,8 @@
 //!
 //! `-e inject=CALL:delay_enter=US` holds start-up at a step instead, so that a termination
 //! signal can arrive there: start-up then ends cleanly, with exit status 0 and nothing left.
+//! /proc shows the process stopped at that call before the signal and still there after it,
+//! or the case fails: the signal lands at the step it names, not wherever the clock put it.
 //!
 //! Needs root (the privilege drop) and strace (installed with apt-get when missing).
 
@@ -22,6 +24,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
+
+/// Hang guard of every wait on a condition (an exit, a socket, a process held at a step):
+/// only a case that never gets there reaches it.
+const GUARD: Duration = Duration::from_secs(60);
 
 /// How the daemon is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +353,7 @@ fn activate(mode: Mode, scratch: &Scratch) -> Option<std::os::unix::net::UnixStr
     }
     let socket = scratch.path("pr.sock");
     let begin = Instant::now();
-    while begin.elapsed() < Duration::from_secs(10) {
+    while begin.elapsed() < GUARD {
         if let Ok(stream) = std::os::unix::net::UnixStream::connect(&socket) {
             return Some(stream);
         }
@@ -392,7 +398,7 @@ fn every_start_up_failure_exits_1_with_its_reason_and_leaves_nothing() {
             let injection: Vec<String> = row.strace.iter().map(|s| s.to_string()).collect();
             let cmd = command(mode, &scratch, &injection);
             let what = format!("{} ({mode:?})", row.step);
-            let Some(out) = run_bounded(cmd, mode, &scratch, Duration::from_secs(20)) else {
+            let Some(out) = run_bounded(cmd, mode, &scratch, GUARD) else {
                 failures.push(format!("{what}: still running (a process was left)"));
                 continue;
             };
@@ -489,7 +495,7 @@ fn the_c_helper_at_the_same_steps_as_the_notes_say() {
         }
         let what = format!("C, {injection}{}", if daemon { " -d" } else { "" });
         // strace -f returns once every traced process has exited: no daemon is left.
-        let Some(out) = run_bounded(cmd, F, &scratch, Duration::from_secs(20)) else {
+        let Some(out) = run_bounded(cmd, F, &scratch, GUARD) else {
             failures.push(format!("{what}: still running"));
             continue;
         };
@@ -529,7 +535,7 @@ fn failing_thread_creation_still_serves() {
     ];
     let mut cmd = command(Mode::Foreground, &scratch, &injection);
     let mut child = Guard::spawn(cmd.stdin(Stdio::null()).stderr(Stdio::piped()));
-    wait_for_socket(&socket, Duration::from_secs(20));
+    wait_for_socket(&socket, GUARD);
     let null = open_rw("/dev/null");
     let mut conn = pr_helper::Connection::connect(&socket, Some(Duration::from_secs(10))).unwrap();
     for _ in 0..3 {
@@ -545,7 +551,7 @@ fn failing_thread_creation_still_serves() {
         .parse()
         .unwrap();
     signal(pid, 15);
-    let status = wait_timeout(&mut child.0, Duration::from_secs(20)).expect("no exit");
+    let status = wait_timeout(&mut child.0, GUARD).expect("no exit");
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(leftovers(&scratch).is_empty(), "{:?}", leftovers(&scratch));
 }
@@ -567,26 +573,101 @@ fn traced_pids(strace_pid: u32) -> Vec<u32> {
     pids
 }
 
+/// The system call number of a step strace holds (x86_64 and the other 64-bit ABIs libc
+/// knows: the number /proc/PID/syscall shows).
+fn syscall_number(name: &str) -> i64 {
+    match name {
+        "socket" => libc::SYS_socket,
+        "renameat" => libc::SYS_renameat,
+        "seccomp" => libc::SYS_seccomp,
+        "capset" => libc::SYS_capset,
+        _ => panic!("no system call number for {name}"),
+    }
+}
+
+/// One look at a process, taken while it did not run: its state, the system call it is in
+/// (/proc/PID/syscall: the number, its arguments, stack and instruction pointers), its
+/// context switches (unchanged while a process stays stopped: a process that ran, even to
+/// stop again, switched at least once) and its pending signals (own and shared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Look {
+    state: char,
+    syscall: String,
+    switches: (u64, u64),
+    pending: u64,
+}
+
+impl Look {
+    /// Status, syscall, status again: `None` unless both statuses say the same state and the
+    /// same switches, so the syscall line read between them is of that same moment.
+    fn take(pid: u32) -> Option<Look> {
+        let status = |pid: u32| -> Option<(char, (u64, u64), u64)> {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+                    .map(str::to_owned)
+            };
+            let state = field("State:")?.chars().next()?;
+            let voluntary = field("voluntary_ctxt_switches:")?.parse().ok()?;
+            let forced = field("nonvoluntary_ctxt_switches:")?.parse().ok()?;
+            let mask = |name| u64::from_str_radix(&field(name)?, 16).ok();
+            let pending = mask("SigPnd:")? | mask("ShdPnd:")?;
+            Some((state, (voluntary, forced), pending))
+        };
+        let (state, switches, _) = status(pid)?;
+        let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+        let (state2, switches2, pending) = status(pid)?;
+        (state == state2 && switches == switches2).then(|| Look {
+            state,
+            syscall: syscall.trim().to_owned(),
+            switches,
+            pending,
+        })
+    }
+
+    /// Stopped by its tracer at the entry of system call `nr`: where strace's `delay_enter`
+    /// holds it.
+    fn held_at(&self, nr: i64) -> bool {
+        self.state == 't'
+            && self
+                .syscall
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<i64>().ok())
+                == Some(nr)
+    }
+}
+
 /// A termination signal while start-up is held at a step (strace delays the call): the
 /// daemon stops cleanly, exit status 0, nothing left, no process left.
+///
+/// The signal is sent once /proc shows the process stopped at the entry of the delayed
+/// call, and the case fails unless a second look after the signal shows that same stop
+/// (same call, arguments and pointers, no context switch in between) with, when that
+/// process was the one signalled, the signal pending: it landed at the step, not before or
+/// after it, however loaded the machine.
 #[test]
 fn a_termination_signal_at_any_moment_of_start_up_ends_cleanly() {
     require_root("strace's injection and the privilege drop need root");
     ensure_strace();
-    // (step held, mode, which process gets the signal: 0 the first, 1 the daemonized child)
-    let cases: &[(&str, Mode, usize)] = &[
-        ("socket", F, 0),
-        ("renameat", F, 0),
-        ("seccomp", F, 0),
-        ("socket", D, 0),
-        ("renameat", D, 1),
-        ("seccomp", D, 1),
+    // (step held, mode, the process held there and the one that gets the signal: 0 the
+    // first, 1 the daemonized child)
+    let cases: &[(&str, Mode, usize, usize)] = &[
+        ("socket", F, 0, 0),
+        ("renameat", F, 0, 0),
+        ("seccomp", F, 0, 0),
+        ("socket", D, 0, 0),
+        ("renameat", D, 1, 1),
+        ("seccomp", D, 1, 1),
         // -d's hand-over: the parent waits while the child is held before its sandbox.
-        ("seccomp", D, 0),
-        ("capset", A, 0),
+        ("seccomp", D, 1, 0),
+        ("capset", A, 0, 0),
     ];
     let mut failures = Vec::new();
-    for &(held, mode, target) in cases {
+    for &(held, mode, holder, target) in cases {
+        let nr = syscall_number(held);
         for sig in [15, 2, 1] {
             let scratch = Scratch::new("fault-signal");
             let injection = vec!["-e".to_owned(), format!("inject={held}:delay_enter=700000")];
@@ -597,29 +678,50 @@ fn a_termination_signal_at_any_moment_of_start_up_ends_cleanly() {
                     .stderr(Stdio::piped()),
             );
             let _trigger = activate(mode, &scratch);
-            // Wait for the process (and with -d its child) to exist, then well into the delay.
-            let want = if mode == Mode::Daemon && target == 1 {
-                2
-            } else {
-                1
-            };
+            let what = format!(
+                "signal {sig} to process {target} while process {holder} is held at {held} \
+                 ({mode:?})"
+            );
             // Activated: systemd-socket-activate became strace, whose child became the daemon.
             let strace_pid = child.id();
+            // Wait until the holder is stopped at the entry of the delayed call.
             let begin = Instant::now();
-            let mut pids = traced_pids(strace_pid);
-            while pids.len() < want && begin.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(20));
-                pids = traced_pids(strace_pid);
-            }
-            std::thread::sleep(Duration::from_millis(300));
-            let pids = traced_pids(strace_pid);
-            let what = format!("signal {sig} held at {held} ({mode:?}, process {target})");
-            let Some(&pid) = pids.get(target) else {
-                failures.push(format!("{what}: no such process: {pids:?}"));
+            let held_now = loop {
+                let pids = traced_pids(strace_pid);
+                if let (Some(&h), Some(&t)) = (pids.get(holder), pids.get(target)) {
+                    if let Some(look) = Look::take(h).filter(|l| l.held_at(nr)) {
+                        break Some((h, t, look));
+                    }
+                }
+                if begin.elapsed() > GUARD {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            let Some((holder_pid, target_pid, before)) = held_now else {
+                failures.push(format!(
+                    "{what}: never held there (processes {:?})",
+                    traced_pids(strace_pid)
+                ));
                 continue;
             };
-            signal(pid, sig);
-            let Some(status) = wait_timeout(&mut child.0, Duration::from_secs(20)) else {
+            signal(target_pid, sig);
+            // The same stop after the signal: it landed while the call was held.
+            let after = Look::take(holder_pid);
+            let bit = 1u64 << (sig - 1);
+            let landed = after.as_ref().is_some_and(|a| {
+                a.held_at(nr)
+                    && a.syscall == before.syscall
+                    && a.switches == before.switches
+                    && (holder_pid != target_pid || a.pending & bit != 0)
+            });
+            if !landed {
+                failures.push(format!(
+                    "{what}: the signal did not land at the step: before it {before:?}, \
+                     after it {after:?}"
+                ));
+            }
+            let Some(status) = wait_timeout(&mut child.0, GUARD) else {
                 failures.push(format!("{what}: still running"));
                 continue;
             };
