@@ -78,7 +78,7 @@ tier fast cargo test
 # starts the binary runs once more against it.
 if musl_bin=$(packaging/build-static.sh x86_64-unknown-linux-musl | awk '{ print $4 }') && [ -x "$musl_bin" ]; then
     tier musl env PR_HELPER_BIN="$musl_bin" cargo test --test cli --test differential --test daemon \
-        --test activated --test torture --test pr_client
+        --test activated --test torture --test pr_client --test runtime_faults
 else
     failed_tiers+=("musl (packaging/build-static.sh failed)")
 fi

@@ -381,3 +381,76 @@ fn adopt_device(fd: OwnedFd) -> Result<(OwnedFd, bool), Errno> {
     let read_only = (flags & OFlags::RWMODE) == OFlags::RDONLY;
     Ok((fd, read_only))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    use std::os::fd::AsFd;
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn no_buffer() -> ReplyBuffer {
+        panic!("no request yet")
+    }
+
+    /// Every phase that runs out of bytes says so: the loop must ask epoll again.
+    #[test]
+    fn a_read_that_would_block_asks_for_readability_again() {
+        let (ours, theirs) = pair();
+        let mut conn = Conn::new(ours);
+        assert!(matches!(
+            conn.on_readable(&mut no_buffer),
+            Step::Blocked(Interest::Read)
+        ));
+        rustix::io::write(&theirs, &[0, 0]).unwrap();
+        assert!(matches!(
+            conn.on_readable(&mut no_buffer),
+            Step::Blocked(Interest::Read)
+        ));
+        rustix::io::write(&theirs, &[0, 0]).unwrap();
+        // Negotiated; the CDB has not come.
+        assert!(matches!(
+            conn.on_readable(&mut no_buffer),
+            Step::Blocked(Interest::Read)
+        ));
+        assert!(matches!(conn.state, State::ReadingCdb { .. }));
+        drop(theirs);
+        assert!(matches!(conn.on_readable(&mut no_buffer), Step::Close(_)));
+    }
+
+    /// A reply the socket has no room for waits for writability alone, and resumes where it
+    /// stopped.
+    #[test]
+    fn a_reply_without_room_asks_for_writability_and_resumes() {
+        let (ours, theirs) = pair();
+        rustix::net::sockopt::set_socket_send_buffer_size(&ours, 4096).unwrap();
+        // Fill the socket until it refuses.
+        let junk = [0u8; 4096];
+        while rustix::io::write(&ours, &junk).is_ok() {}
+        let mut conn = Conn::new(ours);
+        conn.state = State::reading_cdb();
+        let len = crate::protocol::PR_HELPER_REPLY_HEADER_SIZE;
+        assert!(matches!(
+            conn.start_reply(ReplyBuffer::new(), len),
+            Step::Blocked(Interest::Write)
+        ));
+        // The client reads everything: the reply goes out, and the connection reads again.
+        let mut sink = [0u8; 65536];
+        let mut step = conn.on_writable();
+        while !matches!(step, Step::Replied(_)) {
+            assert!(matches!(step, Step::Blocked(Interest::Write)));
+            while rustix::io::read(theirs.as_fd(), &mut sink).is_ok() {}
+            step = conn.on_writable();
+        }
+        assert!(matches!(conn.state, State::ReadingCdb { .. }));
+    }
+}

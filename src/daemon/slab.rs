@@ -150,3 +150,36 @@ impl Slab {
         idle
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        let (a, _b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        Conn::new(a)
+    }
+
+    /// Events for an owned connection are not lost: their readiness comes back to the owner
+    /// when it parks, and the next park gives the connection to the slot.
+    #[test]
+    fn events_for_an_owned_connection_come_back_with_their_readiness() {
+        let mut slab = Slab::new(10);
+        let slot = slab.reserve();
+        assert!(slab.take(slot, EventFlags::IN).is_none(), "owned");
+        assert!(slab.take(slot, EventFlags::OUT).is_none(), "owned");
+        let (c, again) = slab.park(slot, conn()).expect("events came meanwhile");
+        assert_eq!(again, EventFlags::IN | EventFlags::OUT);
+        assert!(slab.park(slot, c).is_none(), "nothing came since: idle");
+        assert!(slab.take(slot, EventFlags::IN).is_some(), "idle: taken");
+        slab.release(slot);
+        assert_eq!(slab.live(), 0);
+        assert!(slab.take(slot, EventFlags::IN).is_none(), "free");
+    }
+}
