@@ -76,3 +76,85 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// std installs its stack-overflow handler for SIGSEGV and SIGBUS before `main` when both are
+/// at their default, and then gives each new thread an alternate signal stack of its own,
+/// mapped as the thread starts: when that mmap fails (ENOMEM under strict overcommit or at
+/// vm.max_map_count), std panics in the new thread before any code of ours runs, and the
+/// panic aborts the daemon (tests/runtime_faults.rs, the mmap row). Ignoring both signals
+/// before std's start-up (an `.init_array` entry runs before `main`) keeps std from
+/// installing its handler, so threads start without mapping anything of std's. A fault
+/// still kills the process with SIGSEGV or SIGBUS and a core: the kernel resets an ignored
+/// handler when it raises the signal itself. Only std's "has overflowed its stack" line is
+/// lost.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static IGNORE_FAULT_SIGNALS_BEFORE_STD: extern "C" fn() = ignore_fault_signals;
+
+extern "C" fn ignore_fault_signals() {
+    for signal in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: signal(2) with SIG_IGN changes the disposition alone; it runs before any
+        // thread exists and touches no memory of ours.
+        unsafe {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+    }
+}
+
+#[cfg(test)]
+mod fault_signal_tests {
+    fn disposition(signal: i32) -> libc::sighandler_t {
+        // SAFETY: sigaction with a null new action only reads the disposition into `old`.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: `old` is a valid, exclusively borrowed sigaction.
+        unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
+        old.sa_sigaction
+    }
+
+    /// std found SIGSEGV and SIGBUS taken, so it installed no handler (and maps no alternate
+    /// stack per thread); a thread starts without an mmap of std's.
+    #[test]
+    fn fault_signals_are_ignored_so_threads_map_no_signal_stack() {
+        assert_eq!(disposition(libc::SIGSEGV), libc::SIG_IGN);
+        assert_eq!(disposition(libc::SIGBUS), libc::SIG_IGN);
+        let stack = std::thread::spawn(|| {
+            // SAFETY: sigaltstack with a null new stack only reads the current one.
+            let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `current` is a valid, exclusively borrowed stack_t.
+            unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+            current.ss_flags
+        })
+        .join()
+        .unwrap();
+        assert_ne!(
+            stack & libc::SS_DISABLE,
+            0,
+            "std gave the thread a signal stack"
+        );
+    }
+
+    /// A fault the kernel raises still kills the process with SIGSEGV: an ignored handler is
+    /// reset for it. Runs in a child process (this test binary again).
+    #[test]
+    fn a_fault_still_kills_with_sigsegv() {
+        use std::os::unix::process::ExitStatusExt as _;
+        if std::env::var_os("PRH_FAULT_CHILD").is_some() {
+            let null = std::hint::black_box(std::ptr::null::<u8>());
+            // SAFETY: deliberately not: reads address 0, so that the kernel raises SIGSEGV.
+            let _ = unsafe { std::ptr::read_volatile(null) };
+            return;
+        }
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "sys::signals::fault_signal_tests::a_fault_still_kills_with_sigsegv",
+            "--test-threads=1",
+        ]);
+        if cfg!(panic = "abort") {
+            cmd.args(["-Z", "unstable-options", "--force-run-in-process"])
+                .env("RUSTC_BOOTSTRAP", "1");
+        }
+        let child = cmd.env("PRH_FAULT_CHILD", "1").output().unwrap();
+        assert_eq!(child.status.signal(), Some(libc::SIGSEGV), "{child:?}");
+    }
+}
