@@ -690,12 +690,16 @@ fn stderr_faults() {
     );
 }
 
-/// Waits until every thread of `pid` is traced (strace has attached).
+/// Waits until every thread of `pid` is traced (strace has attached), or `pid` is gone.
 fn wait_traced(pid: u32) {
     let start = Instant::now();
     loop {
+        if matches!(process_state(pid), 'Z' | '?') {
+            return;
+        }
         let tasks: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .unwrap()
+            .into_iter()
+            .flatten()
             .flatten()
             .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
             .collect();
@@ -978,5 +982,35 @@ fn c_helper_through_the_same_rows() {
     eprintln!(
         "| fault | C helper | injected |\n|---|---|---|\n{}",
         table.join("\n")
+    );
+}
+
+/// A wait that keeps failing (here EBADF on every call) cannot be served through: the daemon
+/// must end with the reason, for systemd to restart it, rather than live on deaf.
+#[test]
+fn a_wait_that_keeps_failing_ends_the_daemon_with_the_reason() {
+    require_root("strace attaches to the daemon, which runs as root");
+    let mut helper = Helper::start(Impl::Ours, &[]);
+    let strace = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-etrace=epoll_pwait"])
+        .arg("-einject=epoll_pwait:error=EBADF:when=1+")
+        .arg("-p")
+        .arg(helper.pid().to_string())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace");
+    let _strace = Guard(strace);
+    wait_traced(helper.pid());
+    // strace's attach restarts the wait it interrupts, or a connection wakes it: failing calls.
+    let _conn = std::os::unix::net::UnixStream::connect(&helper.socket);
+    let status = wait_timeout(&mut helper.child, Duration::from_secs(60))
+        .expect("the daemon lived on with a wait that always fails");
+    let mut err = String::new();
+    use std::io::Read as _;
+    let _ = helper.child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("event loop failed: Bad file descriptor"),
+        "the reason: {err}"
     );
 }

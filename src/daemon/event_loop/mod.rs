@@ -66,6 +66,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// days): a longer one is waited in several. rustix would call epoll_pwait2 for it, which
 /// the sandbox does not allow.
 const MAX_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
+/// Failed waits in a row, beyond EINTR, that a thread lets pass before the loop fails.
+const WAIT_FAILURES: u32 = 3;
 
 /// How the loop behaves, beyond what it serves.
 pub struct LoopOptions {
@@ -267,6 +269,7 @@ impl Shared {
     /// One thread's life: wait for an event, run it, again, until the daemon is done, or
     /// (a `follower`) until the team no longer needs it. Returns whether it left the team.
     fn serve(self: &Arc<Self>, local: &mut Local, follower: bool) -> bool {
+        let mut failures = 0;
         loop {
             if self.finished.load(Ordering::Acquire) {
                 return false;
@@ -281,8 +284,15 @@ impl Shared {
                 timeout.as_ref(),
             );
             match waited {
-                Ok(_) => {}
+                Ok(_) => failures = 0,
                 Err(Errno::INTR | Errno::AGAIN) => continue,
+                // What epoll_pwait can fail with otherwise (EBADF, EINVAL, EFAULT) fails again
+                // at once: a few in a row end the daemon with the reason. One alone is let
+                // pass: a tracer that detaches while it fails a call leaves ENOSYS behind.
+                Err(_) if failures < WAIT_FAILURES => {
+                    failures += 1;
+                    continue;
+                }
                 Err(e) => {
                     self.fail(Error::EventLoop(e.into()));
                     return false;
