@@ -27,6 +27,7 @@ pub mod keys;
 pub mod multipathd;
 pub mod opener;
 pub mod pr;
+pub mod suspended;
 pub mod table;
 
 use std::io;
@@ -614,11 +615,19 @@ impl PathExecutor for RealPaths<'_> {
     }
 
     fn suspend(&self) -> bool {
-        dm::suspend_noflush(self.map_name).is_ok()
+        suspended::install_panic_hook();
+        suspended::SUSPENDED.record(self.map_name);
+        let ok = dm::suspend_noflush(self.map_name).is_ok();
+        if !ok {
+            suspended::SUSPENDED.forget(self.map_name);
+        }
+        ok
     }
 
     fn resume(&self) -> bool {
-        dm::resume(self.map_name).is_ok()
+        let ok = dm::resume(self.map_name).is_ok();
+        suspended::SUSPENDED.forget(self.map_name);
+        ok
     }
 }
 
