@@ -207,9 +207,20 @@ pub fn configured_key<D: Multipathd>(
 fn exchange<D: Multipathd>(daemon: &D, cmd: String, report: &mut Report) -> Option<String> {
     let reply = daemon.command(&cmd);
     let out = reply.as_ref().ok().cloned();
+    let reply = reply.map_err(|e| {
+        // An error with words of its own (an impostor on multipathd's socket) says them.
+        e.raw_os_error().unwrap_or_else(|| {
+            report.problems.push(e.to_string());
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                libc::EPERM
+            } else {
+                libc::EIO
+            }
+        })
+    });
     report.daemon.push(DaemonExchange {
         command: cmd,
-        reply: reply.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+        reply,
     });
     out
 }

@@ -795,3 +795,29 @@ fn a_failed_suspend_is_not_resumed() {
     assert!(Suspension::begin(&exec).is_none());
     assert_eq!(*exec.0.lock().unwrap(), ["suspend"]);
 }
+
+#[test]
+fn an_impostor_counts_as_no_multipathd_and_is_named_in_the_report() {
+    struct Impostor;
+    impl Multipathd for Impostor {
+        fn command(&self, _: &str) -> io::Result<String> {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the multipathd socket @x is served by pid 9 as uid 1000, not by root",
+            ))
+        }
+    }
+    let mut report = Report::default();
+    let k = configured_key(
+        &Impostor,
+        "mpatha",
+        KeySource::Value(key(7)),
+        || None,
+        &mut report,
+    );
+    assert_eq!(k, key(7));
+    assert_eq!(report.daemon[0].reply, Err(libc::EPERM));
+    let lines = report.lines();
+    assert!(lines[0].contains("not by root"), "{lines:?}");
+    assert!(report.multipathd_unreachable());
+}
