@@ -44,17 +44,36 @@ pub fn termination_signalfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Unblocks the termination signals in the calling thread: for a process forked from the
-/// daemon (the path opener) that has no signalfd and should die of them as any process.
+/// Blocks the termination signals in the calling thread, without a signalfd: for the path
+/// opener, which must outlive a SIGTERM sent to the whole service while the daemon still
+/// serves requests, and ends when the daemon does.
 ///
 /// # Errors
 /// `pthread_sigmask` failures.
-pub fn unblock_termination_signals() -> io::Result<()> {
+pub fn block_termination_signals() -> io::Result<()> {
     let set = termination_set();
     // SAFETY: `set` is an initialised sigset_t; the old mask is not requested (null).
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Has the kernel reap this process's children as they exit (SIGCHLD ignored): the daemon's
+/// one child, the path opener, is never waited for, and must not stay a zombie if it dies.
+///
+/// # Errors
+/// `sigaction` failures.
+pub fn reap_children_automatically() -> io::Result<()> {
+    // SAFETY: sigaction is plain data; zeroed it is an empty mask, no flags and SIG_DFL,
+    // then the handler is set to SIG_IGN, which runs no code of ours.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = libc::SIG_IGN;
+    // SAFETY: `action` is initialised; the old action is not requested (null).
+    let rc = unsafe { libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
