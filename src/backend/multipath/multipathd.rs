@@ -346,6 +346,10 @@ mod tests {
             .arg("backend::multipath::multipathd::tests::impostor_process")
             .env(IMPOSTOR_ENV, name)
             .stdout(std::process::Stdio::piped());
+        if cfg!(panic = "abort") {
+            cmd.args(["-Z", "unstable-options", "--force-run-in-process"])
+                .env("RUSTC_BOOTSTRAP", "1");
+        }
         if rustix::process::getuid().is_root() {
             cmd.uid(65534).gid(65534);
         }

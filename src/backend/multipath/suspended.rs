@@ -121,6 +121,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(panic = "unwind")]
     fn resume_all_works_with_a_poisoned_lock() {
         let r = Registry::new();
         r.record("mpatha");
@@ -129,5 +130,35 @@ mod tests {
             panic!("poison");
         });
         assert_eq!(r.resume_all(|_| true), [("mpatha".to_owned(), true)]);
+    }
+
+    /// The release build's case: a panic (which aborts there) with a map recorded as
+    /// suspended runs the hook, which tries to resume the map before the panic is printed.
+    /// Runs in a child process (this test binary again); without device-mapper here the
+    /// resume fails, and the hook says so.
+    #[test]
+    fn a_panic_resumes_the_recorded_maps_before_the_panic_is_reported() {
+        const CHILD: &str = "PRH_SUSPENDED_PANIC_CHILD";
+        const MAP: &str = "pr-helper-test-no-such-map";
+        if std::env::var_os(CHILD).is_some() {
+            install_panic_hook();
+            SUSPENDED.record(MAP);
+            panic!("a deliberate panic with a map suspended");
+        }
+        let name = "backend::multipath::suspended::tests::a_panic_resumes_the_recorded_maps_before_the_panic_is_reported";
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", name, "--test-threads=1", "--nocapture"]);
+        if cfg!(panic = "abort") {
+            cmd.args(["-Z", "unstable-options", "--force-run-in-process"])
+                .env("RUSTC_BOOTSTRAP", "1");
+        }
+        let child = cmd.env(CHILD, "1").output().unwrap();
+        let out = String::from_utf8_lossy(&[child.stdout, child.stderr].concat()).into_owned();
+        assert!(!child.status.success(), "{out}");
+        let hook = out
+            .find(&format!("panic with map {MAP} suspended"))
+            .unwrap_or_else(|| panic!("the hook did not try to resume {MAP}: {out}"));
+        let report = out.find("a deliberate panic with a map suspended").unwrap();
+        assert!(hook < report, "{out}");
     }
 }

@@ -755,6 +755,7 @@ fn preempt_self_resumes_the_map_after_an_early_return() {
 }
 
 #[test]
+#[cfg(panic = "unwind")]
 fn preempt_self_resumes_the_map_when_a_panic_unwinds() {
     // A bug between suspend and resume: the PREEMPT on the path panics.
     let exec = FakePaths::new(&[true, true], |_, sa, _| {
