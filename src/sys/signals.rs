@@ -177,3 +177,41 @@ mod fault_signal_tests {
         assert_eq!(child.status.signal(), Some(libc::SIGSEGV), "{child:?}");
     }
 }
+
+#[cfg(test)]
+mod blocked_tests {
+    /// Whether SIGTERM is pending for the whole process `pid` (`ShdPnd`, bit 15).
+    fn sigterm_pending(pid: u32) -> bool {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("ShdPnd:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        mask & (1 << (libc::SIGTERM - 1)) != 0
+    }
+
+    /// The path opener's life: with the termination signals blocked, a SIGTERM leaves the
+    /// process running (the signal pending) until its input ends, and it then exits
+    /// normally. The process is `cat`, with the mask set between fork and exec (exec keeps
+    /// it): every thread of it has the signals blocked, as every thread of the opener has.
+    #[test]
+    fn a_sigterm_leaves_the_process_running_until_its_input_ends() {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = std::process::Command::new("cat");
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        // SAFETY: runs in the forked child before exec; pthread_sigmask (and the sigset
+        // calls that build the set) are async-signal-safe, and nothing is allocated.
+        unsafe { cmd.pre_exec(super::block_termination_signals) };
+        let mut child = cmd.spawn().unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        // Queued by kill() before it returns; blocked, it stays pending while cat runs.
+        assert!(sigterm_pending(child.id()));
+        assert!(child.try_wait().unwrap().is_none());
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
