@@ -387,7 +387,8 @@ fn needs_path_opener(config: &Config) -> bool {
 /// all its privileges. The child closes what it inherited but its socket and
 /// /dev/mapper/control, takes the user and group the daemon will take with
 /// CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH, installs its own seccomp filter and serves until
-/// the daemon is gone.
+/// the daemon is gone (termination signals stay blocked in it: it ends on EOF or
+/// PR_SET_PDEATHSIG, after the daemon's last request).
 fn start_path_opener(config: &Config) -> io::Result<()> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
     let (daemon_end, opener_end) = rustix::net::socketpair(
@@ -397,10 +398,13 @@ fn start_path_opener(config: &Config) -> io::Result<()> {
         None,
     )?;
     let parent = rustix::process::getpid();
+    // The opener is never waited for: if it dies, the kernel reaps it.
+    sys::signals::reap_children_automatically()?;
     match sys::fork_single_threaded()? {
-        sys::Fork::Parent(_) => {
+        sys::Fork::Parent(child) => {
             drop(opener_end);
-            crate::backend::multipath::opener::Opener::new(daemon_end).install();
+            use crate::backend::multipath::opener::{ANSWER_TIMEOUT, Opener};
+            Opener::new(daemon_end, Some(child), ANSWER_TIMEOUT)?.install();
             Ok(())
         }
         sys::Fork::Child => {
@@ -425,7 +429,9 @@ fn path_opener_main(config: &Config, sock: OwnedFd, parent: rustix::process::Pid
     let mut keep = vec![sock.as_raw_fd()];
     keep.extend(sys::dm::control_raw_fd());
     sys::close_inherited_fds_except(&keep);
-    let _ = sys::signals::unblock_termination_signals();
+    // Blocked as in the daemon (inherited; again in case): a SIGTERM to the whole service
+    // leaves the opener serving the requests the daemon finishes before it exits.
+    let _ = sys::signals::block_termination_signals();
     if config.daemonize {
         // As the daemon's own stdio after -d: nothing holds the caller's terminal or pipe.
         if let Ok(null) = listener::open_dev_null() {

@@ -44,17 +44,36 @@ pub fn termination_signalfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Unblocks the termination signals in the calling thread: for a process forked from the
-/// daemon (the path opener) that has no signalfd and should die of them as any process.
+/// Blocks the termination signals in the calling thread, without a signalfd: for the path
+/// opener, which must outlive a SIGTERM sent to the whole service while the daemon still
+/// serves requests, and ends when the daemon does.
 ///
 /// # Errors
 /// `pthread_sigmask` failures.
-pub fn unblock_termination_signals() -> io::Result<()> {
+pub fn block_termination_signals() -> io::Result<()> {
     let set = termination_set();
     // SAFETY: `set` is an initialised sigset_t; the old mask is not requested (null).
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Has the kernel reap this process's children as they exit (SIGCHLD ignored): the daemon's
+/// one child, the path opener, is never waited for, and must not stay a zombie if it dies.
+///
+/// # Errors
+/// `sigaction` failures.
+pub fn reap_children_automatically() -> io::Result<()> {
+    // SAFETY: sigaction is plain data; zeroed it is an empty mask, no flags and SIG_DFL,
+    // then the handler is set to SIG_IGN, which runs no code of ours.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = libc::SIG_IGN;
+    // SAFETY: `action` is initialised; the old action is not requested (null).
+    let rc = unsafe { libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -156,5 +175,43 @@ mod fault_signal_tests {
         }
         let child = cmd.env("PRH_FAULT_CHILD", "1").output().unwrap();
         assert_eq!(child.status.signal(), Some(libc::SIGSEGV), "{child:?}");
+    }
+}
+
+#[cfg(test)]
+mod blocked_tests {
+    /// Whether SIGTERM is pending for the whole process `pid` (`ShdPnd`, bit 15).
+    fn sigterm_pending(pid: u32) -> bool {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("ShdPnd:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        mask & (1 << (libc::SIGTERM - 1)) != 0
+    }
+
+    /// The path opener's life: with the termination signals blocked, a SIGTERM leaves the
+    /// process running (the signal pending) until its input ends, and it then exits
+    /// normally. The process is `cat`, with the mask set between fork and exec (exec keeps
+    /// it): every thread of it has the signals blocked, as every thread of the opener has.
+    #[test]
+    fn a_sigterm_leaves_the_process_running_until_its_input_ends() {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = std::process::Command::new("cat");
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        // SAFETY: runs in the forked child before exec; pthread_sigmask (and the sigset
+        // calls that build the set) are async-signal-safe, and nothing is allocated.
+        unsafe { cmd.pre_exec(super::block_termination_signals) };
+        let mut child = cmd.spawn().unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        // Queued by kill() before it returns; blocked, it stays pending while cat runs.
+        assert!(sigterm_pending(child.id()));
+        assert!(child.try_wait().unwrap().is_none());
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
     }
 }

@@ -27,14 +27,13 @@ pub mod keys;
 pub mod multipathd;
 pub mod opener;
 pub mod pr;
+pub mod suspended;
 pub mod table;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::Duration;
-
-use rustix::fs::{Mode, OFlags};
 
 use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, fail_with};
 use crate::errors::{strerror, strerror_errno};
@@ -456,14 +455,16 @@ impl<'a> RealPaths<'a> {
             .as_deref()
             .ok_or_else(|| format!("path {dev}: no kernel name in /sys/dev/block/{dev}"))?;
         let node = format!("/dev/{name}");
-        let fd = rustix::fs::open(&node, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(
-            |e| {
-                format!(
-                    "path {dev}: cannot open {node}: {}",
-                    strerror_errno(e.raw_os_error())
-                )
-            },
-        )?;
+        let fd = opener::open_path_node(&node).map_err(|e| {
+            format!(
+                "path {dev}: cannot open {node}: {}",
+                strerror_errno(e.raw_os_error())
+            )
+        })?;
+        opener::clear_nonblock(fd.as_fd()).map_err(|e| {
+            let e = strerror_errno(e.raw_os_error());
+            format!("path {dev}: {node}: cannot clear O_NONBLOCK: {e}")
+        })?;
         if block_dev_num(&BlockDevice::of(fd.as_fd())) == Some(dev) {
             Ok(fd)
         } else {
@@ -614,11 +615,19 @@ impl PathExecutor for RealPaths<'_> {
     }
 
     fn suspend(&self) -> bool {
-        dm::suspend_noflush(self.map_name).is_ok()
+        suspended::install_panic_hook();
+        suspended::SUSPENDED.record(self.map_name);
+        let ok = dm::suspend_noflush(self.map_name).is_ok();
+        if !ok {
+            suspended::SUSPENDED.forget(self.map_name);
+        }
+        ok
     }
 
     fn resume(&self) -> bool {
-        dm::resume(self.map_name).is_ok()
+        let ok = dm::resume(self.map_name).is_ok();
+        suspended::SUSPENDED.forget(self.map_name);
+        ok
     }
 }
 

@@ -21,14 +21,22 @@
 //! * The reply is an errno (0: the descriptor comes with it) and a message for the daemon's
 //!   log.
 //! * Paths are opened on demand, so a path that comes back (or a new one multipathd puts in
-//!   the table) is usable at once. The opener dies with the daemon: PR_SET_PDEATHSIG, and
-//!   EOF on its socket.
+//!   the table) is usable at once. Nodes are opened with O_NONBLOCK (the daemon clears it on
+//!   the descriptor it gets), and the daemon waits [`ANSWER_TIMEOUT`] at most for an answer:
+//!   a path whose open hangs fails that request, and holds no worker for longer.
+//! * The opener ends with the daemon, not before: termination signals stay blocked in it
+//!   (a SIGTERM to the whole service leaves it serving the daemon's requests in flight), and
+//!   it ends on EOF on its socket when the daemon exits, or with PR_SET_PDEATHSIG. An opener
+//!   that died anyway is not started again (the daemon, dropped to its user with an empty
+//!   bounding set, cannot give a new one CAP_DAC_READ_SEARCH): each request then fails at
+//!   once with "the path opener has exited", and the kernel reaps it (SIGCHLD ignored).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -49,6 +57,8 @@ const MAX_REPLY: usize = 512;
 const MAX_THREADS: usize = 32;
 /// The refusal of anything but a request with its two descriptors.
 const MALFORMED: &str = "malformed request";
+/// How long the daemon waits for the opener to take a request, and then for its answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// "Open path `path` of map `map`".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,8 +188,32 @@ impl System for RealSystem {
     }
 
     fn open_read_only(&self, node: &str) -> io::Result<OwnedFd> {
-        rustix::fs::open(node, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(Into::into)
+        open_path_node(node).map_err(Into::into)
     }
+}
+
+/// Opens a path's node read-only, close-on-exec and with O_NONBLOCK, so that the open does
+/// not wait where a device lets it not wait; whoever uses the descriptor clears O_NONBLOCK
+/// ([`clear_nonblock`]).
+///
+/// # Errors
+/// The open's.
+pub fn open_path_node(node: &str) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    rustix::fs::open(node, flags, Mode::empty())
+}
+
+/// Clears O_NONBLOCK on a descriptor [`open_path_node`] opened (SG_IO waits for the device
+/// whatever the flag says; the path's descriptor is then as libmpathpersist opens it).
+///
+/// # Errors
+/// fcntl's.
+pub fn clear_nonblock(fd: BorrowedFd<'_>) -> rustix::io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    if flags.contains(OFlags::NONBLOCK) {
+        rustix::fs::fcntl_setfl(fd, flags - OFlags::NONBLOCK)?;
+    }
+    Ok(())
 }
 
 /// The opener's checks, then the open: `map_fd` must be block device `req.map`, a map
@@ -383,14 +417,24 @@ fn handle_malformed(mut fds: Vec<OwnedFd>) {
 #[derive(Debug)]
 pub struct Opener {
     sock: OwnedFd,
+    /// The opener's process id, for messages.
+    pid: Option<i32>,
+    timeout: Duration,
 }
 
 static OPENER: OnceLock<Opener> = OnceLock::new();
 
 impl Opener {
-    /// Wraps the daemon's end of the socketpair.
-    pub fn new(sock: OwnedFd) -> Opener {
-        Opener { sock }
+    /// Wraps the daemon's end of the socketpair, with the opener's pid (for messages) and the
+    /// wait for each answer ([`ANSWER_TIMEOUT`] in the daemon).
+    ///
+    /// # Errors
+    /// Setting the socket's send timeout (SO_SNDTIMEO) failed.
+    pub fn new(sock: OwnedFd, pid: Option<i32>, timeout: Duration) -> io::Result<Opener> {
+        use rustix::net::sockopt::{Timeout, set_socket_timeout};
+        // A request waits this long at most for room in the opener's queue.
+        set_socket_timeout(&sock, Timeout::Send, Some(timeout))?;
+        Ok(Opener { sock, pid, timeout })
     }
 
     /// Makes this the opener every multipath request uses (once; later calls are ignored).
@@ -398,27 +442,68 @@ impl Opener {
         let _ = OPENER.set(self);
     }
 
-    /// Asks the opener for path `req.path` of the map behind `map_fd`.
+    /// "the path opener (pid N)".
+    fn name(&self) -> String {
+        match self.pid {
+            Some(pid) => format!("the path opener (pid {pid})"),
+            None => "the path opener".to_owned(),
+        }
+    }
+
+    /// Asks the opener for path `req.path` of the map behind `map_fd`, waiting for its answer
+    /// [`ANSWER_TIMEOUT`] at most. The descriptor comes without O_NONBLOCK.
     ///
     /// # Errors
-    /// The opener's refusal, or why it could not be asked.
+    /// The opener's refusal, or why it could not be asked or did not answer: it has exited
+    /// (EPIPE), or did not take the request or answer in time (ETIMEDOUT).
     pub fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal> {
-        let gone = |e: Errno| refuse_io("the path opener cannot be asked", &e.into());
-        let (mine, theirs) = seqpacket_pair().map_err(gone)?;
+        let secs = self.timeout.as_secs_f32();
+        let failed = |e: Errno, waiting_for: &str| match e {
+            Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN => refuse(
+                libc::EPIPE,
+                format!(
+                    "{} has exited: paths of multipath maps cannot be opened until \
+                     pr-helper is restarted",
+                    self.name()
+                ),
+            ),
+            Errno::AGAIN => refuse(
+                libc::ETIMEDOUT,
+                format!(
+                    "{} did not {waiting_for} within {secs} s (an open of path {} waits on \
+                     the device?)",
+                    self.name(),
+                    req.path
+                ),
+            ),
+            e => refuse_io(&format!("{} cannot be asked", self.name()), &e.into()),
+        };
+        let (mine, theirs) = seqpacket_pair().map_err(|e| failed(e, "take the request"))?;
+        rustix::net::sockopt::set_socket_timeout(
+            &mine,
+            rustix::net::sockopt::Timeout::Recv,
+            Some(self.timeout),
+        )
+        .map_err(|e| failed(e, "answer"))?;
         let fds = [map_fd, theirs.as_fd()];
-        send_with_fds(self.sock.as_fd(), &req.encode(), &fds).map_err(gone)?;
+        send_with_fds(self.sock.as_fd(), &req.encode(), &fds)
+            .map_err(|e| failed(e, "take the request"))?;
         drop(theirs);
         let mut buf = [0u8; MAX_REPLY];
-        let (bytes, _, fds) = recv_with_fds(mine.as_fd(), &mut buf).map_err(gone)?;
+        let (bytes, _, fds) =
+            recv_with_fds(mine.as_fd(), &mut buf).map_err(|e| failed(e, "answer"))?;
         if bytes == 0 {
-            let message = "the path opener ended without answering";
+            let message = format!("{} ended without answering", self.name());
             return Err(refuse(libc::EPIPE, message));
         }
         decode_reply(&buf[..bytes])?;
         let message = "the path opener answered without a descriptor";
-        fds.into_iter()
+        let fd = fds
+            .into_iter()
             .next()
-            .ok_or_else(|| refuse(libc::EPROTO, message))
+            .ok_or_else(|| refuse(libc::EPROTO, message))?;
+        clear_nonblock(fd.as_fd()).map_err(|e| refuse_io("path descriptor", &e.into()))?;
+        Ok(fd)
     }
 }
 

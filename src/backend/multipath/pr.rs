@@ -207,9 +207,20 @@ pub fn configured_key<D: Multipathd>(
 fn exchange<D: Multipathd>(daemon: &D, cmd: String, report: &mut Report) -> Option<String> {
     let reply = daemon.command(&cmd);
     let out = reply.as_ref().ok().cloned();
+    let reply = reply.map_err(|e| {
+        // An error with words of its own (an impostor on multipathd's socket) says them.
+        e.raw_os_error().unwrap_or_else(|| {
+            report.problems.push(e.to_string());
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                libc::EPERM
+            } else {
+                libc::EIO
+            }
+        })
+    });
     report.daemon.push(DaemonExchange {
         command: cmd,
-        reply: reply.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)),
+        reply,
     });
     out
 }
@@ -829,13 +840,13 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
         scope: u8,
         prtype: u8,
     ) -> Mpr {
-        if !self.exec.suspend() {
+        let Some(suspended) = Suspension::begin(self.exec) else {
             return Mpr::Other;
-        }
+        };
         let params = ProutParams::keys(key, sa_key);
         let (r, path, _) = self.common(sa, scope, prtype, &params);
         let Some(path) = path.filter(|_| r == Mpr::Success) else {
-            self.exec.resume();
+            // Resumed as `suspended` goes.
             return r;
         };
         let st = scope_type(scope, prtype);
@@ -855,7 +866,7 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             let params = ProutParams::keys(0, key);
             reg = self.register(OutSa::RegisterAndIgnoreExistingKey, scope, prtype, &params);
         }
-        let resumed = self.exec.resume();
+        let resumed = suspended.resume();
         let r = if release != Mpr::Success {
             release
         } else {
@@ -865,6 +876,38 @@ impl<'a, E: PathExecutor, D: Multipathd> Ctx<'a, E, D> {
             Mpr::Success if !resumed => Mpr::Other,
             Mpr::Success if work == Work::ReleaseUnregister => Mpr::SuccessUnregister,
             r => r,
+        }
+    }
+}
+
+/// A map suspended by [`PathExecutor::suspend`]: resumed by [`Suspension::resume`], or when
+/// dropped, so every way out of the code between (an early return, a panic unwinding) resumes
+/// it; a suspended map holds every write of the VM until someone resumes it. With the release
+/// profile's `panic = "abort"` nothing unwinds: the real executor's panic hook resumes the
+/// maps it suspended ([`super::suspended`]).
+pub struct Suspension<'e, E: PathExecutor> {
+    exec: &'e E,
+    active: bool,
+}
+
+impl<'e, E: PathExecutor> Suspension<'e, E> {
+    /// Suspends the map; `None` when that failed (nothing to resume then).
+    pub fn begin(exec: &'e E) -> Option<Self> {
+        // Built only after a suspend that worked: built and dropped, it would resume.
+        exec.suspend().then(|| Suspension { exec, active: true })
+    }
+
+    /// Resumes the map now: whether that worked.
+    pub fn resume(mut self) -> bool {
+        self.active = false;
+        self.exec.resume()
+    }
+}
+
+impl<E: PathExecutor> Drop for Suspension<'_, E> {
+    fn drop(&mut self) {
+        if self.active {
+            self.exec.resume();
         }
     }
 }

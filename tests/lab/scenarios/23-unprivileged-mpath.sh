@@ -124,11 +124,54 @@ ok prc -o -G -S 0x77 "$MP"
 expect_eq "$(keys_of "$A")" "0x77 0x77 " "registered on both paths without multipathd"
 ok prc -o -C -K 0x77 "$MP"
 expect_eq "$(keys_of "$A")" "" "cleared"
+
+say "SIGTERM to the opener (as a stop sends it to the whole unit): it serves until the daemon ends"
+kill -TERM "$OPENER"
+# Blocked in the opener: SIGTERM (bit 15) stays pending in its shared pending set.
+w=0
+until [ $(( 0x$(status_of "$OPENER" ShdPnd) & 0x4000 )) -ne 0 ]; do
+    w=$((w + 1)); [ $w -gt 50 ] && die "SIGTERM not pending in the opener: $(status_of "$OPENER" ShdPnd)"; sleep 0.1
+done
+# (A killed opener nobody reaps shows it pending too, as a zombie.)
+case "$(status_of "$OPENER" State)" in
+Z* | X*) die "the opener died of SIGTERM: $(status_of "$OPENER" State)" ;;
+esac
+echo "  ok: SIGTERM pending in the opener ($(status_of "$OPENER" ShdPnd)), which runs ($(status_of "$OPENER" State))"
+ok prc -o -G -S 0x77 "$MP"
+expect_eq "$(keys_of "$A")" "0x77 0x77 " "registered on both paths through the opener after its SIGTERM"
+ok prc -o -G -K 0x77 -S 0 "$MP"
 kill -0 "$OPENER" || die "the path opener died"
 ours_stop
 w=0
 while [ -d "/proc/$OPENER" ]; do w=$((w + 1)); [ $w -gt 50 ] && die "the path opener outlived the daemon"; sleep 0.1; done
 echo "  ok: the path opener ended with the daemon"
+cp "/tmp/ours.$LAB_SCENARIO.err" "/tmp/ours.$LAB_SCENARIO.first.err"
+
+say "a path opener killed: reaped, and each request on the map fails at once, saying why"
+ours_start_unit -u 65534 -g 65534 -v
+OPENER=$(children_of "$OURS_PID")
+[ -n "$OPENER" ] || die "no path opener under the daemon"
+kill -KILL "$OPENER"
+# The daemon ignores SIGCHLD: the kernel reaps the opener (a zombie would keep /proc/PID).
+w=0
+while [ -d "/proc/$OPENER" ]; do w=$((w + 1)); [ $w -gt 50 ] && die "the killed opener was not reaped"; sleep 0.1; done
+echo "  ok: the killed opener is gone from /proc"
+set +e
+prc -o -G -S 0x77 "$MP"
+rc=$?
+set -e
+[ "$rc" -ne 0 ] || die "REGISTER on the map succeeded without a path opener"
+expect_eq "$(keys_of "$A")" "" "nothing registered without the opener"
+# The -v lines are written after the reply is sent.
+w=0
+until grep -q "path opener (pid $OPENER) has exited" "/tmp/ours.$LAB_SCENARIO.err"; do
+    w=$((w + 1)); [ $w -gt 50 ] && die "no -v line saying the path opener has exited"; sleep 0.1
+done
+echo "  ok: the -v log says the path opener has exited"
+kill -0 "$OURS_PID" || die "the daemon died with its opener"
+ours_stop
+cat "/tmp/ours.$LAB_SCENARIO.err"
+mv "/tmp/ours.$LAB_SCENARIO.first.err" "/tmp/ours.$LAB_SCENARIO.err"
 cat "/tmp/ours.$LAB_SCENARIO.err"
 grep -q "Permission denied" "/tmp/ours.$LAB_SCENARIO.err" && die "a path open was refused"
 echo "  ok: no 'Permission denied' in the daemon's log"

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::*;
 
@@ -214,7 +215,7 @@ fn requests_and_descriptors_over_the_socket() {
     let fake = Fake::new();
     std::thread::scope(|s| {
         let server = s.spawn(|| serve(opener_end.as_fd(), &fake));
-        let opener = Opener::new(daemon_end);
+        let opener = Opener::new(daemon_end, None, ANSWER_TIMEOUT).unwrap();
         let map_fd = open("/dev/null");
         // Several threads at once, each getting its own answer.
         std::thread::scope(|t| {
@@ -248,9 +249,123 @@ fn requests_and_descriptors_over_the_socket() {
 fn an_opener_gone_is_reported() {
     let (daemon_end, opener_end) = pair();
     drop(opener_end);
-    let opener = Opener::new(daemon_end);
+    let opener = Opener::new(daemon_end, Some(4321), ANSWER_TIMEOUT).unwrap();
     let r = opener
         .open(open("/dev/null").as_fd(), req(dev(8, 0)))
         .unwrap_err();
-    assert!(r.message.contains("path opener"), "{}", r.message);
+    assert_eq!(r.errno, libc::EPIPE);
+    assert!(
+        r.message.contains("path opener (pid 4321) has exited"),
+        "{}",
+        r.message
+    );
+}
+
+/// Receives one request on `sock` and hands back its descriptors unanswered.
+fn take_request(sock: BorrowedFd<'_>) -> Vec<OwnedFd> {
+    match receive(sock).unwrap() {
+        Incoming::Request { req, fds } => {
+            assert!(req.is_some());
+            fds
+        }
+        Incoming::Eof => panic!("no request came"),
+    }
+}
+
+#[test]
+fn an_opener_that_never_answers_fails_the_request_at_the_deadline() {
+    let (daemon_end, opener_end) = pair();
+    let deadline = Duration::from_millis(300);
+    let opener = Opener::new(daemon_end, Some(4321), deadline).unwrap();
+    std::thread::scope(|s| {
+        // The opener takes the request and keeps its reply socket open, as an open that
+        // hangs on a dead path does.
+        let stuck = s.spawn(|| take_request(opener_end.as_fd()));
+        let r = opener
+            .open(open("/dev/null").as_fd(), req(dev(8, 0)))
+            .unwrap_err();
+        assert_eq!(r.errno, libc::ETIMEDOUT);
+        assert!(
+            r.message.contains("did not answer within 0.3 s"),
+            "{}",
+            r.message
+        );
+        assert!(r.message.contains("8:0"), "{}", r.message);
+        drop(stuck.join().unwrap());
+    });
+}
+
+#[test]
+fn an_opener_killed_during_a_request_is_a_clear_error() {
+    let (daemon_end, opener_end) = pair();
+    let opener = Opener::new(daemon_end, Some(4321), ANSWER_TIMEOUT).unwrap();
+    std::thread::scope(|s| {
+        // The opener dies with the request taken: its descriptors close, its socket too.
+        s.spawn(move || drop(take_request(opener_end.as_fd())));
+        let r = opener
+            .open(open("/dev/null").as_fd(), req(dev(8, 0)))
+            .unwrap_err();
+        assert_eq!(r.errno, libc::EPIPE);
+        assert!(
+            r.message.contains("ended without answering"),
+            "{}",
+            r.message
+        );
+    });
+    // And every later request at once.
+    let r = opener
+        .open(open("/dev/null").as_fd(), req(dev(8, 0)))
+        .unwrap_err();
+    assert!(r.message.contains("has exited"), "{}", r.message);
+}
+
+#[test]
+fn paths_are_opened_nonblocking_and_handed_over_blocking() {
+    let fd = open_path_node("/dev/zero").unwrap();
+    assert!(
+        rustix::fs::fcntl_getfl(&fd)
+            .unwrap()
+            .contains(OFlags::NONBLOCK)
+    );
+    // The real system's open, as the opener does it.
+    let fd = RealSystem.open_read_only("/dev/zero").unwrap();
+    assert!(
+        rustix::fs::fcntl_getfl(&fd)
+            .unwrap()
+            .contains(OFlags::NONBLOCK)
+    );
+    // Through the socket, the daemon gets it without O_NONBLOCK.
+    struct NonBlocking(Fake);
+    impl System for NonBlocking {
+        fn block_rdev(&self, fd: BorrowedFd<'_>) -> Option<DevNum> {
+            self.0.block_rdev(fd)
+        }
+        fn table(&self, map: DevNum) -> io::Result<(String, Vec<(String, String)>)> {
+            self.0.table(map)
+        }
+        fn kernel_name(&self, dev: DevNum) -> Option<String> {
+            self.0.kernel_name(dev)
+        }
+        fn open_read_only(&self, node: &str) -> io::Result<OwnedFd> {
+            let real = self.0.nodes[node];
+            Ok(open_path_node(real)?)
+        }
+    }
+    let (daemon_end, opener_end) = pair();
+    let fake = NonBlocking(Fake::new());
+    std::thread::scope(|s| {
+        let server = s.spawn(|| serve(opener_end.as_fd(), &fake));
+        let opener = Opener::new(daemon_end, None, ANSWER_TIMEOUT).unwrap();
+        let fd = opener
+            .open(open("/dev/null").as_fd(), req(dev(8, 0)))
+            .unwrap();
+        assert_eq!(inode(fd.as_fd()), inode(open("/dev/zero").as_fd()));
+        assert!(
+            !rustix::fs::fcntl_getfl(&fd)
+                .unwrap()
+                .contains(OFlags::NONBLOCK)
+        );
+        drop(opener);
+        server.join().unwrap();
+    });
 }

@@ -729,3 +729,96 @@ fn an_older_multipathd_is_told_the_pr_status_in_its_own_form() {
         ]
     );
 }
+
+#[test]
+fn preempt_self_resumes_the_map_after_an_early_return() {
+    // PREEMPT of our own key answered with a conflict on every path: the command ends before
+    // re-registering, and the map is resumed all the same.
+    let exec = FakePaths::new(&[true, true], |_, sa, _| {
+        if sa == OutSa::Preempt {
+            Mpr::ReservConflict
+        } else {
+            Mpr::Success
+        }
+    });
+    let infos = paths(2)
+        .into_iter()
+        .map(|p| PathInfo {
+            dm_active: false,
+            ..p
+        })
+        .collect::<Vec<_>>();
+    let daemon = FakeDaemon::up("unset\n");
+    let (r, _) = run_on(&exec, &daemon, &infos, OutSa::Preempt, params(0xab, 0xab));
+    assert_eq!(r, Mpr::ReservConflict);
+    assert_eq!(exec.events(), ["suspend", "resume"]);
+}
+
+#[test]
+#[cfg(panic = "unwind")]
+fn preempt_self_resumes_the_map_when_a_panic_unwinds() {
+    // A bug between suspend and resume: the PREEMPT on the path panics.
+    let exec = FakePaths::new(&[true, true], |_, sa, _| {
+        assert_ne!(sa, OutSa::Preempt, "a bug while the map is suspended");
+        Mpr::Success
+    });
+    let daemon = FakeDaemon::up("unset\n");
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(&exec, &daemon, OutSa::Preempt, params(0xab, 0xab))
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(exec.events(), ["suspend", "resume"]);
+}
+
+#[test]
+fn a_failed_suspend_is_not_resumed() {
+    struct NoSuspend(Mutex<Vec<&'static str>>);
+    impl PathExecutor for NoSuspend {
+        fn check(&self, _: usize) -> bool {
+            true
+        }
+        fn prout(&self, _: usize, _: &[u8; 10], _: &[u8]) -> Mpr {
+            Mpr::Success
+        }
+        fn prin(&self, _: usize, _: &[u8; 10], _: &mut [u8]) -> (Mpr, usize) {
+            (Mpr::Success, 0)
+        }
+        fn suspend(&self) -> bool {
+            self.0.lock().unwrap().push("suspend");
+            false
+        }
+        fn resume(&self) -> bool {
+            self.0.lock().unwrap().push("resume");
+            true
+        }
+    }
+    let exec = NoSuspend(Mutex::new(Vec::new()));
+    assert!(Suspension::begin(&exec).is_none());
+    assert_eq!(*exec.0.lock().unwrap(), ["suspend"]);
+}
+
+#[test]
+fn an_impostor_counts_as_no_multipathd_and_is_named_in_the_report() {
+    struct Impostor;
+    impl Multipathd for Impostor {
+        fn command(&self, _: &str) -> io::Result<String> {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the multipathd socket @x is served by pid 9 as uid 1000, not by root",
+            ))
+        }
+    }
+    let mut report = Report::default();
+    let k = configured_key(
+        &Impostor,
+        "mpatha",
+        KeySource::Value(key(7)),
+        || None,
+        &mut report,
+    );
+    assert_eq!(k, key(7));
+    assert_eq!(report.daemon[0].reply, Err(libc::EPERM));
+    let lines = report.lines();
+    assert!(lines[0].contains("not by root"), "{lines:?}");
+    assert!(report.multipathd_unreachable());
+}
