@@ -78,6 +78,13 @@ fn journal_records_name_the_peer_the_device_and_the_keys() {
         rustix::process::getgid().as_raw().to_string()
     );
     assert_eq!(out["PR_PEER_COMM"], comm.trim_end());
+    // Read through the peer's pidfd (Linux 6.5 and later), else by pid, and said so.
+    assert!(
+        ["pidfd", "pid"].contains(&out["PR_PEER_READ"].as_str()),
+        "{out:?}"
+    );
+    // No machine scope here: no verified name.
+    assert!(!out.contains_key("PR_VM"), "{out:?}");
     assert_eq!(out["SYSLOG_IDENTIFIER"], "qemu-pr-helper");
     assert_eq!(out["MESSAGE_ID"], MESSAGE_ID);
     assert_eq!(out["PRIORITY"], "5");

@@ -1,7 +1,9 @@
 //! The peer of a Unix socket as a pidfd (`SO_PEERPIDFD`, Linux 6.5) and its cgroup id
 //! (`PIDFD_GET_INFO`, Linux 6.13): what `--audit` can still learn of a peer whose `/proc`
 //! directory is hidden (`hidepid=invisible`, systemd's `ProtectProc=invisible`, for a daemon
-//! running as another user than the peer), without CAP_SYS_PTRACE.
+//! running as another user than the peer), without CAP_SYS_PTRACE; and whether that process
+//! still runs, which is what makes a read by its pid number trustworthy (a pid is not reused
+//! while its process, or its zombie, holds it).
 
 use std::io;
 use std::os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
@@ -89,6 +91,35 @@ pub fn cgroup_id(pidfd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(info.cgroupid)
 }
 
+/// Whether the process of `pidfd` still holds its pid (running, or a zombie not yet reaped):
+/// `pidfd_send_signal` with signal 0, which checks and sends nothing. EPERM (a process of
+/// another user, for a daemon under `-u`) still says it is there.
+///
+/// # Errors
+/// Another failure than ESRCH or EPERM (ENOSYS before Linux 5.1, EBADF for no pidfd).
+pub fn holds_its_pid(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: pidfd_send_signal(fd, 0, NULL, 0) reads no memory (the siginfo pointer is null)
+    // and sends no signal; `pidfd` is a valid descriptor for the call's duration.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EPERM) => Ok(true),
+        Some(libc::ESRCH) => Ok(false),
+        _ => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +146,19 @@ mod tests {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {}
             Err(e) => panic!("PIDFD_GET_INFO: {e}"),
         }
+    }
+
+    #[test]
+    fn a_reaped_process_no_longer_holds_its_pid() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap();
+        assert!(holds_its_pid(pidfd.as_fd()).unwrap(), "running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!holds_its_pid(pidfd.as_fd()).unwrap(), "reaped");
     }
 }
