@@ -26,7 +26,10 @@ fn register_params(sa_key: u64, aptpl: bool) -> [u8; 24] {
 fn next_record(journal: &UnixDatagram) -> HashMap<String, String> {
     let mut buf = vec![0u8; 65536];
     let n = journal.recv(&mut buf).expect("no audit record within 5 s");
-    parse_journal_fields(&buf[..n]).into_iter().collect()
+    parse_journal_fields(&buf[..n])
+        .expect("a well-formed datagram")
+        .into_iter()
+        .collect()
 }
 
 fn dev_null_rdev() -> String {

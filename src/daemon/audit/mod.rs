@@ -4,8 +4,9 @@
 //! duration). Written after the reply is on its way, to stderr (the `-v` line format) or to
 //! the journal's native socket with structured fields (`journalctl PR_VM=node2`).
 //!
-//! A record never fails a command: the journal send is a non-blocking datagram, a full or
-//! missing sink drops the record and counts it (STATUS= and the exit message say how many). The peer's `/proc` files are read once per connection, when it
+//! A record never fails a command: the journal send is a non-blocking datagram (a sealed
+//! memfd for one too large), a full or missing sink drops the record and counts it (STATUS=
+//! and the exit message say how many). The peer's `/proc` files are read once per connection, when it
 //! connects (it is certainly there then; no command waits for the reading), checked against
 //! its pidfd where the kernel has one; the device's names after the reply of the first
 //! command on it.
@@ -31,7 +32,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 pub use device::{DeviceInfo, device_info};
-pub use journal::{JOURNAL_SOCKET, parse_journal_fields};
+pub use journal::{JOURNAL_SOCKET, MalformedJournal, parse_journal_fields};
 pub use peer::Peer;
 pub use record::{MESSAGE_ID, Pending, Record};
 

@@ -52,6 +52,7 @@ fn emitted(record: &Record<'_>, journal: bool) -> Vec<u8> {
 /// The journal's fields of the record, read back.
 fn journal(record: &Record<'_>) -> HashMap<String, String> {
     parse_journal_fields(&emitted(record, true))
+        .expect("a well-formed datagram")
         .into_iter()
         .collect()
 }

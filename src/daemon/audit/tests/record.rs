@@ -128,3 +128,39 @@ fn a_peer_gone_before_it_was_read_says_so() {
     assert_eq!(fields["PR_PEER_READ"], "gone");
     assert!(!fields.contains_key("PR_VM_SOURCE"), "{fields:?}");
 }
+
+#[test]
+fn a_malformed_datagram_is_refused_with_where() {
+    let mut good = Vec::new();
+    crate::daemon::audit::journal::field(&mut good, "A", "one");
+    crate::daemon::audit::journal::field(&mut good, "B", "two\nlines");
+    let fields = parse_journal_fields(&good).unwrap();
+    assert_eq!(fields[1], ("B".to_owned(), "two\nlines".to_owned()));
+    let binary_at = "A=one\n".len();
+    let length_of = |n: u64| [&b"A=one\nB\n"[..], &n.to_le_bytes()].concat();
+    let cases: [(&str, Vec<u8>, usize); 6] = [
+        ("no newline", b"A=one\nB=two".to_vec(), binary_at),
+        ("no length", b"A=one\nB\n\x01\x00".to_vec(), binary_at),
+        (
+            "short value",
+            [length_of(9), b"abc\n".to_vec()].concat(),
+            binary_at,
+        ),
+        ("length past memory", length_of(u64::MAX), binary_at),
+        (
+            "no newline after",
+            [length_of(3), b"abcX".to_vec()].concat(),
+            binary_at,
+        ),
+        (
+            "cut after the value",
+            [length_of(3), b"abc".to_vec()].concat(),
+            binary_at,
+        ),
+    ];
+    for (what, bytes, at) in cases {
+        let e = parse_journal_fields(&bytes).expect_err(what);
+        assert_eq!(e.at, at, "{what}: {e}");
+        assert!(e.to_string().contains("malformed journal datagram"), "{e}");
+    }
+}
