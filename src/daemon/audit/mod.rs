@@ -4,9 +4,10 @@
 //! duration). Written after the reply is on its way, to stderr (the `-v` line format) or to
 //! the journal's native socket with structured fields (`journalctl PR_VM=node2`).
 //!
-//! A record never fails a command: the journal send is a non-blocking datagram (a sealed
-//! memfd for one too large), a full or missing sink drops the record and counts it (STATUS=
-//! and the exit message say how many). The peer's `/proc` files are read once per connection, when it
+//! A record never delays or fails a command: the journal send is a non-blocking datagram (a
+//! sealed memfd for one too large), stderr lines go through a bounded queue to a writer
+//! thread, and a full or missing sink drops the record and counts it (STATUS= and the exit
+//! message say how many). The peer's `/proc` files are read once per connection, when it
 //! connects (it is certainly there then; no command waits for the reading), checked against
 //! its pidfd where the kernel has one; the device's names after the reply of the first
 //! command on it.
@@ -14,7 +15,7 @@
 //! One concern per file: [`peer`] (who, and how far that is to be believed), [`cgroup`] (the
 //! cgroup path and the VM a libvirt machine scope names), [`device`] (sysfs and VPD names),
 //! [`record`] (the record's fields and its line), [`journal`] (the native protocol and its
-//! sink), [`stderr`] (the line sink); here the configuration and the sink in front.
+//! sink), [`stderr`] (the queued line sink); here the configuration and the sink in front.
 
 mod cgroup;
 mod device;
@@ -26,7 +27,9 @@ mod stderr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -88,17 +91,17 @@ impl Config {
     }
 }
 
-/// Records written and dropped.
+/// Records written and dropped, shared with the stderr writer thread.
 #[derive(Debug, Default)]
-struct Counters {
-    written: AtomicU64,
-    dropped: AtomicU64,
+pub(super) struct Counters {
+    pub(super) written: AtomicU64,
+    pub(super) dropped: AtomicU64,
 }
 
 /// A sink, opened.
 #[derive(Debug)]
 enum Opened {
-    Stderr,
+    Stderr(stderr::StderrQueue),
     Journal(journal::JournalSocket),
 }
 
@@ -108,19 +111,26 @@ pub struct Audit {
     config: Config,
     prog: String,
     sink: Opened,
-    counters: Counters,
+    counters: Arc<Counters>,
 }
 
+/// How long the exit waits for queued stderr lines to be written.
+const FLUSH_AT_EXIT: Duration = Duration::from_secs(2);
+
 impl Audit {
-    /// Opens the sink (a datagram socket for the journal; nothing for stderr). Called during
-    /// start-up, before the sandbox, which refuses `socket`.
+    /// Opens the sink (a datagram socket for the journal; the queue for stderr, whose writer
+    /// thread starts with the first record). Called during start-up, before the sandbox,
+    /// which refuses `socket`.
     ///
     /// # Errors
     /// The socket could not be made, or the path is too long for a socket address.
     pub fn new(config: Config, prog: &str) -> io::Result<Audit> {
-        let counters = Counters::default();
+        let counters = Arc::new(Counters::default());
         let sink = match &config.sink {
-            Sink::Stderr => Opened::Stderr,
+            Sink::Stderr => Opened::Stderr(stderr::StderrQueue::new(
+                stderr::Output::Stderr,
+                Arc::clone(&counters),
+            )),
             Sink::Journal(path) => Opened::Journal(journal::JournalSocket::open(path)?),
         };
         Ok(Audit {
@@ -141,26 +151,35 @@ impl Audit {
         self.counters.dropped.load(Ordering::Relaxed)
     }
 
-    /// Records written so far.
+    /// Records written so far (for stderr: whose line was written out).
     pub fn written(&self) -> u64 {
         self.counters.written.load(Ordering::Relaxed)
     }
 
-    /// Writes one record; false when it was dropped.
+    /// Hands one record to the sink; false when it was dropped.
     pub fn emit(&self, record: &Record<'_>) -> bool {
-        let sent = match &self.sink {
-            Opened::Stderr => record.encode(&self.prog, false, stderr::write_line),
+        match &self.sink {
+            // The writer thread counts what it writes; the queue what it drops.
+            Opened::Stderr(queue) => record.encode(&self.prog, false, |line| queue.push(line)),
             Opened::Journal(socket) => {
-                record.encode(&self.prog, true, |datagram| socket.send(datagram))
+                let sent = record.encode(&self.prog, true, |datagram| socket.send(datagram));
+                let counter = if sent {
+                    &self.counters.written
+                } else {
+                    &self.counters.dropped
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                sent
             }
-        };
-        let counter = if sent {
-            &self.counters.written
-        } else {
-            &self.counters.dropped
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        sent
+        }
+    }
+
+    /// At exit: the stderr lines still queued are written (waiting a little for a slow
+    /// reader), or counted as dropped.
+    pub fn flush(&self) {
+        if let Opened::Stderr(queue) = &self.sink {
+            queue.flush(FLUSH_AT_EXIT);
+        }
     }
 }
 

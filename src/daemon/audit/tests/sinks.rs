@@ -1,4 +1,4 @@
-//! The sinks: the journal's datagram and memfd.
+//! The sinks: the journal's datagram and memfd, the stderr queue.
 
 use super::*;
 
@@ -85,4 +85,54 @@ fn a_64_kib_record_reaches_the_journal_whole_through_a_sealed_memfd() {
     assert!(fields["MESSAGE"].contains(&long_cgroup));
     assert_eq!(fields["MESSAGE_ID"], MESSAGE_ID);
     assert_eq!((audit.written(), audit.dropped()), (2, 0));
+}
+
+#[test]
+fn a_stderr_nobody_reads_holds_no_record_back_and_counts_the_dropped() {
+    use std::sync::atomic::Ordering;
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    // One page of pipe: the writer thread is stuck after a few lines.
+    rustix::pipe::fcntl_setpipe_size(&writer, 4096).unwrap();
+    let counters = std::sync::Arc::new(Counters::default());
+    let queue = stderr::StderrQueue::new(stderr::Output::Fd(writer), counters.clone());
+    const LINE: usize = 1000;
+    let pushed = stderr::QUEUE_LINES + 100;
+    let line = |i: usize| format!("{i:06} {}\n", "x".repeat(LINE - 8)).into_bytes();
+    // Nobody reads: every push returns (none waits for the pipe), the later ones refused.
+    let refused = (0..pushed).filter(|&i| !queue.push(&line(i))).count();
+    // At most the lines the pipe took (4) and the one the writer holds were not queued.
+    assert!(refused >= 100 - 5, "{refused} refused");
+    assert_eq!(counters.dropped.load(Ordering::Relaxed), refused as u64);
+
+    // Someone reads now: every line taken is written, whole and in order.
+    let expected = (pushed - refused) * LINE;
+    let drain = std::thread::spawn(move || {
+        let mut out = vec![0u8; expected];
+        let mut got = 0;
+        while got < expected {
+            match rustix::io::read(&reader, &mut out[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        out.truncate(got);
+        out
+    });
+    queue.flush(Duration::from_secs(120));
+    let out = drain.join().unwrap();
+    assert_eq!(out.len(), expected);
+    let written = counters.written.load(Ordering::Relaxed);
+    assert_eq!(written as usize, pushed - refused);
+    let numbers: Vec<usize> = out
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            assert_eq!(l.len(), LINE - 1, "a whole line");
+            std::str::from_utf8(&l[..6]).unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order");
+    assert_eq!(numbers.first(), Some(&0));
 }
