@@ -1,7 +1,8 @@
 //! The peer's cgroup and the VM it names: the path from `/proc/PID/cgroup`, the path of a
 //! cgroup v2 id (a walk of the unified hierarchy for the directory of that inode number), and
-//! the VM name a libvirt machine scope carries. A process cannot rename its own cgroup: a
-//! name taken from it is the one libvirt (or systemd-machined for it) gave the VM.
+//! the VM name a libvirt machine scope carries, or the pod a Kubernetes container cgroup
+//! belongs to. A process cannot rename its own cgroup: a name taken from it is the one
+//! libvirt (through systemd-machined, or its own cgroups without systemd) or the kubelet gave.
 
 use std::path::Path;
 
@@ -116,4 +117,28 @@ pub fn unescape_unit(s: &str) -> String {
         i += if byte.is_some() { 4 } else { 1 };
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The UID of the Kubernetes pod whose container cgroup this is: the kubelet's
+/// `kubepods[-QOS]-podUID.slice` (systemd cgroup driver, the UID's dashes as underscores) or
+/// `podUID` under `kubepods` (cgroupfs driver). KubeVirt's virt-launcher runs QEMU in its pod's
+/// compute container with libvirt's cgroups off (`cgroup_controllers = [ ]`), so there the
+/// cgroup names the pod, not the VM.
+pub fn pod_uid_from_cgroup(path: &str) -> Option<String> {
+    let mut components = path.split('/').filter(|c| !c.is_empty());
+    if !components.next()?.starts_with("kubepods") {
+        return None;
+    }
+    components.find_map(|component| {
+        let uid = match component.strip_suffix(".slice") {
+            Some(slice) => slice.rsplit_once("-pod")?.1.replace('_', "-"),
+            None => component.strip_prefix("pod")?.to_owned(),
+        };
+        let well_formed = uid.len() == 36
+            && uid.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            });
+        well_formed.then_some(uid)
+    })
 }

@@ -6,6 +6,7 @@ use std::fmt::{self, Write as _};
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
+use super::cgroup::pod_uid_from_cgroup;
 use super::device::DeviceInfo;
 use super::journal;
 use super::peer::{Peer, VmSource};
@@ -175,6 +176,8 @@ impl Record<'_> {
             f("PR_VM_SOURCE", &vm.source.word());
         }
         some(f, "PR_PEER_CGROUP", self.peer.cgroup.as_ref());
+        let pod = self.peer.cgroup.as_deref().and_then(pod_uid_from_cgroup);
+        some(f, "PR_POD_UID", pod.as_ref());
         f(
             "PR_STATUS",
             &Show(|w| upper_snake(w, status::name(self.status))),

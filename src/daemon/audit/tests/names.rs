@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::daemon::audit::cgroup::{
-    cgroup_by_id, cgroup_path, search_inode, unescape_unit, vm_from_cgroup,
+    cgroup_by_id, cgroup_path, pod_uid_from_cgroup, search_inode, unescape_unit, vm_from_cgroup,
 };
 use crate::daemon::audit::device::wwid_from_vpd83;
 use crate::daemon::audit::peer::vm_from_cmdline;
@@ -170,4 +170,27 @@ fn wwid_from_a_device_identification_page() {
     // Another page, a truncated one.
     assert_eq!(wwid_from_vpd83(&[0x00, 0x80, 0x00, 0x00]), None);
     assert_eq!(wwid_from_vpd83(&page[..10]), None);
+}
+
+#[test]
+fn a_kubernetes_container_cgroup_names_its_pod_not_a_vm() {
+    let uid = "3cbb32a1-f11c-4065-99e6-62ce670bff12";
+    let systemd = "/kubepods.slice/kubepods-burstable.slice/\
+                   kubepods-burstable-pod3cbb32a1_f11c_4065_99e6_62ce670bff12.slice/\
+                   cri-containerd-0123abcd.scope";
+    let guaranteed = "/kubepods.slice/kubepods-pod3cbb32a1_f11c_4065_99e6_62ce670bff12.slice/\
+                      crio-0123abcd.scope";
+    let cgroupfs = "/kubepods/besteffort/pod3cbb32a1-f11c-4065-99e6-62ce670bff12/0123abcd";
+    for path in [systemd, guaranteed, cgroupfs] {
+        assert_eq!(pod_uid_from_cgroup(path).as_deref(), Some(uid), "{path}");
+        assert_eq!(vm_from_cgroup(path), None, "{path}");
+    }
+    for path in [
+        "/machine.slice/machine-qemu\\x2d1\\x2dnode1.scope",
+        "/system.slice/pod3cbb32a1-f11c-4065-99e6-62ce670bff12",
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podnot_a_uid.slice",
+        "/",
+    ] {
+        assert_eq!(pod_uid_from_cgroup(path), None, "{path}");
+    }
 }
