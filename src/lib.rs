@@ -54,7 +54,7 @@ pub mod trace;
 pub use applets::dispatch;
 pub use cli::argbytes::encode as encode_arg;
 pub use client::{Connection, connect_unix, send_with_fd, write_all};
-pub use daemon::audit::{MESSAGE_ID, parse_journal_fields};
+pub use daemon::audit::{MESSAGE_ID, MalformedJournal, parse_journal_fields};
 pub use daemon::limits::usable_cpus;
 pub use scsi::status::name as status_name;
 pub use trace::TracePoint;

@@ -1,6 +1,6 @@
 //! `--audit`: the real daemon writes a record per PR OUT (and PR IN with `all`) to a fake
 //! journal socket with the fields `journalctl` filters on, to stderr in the `-v` format, and
-//! counts what a missing sink drops without failing a command.
+//! counts what a missing or blocked sink drops without failing or delaying a command.
 
 mod common;
 
@@ -26,7 +26,10 @@ fn register_params(sa_key: u64, aptpl: bool) -> [u8; 24] {
 fn next_record(journal: &UnixDatagram) -> HashMap<String, String> {
     let mut buf = vec![0u8; 65536];
     let n = journal.recv(&mut buf).expect("no audit record within 5 s");
-    parse_journal_fields(&buf[..n]).into_iter().collect()
+    parse_journal_fields(&buf[..n])
+        .expect("a well-formed datagram")
+        .into_iter()
+        .collect()
 }
 
 fn dev_null_rdev() -> String {
@@ -78,6 +81,13 @@ fn journal_records_name_the_peer_the_device_and_the_keys() {
         rustix::process::getgid().as_raw().to_string()
     );
     assert_eq!(out["PR_PEER_COMM"], comm.trim_end());
+    // Read through the peer's pidfd (Linux 6.5 and later), else by pid, and said so.
+    assert!(
+        ["pidfd", "pid"].contains(&out["PR_PEER_READ"].as_str()),
+        "{out:?}"
+    );
+    // No machine scope here: no verified name.
+    assert!(!out.contains_key("PR_VM"), "{out:?}");
     assert_eq!(out["SYSLOG_IDENTIFIER"], "qemu-pr-helper");
     assert_eq!(out["MESSAGE_ID"], MESSAGE_ID);
     assert_eq!(out["PRIORITY"], "5");
@@ -259,4 +269,85 @@ fn dropped_records_are_reported_in_sd_notify_status() {
     drop(conn);
     let (status, err) = helper.stop();
     assert!(status.success(), "{err}");
+}
+
+/// The `N records dropped (M written)` of the exit message.
+fn dropped_and_written(err: &str) -> (usize, usize) {
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("qemu-pr-helper: audit: ") && l.contains(" records dropped ("))
+        .unwrap_or_else(|| panic!("no count of dropped records: {err}"));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn a_stderr_nobody_reads_delays_no_request_and_the_dropped_are_counted() {
+    let scratch = Scratch::new("audit-blocked");
+    let notify_path = scratch.path("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut helper = Helper::start_with_env(
+        Impl::Ours,
+        &["--audit"],
+        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
+    );
+    // The daemon's stderr: a pipe of one page that nobody reads until the end.
+    let stderr = helper.child.stderr.take().unwrap();
+    rustix::pipe::fcntl_setpipe_size(&stderr, 4096).unwrap();
+    let mut conn = Connection::connect(&helper.socket, TIMEOUT).unwrap();
+    let null = open_rw("/dev/null");
+    // More records than the pipe and the daemon's queue (1024 lines) hold: each request is
+    // still answered (within TIMEOUT: a serving thread stuck on the pipe would answer none).
+    const REQUESTS: usize = 2000;
+    for i in 0..REQUESTS {
+        let reply = conn
+            .request(&pr_out(0, 0, 24), null.as_fd(), &register_params(1, false))
+            .unwrap_or_else(|e| panic!("request {i} with stderr blocked: {e}"));
+        assert_eq!(reply.status(), 2);
+    }
+    // STATUS= counts the dropped while stderr is still blocked.
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while let Ok(n) = notify.recv(&mut buf) {
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = message.contains(" audit records dropped");
+        seen.push(message);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|m| m.contains(" audit records dropped")),
+        "{seen:?}"
+    );
+    drop(conn);
+    // Read now: the queued lines come out, then the exit message with the counts.
+    let drain = std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut err = String::new();
+        let mut stderr = stderr;
+        stderr.read_to_string(&mut err).unwrap();
+        err
+    });
+    let (status, _) = helper.stop();
+    let err = drain.join().unwrap();
+    assert!(status.success(), "{err}");
+    let (dropped, written) = dropped_and_written(&err);
+    assert!(dropped > 0, "{err}");
+    assert_eq!(
+        dropped + written,
+        REQUESTS,
+        "every record written or counted"
+    );
+    let lines = err
+        .lines()
+        .filter(|l| l.starts_with("qemu-pr-helper: audit: REGISTER "))
+        .count();
+    assert_eq!(lines, written, "whole lines, as many as written");
 }

@@ -4,8 +4,9 @@
 //! its own unit. tests/lab/systemd/checks.sh runs the steps of issue 19 there: socket
 //! activation with Type=notify, the Accept=yes instances, a multipath REGISTER that multipathd
 //! learns from the sandboxed service, a SIGKILL restarted by systemd, a forbidden call killed
-//! by our seccomp filter inside the unit's sandbox, and `systemd-analyze security` on the
-//! booted system. See docs/lab.md.
+//! by our seccomp filter inside the unit's sandbox, `systemd-analyze security` on the
+//! booted system, and `--audit=journal` to the real journald (`journalctl PR_VM=NAME` with the
+//! machine scope's name, a record too large for a datagram in a sealed memfd). See docs/lab.md.
 //!
 //! Heavy tier: `#[ignore]`d, run by tests/run-all.sh (`cargo test -- --ignored`); needs root
 //! and fails saying so otherwise.

@@ -353,6 +353,9 @@ fn report_at_exit(
     audit: Option<&audit::Audit>,
     unlink_failure: Option<(PathBuf, io::Error)>,
 ) {
+    if let Some(audit) = audit {
+        audit.flush();
+    }
     if let Some(audit) = audit.filter(|a| a.dropped() > 0) {
         argbytes::print_error(&format!(
             "{}: audit: {} records dropped ({} written): the sink was full or missing\n",

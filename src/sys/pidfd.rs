@@ -1,7 +1,9 @@
 //! The peer of a Unix socket as a pidfd (`SO_PEERPIDFD`, Linux 6.5) and its cgroup id
 //! (`PIDFD_GET_INFO`, Linux 6.13): what `--audit` can still learn of a peer whose `/proc`
 //! directory is hidden (`hidepid=invisible`, systemd's `ProtectProc=invisible`, for a daemon
-//! running as another user than the peer), without CAP_SYS_PTRACE.
+//! running as another user than the peer), without CAP_SYS_PTRACE; and whether that process
+//! still runs, which is what makes a read by its pid number trustworthy (a pid is not reused
+//! while its process, or its zombie, holds it).
 
 use std::io;
 use std::os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
@@ -66,15 +68,13 @@ pub fn peer_pidfd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The process's cgroup v2 id, which is the inode number of its directory under the
-/// unified hierarchy's mount.
+/// `PIDFD_GET_INFO` asking for `mask`; the answer's mask says what it holds.
 ///
 /// # Errors
-/// `ENOTTY`/`EINVAL` before Linux 6.13; `ESRCH` when the process is gone; `ENODATA` when
-/// the kernel did not report a cgroup id.
-pub fn cgroup_id(pidfd: BorrowedFd<'_>) -> io::Result<u64> {
+/// `ENOTTY`/`EINVAL` before Linux 6.13; `ESRCH` when the process is gone (reaped).
+fn pidfd_info(pidfd: BorrowedFd<'_>, mask: u64) -> io::Result<PidfdInfo> {
     let mut info = PidfdInfo {
-        mask: PIDFD_INFO_CGROUPID,
+        mask,
         ..PidfdInfo::default()
     };
     // SAFETY: `Updater` hands the kernel a pointer to `info`, a valid, exclusively borrowed
@@ -83,10 +83,63 @@ pub fn cgroup_id(pidfd: BorrowedFd<'_>) -> io::Result<u64> {
     // SAFETY: PIDFD_GET_INFO is synchronous and keeps no pointer after it returns; `info`
     // lives until then.
     unsafe { rustix::ioctl::ioctl(pidfd, ioctl) }?;
+    Ok(info)
+}
+
+/// The process's cgroup v2 id, which is the inode number of its directory under the
+/// unified hierarchy's mount.
+///
+/// # Errors
+/// `ENOTTY`/`EINVAL` before Linux 6.13; `ESRCH` when the process is gone; `ENODATA` when
+/// the kernel did not report a cgroup id.
+pub fn cgroup_id(pidfd: BorrowedFd<'_>) -> io::Result<u64> {
+    let info = pidfd_info(pidfd, PIDFD_INFO_CGROUPID)?;
     if info.mask & PIDFD_INFO_CGROUPID == 0 {
         return Err(io::Error::from_raw_os_error(libc::ENODATA));
     }
     Ok(info.cgroupid)
+}
+
+/// Whether the process of `pidfd` still holds its pid (running, or a zombie not yet reaped).
+/// `PIDFD_GET_INFO` (Linux 6.13) answers ESRCH once it is gone. Before 6.13,
+/// `pidfd_send_signal` with signal 0, which checks and sends nothing: ESRCH once gone, EPERM
+/// for a process of another user (a daemon under `-u`), which is there. (PIDFD_GET_INFO
+/// first because an EPERM can also be a seccomp filter's answer, systemd's
+/// `SystemCallErrorNumber=EPERM`, for a process gone or not.)
+///
+/// # Errors
+/// pidfd_send_signal's other failures (ENOSYS before Linux 5.1, EBADF for no pidfd).
+pub fn holds_its_pid(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    match pidfd_info(pidfd, 0) {
+        Ok(_) => return Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+        Err(_) => {} // before 6.13
+    }
+    holds_its_pid_by_signal(pidfd)
+}
+
+/// [`holds_its_pid`] before Linux 6.13: `pidfd_send_signal` with signal 0.
+fn holds_its_pid_by_signal(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: pidfd_send_signal(fd, 0, NULL, 0) reads no memory (the siginfo pointer is null)
+    // and sends no signal; `pidfd` is a valid descriptor for the call's duration.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EPERM) => Ok(true),
+        Some(libc::ESRCH) => Ok(false),
+        _ => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -115,5 +168,22 @@ mod tests {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {}
             Err(e) => panic!("PIDFD_GET_INFO: {e}"),
         }
+    }
+
+    #[test]
+    fn a_reaped_process_no_longer_holds_its_pid() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap();
+        // Both ways: PIDFD_GET_INFO where the kernel has it (6.13), the signal 0 before.
+        assert!(holds_its_pid(pidfd.as_fd()).unwrap(), "running");
+        assert!(holds_its_pid_by_signal(pidfd.as_fd()).unwrap(), "running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!holds_its_pid(pidfd.as_fd()).unwrap(), "reaped");
+        assert!(!holds_its_pid_by_signal(pidfd.as_fd()).unwrap(), "reaped");
     }
 }

@@ -46,6 +46,9 @@ WWID=$(cat "$SYSDEV/device/wwid" 2>/dev/null || cat "$SYSDEV/wwid" 2>/dev/null |
 echo "  $A: wwid '$WWID'"
 record "audit: REGISTER .* sa_key=0x00000000000000a1 " "node1's REGISTER"
 expect_eq "$(field vm)" node1 "REGISTER 0xa1 names node1"
+expect_eq "$(field vm_source)" cgroup "a verified name: its machine scope's"
+# pidfd where the kernel has SO_PEERPIDFD (6.5), pid before.
+echo "  peer_read=$(field peer_read)"
 expect_eq "$(field peer_comm)" "$COMM" "its process name"
 expect_eq "$(field device_name)" "${A#/dev/}" "its device"
 expect_eq "$(field status)" GOOD "its status"
@@ -86,6 +89,8 @@ ours_stop
 cat "$AUDIT_LOG"
 record "audit: PREEMPT " "node1 preempts back"
 expect_eq "$(field vm)" node1 "named through the pidfd"
+expect_eq "$(field vm_source)" cgroup "the cgroup's name, verified"
+expect_eq "$(field peer_read)" pidfd "read through the pidfd"
 expect_eq "$(field peer_uid)" 0 "the peer is root"
 expect_eq "$(field peer_comm)" "" "its /proc is hidden from uid 65534"
 expect_eq "$(grep -c 'audit: ' "$AUDIT_LOG")" 2 "PR OUT only without all"

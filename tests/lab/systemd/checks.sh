@@ -19,7 +19,11 @@
 #   seccomp    a forbidden call in the service (the crate's seccomp unit test as ExecStart, in
 #              the unit's sandbox): killed with SIGSYS, the journal says so, with the audit line
 #   security   systemd-analyze security on the booted system (score and exposures to $LAB_OUT)
-steps="socket activated multipath restart watchdog seccomp security"
+#   audit      --audit=journal,all in the unit's sandbox with the real journald: a client in a
+#              libvirt machine scope is found by `journalctl PR_VM=NAME`, its name from the
+#              cgroup, read through the pidfd; one outside has no PR_VM; a record larger than
+#              the socket's buffer reaches the journal whole (a sealed memfd)
+steps="socket activated multipath restart watchdog seccomp security audit"
 
 . "${LAB_ENV:-/lab-out/env}"
 SOCK=/run/qemu-pr-helper.sock
@@ -325,6 +329,81 @@ UNIT
         OUT=$(systemd-analyze security --no-pager qemu-pr-helper-activated@1.service 2>&1) || true
         echo "$OUT" >"$LAB_OUT/security-activated.txt"
         echo "$OUT" | grep Overall
+    }
+
+    step_audit() {
+        say "--audit=journal,all: the unit's daemon writes to the real journald"
+        D=/run/systemd/system/qemu-pr-helper.service.d
+        mkdir -p $D
+        cat >$D/zz-lab-audit.conf <<UNIT
+[Service]
+ExecStart=
+ExecStart=/usr/bin/pr-helper qemu-pr-helper --audit=journal,all
+UNIT
+        ok systemctl daemon-reload
+        # A small default send buffer while the daemon makes its journal socket (at most 8 KiB,
+        # the smallest the kernel takes): a record beyond it goes the memfd way. Set back at
+        # once; journald keeps its own.
+        # (No sysctl(8) in the guest: /proc/sys.)
+        W=/proc/sys/net/core/wmem_default
+        wmem=$(cat $W)
+        for small in 4608 6144 8192; do echo $small 2>/dev/null >$W && break; done
+        expect_eq "$(cat $W)" "$small" "net.core.wmem_default=$small"
+        ok systemctl restart qemu-pr-helper.socket qemu-pr-helper.service
+        ok prc -k "$A"
+        echo "$wmem" >$W
+        P=$(show qemu-pr-helper.service MainPID)
+        OUT=$(tr '\0' ' ' </proc/"$P"/cmdline)
+        expect_in "--audit=journal,all" "the service runs with --audit"
+        ID=5a0e1f3c7b9d4e2a8c6b1d0f3e5a7c92
+        say "a client in libvirt's machine scope machine-qemu\\x2d7\\x2dlabvm.scope"
+        ok systemd-run --quiet --scope --slice=machine.slice --unit='machine-qemu\x2d7\x2dlabvm' \
+            "$LAB_BIN" pr-client --socket=$SOCK --timeout=30 -o -G -S 0xc7 "$A"
+        found() { journalctl -b --no-pager -o cat MESSAGE_ID=$ID "$@" | grep -q .; }
+        wait_for 60 "journalctl PR_VM=labvm finds its REGISTER" found PR_VM=labvm PR_ACTION=REGISTER
+        OUT=$(journalctl -b --no-pager -o verbose MESSAGE_ID=$ID PR_VM=labvm PR_ACTION=REGISTER)
+        echo "$OUT" | sed 's/^/  journal| /'
+        expect_in "PR_VM_SOURCE=cgroup" "the name is the machine scope's"
+        expect_in "PR_SA_KEY=0x00000000000000c7" "its key"
+        expect_in 'PR_PEER_CGROUP=/machine.slice/machine-qemu\x2d7\x2dlabvm.scope' "its cgroup"
+        expect_in "SYSLOG_IDENTIFIER=qemu-pr-helper" "under the unit's identifier"
+        expect_in "PR_DEVICE_NAME=${A#/dev/}" "its device"
+        # SO_PEERPIDFD is Linux 6.5.
+        kv=$(uname -r | awk -F. '{ print $1 * 1000 + $2 }')
+        if [ "$kv" -ge 6005 ]; then
+            expect_in "PR_PEER_READ=pidfd" "read through the peer's pidfd"
+        else
+            expect_in "PR_PEER_READ=pid" "read by pid (no SO_PEERPIDFD before 6.5)"
+        fi
+        say "a client outside any machine scope: no PR_VM"
+        ok prc -o -G -K 0xc7 -S 0 "$A"
+        wait_for 60 "the unregistering REGISTER recorded" found PR_ACTION=REGISTER PR_KEY=0x00000000000000c7
+        OUT=$(journalctl -b --no-pager -o verbose MESSAGE_ID=$ID PR_ACTION=REGISTER PR_KEY=0x00000000000000c7)
+        case "$OUT" in *"PR_VM="*) echo "$OUT"; die "a PR_VM outside a machine scope" ;; esac
+        echo "  ok: no PR_VM outside a machine scope"
+        say "a record larger than the daemon's socket buffer ($small): a sealed memfd, whole in the journal"
+        # A cgroup path of 15 levels of 250 characters (under the 4 KiB /proc/PID/cgroup
+        # shows) in a machine scope of our own making: in MESSAGE and PR_PEER_CGROUP, over 8 KiB.
+        big='/sys/fs/cgroup/machine.slice/machine-qemu\x2d8\x2dbigvm.scope'
+        seg=$(printf 'd%.0s' $(seq 250))
+        mkdir "$big"
+        ok sh -c 'cd "$0" && for i in $(seq 15); do mkdir "$1" && cd "$1"; done && echo $$ >cgroup.procs && shift && exec "$@"' \
+            "$big" "$seg" "$LAB_BIN" pr-client --socket=$SOCK --timeout=30 -k "$A"
+        wait_for 60 "journalctl PR_VM=bigvm finds its READ KEYS" found PR_VM=bigvm
+        OUT=$(journalctl -b --no-pager -o export MESSAGE_ID=$ID PR_VM=bigvm)
+        size=$(printf '%s\n' "$OUT" | wc -c)
+        cg=$(printf '%s\n' "$OUT" | sed -n 's/^PR_PEER_CGROUP=//p')
+        expect_eq "$([ "$size" -gt 8192 ] && echo over)" over "a record of $size bytes"
+        expect_eq "$(printf %s "$cg" | wc -c)" $((47 + 15 * 251)) "PR_PEER_CGROUP whole"
+        (cd "$big" && for i in $(seq 15); do cd "$seg"; done && for i in $(seq 15); do cd .. && rmdir "$seg"; done) || true
+        rmdir "$big" || true
+        OUT=$(show qemu-pr-helper.service StatusText)
+        echo "  StatusText=$OUT"
+        case "$OUT" in *dropped*) die "records dropped: $OUT" ;; esac
+        echo "  ok: no record dropped"
+        rm -rf $D
+        ok systemctl daemon-reload
+        ok systemctl restart qemu-pr-helper.service
     }
 
     set -e

@@ -1,0 +1,167 @@
+//! The stderr sink: a serving thread only queues its record's line; one writer thread writes
+//! the lines. A stderr that nobody reads (a full pipe) holds up the writer alone: the queue
+//! is bounded, and a line that finds it full is dropped and counted, as the journal's are.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use rustix::io::Errno;
+
+use super::Counters;
+
+/// Lines queued at most (about 400 KiB of typical records).
+pub(super) const QUEUE_LINES: usize = 1024;
+
+/// Where the lines go.
+#[derive(Debug)]
+pub(super) enum Output {
+    /// File descriptor 2.
+    Stderr,
+    /// Another descriptor (tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Fd(OwnedFd),
+}
+
+impl Output {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Output::Stderr => rustix::stdio::stderr(),
+            Output::Fd(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// The queue and its writer.
+#[derive(Debug)]
+pub(super) struct StderrQueue {
+    shared: Arc<Shared>,
+    /// Whether the writer thread runs: started at the first line, from a serving thread, so
+    /// that it is made after the sandbox is installed and inherits it.
+    writer: OnceLock<bool>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// A line was queued.
+    queued: Condvar,
+    /// The queue is empty and no line is being written.
+    idle: Condvar,
+    out: Output,
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    lines: VecDeque<Vec<u8>>,
+    /// The writer holds a line it took from the queue.
+    writing: bool,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding it left a queue of whole lines: still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl StderrQueue {
+    pub(super) fn new(out: Output, counters: Arc<Counters>) -> StderrQueue {
+        StderrQueue {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                queued: Condvar::new(),
+                idle: Condvar::new(),
+                out,
+                counters,
+            }),
+            writer: OnceLock::new(),
+        }
+    }
+
+    /// Queues one line for the writer; false (and counted as dropped) when the queue is full
+    /// or there is no writer thread.
+    pub(super) fn push(&self, line: &[u8]) -> bool {
+        let started = *self.writer.get_or_init(|| {
+            let shared = Arc::clone(&self.shared);
+            std::thread::Builder::new()
+                .name("pr-audit".into())
+                .spawn(move || write_lines(&shared))
+                .is_ok()
+        });
+        let queued = started && {
+            let mut state = self.shared.state();
+            let room = state.lines.len() < QUEUE_LINES;
+            if room {
+                state.lines.push_back(line.to_vec());
+            }
+            room
+        };
+        if queued {
+            self.shared.queued.notify_one();
+        } else {
+            self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
+
+    /// Waits until every queued line is written, or `limit` passed; the lines still queued
+    /// then are counted as dropped (the process is about to exit without them). At exit.
+    pub(super) fn flush(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut state = self.shared.state();
+        while !state.lines.is_empty() || state.writing {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                // (The line being written counts when its write ends.)
+                let lost = state.lines.len();
+                state.lines.clear();
+                let counters = &self.shared.counters;
+                counters.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+                return;
+            };
+            state = match self.shared.idle.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+/// The writer thread: each line whole, in order, waiting as long as the output takes.
+fn write_lines(shared: &Shared) {
+    loop {
+        let line = {
+            let mut state = shared.state();
+            state.writing = false;
+            while state.lines.is_empty() {
+                shared.idle.notify_all();
+                state = shared.queued.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            state.writing = true;
+            state.lines.pop_front().expect("not empty")
+        };
+        let counter = if write_all(shared.out.fd(), &line) {
+            &shared.counters.written
+        } else {
+            &shared.counters.dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The whole line, in as many writes as the output takes; false on an error (EPIPE: nobody
+/// reads any more).
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
