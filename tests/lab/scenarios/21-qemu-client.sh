@@ -29,7 +29,7 @@ nested_begin
 cat >>$NESTED/init <<'INIT'
 i=0
 while [ ! -b /dev/sda ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-echo "@@INNER-READY $(ls /dev/sda 2>&1)"
+echo "@@INNER-READY $(ls /dev/sda 2>&1) uptime=$(cat /proc/uptime)"
 step() { # NAME ARGS...: one command, its exit status and output (generations filtered)
     n=$1
     shift
@@ -63,9 +63,11 @@ nested_pack
 
 # QEMU runs chrooted in /deb: the helpers' socket lives there too.
 OURS_SOCK=/deb/run/pr.sock
+QBOOT=/usr/share/qemu/qboot.rom
+[ -f "/deb$QBOOT" ] || die "no $QBOOT in the guest root (QEMU's qemu-system-data)"
 ours_start
 say "nested guest boots (nested TCG: a minute or two on a quiet machine)"
-$CH qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nic none -vga none \
+$CH qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nic none -vga none -bios "$QBOOT" \
     -kernel /tmp/vmlinuz -initrd /tmp/inner.cpio.gz -append "console=ttyS0 quiet panic=-1" \
     -object pr-manager-helper,id=pr0,path=/run/pr.sock \
     -blockdev node-name=d0,driver=host_device,filename="$A",pr-manager=pr0 \
