@@ -3,11 +3,12 @@
 # Rust toolchain when none is on PATH, the C qemu-pr-helper to compare against,
 # systemd-socket-activate, ss, setpriv, prlimit, sg3-utils, strace), checks formatting and lints,
 # fuzzes briefly, then runs both test tiers:
-#   fast   `cargo test`: unit tests and the integration tests that start the daemon (~25 s)
+#   fast   `cargo test`: unit tests and the integration tests that start the daemon
 #   musl   the static musl binary (packaging/build-static.sh), and the integration suites
 #          again with PR_HELPER_BIN pointing at it; the unit tests linked with musl
 #   heavy  `cargo test -- --ignored`: packaging (apt-get, cargo-deb, initramfs images), the
-#          static build, the 1,000,000-request soak and the PR lab VMs (10-20 min)
+#          static build, the 1,000,000-request soak and the PR lab VMs
+# Their times, and when they were measured: docs/testing.md; the run ends with its own.
 # Run as root: the privilege-dropping tests need it, as the daemon does.
 set -euo pipefail
 cd "$(dirname "$0")/.."

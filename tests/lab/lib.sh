@@ -368,9 +368,9 @@ as_nobody() { $CH /usr/bin/setpriv --reuid 65534 --regid 65534 --clear-groups "$
 # the scenario appends the rest of /init to $NESTED/init; nested_pack makes the files.
 NESTED=/tmp/inner
 # Its firmware and kernel arguments (21's QEMU command line, 26's domain XML). Nested TCG
-# runs the guest about 100x slower than the lab VM, so what the boot does is what it costs
+# runs the guest 50-70x slower than one TCG level, so what the boot does is what it costs
 # (docs/lab.md has the figures): qboot, QEMU's minimal firmware, loads the kernel and initramfs
-# and nothing else (SeaBIOS took 8-50 s before the kernel); cryptomgr.notests skips the
+# and nothing else (SeaBIOS reached the kernel at 8 s); cryptomgr.notests skips the
 # crypto self-tests; mitigations=off the speculation work-arounds, which the guest, a
 # throw-away VM of our own, does not need; the initramfs is not compressed (nested gunzip).
 NESTED_BIOS=/usr/share/qemu/qboot.rom
