@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Every test of the project, on a fresh Debian 12 machine: installs what the tests need (a
 # Rust toolchain when none is on PATH, the C qemu-pr-helper to compare against,
-# systemd-socket-activate, ss, setpriv, prlimit, sg3-utils), checks formatting and lints,
+# systemd-socket-activate, ss, setpriv, prlimit, sg3-utils, strace), checks formatting and lints,
 # fuzzes briefly, then runs both test tiers:
-#   fast   `cargo test`: unit tests and the integration tests that start the daemon (~25 s)
+#   fast   `cargo test`: unit tests and the integration tests that start the daemon
 #   musl   the static musl binary (packaging/build-static.sh), and the integration suites
 #          again with PR_HELPER_BIN pointing at it; the unit tests linked with musl
 #   heavy  `cargo test -- --ignored`: packaging (apt-get, cargo-deb, initramfs images), the
-#          static build, the 1,000,000-request soak and the PR lab VMs (10-20 min)
+#          static build, the 1,000,000-request soak and the PR lab VMs
+# Their times, and when they were measured: docs/testing.md; the run ends with its own.
 # Run as root: the privilege-dropping tests need it, as the daemon does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,37 +47,64 @@ command -v prlimit >/dev/null || need_pkgs+=(util-linux)
 command -v sg_persist >/dev/null || need_pkgs+=(sg3-utils)
 command -v groff >/dev/null || need_pkgs+=(groff-base)
 command -v lexgrog >/dev/null || need_pkgs+=(man-db)
+command -v strace >/dev/null || need_pkgs+=(strace)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "run-all: installing ${need_pkgs[*]}"
     apt_install "${need_pkgs[@]}"
 fi
 
-cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
-cargo build --release --quiet
+# Each step's and each test binary's time goes to a table printed at the end (slowest first).
+log=$(mktemp) rows=$(mktemp)
+trap 'rm -f "$log" "$rows" "$log".*' EXIT
+step() { # WHAT COMMAND...: one step before the tiers, timed for the table
+    local what=$1 t0=$SECONDS
+    shift
+    "$@"
+    echo "$((SECONDS - t0)) step $what" >>"$rows"
+}
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --all-targets --quiet -- -D warnings
+step "cargo build --release" cargo build --release --quiet
 # Bounded fuzzing of every target (crashes fail the run). cargo-fuzz needs rustup's nightly
 # toolchain (-Zsanitizer): Debian's toolchain has neither, so the step is skipped there.
 if command -v rustup >/dev/null && rustup toolchain list | grep -q '^nightly'; then
-    tests/fuzz-smoke.sh 15
+    step "fuzz smoke (15 s per target)" tests/fuzz-smoke.sh 15
 else
     echo "run-all: SKIP fuzz smoke test: cargo-fuzz needs rustup's nightly toolchain (rustup toolchain install nightly)"
 fi
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 times=() failed_tiers=()
-tier() { # NAME COMMAND...: runs one tier, its output into the log, and times it
+tier() { # NAME COMMAND...: runs one tier, its output into the log (and its own), and times it
     local name=$1 t0=$SECONDS rc=0
     shift
     echo "run-all: $name tier: $*"
-    "$@" 2>&1 | tee -a "$log" || rc=$?
+    "$@" 2>&1 | tee -a "$log" "$log.$name" || rc=$?
     times+=("$name $((SECONDS - t0))s")
     [ $rc = 0 ] || failed_tiers+=("$name (exit $rc)")
+    # The table's rows: each test binary's time from libtest's "test result: ... finished in
+    # SECSs" (named by cargo's "Running SOURCE" line before it; the tier's name when the binary
+    # ran alone), and each lab scenario's or step's "PASS name SECSs" / "FAIL name rc=N SECSs".
+    awk -v tier="$name" '
+        { sub(/\r$/, "") }
+        /^ *Running / { what = $2; if ($2 == "unittests") what = "unittests " $3; next }
+        /^ *Doc-tests / { what = "doc-tests " $2; next }
+        /^test result:.* finished in [0-9.]+s/ {
+            if ($0 ~ / 0 passed; 0 failed;/) next
+            t = $NF; sub(/s$/, "", t)
+            printf "%d %s %s\n", t + 0.5, tier, (what == "" ? "(" tier ")" : what)
+            next
+        }
+        /^(PASS|FAIL) [^ ]+ .*[0-9]s$/ {
+            t = $NF; sub(/s$/, "", t)
+            if (t ~ /^[0-9.]+$/) printf "%d %s %s: %s %s\n", t + 0.5, tier, what, $1, $2
+        }' "$log.$name" >>"$rows"
 }
 tier fast cargo test
 # The shipped artifact is the static musl binary (packaging/build-static.sh): every suite that
 # starts the binary runs once more against it.
+t0=$SECONDS
 if musl_bin=$(packaging/build-static.sh x86_64-unknown-linux-musl | awk '{ print $4 }') && [ -x "$musl_bin" ]; then
+    echo "$((SECONDS - t0)) step packaging/build-static.sh" >>"$rows"
     tier musl env PR_HELPER_BIN="$musl_bin" cargo test --test cli --test differential --test daemon \
         --test activated --test torture --test pr_client --test runtime_faults
 else
@@ -85,13 +113,21 @@ fi
 # The library's unit tests linked with musl (panic=abort, as the release build): a panic under
 # the seccomp filter must still end with SIGABRT (musl's abort() uses tkill), and the rest must
 # hold with musl's libc underneath.
+t0=$SECONDS
 if musl_unit=$(packaging/build-static.sh --unit-tests x86_64-unknown-linux-musl | awk '{ print $4 }') && [ -x "$musl_unit" ]; then
+    echo "$((SECONDS - t0)) step packaging/build-static.sh --unit-tests" >>"$rows"
     tier musl-unit "$musl_unit"
 else
     failed_tiers+=("musl-unit (packaging/build-static.sh --unit-tests failed)")
 fi
-tier heavy cargo test -- --ignored
+# --nocapture: the heavy tests' own timing lines (the lab's PASS lines with each scenario's
+# seconds, set-up and build times) reach the log and the table.
+tier heavy cargo test -- --ignored --nocapture
 
+# The time table, slowest first (seconds, tier, what). Lab scenarios' and steps' times are
+# inside their binary's.
+echo "run-all: times (s), slowest first:"
+sort -s -k1,1nr "$rows" | awk '{ t = $1; $1 = ""; printf "%6d %s\n", t, substr($0, 2) }'
 # One closing line for the whole run: the sum over every test binary of both tiers.
 echo "run-all: tier times: ${times[*]}"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
