@@ -122,7 +122,9 @@ else
 fi
 # --nocapture: the heavy tests' own timing lines (the lab's PASS lines with each scenario's
 # seconds, set-up and build times) reach the log and the table.
-tier heavy cargo test -- --ignored --nocapture
+# Not the C helper's runtime-fault rows (about 3 min): a comparison for docs/compatibility.md,
+# run by hand (cargo test --test runtime_faults -- --ignored --nocapture).
+tier heavy cargo test -- --ignored --nocapture --skip c_helper_through_the_same_rows
 
 # The time table, slowest first (seconds, tier, what). Lab scenarios' and steps' times are
 # inside their binary's.

@@ -12,8 +12,8 @@
 //! - once the clients are gone, the daemon holds as many descriptors as before them.
 //!
 //! Rows run in the foreground; the ones whose code differs run under `-u`/`-g` and socket
-//! activation too. Needs root and strace. `c_helper_rows` runs the C helper through the same
-//! rows (heavy tier): docs/compatibility.md records both.
+//! activation too. Needs root and strace. `c_helper_through_the_same_rows` runs the C helper
+//! through the same rows (by hand): docs/compatibility.md records both.
 
 mod common;
 
@@ -931,7 +931,7 @@ fn answers_with_socket(socket: &Path) -> Answer {
 /// as a table (it is the reference, not under test; it dies of some faults ours survives).
 /// Asserts only that every row reached it (the fault was injected).
 #[test]
-#[ignore = "comparison with the C helper (about 3 min): cargo test --test runtime_faults -- --ignored --nocapture"]
+#[ignore = "comparison with the C helper (about 3 min), run by hand (tests/run-all.sh skips it): cargo test --test runtime_faults -- --ignored --nocapture"]
 fn c_helper_through_the_same_rows() {
     require_root("strace attaches to the daemon, which runs as root");
     let rows: Vec<Row> = [
