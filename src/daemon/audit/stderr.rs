@@ -2,7 +2,6 @@
 //! the lines. A stderr that nobody reads (a full pipe) holds up the writer alone: the queue
 //! is bounded, and a line that finds it full is dropped and counted, as the journal's are.
 
-use std::collections::VecDeque;
 use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -46,19 +45,29 @@ pub(super) struct StderrQueue {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// A line was queued.
+    /// Lines were queued while the writer slept.
     queued: Condvar,
-    /// The queue is empty and no line is being written.
+    /// The queue is empty and no line is being written (told only while a flush waits).
     idle: Condvar,
     out: Output,
     counters: Arc<Counters>,
 }
 
+/// What the serving threads and the writer share. The lines wait back to back in one buffer
+/// that the writer takes whole and writes with one call: no allocation per record once warm,
+/// and no wake-up for a record that finds the writer busy.
 #[derive(Debug, Default)]
 struct State {
-    lines: VecDeque<Vec<u8>>,
-    /// The writer holds a line it took from the queue.
-    writing: bool,
+    /// Whole lines, back to back.
+    pending: Vec<u8>,
+    /// Lines in `pending`.
+    lines: usize,
+    /// Lines the writer took and is writing.
+    writing: usize,
+    /// The writer sleeps on `queued`: the next line wakes it.
+    writer_asleep: bool,
+    /// A flush waits on `idle`.
+    flushing: bool,
 }
 
 impl Shared {
@@ -92,17 +101,21 @@ impl StderrQueue {
                 .spawn(move || write_lines(&shared))
                 .is_ok()
         });
+        let mut wake = false;
         let queued = started && {
             let mut state = self.shared.state();
-            let room = state.lines.len() < QUEUE_LINES;
+            let room = state.lines < QUEUE_LINES;
             if room {
-                state.lines.push_back(line.to_vec());
+                state.pending.extend_from_slice(line);
+                state.lines += 1;
+                wake = std::mem::take(&mut state.writer_asleep);
             }
             room
         };
-        if queued {
+        if wake {
             self.shared.queued.notify_one();
-        } else {
+        }
+        if !queued {
             self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
         queued
@@ -113,42 +126,53 @@ impl StderrQueue {
     pub(super) fn flush(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         let mut state = self.shared.state();
-        while !state.lines.is_empty() || state.writing {
+        state.flushing = true;
+        while state.lines > 0 || state.writing > 0 {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                // (The line being written counts when its write ends.)
-                let lost = state.lines.len();
-                state.lines.clear();
+                // (The lines being written count when their write ends.)
+                let lost = std::mem::take(&mut state.lines);
+                state.pending.clear();
                 let counters = &self.shared.counters;
                 counters.dropped.fetch_add(lost as u64, Ordering::Relaxed);
-                return;
+                break;
             };
             state = match self.shared.idle.wait_timeout(state, left) {
                 Ok((state, _)) => state,
                 Err(p) => p.into_inner().0,
             };
         }
+        state.flushing = false;
     }
 }
 
-/// The writer thread: each line whole, in order, waiting as long as the output takes.
+/// The writer thread: takes every queued line at once and writes them whole, in order, with
+/// as few calls as the output takes, waiting as long as it takes.
 fn write_lines(shared: &Shared) {
+    let mut batch = Vec::new();
     loop {
-        let line = {
+        let lines = {
             let mut state = shared.state();
-            state.writing = false;
-            while state.lines.is_empty() {
-                shared.idle.notify_all();
+            state.writing = 0;
+            while state.lines == 0 {
+                if state.flushing {
+                    shared.idle.notify_all();
+                }
+                state.writer_asleep = true;
                 state = shared.queued.wait(state).unwrap_or_else(|p| p.into_inner());
             }
-            state.writing = true;
-            state.lines.pop_front().expect("not empty")
+            state.writer_asleep = false;
+            std::mem::swap(&mut batch, &mut state.pending);
+            let lines = std::mem::take(&mut state.lines);
+            state.writing = lines;
+            lines
         };
-        let counter = if write_all(shared.out.fd(), &line) {
+        let counter = if write_all(shared.out.fd(), &batch) {
             &shared.counters.written
         } else {
             &shared.counters.dropped
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(lines as u64, Ordering::Relaxed);
+        batch.clear();
     }
 }
 
