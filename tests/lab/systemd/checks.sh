@@ -397,6 +397,15 @@ UNIT
         expect_eq "$(printf %s "$cg" | wc -c)" $((47 + 15 * 251)) "PR_PEER_CGROUP whole"
         (cd "$big" && for i in $(seq 15); do cd "$seg"; done && for i in $(seq 15); do cd .. && rmdir "$seg"; done) || true
         rmdir "$big" || true
+        say "a record of 64 KiB through the journal sink (the crate's unit test, in the guest)"
+        pidf=$LAB_OUT/journal64.pid
+        ok sh -c 'echo $$ >"$0"; RUSTC_BOOTSTRAP=1 exec "$1" --ignored --exact daemon::audit::tests::sinks::a_64_kib_record_reaches_the_real_journald --test-threads=1 -Z unstable-options --force-run-in-process' \
+            "$pidf" "$LAB_SECCOMP_TEST"
+        tpid=$(cat "$pidf")
+        wait_for 60 "journalctl _PID=$tpid finds the 64 KiB record" found _PID="$tpid"
+        OUT=$(journalctl -b --no-pager -o export MESSAGE_ID=$ID _PID="$tpid")
+        cg=$(printf '%s\n' "$OUT" | sed -n 's/^PR_PEER_CGROUP=//p')
+        expect_eq "$(printf %s "$cg" | wc -c)" 65537 "PR_PEER_CGROUP of 64 KiB whole in the journal"
         OUT=$(show qemu-pr-helper.service StatusText)
         echo "  StatusText=$OUT"
         case "$OUT" in *dropped*) die "records dropped: $OUT" ;; esac

@@ -136,3 +136,26 @@ fn a_stderr_nobody_reads_holds_no_record_back_and_counts_the_dropped() {
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order");
     assert_eq!(numbers.first(), Some(&0));
 }
+
+/// A record of 64 KiB to the real journald, through its own socket: the systemd lab (step
+/// `audit`) runs this test in the guest, with journald as under systemd as PID 1, and finds
+/// the record whole with `journalctl _PID=...`. Elsewhere there is no journald: ignored, and
+/// tests/run-all.sh skips it by name.
+#[test]
+#[ignore = "needs the real journald: the systemd lab runs it (tests/lab/systemd/checks.sh, step audit)"]
+fn a_64_kib_record_reaches_the_real_journald() {
+    let config = Config::parse(Some("journal")).unwrap();
+    let audit = Audit::new(config, "qemu-pr-helper").unwrap();
+    assert!(
+        matches!(&audit.sink, Opened::Journal(_)),
+        "journald's socket {JOURNAL_SOCKET}"
+    );
+    let p = pending(pr::pr_out_cdb(pr::OutSa::Register, 0, 0, 24), &[]);
+    let large = Peer {
+        pid: rustix::process::getpid().as_raw_nonzero().get(),
+        cgroup: Some(format!("/{}", "x".repeat(64 * 1024))),
+        ..Peer::default()
+    };
+    assert!(audit.emit(&record(&large, &p)));
+    assert_eq!((audit.written(), audit.dropped()), (1, 0));
+}
