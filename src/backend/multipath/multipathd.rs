@@ -325,25 +325,23 @@ mod tests {
     const IMPOSTOR_ENV: &str = "PR_HELPER_TEST_MPATHD_IMPOSTOR";
     const IMPOSTOR_READY: &str = "IMPOSTOR-LISTENING";
 
-    /// The impostor: run by [`an_unprivileged_impostor_is_refused`] as this test binary under
-    /// another user; listens on the name it is given and answers one command with a key.
-    #[test]
-    #[ignore = "the impostor process of an_unprivileged_impostor_is_refused"]
-    fn impostor_process() {
-        let name = std::env::var(IMPOSTOR_ENV).expect("run by an_unprivileged_impostor_is_refused");
-        let listener = listen_abstract(&name);
+    /// The impostor, in a child run of [`an_unprivileged_impostor_is_refused`] (this test
+    /// binary again, under another user): listens on the name it is given and answers one
+    /// command with a key.
+    fn play_impostor(name: &str) {
+        let listener = listen_abstract(name);
         println!("{IMPOSTOR_READY}");
         serve_one(&listener, b"0xdeadbeef\n\0");
     }
 
-    /// Starts [`impostor_process`] on abstract name `name`, as nobody when this process is
+    /// Starts [`play_impostor`] on abstract name `name`, as nobody when this process is
     /// root (otherwise as this user, who is not root either), and waits until it listens.
     fn start_impostor(name: &str) -> Impostor {
         use std::io::BufRead as _;
         use std::os::unix::process::CommandExt as _;
         let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .arg("backend::multipath::multipathd::tests::impostor_process")
+        cmd.args(["--exact", "--nocapture", "--test-threads=1"])
+            .arg("backend::multipath::multipathd::tests::an_unprivileged_impostor_is_refused")
             .env(IMPOSTOR_ENV, name)
             .stdout(std::process::Stdio::piped());
         if cfg!(panic = "abort") {
@@ -381,6 +379,10 @@ mod tests {
 
     #[test]
     fn an_unprivileged_impostor_is_refused() {
+        if let Ok(name) = std::env::var(IMPOSTOR_ENV) {
+            play_impostor(&name);
+            return;
+        }
         let name = format!("pr-helper-test-impostor-{}", std::process::id());
         let impostor = start_impostor(&name);
         // It would answer key 0xdeadbeef: no command reaches it.
