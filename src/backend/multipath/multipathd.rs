@@ -261,16 +261,7 @@ mod tests {
     fn talks_to_a_socket_server() {
         // A stand-in daemon on a private abstract socket checks the framing end to end.
         let name = format!("pr-helper-test-mpathd-{}", std::process::id());
-        let listener = rustix::net::socket_with(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .unwrap();
-        let addr = SocketAddrUnix::new_abstract_name(name.as_bytes()).unwrap();
-        rustix::net::bind(&listener, &addr).unwrap();
-        rustix::net::listen(&listener, 1).unwrap();
+        let listener = listen_abstract(&name);
         let server = std::thread::spawn(move || {
             let conn = rustix::net::accept(&listener).unwrap();
             let mut word = [0u8; 8];
