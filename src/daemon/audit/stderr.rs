@@ -11,7 +11,7 @@ use rustix::io::Errno;
 
 use super::Counters;
 
-/// Lines queued at most (about 400 KiB of typical records).
+/// Lines held at most, queued or being written (about 400 KiB of typical records).
 pub(super) const QUEUE_LINES: usize = 1024;
 
 /// Where the lines go.
@@ -104,7 +104,8 @@ impl StderrQueue {
         let mut wake = false;
         let queued = started && {
             let mut state = self.shared.state();
-            let room = state.lines < QUEUE_LINES;
+            // The lines the writer holds count: at most QUEUE_LINES wait in all.
+            let room = state.lines + state.writing < QUEUE_LINES;
             if room {
                 state.pending.extend_from_slice(line);
                 state.lines += 1;
