@@ -14,7 +14,7 @@ mod common;
 mod harness;
 
 #[test]
-#[ignore = "heavy tier: boots QEMU VMs (apt-get, debootstrap, root, 10-20 min); tests/run-all.sh runs it"]
+#[ignore = "heavy tier: boots QEMU VMs (apt-get, debootstrap, root; its time: docs/testing.md); tests/run-all.sh runs it"]
 fn pr_lab() {
     harness::run_lab("scenarios", &[]);
 }

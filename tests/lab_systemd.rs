@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Instant;
 
 #[test]
-#[ignore = "heavy tier: boots a QEMU VM with systemd as PID 1 (root, 8-10 min under TCG); tests/run-all.sh runs it"]
+#[ignore = "heavy tier: boots a QEMU VM with systemd as PID 1 (root; about 5 min under TCG, docs/testing.md); tests/run-all.sh runs it"]
 fn units_under_systemd_as_pid1() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("tests/lab/systemd");
