@@ -161,10 +161,14 @@ if [ "${PR_HELPER_FOREIGN_UNIT_TESTS:-0}" = 1 ]; then
         # Tests that need a real kernel under them are left to the native run and the lab:
         # seccomp, the daemon's threads and signals, and ioctls on /dev/null, which qemu-user
         # answers ENOSYS for the requests it does not translate.
-        # The rest run in one process (qemu-user cannot re-execute a foreign binary).
+        # The rest run in one process (qemu-user cannot re-execute a foreign binary), so the
+        # tests that run this binary again as a child (the multipathd impostor, the panic
+        # hook) are left to the native run too.
         out=$(RUSTC_BOOTSTRAP=1 "$qemu" "$tests" -Z unstable-options --force-run-in-process \
             --test-threads=1 --skip sys:: --skip daemon:: --skip backend::blkpr::tests::forced_block \
             --skip backend::blkpr::tests::pr_in_on_a_char_device \
+            --skip backend::multipath::multipathd::tests::an_unprivileged_impostor_is_refused \
+            --skip backend::multipath::suspended::tests::a_panic_resumes_the_recorded_maps_before_the_panic_is_reported \
             --skip client::direct::tests::dev_null_is_aborted_command 2>&1) ||
             fail "$t: unit tests under $qemu failed:
 $out"
