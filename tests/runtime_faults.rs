@@ -245,6 +245,21 @@ impl Daemon {
         self.descriptors()
     }
 
+    fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Whether descriptor `fd` of the daemon is a socket or /dev/null (a connection, or the
+    /// device of a request).
+    fn is_connection_or_device(&self, fd: u32) -> bool {
+        std::fs::read_link(format!("/proc/{}/fd/{fd}", self.pid)).is_ok_and(|target| {
+            let target = target.to_string_lossy();
+            target.starts_with("socket:[") || target == "/dev/null"
+        })
+    }
+
     fn fd_numbers(&self) -> Vec<u32> {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid))
             .into_iter()
@@ -488,7 +503,10 @@ fn run_row(which: Impl, mode: Mode, row: &Row) -> Outcome {
             ))
         })
         .collect();
+    let threads_before = daemon.threads();
     let injected = strace.wait_and_detach(row.injections);
+    // The team grows and shrinks with the load: the larger of the two counts.
+    let threads_at_detach = threads_before.max(daemon.threads());
     stop.store(true, Ordering::Release);
     for c in clients {
         c.join().unwrap();
@@ -505,7 +523,16 @@ fn run_row(which: Impl, mode: Mode, row: &Row) -> Outcome {
     } else {
         Vec::new()
     };
-    let leaked = daemon.settle_fds(&baseline_fds, &skipped);
+    let mut leaked = daemon.settle_fds(&baseline_fds, &skipped);
+    if row.skipped_call_keeps_a_descriptor
+        && leaked.len() <= threads_at_detach
+        && leaked.iter().all(|&fd| daemon.is_connection_or_device(fd))
+    {
+        // strace, told to detach, lets a thread go on from a call it was failing (so skipping)
+        // before it logged it: at most one such close per thread, of a connection's socket or
+        // a request's device, unlogged.
+        leaked.clear();
+    }
     let after = daemon.descriptors();
     Outcome {
         injected,
