@@ -115,21 +115,15 @@ impl Slab {
     /// The owner waits for the connection's next event: the slot keeps it (`None`), unless
     /// events came meanwhile, and then the owner keeps it to poll it again for their readiness.
     pub fn park(&mut self, slot: usize, conn: Conn) -> Option<(Conn, EventFlags)> {
-        match self.slots.get_mut(slot) {
-            Some(entry @ Slot::Owned { .. }) => {
-                let again = match entry {
-                    Slot::Owned { again } => std::mem::replace(again, EventFlags::empty()),
-                    _ => EventFlags::empty(),
-                };
-                if again.is_empty() {
-                    *entry = Slot::Idle(conn);
-                    return None;
-                }
-                Some((conn, again))
-            }
-            // Not the caller's (a bug): dropping the connection keeps the slab sound.
-            _ => None,
+        // Not the caller's (a bug): dropping the connection keeps the slab sound.
+        let Some(Slot::Owned { again }) = self.slots.get_mut(slot) else {
+            return None;
+        };
+        if again.is_empty() {
+            self.slots[slot] = Slot::Idle(conn);
+            return None;
         }
+        Some((conn, std::mem::replace(again, EventFlags::empty())))
     }
 
     /// Takes out every idle connection, each left owned by the caller (to close it).

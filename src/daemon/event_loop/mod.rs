@@ -419,7 +419,7 @@ impl Shared {
             let accepted = state.accept.accept(&self.epoll);
             if state.accept.paused() {
                 // The listener could not be armed again: retried on the timer.
-                self.accept_paused.store(true, Ordering::Release);
+                self.pause_accept(&mut state);
             }
             match accepted {
                 Accepted::Conn(sock) => (sock, state.conns.reserve()),
@@ -454,7 +454,7 @@ impl Shared {
         // The helper speaks first: its feature word fits any fresh socket's buffer.
         let features = crate::protocol::encode_features(crate::protocol::SUPPORTED_FEATURES);
         let sent = rustix::net::send(&sock, &features, rustix::net::SendFlags::NOSIGNAL);
-        let token = EventData::new_u64(slot as u64 + FIRST_CONN);
+        let token = conn_token(slot);
         if sent != Ok(features.len())
             || epoll::add(&self.epoll, &sock, token, CONN_INTEREST).is_err()
         {
@@ -567,8 +567,7 @@ impl Shared {
             Interest::Read => CONN_INTEREST,
             Interest::Write => WRITE_INTEREST,
         };
-        let token = EventData::new_u64(slot as u64 + FIRST_CONN);
-        epoll::modify(&self.epoll, &conn.sock, token, flags)?;
+        epoll::modify(&self.epoll, &conn.sock, conn_token(slot), flags)?;
         conn.write_only = interest == Interest::Write;
         Ok(())
     }
@@ -676,6 +675,11 @@ impl Shared {
         self.finish_if_done();
         idle_conns
     }
+}
+
+/// The epoll token of the connection in `slot`.
+fn conn_token(slot: usize) -> EventData {
+    EventData::new_u64(slot as u64 + FIRST_CONN)
 }
 
 /// Lets a connection act on readiness `flags`: finish a pending reply, then read.
