@@ -34,9 +34,14 @@ fn fds_without_connections(pid: u32) -> Result<usize, Vec<String>> {
     }
 }
 
-/// The daemon's descriptors above stdio once it has closed every connection whose client left:
-/// polls /proc for it (the hang guard fails a daemon that never closes them).
-fn settled_fd_count(pid: u32) -> usize {
+/// The daemon's descriptors above stdio once it serves and has closed every connection whose
+/// client left: polls /proc for it (the hang guard fails a daemon that never closes them).
+/// Serving first: the socket accepts before the event loop's epoll set and eventfd exist,
+/// and a count taken then was two short (seen under parallel tests). The feature word comes
+/// from the event loop.
+fn settled_fd_count(helper: &Helper) -> usize {
+    drop(Connection::connect(&helper.socket, TIMEOUT).expect("the daemon serves"));
+    let pid = helper.pid();
     let start = Instant::now();
     loop {
         match fds_without_connections(pid) {
@@ -150,7 +155,7 @@ fn slow_senders_do_not_delay_others() {
 #[test]
 fn clients_that_never_read_cost_only_their_connection() {
     let helper = Helper::start(Impl::Ours, &[]);
-    let before = settled_fd_count(helper.pid());
+    let before = settled_fd_count(&helper);
     // Pipeline thousands of requests and never read: replies pile up until the socket buffer
     // is full, then that connection waits. The loop must not block on it.
     let greedy = Connection::connect(&helper.socket, TIMEOUT).unwrap();
@@ -188,7 +193,7 @@ fn clients_that_never_read_cost_only_their_connection() {
 #[test]
 fn clients_dying_at_every_phase() {
     let helper = Helper::start(Impl::Ours, &[]);
-    let before = settled_fd_count(helper.pid());
+    let before = settled_fd_count(&helper);
     for round in 0..200 {
         let sock = raw_connect(&helper.socket);
         match round % 5 {
@@ -242,7 +247,7 @@ fn a_long_run_leaks_no_descriptor_and_no_memory() {
             s.spawn(|| hammer(&helper.socket, 2_000, "/dev/null"));
         }
     });
-    let fds = settled_fd_count(helper.pid());
+    let fds = settled_fd_count(&helper);
     let rss = rss_kib(helper.pid());
     std::thread::scope(|s| {
         for _ in 0..8 {
