@@ -340,8 +340,14 @@ fn trace_points_go_to_the_trace_file() {
         ],
     );
     assert_serves(&helper.socket);
+    // The client's hang-up and the SIGTERM below race in the daemon: wait for the close to be
+    // traced, so that a SIGTERM handled first does not hide it.
+    let closed = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&file).is_ok_and(|log| log.contains(":pr_helper_close "))
+    });
     let _ = helper.stop();
     let log = std::fs::read_to_string(&file).unwrap();
+    assert!(closed, "pr_helper_close never traced:\n{log}");
     for point in [
         "pr_helper_accept",
         "pr_helper_request",

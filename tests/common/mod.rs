@@ -168,6 +168,20 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::
     None
 }
 
+/// Polls `condition` until it holds (true) or `limit` has passed (false).
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 pub fn wait_for_socket(path: &Path, limit: Duration) {
     let start = Instant::now();
     while start.elapsed() < limit {
