@@ -20,7 +20,10 @@
 #     source has, so its load fails after its REGISTER and PREEMPT went through: whether
 #     QEMU's source takes the reservation back through the map (if not, recorded, and the
 #     lab puts it back as QEMU would).
-#   3 b-to-a: B -> A (both directions), still under -u.
+#   3 b-to-a: B -> A (both directions), still under -u; a path of B offline and back then
+#     (recorded: multipathd on B registers it again, the key being registered by A).
+#   3b back-to-b: A -> B again (B's map with that path registered already), B -> A again,
+#     then `multipathd unsetprstatus` on B: its returning path stays unregistered.
 #   4 c-plain: the C helper (QEMU 11's) on A and on nexus 4: A -> nexus 4, the same checks.
 #   5 c-map: the C helper on B's map (no libmpathpersist in Debian's): nexus 4 -> B's map,
 #     what it does recorded, not asserted.
@@ -393,6 +396,37 @@ echo "  a path of B offline and back after the VM left: LIO registrations '$B_AF
 R3_SECS=$(elapsed "$t")
 progress "round 3: ${R3_SECS} s (a UNIT ATTENTION failed the first try: $UA_RETRY; B's returning path: $B_AFTER)"
 
+say "round 3b (back-to-b): A -> B again, B's path registered by multipathd meanwhile; then B -> A"
+t=$(date +%s)
+AL_B=$(audit_lines b)
+vm_start b3 b "/dev/$MPDM" -incoming defer
+migrate a3 b3
+expect_eq "$MIG_STATUS" completed "migration A -> B with a path of B already registered"
+qmp a3 quit
+vm_gone a3
+expect_moved "after A -> B again" "1 2" "3"
+expect_writes b3 "after A -> B again"
+expect_audit b "$AL_B" "A -> B again"
+vm_start a4 a "$HA" -incoming defer
+migrate b3 a4
+expect_eq "$MIG_STATUS" completed "migration B -> A again"
+qmp b3 quit
+vm_gone b3
+expect_moved "after B -> A again" "3" "1 2"
+expect_writes a4 "after B -> A again"
+# What host B's management must do once the VM has left: tell multipathd, which the helper
+# cannot (nothing reaches it from the source QEMU). Then a returning path stays unregistered.
+ok $CH multipathd unsetprstatus map "$MPNAME"
+echo offline >"/sys/block/${B#/dev/}/device/state"
+wait_paths 1 "failed" 20
+echo running >"/sys/block/${B#/dev/}/device/state"
+wait_paths 2 "active ready" 30
+w=0
+while [ "$(lio_regs)" = "3=$KEY " ] && [ $w -lt 100 ]; do w=$((w + 1)); sleep 0.1; done
+expect_eq "$(lio_regs)" "3=$KEY " "after 'multipathd unsetprstatus' on B, B's returning path is not registered (10 s)"
+R3B_SECS=$(elapsed "$t")
+progress "round 3b: ${R3B_SECS} s"
+
 say "round 4 (c-plain): QEMU 11's C helper on host A and on nexus 4; A -> nexus 4"
 t=$(date +%s)
 helper_stop a
@@ -400,12 +434,12 @@ c_on a
 c_on c
 # QEMU reconnects to the new helper at the guest's next PR command: none comes, so the
 # destination's REGISTER is the C helper's first; the source keeps writing meanwhile.
-expect_writes a3 "host A's helper replaced by the C helper"
+expect_writes a4 "host A's helper replaced by the C helper"
 vm_start c4 c "$HC" -incoming defer
-migrate a3 c4
+migrate a4 c4
 expect_eq "$MIG_STATUS" completed "migration A -> nexus 4 (C helpers)"
-qmp a3 quit
-vm_gone a3
+qmp a4 quit
+vm_gone a4
 expect_moved "after A -> nexus 4 (C)" "4" "3"
 expect_writes c4 "after A -> nexus 4 (C)"
 R4_SECS=$(elapsed "$t")
@@ -430,6 +464,10 @@ if [ "$MIG_STATUS" = completed ]; then
     vm_gone m5
 else
     echo "  the destination: $(tr -d '\r' </tmp/console.m5 | grep -i 'reserv\|error' | head -n 3 | tr '\n' ' ')"
+    _t=$(date +%s) _n0=$(($(guest_writes c4 ok) + $(guest_writes c4 fail)))
+    while [ "$(($(guest_writes c4 ok) + $(guest_writes c4 fail)))" -lt $((_n0 + 3)) ] && [ "$(elapsed "$_t")" -lt 60 ]; do sleep 1; done
+    echo "  the source after it: $(tr -d '\r' </tmp/console.c4 | grep -v '@@' | grep -i 'reserv\|error\|fail' | head -n 3 | tr '\n' ' ')"
+    echo "  the source guest's writes: $(tr -d '\r' </tmp/console.c4 | grep -o '@@W [0-9]* [a-z]*' | tail -n 4 | tr '\n' ' ')"
     qmp c4 quit
     vm_gone c4
 fi
@@ -438,4 +476,4 @@ helper_stop a
 helper_stop b
 helper_stop c
 for h in a b c; do echo "-- host $h's helpers:"; cat "/tmp/helper.$h.err"; done
-progress "times: boot ${BOOT_SECS} s, round 1 ${R1_SECS} s, 2 ${R2_SECS} s (rollback: $ROLLBACK), 3 ${R3_SECS} s (UA retry: $UA_RETRY), 4 ${R4_SECS} s, 5 ${R5_SECS} s; whole $(elapsed "$T0") s"
+progress "times: boot ${BOOT_SECS} s, round 1 ${R1_SECS} s, 2 ${R2_SECS} s (rollback: $ROLLBACK), 3 ${R3_SECS} s (UA retry: $UA_RETRY), 3b ${R3B_SECS} s, 4 ${R4_SECS} s, 5 ${R5_SECS} s; whole $(elapsed "$T0") s"
