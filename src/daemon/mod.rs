@@ -16,6 +16,7 @@ pub mod listener;
 pub mod notify;
 pub mod pidfile;
 pub mod privileges;
+pub mod sandbox;
 mod slab;
 pub mod workers;
 
@@ -223,15 +224,29 @@ fn start_and_serve(
         // Only the child returns; the parent exits with the child's start-up result.
         *handover = Some(daemonize(&config.prog, &signals)?);
     }
-    let _pidfile = write_pidfile(config)?;
+    let pidfile = write_pidfile(config)?;
     if let Some(l) = listener.as_mut() {
         l.publish()?;
     }
-    start_multipath(config)?;
+    let path_opener = start_multipath(config)?;
     privileges::drop_privileges(config.uid, config.gid, config.exec.multipath)
         .map_err(Error::DropPrivileges)?;
     limits::raise_descriptor_limit();
     let audit = open_audit(config)?;
+    // Composed while the listener still says which path it removes at exit.
+    let remove: Vec<&std::path::Path> = [
+        listener.as_ref().and_then(Listener::path),
+        pidfile.as_ref().map(pidfile::Pidfile::path),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let sandbox = sandbox::daemon(&sandbox::Features {
+        exec: &config.exec,
+        audit: config.audit.is_some(),
+        path_opener,
+        remove: &remove,
+    });
     let options = loop_options(config, audit.clone());
     let event_loop = event_loop::EventLoop::new(listener, connection, signals, options)?;
     // -d: stdio goes to /dev/null before the sandbox, which refuses open and dup2; a
@@ -242,7 +257,9 @@ fn start_and_serve(
     }
     // Last step of start-up, with one thread: the threads started later inherit the filter.
     if config.sandbox {
-        install_sandbox(config)?;
+        sandbox
+            .install(&|note| verbose_note(config, note))
+            .map_err(Error::Sandbox)?;
     }
     if let Some(ready) = handover.as_ref() {
         // Kept on failure: run() still tries to tell the parent why.
@@ -294,10 +311,10 @@ fn write_pidfile(config: &Config) -> Result<Option<pidfile::Pidfile>, Error> {
 }
 
 /// Multipath support: /dev/mapper/control (opened read-write, which the sandbox refuses
-/// later), and the path opener when the daemon drops to another user.
-fn start_multipath(config: &Config) -> Result<(), Error> {
+/// later), and the path opener when the daemon drops to another user; whether one started.
+fn start_multipath(config: &Config) -> Result<bool, Error> {
     if !config.exec.multipath {
-        return Ok(());
+        return Ok(false);
     }
     if let Err(e) = crate::backend::multipath::init() {
         if config.verbose >= 2 {
@@ -307,8 +324,20 @@ fn start_multipath(config: &Config) -> Result<(), Error> {
     }
     if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
         start_path_opener(config).map_err(Error::PathOpener)?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
+}
+
+/// A line at `-v` (verbose 2 and up), with the program's name.
+fn verbose_note(config: &Config, note: &str) {
+    if config.verbose >= 2 {
+        argbytes::print_error(&format!(
+            "{}: {note}
+",
+            config.prog
+        ));
+    }
 }
 
 /// `--audit`'s sink.
@@ -334,16 +363,8 @@ fn loop_options(config: &Config, audit: Option<Arc<audit::Audit>>) -> event_loop
         audit,
         watchdog: notify::Watchdog::from_env(),
         test_wedge: std::env::var_os("PR_HELPER_TEST_WEDGE_LOOP").map(PathBuf::from),
+        test_open: std::env::var_os("PR_HELPER_TEST_OPEN").map(PathBuf::from),
     }
-}
-
-/// The seccomp filter for the enabled backends and `--audit`.
-fn install_sandbox(config: &Config) -> Result<(), Error> {
-    let mut policy = crate::backend::sandbox_policy(&config.exec);
-    if config.audit.is_some() {
-        policy.allow_audit();
-    }
-    sys::seccomp::install(&policy).map_err(Error::Sandbox)
 }
 
 /// What to say once the daemon has stopped: audit records dropped, a socket path that
@@ -455,7 +476,12 @@ fn path_opener_main(config: &Config, sock: OwnedFd, parent: rustix::process::Pid
         );
     }
     if config.sandbox {
-        if let Err(e) = sys::seccomp::install(&sys::seccomp::Policy::opener()) {
+        let note = |note: &str| {
+            if config.verbose >= 2 {
+                say(note);
+            }
+        };
+        if let Err(e) = sandbox::opener().install(&note) {
             say(&format!(
                 "Failed to install the seccomp sandbox: {}",
                 strerror(&e)

@@ -86,6 +86,33 @@ pub fn init() -> io::Result<()> {
     dm::init()
 }
 
+/// What serving multipath maps needs of the sandbox: the device-mapper ioctls, multipathd's
+/// control socket (socket, connect, setsockopt), a reply socketpair per request to the path
+/// opener, readlinkat of `/sys/dev/block` links and getdents64 of conf.d; read-only opens of
+/// /sys, of multipath.conf and /etc/multipath (conf.d, prkeys), and of the path nodes in
+/// /dev unless a path opener opens them.
+pub fn sandbox_needs(path_opener: bool) -> crate::daemon::sandbox::Needs {
+    let mut read: Vec<std::path::PathBuf> = ["/sys", keys::CONFIG_FILE, "/etc/multipath"]
+        .map(Into::into)
+        .into();
+    if !path_opener {
+        read.push("/dev".into());
+    }
+    crate::daemon::sandbox::Needs {
+        syscalls: vec![
+            libc::SYS_socketpair,
+            libc::SYS_readlinkat,
+            libc::SYS_getdents64,
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_setsockopt,
+        ],
+        ioctls: dm::ALL_IOCTLS.to_vec(),
+        read,
+        remove_in: Vec::new(),
+    }
+}
+
 /// The map behind `fd`, when it is a dm-multipath map. Anything but a block device returns
 /// at once; a block device dm does not know (`ENXIO`), or any dm failure (no
 /// `/dev/mapper/control`, no `CAP_SYS_ADMIN`), reads as "not multipath" (the C helper exits

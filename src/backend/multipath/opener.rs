@@ -6,7 +6,7 @@
 //! user. So the daemon forks, before the drop, a small process that keeps CAP_SYS_ADMIN (to
 //! read the map's table from device-mapper) and CAP_DAC_READ_SEARCH (to open a node
 //! read-only whatever its mode), runs as the same user under a seccomp filter of its own
-//! ([`crate::sys::seccomp::Policy::opener`]) and serves one kind of request over a
+//! ([`crate::daemon::sandbox::opener`]) and serves one kind of request over a
 //! `SOCK_SEQPACKET` socketpair: "open path MAJ:MIN of map MAJ:MIN".
 //!
 //! * A request is [`OpenRequest`] (20 bytes) with two descriptors (SCM_RIGHTS): the map's
@@ -410,6 +410,18 @@ pub fn serve<S: System + Sync>(sock: BorrowedFd<'_>, sys: &S) {
 fn handle_malformed(mut fds: Vec<OwnedFd>) {
     if let Some(reply) = fds.pop() {
         send_reply(reply.as_fd(), Err(refuse(libc::EINVAL, MALFORMED)));
+    }
+}
+
+/// What the opener needs of the sandbox beyond its short base list (recvmsg, sendmsg,
+/// readlinkat, fstat, threads and memory: `sys/seccomp.rs`): device-mapper's table ioctl,
+/// and read-only opens of /sys and the path nodes in /dev. No socket, connect, SG_IO or
+/// write.
+pub fn sandbox_needs() -> crate::daemon::sandbox::Needs {
+    crate::daemon::sandbox::Needs {
+        ioctls: vec![crate::sys::dm::DM_TABLE_STATUS],
+        read: vec!["/dev".into(), "/sys".into()],
+        ..Default::default()
     }
 }
 
