@@ -19,7 +19,7 @@ use crate::scsi::sense::{self, SenseCode};
 use crate::scsi::status;
 
 /// How backends run commands, fixed at start-up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ExecOptions {
     /// SG_IO timeout in milliseconds (the C helper passes 1).
     pub sgio_timeout_ms: u32,
@@ -33,6 +33,9 @@ pub struct ExecOptions {
     /// Whether dm-multipath maps get libmpathpersist's treatment (off: SG_IO on the map, which
     /// the kernel forwards to one path).
     pub multipath: bool,
+    /// Who opens a map's path nodes when this process cannot (`-u`/`-g`: the path opener the
+    /// daemon started before it dropped); `None`: the backend opens them itself.
+    pub path_opener: Option<std::sync::Arc<dyn multipath::opener::PathOpener>>,
 }
 
 /// The backend for fds that are not multipath maps.
@@ -66,6 +69,7 @@ impl Default for ExecOptions {
             test_delay: None,
             route: Route::Auto,
             multipath: true,
+            path_opener: None,
         }
     }
 }

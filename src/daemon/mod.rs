@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::backend::ExecOptions;
+use crate::backend::multipath::opener::{ANSWER_TIMEOUT, Opener, PathOpener};
 use crate::cli::argbytes;
 use crate::errors::strerror;
 use crate::sys;
@@ -244,10 +245,10 @@ fn start_and_serve(
     let sandbox = sandbox::daemon(&sandbox::Features {
         exec: &config.exec,
         audit: config.audit.is_some(),
-        path_opener,
+        path_opener: path_opener.is_some(),
         remove: &remove,
     });
-    let options = loop_options(config, audit.clone());
+    let options = loop_options(config, audit.clone(), path_opener);
     let event_loop = event_loop::EventLoop::new(listener, connection, signals, options)?;
     // -d: stdio goes to /dev/null before the sandbox, which refuses open and dup2; a
     // failure from here on reaches the parent through the hand-over pipe instead.
@@ -311,10 +312,10 @@ fn write_pidfile(config: &Config) -> Result<Option<pidfile::Pidfile>, Error> {
 }
 
 /// Multipath support: /dev/mapper/control (opened read-write, which the sandbox refuses
-/// later), and the path opener when the daemon drops to another user; whether one started.
-fn start_multipath(config: &Config) -> Result<bool, Error> {
+/// later), and the path opener when the daemon drops to another user, for the backend.
+fn start_multipath(config: &Config) -> Result<Option<Arc<dyn PathOpener>>, Error> {
     if !config.exec.multipath {
-        return Ok(false);
+        return Ok(None);
     }
     if let Err(e) = crate::backend::multipath::init() {
         if config.verbose >= 2 {
@@ -323,10 +324,10 @@ fn start_multipath(config: &Config) -> Result<bool, Error> {
         }
     }
     if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
-        start_path_opener(config).map_err(Error::PathOpener)?;
-        return Ok(true);
+        let opener = start_path_opener(config).map_err(Error::PathOpener)?;
+        return Ok(Some(Arc::new(opener)));
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// A line at `-v` (verbose 2 and up), with the program's name.
@@ -351,7 +352,11 @@ fn open_audit(config: &Config) -> Result<Option<Arc<audit::Audit>>, Error> {
         .map_err(Error::Audit)
 }
 
-fn loop_options(config: &Config, audit: Option<Arc<audit::Audit>>) -> event_loop::LoopOptions {
+fn loop_options(
+    config: &Config,
+    audit: Option<Arc<audit::Audit>>,
+    path_opener: Option<Arc<dyn PathOpener>>,
+) -> event_loop::LoopOptions {
     event_loop::LoopOptions {
         print_errors: !config.quiet,
         log_verbose: config.verbose >= 2,
@@ -359,7 +364,10 @@ fn loop_options(config: &Config, audit: Option<Arc<audit::Audit>>) -> event_loop
         idle_timeout: config.idle_timeout,
         notifier: notify::Notifier::from_env(),
         max_workers: config.max_workers,
-        exec: config.exec,
+        exec: crate::backend::ExecOptions {
+            path_opener,
+            ..config.exec.clone()
+        },
         audit,
         watchdog: notify::Watchdog::from_env(),
         test_wedge: std::env::var_os("PR_HELPER_TEST_WEDGE_LOOP").map(PathBuf::from),
@@ -413,7 +421,7 @@ fn needs_path_opener(config: &Config) -> bool {
 /// CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH, installs its own seccomp filter and serves until
 /// the daemon is gone (termination signals stay blocked in it: it ends on EOF or
 /// PR_SET_PDEATHSIG, after the daemon's last request).
-fn start_path_opener(config: &Config) -> io::Result<()> {
+fn start_path_opener(config: &Config) -> io::Result<Opener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
     let (daemon_end, opener_end) = rustix::net::socketpair(
         AddressFamily::UNIX,
@@ -427,9 +435,7 @@ fn start_path_opener(config: &Config) -> io::Result<()> {
     match sys::fork_single_threaded()? {
         sys::Fork::Parent(child) => {
             drop(opener_end);
-            use crate::backend::multipath::opener::{ANSWER_TIMEOUT, Opener};
-            Opener::new(daemon_end, Some(child), ANSWER_TIMEOUT)?.install();
-            Ok(())
+            Opener::new(daemon_end, Some(child), ANSWER_TIMEOUT)
         }
         sys::Fork::Child => {
             drop(daemon_end);

@@ -34,7 +34,6 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -425,6 +424,23 @@ pub fn sandbox_needs() -> crate::daemon::sandbox::Needs {
     }
 }
 
+/// How the multipath backend gets a path's descriptor when the daemon cannot open the node
+/// itself (`-u`/`-g`): handed to it at start-up in [`crate::backend::ExecOptions`], an
+/// [`Opener`] process in the daemon, a fake in tests.
+pub trait PathOpener: Send + Sync + std::fmt::Debug {
+    /// Path `req.path` of the map behind `map_fd`, without O_NONBLOCK.
+    ///
+    /// # Errors
+    /// Why it was not opened, for the daemon's log.
+    fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal>;
+}
+
+impl PathOpener for Opener {
+    fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal> {
+        Opener::open(self, map_fd, req)
+    }
+}
+
 /// The daemon's end of the opener's socket.
 #[derive(Debug)]
 pub struct Opener {
@@ -433,8 +449,6 @@ pub struct Opener {
     pid: Option<i32>,
     timeout: Duration,
 }
-
-static OPENER: OnceLock<Opener> = OnceLock::new();
 
 impl Opener {
     /// Wraps the daemon's end of the socketpair, with the opener's pid (for messages) and the
@@ -447,11 +461,6 @@ impl Opener {
         // A request waits this long at most for room in the opener's queue.
         set_socket_timeout(&sock, Timeout::Send, Some(timeout))?;
         Ok(Opener { sock, pid, timeout })
-    }
-
-    /// Makes this the opener every multipath request uses (once; later calls are ignored).
-    pub fn install(self) {
-        let _ = OPENER.set(self);
     }
 
     /// "the path opener (pid N)".
@@ -517,11 +526,6 @@ impl Opener {
         clear_nonblock(fd.as_fd()).map_err(|e| refuse_io("path descriptor", &e.into()))?;
         Ok(fd)
     }
-}
-
-/// The installed opener, if the daemon started one (`-u`/`-g` with multipath support).
-pub fn get() -> Option<&'static Opener> {
-    OPENER.get()
 }
 
 #[cfg(test)]
