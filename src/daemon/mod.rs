@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::backend::ExecOptions;
-use crate::backend::multipath::opener::{ANSWER_TIMEOUT, Opener, PathOpener};
+use crate::backend::multipath::opener::{ANSWER_TIMEOUT, Opener, Openers, PathOpener};
 use crate::cli::argbytes;
 use crate::errors::strerror;
 use crate::sys;
@@ -324,8 +324,13 @@ fn start_multipath(config: &Config) -> Result<Option<Arc<dyn PathOpener>>, Error
         }
     }
     if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
-        let opener = start_path_opener(config).map_err(Error::PathOpener)?;
-        return Ok(Some(Arc::new(opener)));
+        // A standby beside it, forked now because after the drop the daemon cannot give a
+        // new opener CAP_DAC_READ_SEARCH: it idles until the first has exited.
+        let openers = [start_path_opener(config), start_path_opener(config)];
+        let openers = openers.into_iter().collect::<io::Result<Vec<_>>>();
+        let log_as = (config.verbose >= 2).then(|| config.prog.clone());
+        let openers = Openers::new(openers.map_err(Error::PathOpener)?, log_as);
+        return Ok(Some(Arc::new(openers)));
     }
     Ok(None)
 }

@@ -27,14 +27,15 @@
 //! * The opener ends with the daemon, not before: termination signals stay blocked in it
 //!   (a SIGTERM to the whole service leaves it serving the daemon's requests in flight), and
 //!   it ends on EOF on its socket when the daemon exits, or with PR_SET_PDEATHSIG. An opener
-//!   that died anyway is not started again (the daemon, dropped to its user with an empty
-//!   bounding set, cannot give a new one CAP_DAC_READ_SEARCH): each request then fails at
-//!   once with "the path opener has exited", and the kernel reaps it (SIGCHLD ignored).
+//!   that died anyway cannot be started again (the daemon, dropped to its user with an empty
+//!   bounding set, cannot give a new one CAP_DAC_READ_SEARCH): a standby forked beside it at
+//!   start-up takes over ([`Openers`]); once that one has died too, each request fails at
+//!   once with "the path opener has exited". The kernel reaps them (SIGCHLD ignored).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags};
@@ -56,6 +57,9 @@ const MAX_REPLY: usize = 512;
 const MAX_THREADS: usize = 32;
 /// The refusal of anything but a request with its two descriptors.
 const MALFORMED: &str = "malformed request";
+/// How long an opener that ended a request without answering has to close its socket too,
+/// for the daemon to count it as exited and turn to the standby.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// How long the daemon waits for the opener to take a request, and then for its answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -441,6 +445,58 @@ impl PathOpener for Opener {
     }
 }
 
+/// The daemon's path openers: the one in use, then standbys forked beside it at start-up
+/// (before the privilege drop, which leaves the daemon unable to give a new one
+/// CAP_DAC_READ_SEARCH: so with the same limits), idle until the one before has exited. A
+/// request whose opener has exited goes to the next one; once none is left it fails as a
+/// lone opener's death does ("has exited ... until pr-helper is restarted").
+#[derive(Debug)]
+pub struct Openers {
+    openers: Vec<Opener>,
+    /// Index of the opener in use.
+    current: AtomicUsize,
+    /// With -v: the program name, to say when a standby takes over.
+    log_as: Option<String>,
+}
+
+impl Openers {
+    /// `openers` in the order they take over; `log_as`: the prefix of the -v line.
+    pub fn new(openers: Vec<Opener>, log_as: Option<String>) -> Openers {
+        Openers {
+            openers,
+            current: AtomicUsize::new(0),
+            log_as,
+        }
+    }
+}
+
+impl PathOpener for Openers {
+    fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal> {
+        loop {
+            let i = self.current.load(Ordering::Acquire);
+            let Some(opener) = self.openers.get(i) else {
+                return Err(refuse(libc::EPIPE, "no path opener"));
+            };
+            let result = opener.open(map_fd, req);
+            let gone = matches!(&result, Err(r) if r.errno == libc::EPIPE) && opener.exited();
+            let Some(next) = self.openers.get(i + 1).filter(|_| gone) else {
+                return result;
+            };
+            // One thread says it; the others, which saw the same death, just move on.
+            let moved =
+                self.current
+                    .compare_exchange(i, i + 1, Ordering::AcqRel, Ordering::Acquire);
+            if let (Ok(_), Some(prog)) = (moved, &self.log_as) {
+                crate::cli::argbytes::print_error(&format!(
+                    "{prog}: {} has exited: its standby, {}, opens paths from now on\n",
+                    opener.name(),
+                    next.name()
+                ));
+            }
+        }
+    }
+}
+
 /// The daemon's end of the opener's socket.
 #[derive(Debug)]
 pub struct Opener {
@@ -448,6 +504,8 @@ pub struct Opener {
     /// The opener's process id, for messages.
     pid: Option<i32>,
     timeout: Duration,
+    /// Seen to have exited ([`Opener::exited`]).
+    gone: AtomicBool,
 }
 
 impl Opener {
@@ -460,7 +518,32 @@ impl Opener {
         use rustix::net::sockopt::{Timeout, set_socket_timeout};
         // A request waits this long at most for room in the opener's queue.
         set_socket_timeout(&sock, Timeout::Send, Some(timeout))?;
-        Ok(Opener { sock, pid, timeout })
+        // Nothing is ever received on it: a receive is the check that the opener has exited.
+        set_socket_timeout(&sock, Timeout::Recv, Some(EXIT_GRACE))?;
+        Ok(Opener {
+            sock,
+            pid,
+            timeout,
+            gone: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the opener has exited: its end of the socket is closed (a peek finds EOF; it
+    /// never sends on this socket, so nothing else is ever there to find). The peek waits
+    /// [`EXIT_GRACE`] at most: a process killed mid-request may close a request's reply
+    /// socket (a lower descriptor number) a moment before this one. Once seen, kept.
+    fn exited(&self) -> bool {
+        if self.gone.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let gone = match rustix::net::recv(&self.sock, &mut byte, RecvFlags::PEEK) {
+            Ok((0, _)) => true,
+            Ok(_) | Err(Errno::AGAIN | Errno::INTR) => false,
+            Err(_) => true,
+        };
+        self.gone.store(gone, Ordering::Release);
+        gone
     }
 
     /// "the path opener (pid N)".
