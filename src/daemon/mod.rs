@@ -338,11 +338,7 @@ fn start_multipath(config: &Config) -> Result<Option<Arc<dyn PathOpener>>, Error
 /// A line at `-v` (verbose 2 and up), with the program's name.
 fn verbose_note(config: &Config, note: &str) {
     if config.verbose >= 2 {
-        argbytes::print_error(&format!(
-            "{}: {note}
-",
-            config.prog
-        ));
+        argbytes::print_error(&format!("{}: {note}\n", config.prog));
     }
 }
 
