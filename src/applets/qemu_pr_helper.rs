@@ -352,6 +352,8 @@ impl Options {
                 multipath: !self.no_multipath,
                 sgio_timeout_ms,
                 test_delay: TestDelay::from_env(),
+                // Started by the daemon, which hands it to the backend.
+                path_opener: None,
             },
             require_activation: activated,
             sandbox: !self.no_sandbox,

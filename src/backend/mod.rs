@@ -19,7 +19,7 @@ use crate::scsi::sense::{self, SenseCode};
 use crate::scsi::status;
 
 /// How backends run commands, fixed at start-up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ExecOptions {
     /// SG_IO timeout in milliseconds (the C helper passes 1).
     pub sgio_timeout_ms: u32,
@@ -33,6 +33,9 @@ pub struct ExecOptions {
     /// Whether dm-multipath maps get libmpathpersist's treatment (off: SG_IO on the map, which
     /// the kernel forwards to one path).
     pub multipath: bool,
+    /// Who opens a map's path nodes when this process cannot (`-u`/`-g`: the path opener the
+    /// daemon started before it dropped); `None`: the backend opens them itself.
+    pub path_opener: Option<std::sync::Arc<dyn multipath::opener::PathOpener>>,
 }
 
 /// The backend for fds that are not multipath maps.
@@ -66,6 +69,7 @@ impl Default for ExecOptions {
             test_delay: None,
             route: Route::Auto,
             multipath: true,
+            path_opener: None,
         }
     }
 }
@@ -299,28 +303,20 @@ impl<'a> BlockDevice<'a> {
     }
 }
 
-/// What the seccomp filter must allow for the backends `opts` enables.
-pub fn sandbox_policy(opts: &ExecOptions) -> crate::sys::seccomp::Policy {
-    let mut policy = crate::sys::seccomp::Policy::default();
+/// What the sandbox must allow for the backends `opts` enables; `path_opener`: a path opener
+/// opens the multipath maps' paths (`-u`).
+pub fn sandbox_needs(opts: &ExecOptions, path_opener: bool) -> crate::daemon::sandbox::Needs {
+    let mut needs = crate::daemon::sandbox::Needs::default();
     if opts.route != Route::Sg {
-        policy.ioctls.extend(crate::sys::blkpr::ALL_IOCTLS);
+        needs.ioctls.extend(crate::sys::blkpr::ALL_IOCTLS);
     }
     if opts.multipath {
-        // Opening the paths and multipath.conf read-only, conf.d, their /sys links, the
-        // device-mapper ioctls and multipathd's control socket.
-        policy.open_read_only = true;
-        policy.ioctls.extend(crate::sys::dm::ALL_IOCTLS);
-        // socketpair: each request to the path opener (-u/-g) brings its own reply socket.
-        policy.syscalls.extend([
-            libc::SYS_socketpair,
-            libc::SYS_readlinkat,
-            libc::SYS_getdents64,
-            libc::SYS_socket,
-            libc::SYS_connect,
-            libc::SYS_setsockopt,
-        ]);
+        let multipath = multipath::sandbox_needs(path_opener);
+        needs.syscalls.extend(multipath.syscalls);
+        needs.ioctls.extend(multipath.ioctls);
+        needs.read.extend(multipath.read);
     }
-    policy
+    needs
 }
 
 /// Fills a status-and-sense outcome for errors found without running the command.

@@ -16,6 +16,7 @@ pub mod listener;
 pub mod notify;
 pub mod pidfile;
 pub mod privileges;
+pub mod sandbox;
 mod slab;
 pub mod workers;
 
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::backend::ExecOptions;
+use crate::backend::multipath::opener::{ANSWER_TIMEOUT, Opener, Openers, PathOpener};
 use crate::cli::argbytes;
 use crate::errors::strerror;
 use crate::sys;
@@ -223,16 +225,30 @@ fn start_and_serve(
         // Only the child returns; the parent exits with the child's start-up result.
         *handover = Some(daemonize(&config.prog, &signals)?);
     }
-    let _pidfile = write_pidfile(config)?;
+    let pidfile = write_pidfile(config)?;
     if let Some(l) = listener.as_mut() {
         l.publish()?;
     }
-    start_multipath(config)?;
+    let path_opener = start_multipath(config)?;
     privileges::drop_privileges(config.uid, config.gid, config.exec.multipath)
         .map_err(Error::DropPrivileges)?;
     limits::raise_descriptor_limit();
     let audit = open_audit(config)?;
-    let options = loop_options(config, audit.clone());
+    // Composed while the listener still says which path it removes at exit.
+    let remove: Vec<&std::path::Path> = [
+        listener.as_ref().and_then(Listener::path),
+        pidfile.as_ref().map(pidfile::Pidfile::path),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let sandbox = sandbox::daemon(&sandbox::Features {
+        exec: &config.exec,
+        audit: config.audit.is_some(),
+        path_opener: path_opener.is_some(),
+        remove: &remove,
+    });
+    let options = loop_options(config, audit.clone(), path_opener);
     let event_loop = event_loop::EventLoop::new(listener, connection, signals, options)?;
     // -d: stdio goes to /dev/null before the sandbox, which refuses open and dup2; a
     // failure from here on reaches the parent through the hand-over pipe instead.
@@ -242,7 +258,9 @@ fn start_and_serve(
     }
     // Last step of start-up, with one thread: the threads started later inherit the filter.
     if config.sandbox {
-        install_sandbox(config)?;
+        sandbox
+            .install(&|note| verbose_note(config, note))
+            .map_err(Error::Sandbox)?;
     }
     if let Some(ready) = handover.as_ref() {
         // Kept on failure: run() still tries to tell the parent why.
@@ -294,10 +312,10 @@ fn write_pidfile(config: &Config) -> Result<Option<pidfile::Pidfile>, Error> {
 }
 
 /// Multipath support: /dev/mapper/control (opened read-write, which the sandbox refuses
-/// later), and the path opener when the daemon drops to another user.
-fn start_multipath(config: &Config) -> Result<(), Error> {
+/// later), and the path opener when the daemon drops to another user, for the backend.
+fn start_multipath(config: &Config) -> Result<Option<Arc<dyn PathOpener>>, Error> {
     if !config.exec.multipath {
-        return Ok(());
+        return Ok(None);
     }
     if let Err(e) = crate::backend::multipath::init() {
         if config.verbose >= 2 {
@@ -306,9 +324,22 @@ fn start_multipath(config: &Config) -> Result<(), Error> {
         }
     }
     if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
-        start_path_opener(config).map_err(Error::PathOpener)?;
+        // A standby beside it, forked now because after the drop the daemon cannot give a
+        // new opener CAP_DAC_READ_SEARCH: it idles until the first has exited.
+        let openers = [start_path_opener(config), start_path_opener(config)];
+        let openers = openers.into_iter().collect::<io::Result<Vec<_>>>();
+        let log_as = (config.verbose >= 2).then(|| config.prog.clone());
+        let openers = Openers::new(openers.map_err(Error::PathOpener)?, log_as);
+        return Ok(Some(Arc::new(openers)));
     }
-    Ok(())
+    Ok(None)
+}
+
+/// A line at `-v` (verbose 2 and up), with the program's name.
+fn verbose_note(config: &Config, note: &str) {
+    if config.verbose >= 2 {
+        argbytes::print_error(&format!("{}: {note}\n", config.prog));
+    }
 }
 
 /// `--audit`'s sink.
@@ -322,7 +353,11 @@ fn open_audit(config: &Config) -> Result<Option<Arc<audit::Audit>>, Error> {
         .map_err(Error::Audit)
 }
 
-fn loop_options(config: &Config, audit: Option<Arc<audit::Audit>>) -> event_loop::LoopOptions {
+fn loop_options(
+    config: &Config,
+    audit: Option<Arc<audit::Audit>>,
+    path_opener: Option<Arc<dyn PathOpener>>,
+) -> event_loop::LoopOptions {
     event_loop::LoopOptions {
         print_errors: !config.quiet,
         log_verbose: config.verbose >= 2,
@@ -330,20 +365,15 @@ fn loop_options(config: &Config, audit: Option<Arc<audit::Audit>>) -> event_loop
         idle_timeout: config.idle_timeout,
         notifier: notify::Notifier::from_env(),
         max_workers: config.max_workers,
-        exec: config.exec,
+        exec: crate::backend::ExecOptions {
+            path_opener,
+            ..config.exec.clone()
+        },
         audit,
         watchdog: notify::Watchdog::from_env(),
         test_wedge: std::env::var_os("PR_HELPER_TEST_WEDGE_LOOP").map(PathBuf::from),
+        test_open: std::env::var_os("PR_HELPER_TEST_OPEN").map(PathBuf::from),
     }
-}
-
-/// The seccomp filter for the enabled backends and `--audit`.
-fn install_sandbox(config: &Config) -> Result<(), Error> {
-    let mut policy = crate::backend::sandbox_policy(&config.exec);
-    if config.audit.is_some() {
-        policy.allow_audit();
-    }
-    sys::seccomp::install(&policy).map_err(Error::Sandbox)
 }
 
 /// What to say once the daemon has stopped: audit records dropped, a socket path that
@@ -392,7 +422,7 @@ fn needs_path_opener(config: &Config) -> bool {
 /// CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH, installs its own seccomp filter and serves until
 /// the daemon is gone (termination signals stay blocked in it: it ends on EOF or
 /// PR_SET_PDEATHSIG, after the daemon's last request).
-fn start_path_opener(config: &Config) -> io::Result<()> {
+fn start_path_opener(config: &Config) -> io::Result<Opener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
     let (daemon_end, opener_end) = rustix::net::socketpair(
         AddressFamily::UNIX,
@@ -406,9 +436,7 @@ fn start_path_opener(config: &Config) -> io::Result<()> {
     match sys::fork_single_threaded()? {
         sys::Fork::Parent(child) => {
             drop(opener_end);
-            use crate::backend::multipath::opener::{ANSWER_TIMEOUT, Opener};
-            Opener::new(daemon_end, Some(child), ANSWER_TIMEOUT)?.install();
-            Ok(())
+            Opener::new(daemon_end, Some(child), ANSWER_TIMEOUT)
         }
         sys::Fork::Child => {
             drop(daemon_end);
@@ -455,7 +483,12 @@ fn path_opener_main(config: &Config, sock: OwnedFd, parent: rustix::process::Pid
         );
     }
     if config.sandbox {
-        if let Err(e) = sys::seccomp::install(&sys::seccomp::Policy::opener()) {
+        let note = |note: &str| {
+            if config.verbose >= 2 {
+                say(note);
+            }
+        };
+        if let Err(e) = sandbox::opener().install(&note) {
             say(&format!(
                 "Failed to install the seccomp sandbox: {}",
                 strerror(&e)

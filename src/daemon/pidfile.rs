@@ -19,6 +19,11 @@ pub struct Pidfile {
 }
 
 impl Pidfile {
+    /// Where it was written (the sandbox lets the daemon remove it there at exit).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Creates or opens `path`, takes a POSIX write lock on it (the lock the C helper takes,
     /// so the two refuse each other), checks it was not replaced meanwhile, and writes our pid.
     ///

@@ -9,6 +9,7 @@
 
 pub mod blkpr;
 pub mod dm;
+pub mod landlock;
 pub mod pidfd;
 pub mod seccomp;
 pub mod sg;

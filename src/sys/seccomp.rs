@@ -50,7 +50,8 @@ const SG_IO_REQUEST: u32 = super::ioctl_request(super::sg::SG_IO);
 const WRITE_OPEN_FLAGS: u32 =
     (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) as u32;
 
-/// What the filter allows beyond the base list, from the enabled backends.
+/// What the filter allows beyond the base list: the enabled features' needs, composed by
+/// `daemon::sandbox`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     /// ioctl request numbers besides SG_IO (the block PR ioctls, device-mapper's).
@@ -62,36 +63,6 @@ pub struct Policy {
     /// The path opener's filter instead of the daemon's: its own short base list
     /// ([`opener_syscalls`]) and no SG_IO.
     pub opener: bool,
-}
-
-impl Policy {
-    /// The path opener's filter (`backend::multipath::opener`): requests in and descriptors
-    /// out over its socket, read-only opens, /sys links, fstat, device-mapper's table ioctl,
-    /// and threads for requests served side by side. No socket, connect, SG_IO or write.
-    pub fn opener() -> Policy {
-        Policy {
-            ioctls: vec![super::dm::DM_TABLE_STATUS],
-            open_read_only: true,
-            opener: true,
-            ..Policy::default()
-        }
-    }
-
-    /// What `--audit` adds: the peer's /proc files and the device's /sys files, read-only;
-    /// the peer's cgroup through its pidfd and a walk of /sys/fs/cgroup when /proc hides it;
-    /// whether the peer still holds its pid (`pidfd_send_signal` with signal 0 only); a
-    /// record too large for one journal datagram in a sealed memfd (`memfd_create`, then
-    /// `fcntl`'s F_ADD_SEALS and `sendmsg`, which the base list has).
-    pub fn allow_audit(&mut self) {
-        self.open_read_only = true;
-        self.ioctls
-            .push(super::ioctl_request(super::pidfd::PIDFD_GET_INFO));
-        self.syscalls.extend([
-            libc::SYS_getdents64,
-            libc::SYS_memfd_create,
-            libc::SYS_pidfd_send_signal,
-        ]);
-    }
 }
 
 /// System calls of the path opener.
@@ -522,19 +493,33 @@ mod tests {
         }
     }
 
+    /// The daemon's policy as `daemon::sandbox` composes it.
+    fn daemon_policy(exec: &crate::backend::ExecOptions, audit: bool, path_opener: bool) -> Policy {
+        let features = crate::daemon::sandbox::Features {
+            exec,
+            audit,
+            path_opener,
+            remove: &[],
+        };
+        crate::daemon::sandbox::daemon(&features).seccomp
+    }
+
+    fn opener_policy() -> Policy {
+        crate::daemon::sandbox::opener().seccomp
+    }
+
     /// Every policy the daemon can ask for: each backend route, with and without multipath
-    /// maps and `--audit`, and the path opener's.
+    /// maps, a path opener and `--audit`, and the path opener's.
     fn every_policy() -> Vec<Policy> {
         use crate::backend::Route;
-        let mut policies = vec![Policy::opener()];
+        let mut policies = vec![opener_policy()];
         for route in [Route::Auto, Route::Sg, Route::Block] {
             for multipath in [false, true] {
                 for audit in [false, true] {
-                    let mut policy = crate::backend::sandbox_policy(&exec(route, multipath));
-                    if audit {
-                        policy.allow_audit();
+                    for path_opener in [false, true] {
+                        let exec = exec(route, multipath);
+                        policies.push(daemon_policy(&exec, audit, path_opener));
                     }
-                    policies.push(policy);
                 }
             }
         }
@@ -660,7 +645,7 @@ mod tests {
 
     #[test]
     fn the_opener_filter_has_no_sg_io_and_no_sockets() {
-        let prog = assembled(&Policy::opener());
+        let prog = assembled(&opener_policy());
         let compared: Vec<u32> = prog
             .iter()
             .filter(|i| i.code == BPF_JEQ_K)
@@ -757,9 +742,9 @@ mod tests {
             let socket = |family| rustix::net::socket(family, SocketType::STREAM, None);
             install(&match kind.as_str() {
                 "tty-ioctl" => Policy::default(),
-                "opener-socket" => Policy::opener(),
+                "opener-socket" => opener_policy(),
                 "dm-dev-status" | "inet-socket" => {
-                    crate::backend::sandbox_policy(&exec(Default::default(), true))
+                    daemon_policy(&exec(Default::default(), true), false, false)
                 }
                 _ => panic!("unknown kind {kind:?}"),
             })

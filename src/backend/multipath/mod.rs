@@ -86,6 +86,33 @@ pub fn init() -> io::Result<()> {
     dm::init()
 }
 
+/// What serving multipath maps needs of the sandbox: the device-mapper ioctls, multipathd's
+/// control socket (socket, connect, setsockopt), a reply socketpair per request to the path
+/// opener, readlinkat of `/sys/dev/block` links and getdents64 of conf.d; read-only opens of
+/// /sys, of multipath.conf and /etc/multipath (conf.d, prkeys), and of the path nodes in
+/// /dev unless a path opener opens them.
+pub fn sandbox_needs(path_opener: bool) -> crate::daemon::sandbox::Needs {
+    let mut read: Vec<std::path::PathBuf> = ["/sys", keys::CONFIG_FILE, "/etc/multipath"]
+        .map(Into::into)
+        .into();
+    if !path_opener {
+        read.push("/dev".into());
+    }
+    crate::daemon::sandbox::Needs {
+        syscalls: vec![
+            libc::SYS_socketpair,
+            libc::SYS_readlinkat,
+            libc::SYS_getdents64,
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_setsockopt,
+        ],
+        ioctls: dm::ALL_IOCTLS.to_vec(),
+        read,
+        remove_in: Vec::new(),
+    }
+}
+
 /// The map behind `fd`, when it is a dm-multipath map. Anything but a block device returns
 /// at once; a block device dm does not know (`ENXIO`), or any dm failure (no
 /// `/dev/mapper/control`, no `CAP_SYS_ADMIN`), reads as "not multipath" (the C helper exits
@@ -145,7 +172,7 @@ pub fn run(
             return (outcome, report);
         }
     };
-    let exec = RealPaths::new(map, req.device.as_fd(), &paths);
+    let exec = RealPaths::new(map, req.device.as_fd(), &paths, opts.path_opener.as_deref());
     let infos: Vec<PathInfo> = paths.iter().map(|p| p.info).collect();
     let daemon = multipathd::Socket;
     // PR OUT needs the map's configuration and key; PR IN neither.
@@ -399,18 +426,26 @@ struct RealPaths<'a> {
     map_fd: BorrowedFd<'a>,
     map_dev: DevNum,
     paths: &'a [PathDevice],
+    /// Who opens the nodes under `-u`/`-g`; without one, this process opens them.
+    opener: Option<&'a dyn opener::PathOpener>,
     fds: Vec<OnceLock<Option<OwnedFd>>>,
     /// Paths that could not be opened, and why, for the report.
     problems: std::sync::Mutex<Vec<String>>,
 }
 
 impl<'a> RealPaths<'a> {
-    fn new(map: &'a Map, map_fd: BorrowedFd<'a>, paths: &'a [PathDevice]) -> Self {
+    fn new(
+        map: &'a Map,
+        map_fd: BorrowedFd<'a>,
+        paths: &'a [PathDevice],
+        opener: Option<&'a dyn opener::PathOpener>,
+    ) -> Self {
         RealPaths {
             map_name: &map.name,
             map_fd,
             map_dev: map.dev,
             paths,
+            opener,
             fds: paths.iter().map(|_| OnceLock::new()).collect(),
             problems: std::sync::Mutex::new(Vec::new()),
         }
@@ -441,7 +476,7 @@ impl<'a> RealPaths<'a> {
 
     fn open(&self, p: &PathDevice) -> Result<OwnedFd, String> {
         let dev = p.info.dev;
-        if let Some(opener) = opener::get() {
+        if let Some(opener) = self.opener {
             let req = opener::OpenRequest {
                 map: self.map_dev,
                 path: dev,
@@ -634,6 +669,67 @@ impl PathExecutor for RealPaths<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A path opener that answers with /dev/null and remembers what it was asked.
+    #[derive(Debug, Default)]
+    struct FakeOpener {
+        asked: std::sync::Mutex<Vec<opener::OpenRequest>>,
+    }
+
+    impl opener::PathOpener for FakeOpener {
+        fn open(
+            &self,
+            _map_fd: BorrowedFd<'_>,
+            req: opener::OpenRequest,
+        ) -> Result<OwnedFd, opener::Refusal> {
+            self.asked.lock().unwrap().push(req);
+            Ok(std::fs::File::open("/dev/null").unwrap().into())
+        }
+    }
+
+    /// Paths are opened by the opener the backend was handed (no process-wide one), each
+    /// once per command, and never by this process while an opener is there (the nodes
+    /// named here do not exist).
+    #[test]
+    fn paths_are_opened_by_the_opener_handed_to_the_backend() {
+        let map = Map {
+            dev: DevNum {
+                major: 254,
+                minor: 3,
+            },
+            name: "mpatha".into(),
+            uuid: "mpath-36001405".into(),
+            target_count: 1,
+            table: String::new(),
+        };
+        let path = |minor| PathDevice {
+            info: PathInfo {
+                dev: DevNum { major: 8, minor },
+                host: None,
+                dm_active: true,
+            },
+            name: Some(format!("no-such-node-{minor}")),
+        };
+        let paths = [path(16), path(32)];
+        let map_fd: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        let fake = FakeOpener::default();
+        let real = RealPaths::new(&map, map_fd.as_fd(), &paths, Some(&fake));
+        assert!(real.fd(1).is_some() && real.fd(0).is_some() && real.fd(1).is_some());
+        let asked = fake.asked.lock().unwrap().clone();
+        let want = |minor| opener::OpenRequest {
+            map: map.dev,
+            path: DevNum { major: 8, minor },
+        };
+        assert_eq!(asked, [want(32), want(16)]);
+        // Without an opener this process opens /dev/NAME itself, and says why it could not.
+        let alone = RealPaths::new(&map, map_fd.as_fd(), &paths, None);
+        assert!(alone.fd(0).is_none());
+        let problems = alone.into_problems();
+        assert!(
+            problems[0].contains("cannot open /dev/no-such-node-16"),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn sysfs_links() {

@@ -6,7 +6,7 @@
 //! user. So the daemon forks, before the drop, a small process that keeps CAP_SYS_ADMIN (to
 //! read the map's table from device-mapper) and CAP_DAC_READ_SEARCH (to open a node
 //! read-only whatever its mode), runs as the same user under a seccomp filter of its own
-//! ([`crate::sys::seccomp::Policy::opener`]) and serves one kind of request over a
+//! ([`crate::daemon::sandbox::opener`]) and serves one kind of request over a
 //! `SOCK_SEQPACKET` socketpair: "open path MAJ:MIN of map MAJ:MIN".
 //!
 //! * A request is [`OpenRequest`] (20 bytes) with two descriptors (SCM_RIGHTS): the map's
@@ -27,15 +27,15 @@
 //! * The opener ends with the daemon, not before: termination signals stay blocked in it
 //!   (a SIGTERM to the whole service leaves it serving the daemon's requests in flight), and
 //!   it ends on EOF on its socket when the daemon exits, or with PR_SET_PDEATHSIG. An opener
-//!   that died anyway is not started again (the daemon, dropped to its user with an empty
-//!   bounding set, cannot give a new one CAP_DAC_READ_SEARCH): each request then fails at
-//!   once with "the path opener has exited", and the kernel reaps it (SIGCHLD ignored).
+//!   that died anyway cannot be started again (the daemon, dropped to its user with an empty
+//!   bounding set, cannot give a new one CAP_DAC_READ_SEARCH): a standby forked beside it at
+//!   start-up takes over ([`Openers`]); once that one has died too, each request fails at
+//!   once with "the path opener has exited". The kernel reaps them (SIGCHLD ignored).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags};
@@ -57,6 +57,9 @@ const MAX_REPLY: usize = 512;
 const MAX_THREADS: usize = 32;
 /// The refusal of anything but a request with its two descriptors.
 const MALFORMED: &str = "malformed request";
+/// How long an opener that ended a request without answering has to close its socket too,
+/// for the daemon to count it as exited and turn to the standby.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
 /// How long the daemon waits for the opener to take a request, and then for its answer.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -413,6 +416,87 @@ fn handle_malformed(mut fds: Vec<OwnedFd>) {
     }
 }
 
+/// What the opener needs of the sandbox beyond its short base list (recvmsg, sendmsg,
+/// readlinkat, fstat, threads and memory: `sys/seccomp.rs`): device-mapper's table ioctl,
+/// and read-only opens of /sys and the path nodes in /dev. No socket, connect, SG_IO or
+/// write.
+pub fn sandbox_needs() -> crate::daemon::sandbox::Needs {
+    crate::daemon::sandbox::Needs {
+        ioctls: vec![crate::sys::dm::DM_TABLE_STATUS],
+        read: vec!["/dev".into(), "/sys".into()],
+        ..Default::default()
+    }
+}
+
+/// How the multipath backend gets a path's descriptor when the daemon cannot open the node
+/// itself (`-u`/`-g`): handed to it at start-up in [`crate::backend::ExecOptions`], an
+/// [`Opener`] process in the daemon, a fake in tests.
+pub trait PathOpener: Send + Sync + std::fmt::Debug {
+    /// Path `req.path` of the map behind `map_fd`, without O_NONBLOCK.
+    ///
+    /// # Errors
+    /// Why it was not opened, for the daemon's log.
+    fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal>;
+}
+
+impl PathOpener for Opener {
+    fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal> {
+        Opener::open(self, map_fd, req)
+    }
+}
+
+/// The daemon's path openers: the one in use, then standbys forked beside it at start-up
+/// (before the privilege drop, which leaves the daemon unable to give a new one
+/// CAP_DAC_READ_SEARCH: so with the same limits), idle until the one before has exited. A
+/// request whose opener has exited goes to the next one; once none is left it fails as a
+/// lone opener's death does ("has exited ... until pr-helper is restarted").
+#[derive(Debug)]
+pub struct Openers {
+    openers: Vec<Opener>,
+    /// Index of the opener in use.
+    current: AtomicUsize,
+    /// With -v: the program name, to say when a standby takes over.
+    log_as: Option<String>,
+}
+
+impl Openers {
+    /// `openers` in the order they take over; `log_as`: the prefix of the -v line.
+    pub fn new(openers: Vec<Opener>, log_as: Option<String>) -> Openers {
+        Openers {
+            openers,
+            current: AtomicUsize::new(0),
+            log_as,
+        }
+    }
+}
+
+impl PathOpener for Openers {
+    fn open(&self, map_fd: BorrowedFd<'_>, req: OpenRequest) -> Result<OwnedFd, Refusal> {
+        loop {
+            let i = self.current.load(Ordering::Acquire);
+            let Some(opener) = self.openers.get(i) else {
+                return Err(refuse(libc::EPIPE, "no path opener"));
+            };
+            let result = opener.open(map_fd, req);
+            let gone = matches!(&result, Err(r) if r.errno == libc::EPIPE) && opener.exited();
+            let Some(next) = self.openers.get(i + 1).filter(|_| gone) else {
+                return result;
+            };
+            // One thread says it; the others, which saw the same death, just move on.
+            let moved =
+                self.current
+                    .compare_exchange(i, i + 1, Ordering::AcqRel, Ordering::Acquire);
+            if let (Ok(_), Some(prog)) = (moved, &self.log_as) {
+                crate::cli::argbytes::print_error(&format!(
+                    "{prog}: {} has exited: its standby, {}, opens paths from now on\n",
+                    opener.name(),
+                    next.name()
+                ));
+            }
+        }
+    }
+}
+
 /// The daemon's end of the opener's socket.
 #[derive(Debug)]
 pub struct Opener {
@@ -420,9 +504,9 @@ pub struct Opener {
     /// The opener's process id, for messages.
     pid: Option<i32>,
     timeout: Duration,
+    /// Seen to have exited ([`Opener::exited`]).
+    gone: AtomicBool,
 }
-
-static OPENER: OnceLock<Opener> = OnceLock::new();
 
 impl Opener {
     /// Wraps the daemon's end of the socketpair, with the opener's pid (for messages) and the
@@ -434,12 +518,32 @@ impl Opener {
         use rustix::net::sockopt::{Timeout, set_socket_timeout};
         // A request waits this long at most for room in the opener's queue.
         set_socket_timeout(&sock, Timeout::Send, Some(timeout))?;
-        Ok(Opener { sock, pid, timeout })
+        // Nothing is ever received on it: a receive is the check that the opener has exited.
+        set_socket_timeout(&sock, Timeout::Recv, Some(EXIT_GRACE))?;
+        Ok(Opener {
+            sock,
+            pid,
+            timeout,
+            gone: AtomicBool::new(false),
+        })
     }
 
-    /// Makes this the opener every multipath request uses (once; later calls are ignored).
-    pub fn install(self) {
-        let _ = OPENER.set(self);
+    /// Whether the opener has exited: its end of the socket is closed (a peek finds EOF; it
+    /// never sends on this socket, so nothing else is ever there to find). The peek waits
+    /// [`EXIT_GRACE`] at most: a process killed mid-request may close a request's reply
+    /// socket (a lower descriptor number) a moment before this one. Once seen, kept.
+    fn exited(&self) -> bool {
+        if self.gone.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let gone = match rustix::net::recv(&self.sock, &mut byte, RecvFlags::PEEK) {
+            Ok((0, _)) => true,
+            Ok(_) | Err(Errno::AGAIN | Errno::INTR) => false,
+            Err(_) => true,
+        };
+        self.gone.store(gone, Ordering::Release);
+        gone
     }
 
     /// "the path opener (pid N)".
@@ -505,11 +609,6 @@ impl Opener {
         clear_nonblock(fd.as_fd()).map_err(|e| refuse_io("path descriptor", &e.into()))?;
         Ok(fd)
     }
-}
-
-/// The installed opener, if the daemon started one (`-u`/`-g` with multipath support).
-pub fn get() -> Option<&'static Opener> {
-    OPENER.get()
 }
 
 #[cfg(test)]

@@ -50,6 +50,25 @@ pub enum Sink {
     Journal(PathBuf),
 }
 
+/// What `--audit` needs of the sandbox: the peer's /proc files and the device's /sys files,
+/// read-only; the peer's cgroup through its pidfd (`PIDFD_GET_INFO`) and a walk of
+/// /sys/fs/cgroup (getdents64) when /proc hides it; whether the peer still holds its pid
+/// (`pidfd_send_signal`, which the filter allows with signal 0 only); a record too large for
+/// one journal datagram in a sealed memfd (`memfd_create`, then `fcntl`'s F_ADD_SEALS and
+/// `sendmsg`, which the base list has).
+pub fn sandbox_needs() -> super::sandbox::Needs {
+    super::sandbox::Needs {
+        syscalls: vec![
+            libc::SYS_getdents64,
+            libc::SYS_memfd_create,
+            libc::SYS_pidfd_send_signal,
+        ],
+        ioctls: vec![crate::sys::ioctl_request(crate::sys::pidfd::PIDFD_GET_INFO)],
+        read: vec!["/proc".into(), "/sys".into()],
+        remove_in: Vec::new(),
+    }
+}
+
 /// What `--audit[=WORD,...]` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

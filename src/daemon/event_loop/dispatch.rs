@@ -82,6 +82,22 @@ impl Shared {
                 std::thread::park();
             }
         }
+        if let Some(path) = &self.opts.test_open {
+            let opened = rustix::fs::open(
+                path,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            );
+            let outcome = match opened {
+                Ok(_) => "opened".to_owned(),
+                Err(e) => crate::errors::strerror(&e.into()),
+            };
+            let path = crate::cli::argbytes::path(path);
+            print_error(&format!(
+                "{}: test open of {path}: {outcome}\n",
+                self.opts.prog
+            ));
+        }
         let pending = match &self.opts.audit {
             Some(a) if a.wants(&request.cdb) => Some(audit::Pending::capture(
                 &request.cdb,

@@ -95,6 +95,11 @@ pub struct LoopOptions {
     /// watchdog restart the service, and the next instance serve once FILE is gone. A
     /// test-only switch, as `PR_HELPER_TEST_SGIO_DELAY_MS`: nothing under packaging/ sets it.
     pub test_wedge: Option<std::path::PathBuf>,
+    /// `PR_HELPER_TEST_OPEN=PATH`: before each command, the thread that runs it opens PATH
+    /// read-only and prints the outcome ("test open of PATH: ..."), so that a test sees what
+    /// the sandbox lets a compromised daemon read (EACCES from Landlock for /etc/shadow).
+    /// Test-only, as `PR_HELPER_TEST_WEDGE_LOOP`: nothing under packaging/ sets it.
+    pub test_open: Option<std::path::PathBuf>,
 }
 
 /// Everything the threads change together, under one lock held only for bookkeeping (never

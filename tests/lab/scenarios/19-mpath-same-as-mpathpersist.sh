@@ -6,7 +6,15 @@
 . "$LAB_TESTS/lib.sh"
 C=$LAB_DEV_3_0
 [ -b "$MP" ] && [ -b "$C" ] || die "missing devices: $(cat /tmp/devs.sh)"
+# Each command's thread also tries to read a root-only file (test-only switch; the guest has
+# no /etc/shadow): no feature reads it, and the daemon's Landlock ruleset must refuse it
+# while the paths, sysfs, multipath.conf and multipathd work.
+SECRET=/tmp/pr-lab-secret
+echo secret >"$SECRET"
+chmod 600 "$SECRET"
+export PR_HELPER_TEST_OPEN=$SECRET
 ours_start -v
+unset PR_HELPER_TEST_OPEN
 # The unit attention DEV's next command gets ("asc/ascq"), or "none".
 pending_ua() {
     _o=$(prc --json -k "$1" 2>&1 || true)
@@ -73,3 +81,8 @@ diff /tmp/ours.steps /tmp/mpp.steps || die "our helper and mpathpersist left dif
 echo "  ok: same states through our helper and mpathpersist ($(wc -l </tmp/ours.steps) steps)"
 ours_stop
 cat "/tmp/ours.$LAB_SCENARIO.err"
+LOG=/tmp/ours.$LAB_SCENARIO.err
+grep -q "Landlock not in place" "$LOG" && die "no Landlock in the lab's kernel: $(grep Landlock "$LOG")"
+grep -q "test open of $SECRET: opened" "$LOG" && die "the sandboxed daemon read $SECRET"
+grep -q "test open of $SECRET: Permission denied" "$LOG" || die "no refused read of $SECRET in the log"
+echo "  ok: the daemon's reads of $SECRET were refused ($(grep -c "test open of $SECRET: Permission denied" "$LOG") times)"

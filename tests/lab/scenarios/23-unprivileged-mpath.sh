@@ -22,13 +22,17 @@ expect_eq "$(status_of "$OURS_PID" Groups)" "" "no supplementary groups"
 expect_eq "$(status_of "$OURS_PID" CapEff)" 0000000000220000 "the daemon's CapEff (CAP_SYS_RAWIO CAP_SYS_ADMIN)"
 expect_eq "$(status_of "$OURS_PID" CapBnd)" 0000000000000000 "the daemon's bounding set"
 expect_eq "$(status_of "$OURS_PID" Seccomp)" 2 "the daemon's seccomp filter"
-OPENER=$(children_of "$OURS_PID")
-[ -n "$OPENER" ] || die "no path opener under the daemon"
-expect_eq "$(status_of "$OPENER" Uid)" "65534 65534 65534 65534" "the opener's uids"
-expect_eq "$(status_of "$OPENER" CapEff)" 0000000000200004 "the opener's CapEff (CAP_SYS_ADMIN CAP_DAC_READ_SEARCH)"
-expect_eq "$(status_of "$OPENER" CapBnd)" 0000000000000000 "the opener's bounding set"
-expect_eq "$(status_of "$OPENER" Seccomp)" 2 "the opener's seccomp filter"
-expect_eq "$(ls /proc/"$OPENER"/fd | wc -l)" 5 "the opener holds stdio, its socket and /dev/mapper/control"
+# The path opener and its standby (forked beside it, with the same limits, to take over once
+# it has exited), in the order they were forked.
+OPENERS=$(children_of "$OURS_PID" | sort -n)
+expect_eq "$(echo $OPENERS | wc -w)" 2 "a path opener and its standby under the daemon"
+for OPENER in $OPENERS; do
+    expect_eq "$(status_of "$OPENER" Uid)" "65534 65534 65534 65534" "the opener's uids"
+    expect_eq "$(status_of "$OPENER" CapEff)" 0000000000200004 "the opener's CapEff (CAP_SYS_ADMIN CAP_DAC_READ_SEARCH)"
+    expect_eq "$(status_of "$OPENER" CapBnd)" 0000000000000000 "the opener's bounding set"
+    expect_eq "$(status_of "$OPENER" Seccomp)" 2 "the opener's seccomp filter"
+    expect_eq "$(ls /proc/"$OPENER"/fd | wc -l)" 5 "the opener holds stdio, its socket and /dev/mapper/control"
+done
 
 say "SG_IO on the LUN"
 ok prc -o -G -S 0xaa "$A"
@@ -125,49 +129,71 @@ expect_eq "$(keys_of "$A")" "0x77 0x77 " "registered on both paths without multi
 ok prc -o -C -K 0x77 "$MP"
 expect_eq "$(keys_of "$A")" "" "cleared"
 
-say "SIGTERM to the opener (as a stop sends it to the whole unit): it serves until the daemon ends"
-kill -TERM "$OPENER"
-# Blocked in the opener: SIGTERM (bit 15) stays pending in its shared pending set.
-w=0
-until [ $(( 0x$(status_of "$OPENER" ShdPnd) & 0x4000 )) -ne 0 ]; do
-    w=$((w + 1)); [ $w -gt 50 ] && die "SIGTERM not pending in the opener: $(status_of "$OPENER" ShdPnd)"; sleep 0.1
+say "SIGTERM to the openers (as a stop sends it to the whole unit): they serve until the daemon ends"
+for OPENER in $OPENERS; do
+    kill -TERM "$OPENER"
+    # Blocked in the opener: SIGTERM (bit 15) stays pending in its shared pending set.
+    w=0
+    until [ $(( 0x$(status_of "$OPENER" ShdPnd) & 0x4000 )) -ne 0 ]; do
+        w=$((w + 1)); [ $w -gt 50 ] && die "SIGTERM not pending in the opener: $(status_of "$OPENER" ShdPnd)"; sleep 0.1
+    done
+    # (A killed opener nobody reaps shows it pending too, as a zombie.)
+    case "$(status_of "$OPENER" State)" in
+    Z* | X*) die "the opener died of SIGTERM: $(status_of "$OPENER" State)" ;;
+    esac
+    echo "  ok: SIGTERM pending in opener $OPENER ($(status_of "$OPENER" ShdPnd)), which runs ($(status_of "$OPENER" State))"
 done
-# (A killed opener nobody reaps shows it pending too, as a zombie.)
-case "$(status_of "$OPENER" State)" in
-Z* | X*) die "the opener died of SIGTERM: $(status_of "$OPENER" State)" ;;
-esac
-echo "  ok: SIGTERM pending in the opener ($(status_of "$OPENER" ShdPnd)), which runs ($(status_of "$OPENER" State))"
 ok prc -o -G -S 0x77 "$MP"
 expect_eq "$(keys_of "$A")" "0x77 0x77 " "registered on both paths through the opener after its SIGTERM"
 ok prc -o -G -K 0x77 -S 0 "$MP"
-kill -0 "$OPENER" || die "the path opener died"
+for OPENER in $OPENERS; do kill -0 "$OPENER" || die "the path opener $OPENER died"; done
 ours_stop
-w=0
-while [ -d "/proc/$OPENER" ]; do w=$((w + 1)); [ $w -gt 50 ] && die "the path opener outlived the daemon"; sleep 0.1; done
-echo "  ok: the path opener ended with the daemon"
+for OPENER in $OPENERS; do
+    w=0
+    while [ -d "/proc/$OPENER" ]; do w=$((w + 1)); [ $w -gt 50 ] && die "the path opener $OPENER outlived the daemon"; sleep 0.1; done
+done
+echo "  ok: the path openers ended with the daemon"
 cp "/tmp/ours.$LAB_SCENARIO.err" "/tmp/ours.$LAB_SCENARIO.first.err"
 
-say "a path opener killed: reaped, and each request on the map fails at once, saying why"
+say "the path opener killed: reaped, and its standby serves the next request"
 ours_start_unit -u 65534 -g 65534 -v
-OPENER=$(children_of "$OURS_PID")
-[ -n "$OPENER" ] || die "no path opener under the daemon"
-kill -KILL "$OPENER"
-# The daemon ignores SIGCHLD: the kernel reaps the opener (a zombie would keep /proc/PID).
-w=0
-while [ -d "/proc/$OPENER" ]; do w=$((w + 1)); [ $w -gt 50 ] && die "the killed opener was not reaped"; sleep 0.1; done
-echo "  ok: the killed opener is gone from /proc"
+OPENERS=$(children_of "$OURS_PID" | sort -n)
+set -- $OPENERS
+PRIMARY=$1 STANDBY=$2
+[ -n "$PRIMARY" ] && [ -n "$STANDBY" ] || die "no path opener and standby under the daemon: '$OPENERS'"
+# Waits until /proc/PID is gone: the daemon ignores SIGCHLD, so the kernel reaps a dead opener
+# (a zombie would keep /proc/PID).
+reaped() {
+    w=0
+    while [ -d "/proc/$1" ]; do w=$((w + 1)); [ $w -gt 50 ] && die "the killed opener $1 was not reaped"; sleep 0.1; done
+    echo "  ok: the killed opener $1 is gone from /proc"
+}
+# Waits for a line of the daemon's -v log (written after the reply is sent).
+logged() {
+    w=0
+    until grep -q "$1" "/tmp/ours.$LAB_SCENARIO.err"; do
+        w=$((w + 1)); [ $w -gt 50 ] && die "no -v line with '$1'"; sleep 0.1
+    done
+    echo "  ok: the -v log says '$1'"
+}
+kill -KILL "$PRIMARY"
+reaped "$PRIMARY"
+ok prc -o -G -S 0x77 "$MP"
+expect_eq "$(keys_of "$A")" "0x77 0x77 " "registered on both paths through the standby"
+logged "path opener (pid $PRIMARY) has exited: its standby, the path opener (pid $STANDBY), opens paths"
+ok prc -o -G -K 0x77 -S 0 "$MP"
+expect_eq "$(keys_of "$A")" "" "unregistered through the standby"
+
+say "the standby killed too: each request on the map fails at once, saying why"
+kill -KILL "$STANDBY"
+reaped "$STANDBY"
 set +e
 prc -o -G -S 0x77 "$MP"
 rc=$?
 set -e
 [ "$rc" -ne 0 ] || die "REGISTER on the map succeeded without a path opener"
 expect_eq "$(keys_of "$A")" "" "nothing registered without the opener"
-# The -v lines are written after the reply is sent.
-w=0
-until grep -q "path opener (pid $OPENER) has exited" "/tmp/ours.$LAB_SCENARIO.err"; do
-    w=$((w + 1)); [ $w -gt 50 ] && die "no -v line saying the path opener has exited"; sleep 0.1
-done
-echo "  ok: the -v log says the path opener has exited"
+logged "path opener (pid $STANDBY) has exited"
 kill -0 "$OURS_PID" || die "the daemon died with its opener"
 ours_stop
 cat "/tmp/ours.$LAB_SCENARIO.err"

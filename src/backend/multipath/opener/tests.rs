@@ -369,3 +369,53 @@ fn paths_are_opened_nonblocking_and_handed_over_blocking() {
         server.join().unwrap();
     });
 }
+
+/// The opener in use serves, dies during a request (the request goes to the standby, which
+/// answers it), then the standby dies too: the next request fails at once, saying so.
+#[test]
+fn a_standby_takes_over_once_the_opener_has_exited() {
+    let (primary_end, primary_opener_end) = pair();
+    let (standby_end, standby_opener_end) = pair();
+    let primary = Opener::new(primary_end, Some(1111), ANSWER_TIMEOUT).unwrap();
+    let standby = Opener::new(standby_end, Some(2222), ANSWER_TIMEOUT).unwrap();
+    let openers = Openers::new(vec![primary, standby], None);
+    // A request that never comes fails the test instead of hanging it.
+    for end in [&primary_opener_end, &standby_opener_end] {
+        let wait = Some(Duration::from_secs(10));
+        rustix::net::sockopt::set_socket_timeout(end, rustix::net::sockopt::Timeout::Recv, wait)
+            .unwrap();
+    }
+    let fake = Fake::new();
+    let map_fd = open("/dev/null");
+    let serve_one = |sock: BorrowedFd<'_>| {
+        let fds = take_request(sock);
+        let [map, reply] = <[OwnedFd; 2]>::try_from(fds).unwrap();
+        handle(&fake, Some(req(dev(8, 0))), map, reply);
+    };
+    let zero = inode(open("/dev/zero").as_fd());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            serve_one(primary_opener_end.as_fd());
+            // Killed with the next request taken: its socket closes, then the request's.
+            let fds = take_request(primary_opener_end.as_fd());
+            drop(primary_opener_end);
+            drop(fds);
+        });
+        s.spawn(|| {
+            serve_one(standby_opener_end.as_fd());
+            drop(standby_opener_end);
+        });
+        for _ in 0..2 {
+            let fd = PathOpener::open(&openers, map_fd.as_fd(), req(dev(8, 0))).unwrap();
+            assert_eq!(inode(fd.as_fd()), zero);
+        }
+    });
+    assert_eq!(openers.current.load(Ordering::Acquire), 1);
+    let r = PathOpener::open(&openers, map_fd.as_fd(), req(dev(8, 0))).unwrap_err();
+    assert_eq!(r.errno, libc::EPIPE);
+    assert!(
+        r.message.contains("path opener (pid 2222) has exited"),
+        "{}",
+        r.message
+    );
+}
