@@ -31,6 +31,17 @@ if ! command -v cargo >/dev/null; then
     echo "run-all: no cargo on PATH: installing Debian's rustc-web 1.96 (bookworm-security)"
     apt_install -t bookworm-security rustc-web cargo-web rust-web-clippy rustfmt-web
 fi
+# packaging/build-static.sh (the README's first command) installs rustc-web and cargo-web
+# alone: cargo is then on PATH, and Debian's clippy and rustfmt still missing.
+if ! command -v rustup >/dev/null; then
+    tools=()
+    cargo fmt --version >/dev/null 2>&1 || tools+=(rustfmt-web)
+    cargo clippy --version >/dev/null 2>&1 || tools+=(rust-web-clippy)
+    if [ ${#tools[@]} -gt 0 ]; then
+        echo "run-all: installing ${tools[*]} (bookworm-security), for cargo fmt and cargo clippy"
+        apt_install -t bookworm-security "${tools[@]}"
+    fi
+fi
 rustc_version=$(rustc --version | awk '{ print $2 }')
 if [ "$(printf '%s\n' 1.85.0 "$rustc_version" | sort -V | head -1)" != 1.85.0 ]; then
     echo "run-all: rustc $rustc_version is older than 1.85 (Cargo.toml's rust-version)" >&2
