@@ -27,6 +27,7 @@ pub mod keys;
 pub mod multipathd;
 pub mod opener;
 pub mod pr;
+pub mod record;
 pub mod suspended;
 pub mod table;
 
@@ -146,6 +147,7 @@ pub fn run(
         }
     };
     let exec = RealPaths::new(map, req.device.as_fd(), &paths);
+    test_pause("start");
     let infos: Vec<PathInfo> = paths.iter().map(|p| p.info).collect();
     let daemon = multipathd::Socket;
     // PR OUT needs the map's configuration and key; PR IN neither.
@@ -395,6 +397,8 @@ pub fn parse_sysfs_link(link: &str) -> (Option<String>, Option<u32>) {
 /// The real paths: opened lazily, once per command, shared by the worker threads.
 struct RealPaths<'a> {
     map_name: &'a str,
+    /// The map's dm uuid, which names it in the record file ([`record`]) across a rename.
+    map_uuid: &'a str,
     /// The map as the client passed it, and its number: the path opener's proof (`-u`).
     map_fd: BorrowedFd<'a>,
     map_dev: DevNum,
@@ -408,6 +412,7 @@ impl<'a> RealPaths<'a> {
     fn new(map: &'a Map, map_fd: BorrowedFd<'a>, paths: &'a [PathDevice]) -> Self {
         RealPaths {
             map_name: &map.name,
+            map_uuid: &map.uuid,
             map_fd,
             map_dev: map.dev,
             paths,
@@ -617,9 +622,13 @@ impl PathExecutor for RealPaths<'_> {
     fn suspend(&self) -> bool {
         suspended::install_panic_hook();
         suspended::SUSPENDED.record(self.map_name);
+        record::note_suspend(self.map_uuid, self.map_name);
         let ok = dm::suspend_noflush(self.map_name).is_ok();
-        if !ok {
+        if ok {
+            test_pause("suspended");
+        } else {
             suspended::SUSPENDED.forget(self.map_name);
+            record::note_resume(self.map_uuid, self.map_name);
         }
         ok
     }
@@ -627,7 +636,36 @@ impl PathExecutor for RealPaths<'_> {
     fn resume(&self) -> bool {
         let ok = dm::resume(self.map_name).is_ok();
         suspended::SUSPENDED.forget(self.map_name);
+        // A map that would not resume stays in the record: the next daemon to start after
+        // this one tries again.
+        if ok {
+            record::note_resume(self.map_uuid, self.map_name);
+        }
         ok
+    }
+}
+
+/// Test only: `PR_HELPER_TEST_MPATH_PAUSE=STEP@FILE` holds a multipath request at STEP for
+/// as long as FILE exists, so that a lab scenario can bring a fault at that moment (kill the
+/// daemon, its path opener or multipathd) and then let the request go on by removing FILE.
+/// STEP is `start` (the map's paths found, none opened, multipathd not asked yet), `update`
+/// (before each command that changes multipathd's state, the paths' commands done) or
+/// `suspended` (the map just suspended to move a reservation). Nothing under packaging/ sets
+/// it; unset it costs an environment lookup per multipath request.
+pub fn test_pause(step: &str) {
+    let Some(value) = std::env::var_os("PR_HELPER_TEST_MPATH_PAUSE") else {
+        return;
+    };
+    let Some((at, file)) = value.to_str().and_then(|v| v.split_once('@')) else {
+        return;
+    };
+    if at != step {
+        return;
+    }
+    let file = std::path::Path::new(file);
+    // The sandbox allows stat and sleeps; a file is what the scenario controls.
+    while file.exists() {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

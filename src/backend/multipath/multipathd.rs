@@ -217,6 +217,9 @@ pub fn command_at(names: &[String], cmd: &str) -> io::Result<String> {
 
 impl Multipathd for Socket {
     fn command(&self, cmd: &str) -> io::Result<String> {
+        if cmd.starts_with("set") || cmd.starts_with("unset") {
+            super::test_pause("update");
+        }
         command_at(socket_names(), cmd)
     }
 }
