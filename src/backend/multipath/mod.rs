@@ -33,7 +33,7 @@ pub mod table;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
 use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, fail_with};
@@ -53,6 +53,13 @@ use table::DevNum;
 const PATH_TIMEOUT_MS: u32 = 2000;
 /// Per-path retries on UNIT ATTENTION and "becoming ready" (`MAXRETRY`).
 const MAX_RETRY: usize = 5;
+/// The longest a map stays suspended while a reservation moves between its paths: a path
+/// whose commands hang in the kernel (a target that never answers, SCSI error handling
+/// waiting on it) must not hold every write of the VM for as long. Past it the map is
+/// resumed while the command still waits: the VM's I/O may then meet a path not registered
+/// yet (RESERVATION CONFLICT, an error it sees) rather than wait without end. Normal moves
+/// take well under a second; each path command has a 2 s timeout and multipathd 4 s.
+const SUSPEND_DEADLINE: Duration = Duration::from_secs(15);
 /// The dm uuid prefix of maps multipathd made (`UUID_PREFIX`).
 const UUID_PREFIX: &str = "mpath-";
 /// `MPATH_MX_TIDS`: transport IDs the C helper accepts in one parameter list.
@@ -406,6 +413,31 @@ struct RealPaths<'a> {
     fds: Vec<OnceLock<Option<OwnedFd>>>,
     /// Paths that could not be opened, and why, for the report.
     problems: std::sync::Mutex<Vec<String>>,
+    /// The suspension in progress: the thread that resumes the map at [`SUSPEND_DEADLINE`].
+    deadline: std::sync::Mutex<Option<(Arc<Deadline>, std::thread::JoinHandle<()>)>>,
+}
+
+/// Between a suspension's watcher thread and the request that suspended the map.
+#[derive(Debug, Default)]
+struct Deadline {
+    /// (the request resumed the map, the watcher resumed it at the deadline)
+    state: std::sync::Mutex<(bool, bool)>,
+    wake: std::sync::Condvar,
+}
+
+impl Deadline {
+    /// The watcher: waits until the request resumes the map or the deadline passes; then
+    /// resumes it itself (under the lock, so never at the same time as the request).
+    fn watch(&self, deadline: Duration, resume: impl FnOnce() -> bool) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut state, _) = self
+            .wake
+            .wait_timeout_while(state, deadline, |s| !s.0)
+            .unwrap_or_else(PoisonError::into_inner);
+        if !state.0 && resume() {
+            state.1 = true;
+        }
+    }
 }
 
 impl<'a> RealPaths<'a> {
@@ -418,6 +450,31 @@ impl<'a> RealPaths<'a> {
             paths,
             fds: paths.iter().map(|_| OnceLock::new()).collect(),
             problems: std::sync::Mutex::new(Vec::new()),
+            deadline: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts the thread that resumes the map at [`SUSPEND_DEADLINE`] if the request has not.
+    /// Without a thread (none could be made) the map waits for the request, as before.
+    fn watch_deadline(&self) {
+        let deadline = Arc::new(Deadline::default());
+        let (uuid, name) = (self.map_uuid.to_owned(), self.map_name.to_owned());
+        let watcher = Arc::clone(&deadline);
+        let thread = std::thread::Builder::new()
+            .name("mpath-suspend".into())
+            .spawn(move || {
+                watcher.watch(SUSPEND_DEADLINE, || {
+                    let ok = dm::resume(&name).is_ok();
+                    if ok {
+                        suspended::SUSPENDED.forget(&name);
+                        record::note_resume(&uuid, &name);
+                    }
+                    ok
+                });
+            });
+        if let Ok(thread) = thread {
+            *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((deadline, thread));
         }
     }
 
@@ -625,6 +682,7 @@ impl PathExecutor for RealPaths<'_> {
         record::note_suspend(self.map_uuid, self.map_name);
         let ok = dm::suspend_noflush(self.map_name).is_ok();
         if ok {
+            self.watch_deadline();
             test_pause("suspended");
         } else {
             suspended::SUSPENDED.forget(self.map_name);
@@ -634,6 +692,36 @@ impl PathExecutor for RealPaths<'_> {
     }
 
     fn resume(&self) -> bool {
+        let watcher = self
+            .deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut early = false;
+        if let Some((deadline, thread)) = watcher {
+            let mut state = deadline
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            state.0 = true;
+            early = state.1;
+            drop(state);
+            deadline.wake.notify_all();
+            let _ = thread.join();
+        }
+        if early {
+            let problem = format!(
+                "map {} resumed after {} s while a reservation was being moved between its \
+                 paths (a path command did not return)",
+                self.map_name,
+                SUSPEND_DEADLINE.as_secs()
+            );
+            if let Ok(mut problems) = self.problems.lock() {
+                problems.push(problem);
+            }
+            // Resumed and recorded by the watcher; the request's own resume is a no-op.
+            return dm::resume(self.map_name).is_ok();
+        }
         let ok = dm::resume(self.map_name).is_ok();
         suspended::SUSPENDED.forget(self.map_name);
         // A map that would not resume stays in the record: the next daemon to start after
@@ -648,9 +736,9 @@ impl PathExecutor for RealPaths<'_> {
 /// Test only: `PR_HELPER_TEST_MPATH_PAUSE=STEP@FILE` holds a multipath request at STEP for
 /// as long as FILE exists, so that a lab scenario can bring a fault at that moment (kill the
 /// daemon, its path opener or multipathd) and then let the request go on by removing FILE.
-/// STEP is `start` (the map's paths found, none opened, multipathd not asked yet), `update`
-/// (before each command that changes multipathd's state, the paths' commands done) or
-/// `suspended` (the map just suspended to move a reservation). Nothing under packaging/ sets
+/// STEP is `start` (the map's paths found, none opened, multipathd not asked yet),
+/// `suspended` (the map just suspended to move a reservation), or the verb of a command to
+/// multipathd, held before it is sent (`setprstatus`: after a REGISTER's path commands). Nothing under packaging/ sets
 /// it; unset it costs an environment lookup per multipath request.
 pub fn test_pause(step: &str) {
     let Some(value) = std::env::var_os("PR_HELPER_TEST_MPATH_PAUSE") else {
@@ -672,6 +760,40 @@ pub fn test_pause(step: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Past the deadline the watcher resumes the map and says so; a request that resumed
+    /// first leaves it nothing to do, however long it waited.
+    #[test]
+    fn the_suspension_deadline_resumes_only_a_map_the_request_has_not() {
+        let late = Deadline::default();
+        let mut called = false;
+        late.watch(Duration::ZERO, || {
+            called = true;
+            true
+        });
+        assert!(called);
+        assert_eq!(*late.state.lock().unwrap(), (false, true));
+
+        let done = Deadline::default();
+        done.state.lock().unwrap().0 = true;
+        done.watch(Duration::from_secs(3600), || {
+            panic!("resumed a resumed map")
+        });
+        assert_eq!(*done.state.lock().unwrap(), (true, false));
+
+        // The request resumes while the watcher waits: woken, it resumes nothing.
+        let racing = Arc::new(Deadline::default());
+        let watcher = Arc::clone(&racing);
+        let t = std::thread::spawn(move || {
+            watcher.watch(Duration::from_secs(3600), || {
+                panic!("resumed a resumed map")
+            })
+        });
+        racing.state.lock().unwrap().0 = true;
+        racing.wake.notify_all();
+        t.join().unwrap();
+        assert_eq!(*racing.state.lock().unwrap(), (true, false));
+    }
 
     #[test]
     fn sysfs_links() {
