@@ -1,5 +1,5 @@
 # lab-topology: mpath=1
-# lab-weight: 90
+# lab-weight: 120
 # lab-timeout: 420
 # Faults at the multipath layer, each brought at a chosen moment of a request
 # (PR_HELPER_TEST_MPATH_PAUSE=STEP@FILE holds the request at STEP while FILE exists): for each,
