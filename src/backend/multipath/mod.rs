@@ -682,8 +682,10 @@ impl PathExecutor for RealPaths<'_> {
         record::note_suspend(self.map_uuid, self.map_name);
         let ok = dm::suspend_noflush(self.map_name).is_ok();
         if ok {
-            self.watch_deadline();
+            // The pause first: a scenario that kills the daemon there must find the map
+            // still suspended however slow its VM is.
             test_pause("suspended");
+            self.watch_deadline();
         } else {
             suspended::SUSPENDED.forget(self.map_name);
             record::note_resume(self.map_uuid, self.map_name);
