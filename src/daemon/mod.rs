@@ -238,6 +238,7 @@ fn start_and_serve(
     let remove: Vec<&std::path::Path> = [
         listener.as_ref().and_then(Listener::path),
         pidfile.as_ref().map(pidfile::Pidfile::path),
+        crate::backend::multipath::record::installed_path(),
     ]
     .into_iter()
     .flatten()
@@ -323,6 +324,11 @@ fn start_multipath(config: &Config) -> Result<Option<Arc<dyn PathOpener>>, Error
             argbytes::print_error(&format!("{prog}: multipath support off: {e}\n"));
         }
     }
+    if sys::dm::control_raw_fd().is_some() {
+        // Before the opener's fork, which must not inherit the record's lock as its own (it
+        // closes the descriptor), and while still root: the directory is root's.
+        recover_suspended_maps(config);
+    }
     if sys::dm::control_raw_fd().is_some() && needs_path_opener(config) {
         // A standby beside it, forked now because after the drop the daemon cannot give a
         // new opener CAP_DAC_READ_SEARCH: it idles until the first has exited.
@@ -339,6 +345,70 @@ fn start_multipath(config: &Config) -> Result<Option<Arc<dyn PathOpener>>, Error
 fn verbose_note(config: &Config, note: &str) {
     if config.verbose >= 2 {
         argbytes::print_error(&format!("{}: {note}\n", config.prog));
+    }
+}
+
+/// Resumes the maps a killed pr-helper left suspended, warns about other suspended multipath
+/// maps, and makes this daemon's record of the maps it suspends
+/// (`backend::multipath::record`). Nothing here stops the start: without a record, a map
+/// left suspended by a kill needs `dmsetup resume`, as before.
+fn recover_suspended_maps(config: &Config) {
+    use crate::backend::multipath::record;
+    let prog = &config.prog;
+    let say = |line: String| argbytes::print_error(&format!("{prog}: {line}\n"));
+    let dir = std::path::Path::new(record::DIR);
+    let found = record::recover(dir, &record::SysMaps);
+    for (name, file) in &found.resumed {
+        let file = argbytes::path(file);
+        say(format!(
+            "resumed multipath map {name}: a pr-helper that died while moving a reservation \
+             left it suspended (its record: {file})"
+        ));
+    }
+    for (name, file, e) in &found.failed {
+        let (file, e) = (argbytes::path(file), strerror(e));
+        say(format!(
+            "cannot resume multipath map {name}, left suspended by a pr-helper that died \
+             (its record: {file}): {e}; its I/O waits until `dmsetup resume {name}`"
+        ));
+    }
+    for name in &found.others {
+        say(format!(
+            "warning: multipath map {name} is suspended, and no pr-helper's record says it \
+             suspended it: left alone; its I/O waits until it is resumed (`dmsetup resume \
+             {name}` once whoever suspended it is done)"
+        ));
+    }
+    if config.verbose >= 2 {
+        for name in &found.live {
+            say(format!(
+                "multipath map {name} is suspended by a running pr-helper moving a reservation"
+            ));
+        }
+        for (file, e) in &found.problems {
+            let (file, e) = (argbytes::path(file), strerror(e));
+            say(format!("record of suspended maps {file}: {e}"));
+        }
+    }
+    match record::Record::create(dir) {
+        Ok(rec) => {
+            if config.verbose >= 2 {
+                let file = argbytes::path(rec.path());
+                say(format!(
+                    "maps suspended to move a reservation are recorded in {file}"
+                ));
+            }
+            rec.install();
+        }
+        Err(e) if config.verbose >= 2 => {
+            let e = strerror(&e);
+            say(format!(
+                "no record of suspended maps in {}: {e}: a map this daemon leaves suspended \
+                 if it is killed while moving a reservation will need `dmsetup resume`",
+                record::DIR
+            ));
+        }
+        Err(_) => {}
     }
 }
 
@@ -383,6 +453,7 @@ fn report_at_exit(
     audit: Option<&audit::Audit>,
     unlink_failure: Option<(PathBuf, io::Error)>,
 ) {
+    crate::backend::multipath::record::finish();
     if let Some(audit) = audit {
         audit.flush();
     }

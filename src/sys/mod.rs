@@ -3,8 +3,9 @@
 //! rustix covers sockets, epoll, files and capabilities. What is left is the SG_IO ioctl
 //! (its header carries raw pointers), the process-wide signal mask with signalfd, fork for
 //! `--daemon` and the path opener, the capability bounding set past rustix's enum,
-//! environment removal (unsafe since Rust 2024), adopting systemd's inherited socket and
-//! closing what the path opener inherited. Each wrapper is safe to call.
+//! environment removal (unsafe since Rust 2024), adopting systemd's inherited socket,
+//! closing what the path opener inherited and open file description locks (rustix's
+//! `fcntl_lock` takes process-associated ones). Each wrapper is safe to call.
 #![allow(unsafe_code)]
 
 pub mod blkpr;
@@ -16,7 +17,7 @@ pub mod sg;
 pub mod signals;
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
 /// An ioctl request as the kernel reads it (`unsigned int cmd`) and as the seccomp filter
 /// compares it. rustix's `Opcode` is `u32` where it issues system calls itself (x86_64,
@@ -133,6 +134,31 @@ pub fn set_cloexec_by_number(fd: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Takes a write lock on the whole file behind `fd` that belongs to its open file description
+/// (`F_OFD_SETLK`): it lasts until the last descriptor of that description is closed, a
+/// forked child's copy closed or not, and conflicts with any other open of the file, in this
+/// process too (a POSIX lock would not). `Ok(false)` when another description holds a lock.
+///
+/// # Errors
+/// The fcntl's errno but EAGAIN/EACCES (e.g. `EINVAL` on a kernel older than 3.15).
+pub fn ofd_write_lock(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: flock is plain data; all zero is a valid value (l_start 0, l_len 0: the whole
+    // file; l_pid must be 0 for OFD locks).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    // SAFETY: F_OFD_SETLK reads the flock we pass, which lives across the call.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
 }
 
 /// Closes every descriptor from 3 up except those in `keep`, in a process just forked from

@@ -27,12 +27,13 @@ pub mod keys;
 pub mod multipathd;
 pub mod opener;
 pub mod pr;
+pub mod record;
 pub mod suspended;
 pub mod table;
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
 use super::{BlockDevice, ExecOptions, Outcome, Request, clip_payload, fail_with};
@@ -52,6 +53,13 @@ use table::DevNum;
 const PATH_TIMEOUT_MS: u32 = 2000;
 /// Per-path retries on UNIT ATTENTION and "becoming ready" (`MAXRETRY`).
 const MAX_RETRY: usize = 5;
+/// The longest a map stays suspended while a reservation moves between its paths: a path
+/// whose commands hang in the kernel (a target that never answers, SCSI error handling
+/// waiting on it) must not hold every write of the VM for as long. Past it the map is
+/// resumed while the command still waits: the VM's I/O may then meet a path not registered
+/// yet (RESERVATION CONFLICT, an error it sees) rather than wait without end. Normal moves
+/// take well under a second; each path command has a 2 s timeout and multipathd 4 s.
+const SUSPEND_DEADLINE: Duration = Duration::from_secs(15);
 /// The dm uuid prefix of maps multipathd made (`UUID_PREFIX`).
 const UUID_PREFIX: &str = "mpath-";
 /// `MPATH_MX_TIDS`: transport IDs the C helper accepts in one parameter list.
@@ -173,6 +181,7 @@ pub fn run(
         }
     };
     let exec = RealPaths::new(map, req.device.as_fd(), &paths, opts.path_opener.as_deref());
+    test_pause("start");
     let infos: Vec<PathInfo> = paths.iter().map(|p| p.info).collect();
     let daemon = multipathd::Socket;
     // PR OUT needs the map's configuration and key; PR IN neither.
@@ -422,6 +431,8 @@ pub fn parse_sysfs_link(link: &str) -> (Option<String>, Option<u32>) {
 /// The real paths: opened lazily, once per command, shared by the worker threads.
 struct RealPaths<'a> {
     map_name: &'a str,
+    /// The map's dm uuid, which names it in the record file ([`record`]) across a rename.
+    map_uuid: &'a str,
     /// The map as the client passed it, and its number: the path opener's proof (`-u`).
     map_fd: BorrowedFd<'a>,
     map_dev: DevNum,
@@ -431,6 +442,31 @@ struct RealPaths<'a> {
     fds: Vec<OnceLock<Option<OwnedFd>>>,
     /// Paths that could not be opened, and why, for the report.
     problems: std::sync::Mutex<Vec<String>>,
+    /// The suspension in progress: the thread that resumes the map at [`SUSPEND_DEADLINE`].
+    deadline: std::sync::Mutex<Option<(Arc<Deadline>, std::thread::JoinHandle<()>)>>,
+}
+
+/// Between a suspension's watcher thread and the request that suspended the map.
+#[derive(Debug, Default)]
+struct Deadline {
+    /// (the request resumed the map, the watcher resumed it at the deadline)
+    state: std::sync::Mutex<(bool, bool)>,
+    wake: std::sync::Condvar,
+}
+
+impl Deadline {
+    /// The watcher: waits until the request resumes the map or the deadline passes; then
+    /// resumes it itself (under the lock, so never at the same time as the request).
+    fn watch(&self, deadline: Duration, resume: impl FnOnce() -> bool) {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut state, _) = self
+            .wake
+            .wait_timeout_while(state, deadline, |s| !s.0)
+            .unwrap_or_else(PoisonError::into_inner);
+        if !state.0 && resume() {
+            state.1 = true;
+        }
+    }
 }
 
 impl<'a> RealPaths<'a> {
@@ -442,12 +478,38 @@ impl<'a> RealPaths<'a> {
     ) -> Self {
         RealPaths {
             map_name: &map.name,
+            map_uuid: &map.uuid,
             map_fd,
             map_dev: map.dev,
             paths,
             opener,
             fds: paths.iter().map(|_| OnceLock::new()).collect(),
             problems: std::sync::Mutex::new(Vec::new()),
+            deadline: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts the thread that resumes the map at [`SUSPEND_DEADLINE`] if the request has not.
+    /// Without a thread (none could be made) the map waits for the request, as before.
+    fn watch_deadline(&self) {
+        let deadline = Arc::new(Deadline::default());
+        let (uuid, name) = (self.map_uuid.to_owned(), self.map_name.to_owned());
+        let watcher = Arc::clone(&deadline);
+        let thread = std::thread::Builder::new()
+            .name("mpath-suspend".into())
+            .spawn(move || {
+                watcher.watch(SUSPEND_DEADLINE, || {
+                    let ok = dm::resume(&name).is_ok();
+                    if ok {
+                        suspended::SUSPENDED.forget(&name);
+                        record::note_resume(&uuid, &name);
+                    }
+                    ok
+                });
+            });
+        if let Ok(thread) = thread {
+            *self.deadline.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((deadline, thread));
         }
     }
 
@@ -652,17 +714,83 @@ impl PathExecutor for RealPaths<'_> {
     fn suspend(&self) -> bool {
         suspended::install_panic_hook();
         suspended::SUSPENDED.record(self.map_name);
+        record::note_suspend(self.map_uuid, self.map_name);
         let ok = dm::suspend_noflush(self.map_name).is_ok();
-        if !ok {
+        if ok {
+            // The pause first: a scenario that kills the daemon there must find the map
+            // still suspended however slow its VM is.
+            test_pause("suspended");
+            self.watch_deadline();
+        } else {
             suspended::SUSPENDED.forget(self.map_name);
+            record::note_resume(self.map_uuid, self.map_name);
         }
         ok
     }
 
     fn resume(&self) -> bool {
+        let watcher = self
+            .deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let mut early = false;
+        if let Some((deadline, thread)) = watcher {
+            let mut state = deadline
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            state.0 = true;
+            early = state.1;
+            drop(state);
+            deadline.wake.notify_all();
+            let _ = thread.join();
+        }
+        if early {
+            let problem = format!(
+                "map {} resumed after {} s while a reservation was being moved between its \
+                 paths (a path command did not return)",
+                self.map_name,
+                SUSPEND_DEADLINE.as_secs()
+            );
+            if let Ok(mut problems) = self.problems.lock() {
+                problems.push(problem);
+            }
+            // Resumed and recorded by the watcher; the request's own resume is a no-op.
+            return dm::resume(self.map_name).is_ok();
+        }
         let ok = dm::resume(self.map_name).is_ok();
         suspended::SUSPENDED.forget(self.map_name);
+        // A map that would not resume stays in the record: the next daemon to start after
+        // this one tries again.
+        if ok {
+            record::note_resume(self.map_uuid, self.map_name);
+        }
         ok
+    }
+}
+
+/// Test only: `PR_HELPER_TEST_MPATH_PAUSE=STEP@FILE` holds a multipath request at STEP for
+/// as long as FILE exists, so that a lab scenario can bring a fault at that moment (kill the
+/// daemon, its path opener or multipathd) and then let the request go on by removing FILE.
+/// STEP is `start` (the map's paths found, none opened, multipathd not asked yet),
+/// `suspended` (the map just suspended to move a reservation), or the verb of a command to
+/// multipathd, held before it is sent (`setprstatus`: after a REGISTER's path commands). Nothing under packaging/ sets
+/// it; unset it costs an environment lookup per multipath request.
+pub fn test_pause(step: &str) {
+    let Some(value) = std::env::var_os("PR_HELPER_TEST_MPATH_PAUSE") else {
+        return;
+    };
+    let Some((at, file)) = value.to_str().and_then(|v| v.split_once('@')) else {
+        return;
+    };
+    if at != step {
+        return;
+    }
+    let file = std::path::Path::new(file);
+    // The sandbox allows stat and sleeps; a file is what the scenario controls.
+    while file.exists() {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -729,6 +857,40 @@ mod tests {
             problems[0].contains("cannot open /dev/no-such-node-16"),
             "{problems:?}"
         );
+    }
+
+    /// Past the deadline the watcher resumes the map and says so; a request that resumed
+    /// first leaves it nothing to do, however long it waited.
+    #[test]
+    fn the_suspension_deadline_resumes_only_a_map_the_request_has_not() {
+        let late = Deadline::default();
+        let mut called = false;
+        late.watch(Duration::ZERO, || {
+            called = true;
+            true
+        });
+        assert!(called);
+        assert_eq!(*late.state.lock().unwrap(), (false, true));
+
+        let done = Deadline::default();
+        done.state.lock().unwrap().0 = true;
+        done.watch(Duration::from_secs(3600), || {
+            panic!("resumed a resumed map")
+        });
+        assert_eq!(*done.state.lock().unwrap(), (true, false));
+
+        // The request resumes while the watcher waits: woken, it resumes nothing.
+        let racing = Arc::new(Deadline::default());
+        let watcher = Arc::clone(&racing);
+        let t = std::thread::spawn(move || {
+            watcher.watch(Duration::from_secs(3600), || {
+                panic!("resumed a resumed map")
+            })
+        });
+        racing.state.lock().unwrap().0 = true;
+        racing.wake.notify_all();
+        t.join().unwrap();
+        assert_eq!(*racing.state.lock().unwrap(), (true, false));
     }
 
     #[test]

@@ -217,6 +217,8 @@ pub fn command_at(names: &[String], cmd: &str) -> io::Result<String> {
 
 impl Multipathd for Socket {
     fn command(&self, cmd: &str) -> io::Result<String> {
+        // The test pause's step is the command's verb (`setprstatus`, `getprkey`, ...).
+        super::test_pause(cmd.split(' ').next().unwrap_or_default());
         command_at(socket_names(), cmd)
     }
 }

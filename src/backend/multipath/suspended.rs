@@ -6,12 +6,11 @@
 //! (`panic = "abort"`), which runs none, so the panic hook installed here resumes every map
 //! recorded as suspended by this process before the abort.
 //!
-//! Only maps this process suspended are resumed: a map found suspended at start-up is not
-//! touched, because device-mapper does not say who suspended it (an administrator's
-//! `dmsetup suspend`, LVM or multipathd reloading a table); resuming those would undo
-//! someone else's work. So a daemon killed with SIGKILL (or by the OOM killer) in the window
-//! leaves the map suspended, and the map needs `dmsetup resume NAME`, as with
-//! libmpathpersist.
+//! A daemon killed with SIGKILL (or by the OOM killer) in the window runs neither; the record
+//! file of [`super::record`] tells the next daemon to start which maps it left suspended.
+//! Other maps found suspended are not touched, because device-mapper does not say who
+//! suspended them (an administrator's `dmsetup suspend`, LVM or multipathd reloading a
+//! table); resuming those would undo someone else's work.
 
 use std::sync::{Mutex, Once, PoisonError, TryLockError};
 

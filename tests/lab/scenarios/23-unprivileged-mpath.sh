@@ -16,6 +16,9 @@ echo "  ok: uid 65534 cannot open $A"
 say "the daemon under the unit's bounding set, -u 65534 -g 65534"
 echo "bounding set: $(unit_bounding_set)"
 ours_start_unit -u 65534 -g 65534 -v
+# The socket is published before the opener is forked and the sandbox installed: wait for
+# the sandbox, start-up's last step.
+expect_sandboxed "$OURS_PID"
 expect_eq "$(status_of "$OURS_PID" Uid)" "65534 65534 65534 65534" "the daemon's uids"
 expect_eq "$(status_of "$OURS_PID" Gid)" "65534 65534 65534 65534" "the daemon's gids"
 expect_eq "$(status_of "$OURS_PID" Groups)" "" "no supplementary groups"
@@ -157,6 +160,7 @@ cp "/tmp/ours.$LAB_SCENARIO.err" "/tmp/ours.$LAB_SCENARIO.first.err"
 
 say "the path opener killed: reaped, and its standby serves the next request"
 ours_start_unit -u 65534 -g 65534 -v
+expect_sandboxed "$OURS_PID"
 OPENERS=$(children_of "$OURS_PID" | sort -n)
 set -- $OPENERS
 PRIMARY=$1 STANDBY=$2

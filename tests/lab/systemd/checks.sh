@@ -212,6 +212,10 @@ CONF
         P1=$(show qemu-pr-helper.service MainPID)
         I1=$(stat -c %i $SOCK)
         [ "$P1" -gt 0 ] || die "no main PID"
+        # The record of the maps it suspends (RuntimeDirectory=, /run being read-only to it).
+        ls -l /run/qemu-pr-helper/ || die "no /run/qemu-pr-helper: RuntimeDirectory= missing?"
+        [ -e "/run/qemu-pr-helper/suspended-maps.$P1" ] || die "the service has no record of suspended maps"
+        echo "  ok: /run/qemu-pr-helper/suspended-maps.$P1, the record of the running service"
         ok systemctl kill -s KILL qemu-pr-helper.service
         wait_for 60 "restarted (NRestarts=1, active)" sh -c '[ "$(systemctl show -P NRestarts qemu-pr-helper.service)" = 1 ] && [ "$(systemctl show -P ActiveState qemu-pr-helper.service)" = active ]'
         P2=$(show qemu-pr-helper.service MainPID)
@@ -219,6 +223,12 @@ CONF
         echo "  ok: main PID $P1 -> $P2"
         ok prc -k "$A"
         expect_in "there are NO registered reservation keys" "the next client is served"
+        # RuntimeDirectoryPreserve=restart: the restarted instance found the killed one's
+        # record (and would have resumed a map it left suspended), then removed it.
+        ls -l /run/qemu-pr-helper/
+        [ -e "/run/qemu-pr-helper/suspended-maps.$P2" ] || die "the restarted service has no record"
+        [ ! -e "/run/qemu-pr-helper/suspended-maps.$P1" ] || die "the killed instance's record is still there: the restarted one did not read it"
+        echo "  ok: the restarted instance took over the killed one's record"
         OUT=$(journalctl -b -u qemu-pr-helper.service --no-pager)
         expect_in "code=killed, status=9/KILL" "the journal has the kill"
         expect_in "Scheduled restart job" "the journal has the restart"
@@ -266,6 +276,12 @@ UNIT
         echo "  ok: main PID $P1 -> $P2"
         ok prc -k "$A"
         expect_in "there are NO registered reservation keys" "the next client is served"
+        # RuntimeDirectoryPreserve=restart: the restarted instance found the killed one's
+        # record (and would have resumed a map it left suspended), then removed it.
+        ls -l /run/qemu-pr-helper/
+        [ -e "/run/qemu-pr-helper/suspended-maps.$P2" ] || die "the restarted service has no record"
+        [ ! -e "/run/qemu-pr-helper/suspended-maps.$P1" ] || die "the killed instance's record is still there: the restarted one did not read it"
+        echo "  ok: the restarted instance took over the killed one's record"
         OUT=$(journalctl -b --since "$since" -u qemu-pr-helper.service --no-pager)
         echo "$OUT" | grep -iE 'watchdog|ABRT|restart' | sed 's/^/  journal| /' || true
         expect_in "Watchdog timeout" "the journal has the watchdog's timeout"
