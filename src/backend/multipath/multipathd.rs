@@ -332,7 +332,15 @@ mod tests {
     fn start_impostor(name: &str) -> Impostor {
         use std::io::BufRead as _;
         use std::os::unix::process::CommandExt as _;
-        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        let root = rustix::process::getuid().is_root();
+        // As nobody, this binary may be out of reach (a clone in root's 0700 home): a copy in
+        // a directory anyone can enter is run instead.
+        let copy = root.then(|| copy_for_anyone(&std::env::current_exe().unwrap()));
+        let exe = copy.as_ref().map_or_else(
+            || std::env::current_exe().unwrap(),
+            |dir| dir.join("impostor"),
+        );
+        let mut cmd = std::process::Command::new(exe);
         cmd.args(["--exact", "--nocapture", "--test-threads=1"])
             .arg("backend::multipath::multipathd::tests::an_unprivileged_impostor_is_refused")
             .env(IMPOSTOR_ENV, name)
@@ -341,7 +349,7 @@ mod tests {
             cmd.args(["-Z", "unstable-options", "--force-run-in-process"])
                 .env("RUSTC_BOOTSTRAP", "1");
         }
-        if rustix::process::getuid().is_root() {
+        if root {
             cmd.uid(65534).gid(65534);
         }
         let mut child = cmd.spawn().unwrap();
@@ -352,12 +360,34 @@ mod tests {
             let n = out.read_line(&mut line).unwrap();
             assert_ne!(n, 0, "the impostor ended before listening");
         }
-        Impostor { child, out }
+        Impostor { child, out, copy }
+    }
+
+    /// A directory (mode 0755, in the temporary directory) holding `exe` as `impostor`.
+    fn copy_for_anyone(exe: &std::path::Path) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("pr-helper-impostor.{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("impostor");
+        std::fs::copy(exe, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
     }
 
     struct Impostor {
         child: std::process::Child,
         out: std::io::BufReader<std::process::ChildStdout>,
+        /// The directory of the binary's copy, removed with the impostor.
+        copy: Option<std::path::PathBuf>,
+    }
+
+    impl Drop for Impostor {
+        fn drop(&mut self) {
+            if let Some(dir) = &self.copy {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 
     impl Impostor {
