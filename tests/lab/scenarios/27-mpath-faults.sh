@@ -12,7 +12,8 @@
 #   2. a path failing between REGISTER and RESERVE (ours, then mpathpersist)
 #   3. multipathd stopped while a REGISTER is between its path commands and setprstatus, and
 #      started again
-#   4. the path opener (-u) killed while a request is in flight, before it opened the paths
+#   4. the path opener (-u) killed while a request is in flight, before it opened the paths:
+#      its standby serves the request; then the standby killed the same way
 #   5. a hung LUN during PREEMPT: LIO's APTPL file, which it rewrites on every PR OUT once
 #      APTPL is on, made a full FIFO, so PR OUT blocks in the kernel (and the SCSI abort of
 #      the timed-out command with it) until the scenario drains it (ours, then mpathpersist)
@@ -225,29 +226,52 @@ touch $PAUSE
 export PR_HELPER_TEST_MPATH_PAUSE=start@$PAUSE
 ours_start_unit -u 65534 -g 65534 -v
 unset PR_HELPER_TEST_MPATH_PAUSE
-# The socket is published before the opener is forked: the sandbox comes after both.
+# The socket is published before the openers are forked: the sandbox comes after both.
 started
-OPENER=$(children_of "$OURS_PID")
-[ -n "$OPENER" ] || die "no path opener under the daemon"
-# Held after the paths were found and before any was opened: the opener dies under it.
-T1=$(date +%s)
-prc -o -G -S 0x77 "$MP" >/tmp/client.out 2>&1 &
-CPID=$!
-# The request is at the pause when a thread of the daemon sleeps in it (its wchan).
+OPENERS=$(children_of "$OURS_PID" | sort -n)
+set -- $OPENERS
+PRIMARY=${1:-} STANDBY=${2:-}
+[ -n "$PRIMARY" ] && [ -n "$STANDBY" ] || die "no path opener and standby under the daemon: '$OPENERS'"
+# REGISTER held after the paths were found and before any was opened, and opener $1 killed
+# under it; the client's exit status in $CRC.
+register_killing() { # OPENER_PID
+    touch $PAUSE
+    T1=$(date +%s)
+    prc -o -G -S 0x77 "$MP" >/tmp/client.out 2>&1 &
+    CPID=$!
+    # The request is at the pause when a thread of the daemon sleeps in it (its wchan).
+    w=0
+    until grep -qs nanosleep /proc/"$OURS_PID"/task/*/wchan; do
+        w=$((w + 1)); [ $w -gt 300 ] && die "the request never reached the pause"; sleep 0.1
+    done
+    kill -KILL "$1"
+    w=0
+    while [ -d "/proc/$1" ]; do w=$((w + 1)); [ $w -gt 50 ] && die "the killed opener $1 was not reaped"; sleep 0.1; done
+    rm -f $PAUSE
+    client_rc $CPID
+    echo "  the client got, $(($(date +%s) - T1)) s after it asked: rc=$CRC $(cat /tmp/client.out)"
+}
+# The first opener's death: its standby opens the paths of the same request.
+register_killing "$PRIMARY"
+[ "$CRC" = 0 ] || die "REGISTER failed with the standby opener there"
+regs
+expect_lio_keys 0x77 0x77 "both paths registered through the standby"
+not_suspended "the first opener killed"
+# The -v line is written once the reply is out.
 w=0
-until grep -qs nanosleep /proc/"$OURS_PID"/task/*/wchan; do
-    w=$((w + 1)); [ $w -gt 300 ] && die "the request never reached the pause"; sleep 0.1
+until grep -q "path opener (pid $PRIMARY) has exited: its standby, the path opener (pid $STANDBY)" \
+    "/tmp/ours.$LAB_SCENARIO.err"; do
+    w=$((w + 1)); [ $w -gt 50 ] && die "-v does not say the standby took over"; sleep 0.1
 done
-kill -KILL "$OPENER"
-w=0
-while [ -d "/proc/$OPENER" ]; do w=$((w + 1)); [ $w -gt 50 ] && die "the killed opener was not reaped"; sleep 0.1; done
-rm -f $PAUSE
-client_rc $CPID
-echo "  the client got, $(($(date +%s) - T1)) s after it asked: rc=$CRC $(cat /tmp/client.out)"
+echo "  ok: -v says the standby took over"
+ok prc -o -G -K 0x77 -S 0 "$MP"
+expect_lio_keys "" "" "unregistered through the standby"
+# The standby's death: nothing left to open paths with.
+register_killing "$STANDBY"
 [ "$CRC" != 0 ] || die "REGISTER succeeded without a path opener"
 regs
-expect_lio_keys "" "" "nothing registered without the opener"
-not_suspended "the opener killed"
+expect_lio_keys "" "" "nothing registered without an opener"
+not_suspended "both openers killed"
 kill -0 "$OURS_PID" || die "the daemon died with its opener"
 T1=$(date +%s)
 set +e
