@@ -1043,6 +1043,7 @@ fn cargo_deb_packages_the_static_musl_binary() {
     if let Some(took) = ensure_cargo_deb() {
         eprintln!("cargo install cargo-deb took {took:?}");
     }
+    ensure_apt("file", &["file"]);
     let scratch = Scratch::new("pkg-deb-static");
     let work = scratch.path("w");
     let out = sh(
