@@ -110,13 +110,14 @@ tier() { # NAME COMMAND...: runs one tier, its output into the log (and its own)
             if (t ~ /^[0-9.]+$/) printf "%d %s %s: %s %s\n", t + 0.5, tier, what, $1, $2
         }' "$log.$name" >>"$rows"
 }
-tier fast cargo test
+# --no-fail-fast: a failing test binary does not hide what the next ones would say.
+tier fast cargo test --no-fail-fast
 # The shipped artifact is the static musl binary (packaging/build-static.sh): every suite that
 # starts the binary runs once more against it.
 t0=$SECONDS
 if musl_bin=$(packaging/build-static.sh x86_64-unknown-linux-musl | awk '{ print $4 }') && [ -x "$musl_bin" ]; then
     echo "$((SECONDS - t0)) step packaging/build-static.sh" >>"$rows"
-    tier musl env PR_HELPER_BIN="$musl_bin" cargo test --test cli --test differential --test daemon \
+    tier musl env PR_HELPER_BIN="$musl_bin" cargo test --no-fail-fast --test cli --test differential --test daemon \
         --test activated --test torture --test pr_client --test runtime_faults
 else
     failed_tiers+=("musl (packaging/build-static.sh failed)")
@@ -136,7 +137,7 @@ fi
 # Skipped: the C helper's runtime-fault rows (about 3 min), a comparison for
 # docs/compatibility.md run by hand (cargo test --test runtime_faults -- --ignored --nocapture);
 # the 64 KiB record to the real journald, which the systemd lab runs in its guest.
-tier heavy cargo test -- --ignored --nocapture --skip c_helper_through_the_same_rows \
+tier heavy cargo test --no-fail-fast -- --ignored --nocapture --skip c_helper_through_the_same_rows \
     --skip a_64_kib_record_reaches_the_real_journald
 
 # The time table, slowest first (seconds, tier, what). Lab scenarios' and steps' times are
