@@ -26,9 +26,10 @@ fail() {
     exit 1
 }
 
-# The x86_64 budget (tests/static-build.sh, 544 KiB) plus room for powerpc64le, whose fixed
-# 4-byte instructions make it the largest (591,616 bytes against x86_64's 542,888).
-budget=$((592 * 1024))
+# The x86_64 budget (tests/static-build.sh, 600 KiB) plus room for powerpc64le, whose fixed
+# 4-byte instructions make it the largest (591,616 bytes against x86_64's 542,888, 9% more;
+# at x86_64's 596,208 bytes s390x measured 608,360 and aarch64 591,600).
+budget=$((656 * 1024))
 
 targets=()
 for a in "$@"; do
