@@ -411,6 +411,15 @@ fn a_standby_takes_over_once_the_opener_has_exited() {
         }
     });
     assert_eq!(openers.current.load(Ordering::Acquire), 1);
+    // Another test's fork may hold a copy of the standby's end until its exec: a request sent
+    // meanwhile is taken by nobody ("ended without answering"). Dead means its end reads EOF.
+    let start = std::time::Instant::now();
+    while !openers.openers[1].exited() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the standby's end never closed"
+        );
+    }
     let r = PathOpener::open(&openers, map_fd.as_fd(), req(dev(8, 0))).unwrap_err();
     assert_eq!(r.errno, libc::EPIPE);
     assert!(
