@@ -302,11 +302,18 @@ hang_lun() {
     dd if=/dev/zero bs=4096 count=16 >&7 2>/dev/null
 }
 unhang_lun() {
-    # Drain what this shell wrote (LIO's blocked write then goes through; a read of more could
-    # wait for ever on a FIFO this shell holds open for writing), then a regular file again.
-    dd bs=4096 count=16 <&7 >/dev/null 2>&1 || true
-    exec 7>&-
+    # A reader drains the FIFO until LIO's last writer closes it: a write blocked on the full
+    # FIFO, and an open for writing waiting for a reader, both go through. The path is a
+    # regular file again for LIO's next open. (Draining what this shell wrote and closing
+    # left, once under load, a LIO writer blocked for good: the LUN hung past the test.)
+    cat "$APTPL" >/dev/null 2>&1 &
+    _drain=$!
     rm -f "$APTPL"
+    exec 7>&-
+    _w=0
+    while kill -0 $_drain 2>/dev/null; do
+        _w=$((_w + 1)); [ $_w -gt 600 ] && { kill $_drain 2>/dev/null; break; }; sleep 0.1
+    done
 }
 
 for tool in ours mpp; do
@@ -346,7 +353,8 @@ for tool in ours mpp; do
     echo "  $tool: the client got, $(($(date +%s) - T1)) s after it asked: rc=$CRC $(cat /tmp/client.out)"
     eval "rc5_$tool=$CRC"
     not_suspended "$tool: after the LUN came back"
-    wait_paths 2 "active ready" 60
+    # SCSI error handling of the timed-out command can hold the path for minutes under load.
+    wait_paths 2 "active ready" 180
     regs
     eval "state5_$tool='$(lio_key 1)/$(lio_key 2) $(resv_of "$A")'"
     reset_lun
