@@ -302,18 +302,11 @@ hang_lun() {
     dd if=/dev/zero bs=4096 count=16 >&7 2>/dev/null
 }
 unhang_lun() {
-    # A reader drains the FIFO until LIO's last writer closes it: a write blocked on the full
-    # FIFO, and an open for writing waiting for a reader, both go through. The path is a
-    # regular file again for LIO's next open. (Draining what this shell wrote and closing
-    # left, once under load, a LIO writer blocked for good: the LUN hung past the test.)
-    cat "$APTPL" >/dev/null 2>&1 &
-    _drain=$!
-    rm -f "$APTPL"
+    # Drain what this shell wrote (LIO's blocked write then goes through; a read of more could
+    # wait for ever on a FIFO this shell holds open for writing), then a regular file again.
+    dd bs=4096 count=16 <&7 >/dev/null 2>&1 || true
     exec 7>&-
-    _w=0
-    while kill -0 $_drain 2>/dev/null; do
-        _w=$((_w + 1)); [ $_w -gt 600 ] && { kill $_drain 2>/dev/null; break; }; sleep 0.1
-    done
+    rm -f "$APTPL"
 }
 
 for tool in ours mpp; do
