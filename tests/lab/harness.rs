@@ -79,9 +79,10 @@ pub fn run_lab(dir: &str, env: &[(&str, &str)]) {
         .collect();
     assert!(
         failed.is_empty() && run.status.success(),
-        "PR lab: {} scenario(s) failed: {failed:?} (run.sh: {}); the guest logs are above",
+        "PR lab: {} scenario(s) failed: {failed:?} (run.sh: {}); why:\n{}\nthe guest logs are above",
         failed.len(),
-        run.status
+        run.status,
+        failure_reasons(&out)
     );
     for s in &scenarios {
         assert!(
@@ -89,4 +90,39 @@ pub fn run_lab(dir: &str, env: &[(&str, &str)]) {
             "scenario {s} did not report PASS"
         );
     }
+}
+
+/// What each failed scenario's log says of why: its `ASSERTION FAILED` line and what follows
+/// it (the helpers' last words), or its last lines when it has none (a scenario that ran out
+/// of time), so that a run whose output is cut to its end still names the reason.
+fn failure_reasons(out: &str) -> String {
+    let mut reasons = String::new();
+    let mut lines = out.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(fail) = line.strip_prefix("FAIL ") else {
+            continue;
+        };
+        let mut log = Vec::new();
+        while let Some(l) = lines.next_if(|l| l.starts_with("    | ")) {
+            log.push(&l[6..]);
+        }
+        let why: Vec<&str> = match log.iter().position(|l| l.starts_with("ASSERTION FAILED")) {
+            Some(i) => log[i..].iter().take(12).copied().collect(),
+            None => log[log.len().saturating_sub(5)..].to_vec(),
+        };
+        reasons.push_str(&format!("  {fail}:\n"));
+        for l in why {
+            reasons.push_str(&format!("    {l}\n"));
+        }
+    }
+    reasons
+}
+
+#[test]
+fn failure_reasons_name_the_assertion_or_the_last_lines() {
+    let out = "PASS 01-fresh 1.0s\nFAIL 28-migration rc=1 167.9s\n    | round 1\n    | ASSERTION FAILED: no QMP answer\n    | -- /tmp/console.a1\nFAIL 27-mpath-faults rc=did-not-run ?s\nlab: 1 passed, 2 failed\n";
+    assert_eq!(
+        failure_reasons(out),
+        "  28-migration rc=1 167.9s:\n    ASSERTION FAILED: no QMP answer\n    -- /tmp/console.a1\n  27-mpath-faults rc=did-not-run ?s:\n"
+    );
 }
