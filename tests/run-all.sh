@@ -7,7 +7,8 @@
 #   musl   the static musl binary (packaging/build-static.sh), and the integration suites
 #          again with PR_HELPER_BIN pointing at it; the unit tests linked with musl
 #   heavy  `cargo test -- --ignored`: packaging (apt-get, cargo-deb, initramfs images), the
-#          static build, the 1,000,000-request soak and the PR lab VMs
+#          static build, the 1,000,000-request soak and the PR lab VMs, in three parts
+#          (heavy-lab, then heavy-systemd beside heavy) so that both cores stay busy
 # Their times, and when they were measured: docs/testing.md; the run ends with its own.
 # Run as root: the privilege-dropping tests need it, as the daemon does.
 set -euo pipefail
@@ -85,11 +86,11 @@ else
 fi
 
 times=() failed_tiers=()
-tier() { # NAME COMMAND...: runs one tier, its output into the log (and its own), and times it
+tier() { # NAME COMMAND...: runs one tier, its output into its own log (and stdout), and times it
     local name=$1 t0=$SECONDS rc=0
     shift
     echo "run-all: $name tier: $*"
-    "$@" 2>&1 | tee -a "$log" "$log.$name" || rc=$?
+    "$@" 2>&1 | tee "$log.$name.tier" || rc=$?
     times+=("$name $((SECONDS - t0))s")
     [ $rc = 0 ] || failed_tiers+=("$name (exit $rc)")
     # The table's rows: each test binary's time from libtest's "test result: ... finished in
@@ -108,7 +109,34 @@ tier() { # NAME COMMAND...: runs one tier, its output into the log (and its own)
         /^(PASS|FAIL) [^ ]+ .*[0-9]s$/ {
             t = $NF; sub(/s$/, "", t)
             if (t ~ /^[0-9.]+$/) printf "%d %s %s: %s %s\n", t + 0.5, tier, what, $1, $2
-        }' "$log.$name" >>"$rows"
+        }' "$log.$name.tier" >>"$rows"
+}
+# beside NAME COMMAND...: a tier in the background, its output kept for when it ends (two
+# tiers' lines interleaved would say little); beside_wait prints it and takes its time and
+# outcome.
+beside_pids=() beside_names=()
+beside() {
+    local name=$1
+    echo "run-all: $name tier beside the next ones: ${*:2} (its output when it ends)"
+    (
+        times=() failed_tiers=()
+        tier "$@" >/dev/null
+        printf '%s\n' "${times[@]}" >"$log.$name.time"
+        printf '%s\n' "${failed_tiers[@]}" >"$log.$name.failed"
+    ) &
+    beside_pids+=($!) beside_names+=("$name")
+}
+beside_wait() {
+    local i name
+    for i in "${!beside_pids[@]}"; do
+        name=${beside_names[$i]}
+        wait "${beside_pids[$i]}" || true
+        echo "run-all: the output of the $name tier, run beside:"
+        cat "$log.$name.tier"
+        mapfile -t -O ${#times[@]} times < <(grep . "$log.$name.time")
+        mapfile -t -O ${#failed_tiers[@]} failed_tiers < <(grep . "$log.$name.failed" || true)
+    done
+    beside_pids=() beside_names=()
 }
 # --no-fail-fast: a failing test binary does not hide what the next ones would say.
 tier fast cargo test --no-fail-fast
@@ -137,8 +165,29 @@ fi
 # Skipped: the C helper's runtime-fault rows (about 3 min), a comparison for
 # docs/compatibility.md run by hand (cargo test --test runtime_faults -- --ignored --nocapture);
 # the 64 KiB record to the real journald, which the systemd lab runs in its guest.
-tier heavy cargo test --no-fail-fast -- --ignored --nocapture --skip c_helper_through_the_same_rows \
-    --skip a_64_kib_record_reaches_the_real_journald
+heavy_args=(--no-fail-fast)
+heavy_run=(-- --ignored --nocapture --skip c_helper_through_the_same_rows
+    --skip a_64_kib_record_reaches_the_real_journald)
+# The heavy tier in three parts, so that both cores stay busy (docs/testing.md#cores): the
+# PR lab (two VMs, a core each) alone; then the systemd lab (one VM) beside the rest
+# (the foreign-architecture lab, whose builds take both cores and whose VM runs seconds,
+# packaging, the static-build checks, the soak). Each test binary is built before the
+# lanes start, so two cargo runs do not wait on each other's build lock for long.
+cargo test "${heavy_args[@]}" --no-run --quiet 2>&1 | grep -v '^  Executable' || true
+others=()
+for t in tests/*.rs; do
+    t=$(basename "$t" .rs)
+    case $t in lab | lab_systemd) ;; *) others+=(--test "$t") ;; esac
+done
+# The labs take the static binary and unit tests the musl tiers built, rather than build
+# them again (a build waits for the foreign-architecture lab's, which holds cargo's lock).
+lab_env=()
+[ -x "${musl_bin:-}" ] && lab_env+=(LAB_BIN="$musl_bin")
+[ -x "${musl_unit:-}" ] && lab_env+=(LAB_SECCOMP_TEST="$musl_unit")
+tier heavy-lab env "${lab_env[@]}" cargo test "${heavy_args[@]}" --test lab "${heavy_run[@]}"
+beside heavy-systemd env "${lab_env[@]}" cargo test "${heavy_args[@]}" --test lab_systemd "${heavy_run[@]}"
+tier heavy cargo test "${heavy_args[@]}" --lib --bins "${others[@]}" "${heavy_run[@]}"
+beside_wait
 
 # The time table, slowest first (seconds, tier, what). Lab scenarios' and steps' times are
 # inside their binary's.
@@ -147,7 +196,7 @@ sort -s -k1,1nr "$rows" | awk '{ t = $1; $1 = ""; printf "%6d %s\n", t, substr($
 # One closing line for the whole run: the sum over every test binary of both tiers.
 echo "run-all: tier times: ${times[*]}"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log".*.tier
 if [ ${#failed_tiers[@]} -gt 0 ]; then
     echo "run-all: failed: ${failed_tiers[*]}" >&2
     exit 1

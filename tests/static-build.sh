@@ -37,8 +37,8 @@ budget=$((600 * 1024))
 if ! command -v file >/dev/null; then
     say "installing file"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends file >/dev/null || fail "cannot install file(1)"
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends file >/dev/null || fail "cannot install file(1)"
 fi
 command -v ldd >/dev/null || fail "no ldd (libc-bin)"
 

@@ -46,11 +46,11 @@ for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 updated=0
-apt_update() { [ $updated = 1 ] || { apt-get update -qq; updated=1; }; }
+apt_update() { [ $updated = 1 ] || { apt-get -o DPkg::Lock::Timeout=600 update -qq; updated=1; }; }
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_update
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # The kernel: the one linux-image-amd64 depends on. LAB_KERNEL=trixie-backports (default: 7.x,
