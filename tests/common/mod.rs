@@ -183,14 +183,12 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
 }
 
 pub fn wait_for_socket(path: &Path, limit: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("socket {} never accepted", path.display());
+    let accepts = || path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok();
+    assert!(
+        wait_until(limit, accepts),
+        "socket {} never accepted",
+        path.display()
+    );
 }
 
 /// A connected raw socket with a receive timeout, before negotiation.
