@@ -449,6 +449,40 @@ fn stop_process(pid: u32) {
 }
 
 #[test]
+fn requests_beyond_max_workers_wait_their_turn_and_are_all_answered() {
+    // --max-workers=1 with commands on /dev/zero (1:5) held 300 ms: of 4 requests sent at
+    // once, one runs and the others queue; each command that ends starts the next queued
+    // one, so all are answered, one after the other.
+    let helper = Helper::start_with_env(
+        Impl::Ours,
+        &["--max-workers=1"],
+        &[("PR_HELPER_TEST_SGIO_DELAY_MS", "300@1:5")],
+    );
+    let zero = open_rw("/dev/zero");
+    let conns: Vec<Connection> = (0..4)
+        .map(|_| Connection::connect(&helper.socket, TIMEOUT).unwrap())
+        .collect();
+    let start = Instant::now();
+    for conn in &conns {
+        pr_helper::send_with_fd(conn.socket(), &pr_in(0, 24), zero.as_fd()).unwrap();
+    }
+    for (n, conn) in conns.iter().enumerate() {
+        assert!(
+            matches!(
+                read_next(conn.socket(), 104, Duration::from_secs(10)),
+                Next::Bytes(_)
+            ),
+            "reply {n}"
+        );
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(1100),
+        "4 commands of 300 ms at most one at a time took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
 fn a_request_ready_with_a_slow_one_is_served_meanwhile() {
     // Two requests ready at once (they come while the helper is stopped): the first holds
     // its device (/dev/zero, 1:5) 3 s; the second, on /dev/null, must be answered meanwhile,
