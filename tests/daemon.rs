@@ -485,13 +485,13 @@ fn requests_beyond_max_workers_wait_their_turn_and_are_all_answered() {
 #[test]
 fn a_request_ready_with_a_slow_one_is_served_meanwhile() {
     // Two requests ready at once (they come while the helper is stopped): the first holds
-    // its device (/dev/zero, 1:5) 3 s; the second, on /dev/null, must be answered meanwhile,
-    // not after it. A thread that took both events along (a batch per wait, measured and not
+    // its device (/dev/zero, 1:5) 5 s; the second, on /dev/null, must be answered meanwhile,
+    // not after it: when its answer comes, the slow one's has not. A thread that took both events along (a batch per wait, measured and not
     // taken: docs/benchmark.md) would have to hand the second back before the command.
     let helper = Helper::start_with_env(
         Impl::Ours,
         &[],
-        &[("PR_HELPER_TEST_SGIO_DELAY_MS", "3000@1:5")],
+        &[("PR_HELPER_TEST_SGIO_DELAY_MS", "5000@1:5")],
     );
     let (zero, null) = (open_rw("/dev/zero"), open_rw("/dev/null"));
     let open = || {
@@ -509,13 +509,11 @@ fn a_request_ready_with_a_slow_one_is_served_meanwhile() {
     stop_process(helper.pid());
     send_fds(slow.as_fd(), &pr_in(0, 24), &[zero.as_fd()]);
     send_fds(fast.as_fd(), &pr_in(0, 24), &[null.as_fd()]);
-    let start = Instant::now();
     signal(helper.pid(), 18);
     assert!(matches!(
-        read_next(fast.as_fd(), 104, Duration::from_secs(2)),
+        read_next(fast.as_fd(), 104, Duration::from_secs(10)),
         Next::Bytes(_)
     ));
-    assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(
         read_next(slow.as_fd(), 1, Duration::from_millis(10)),
         Next::Silent(Vec::new()),
