@@ -249,7 +249,7 @@ hostenv_down() {
 }
 
 # multipathd with the prkeys file (reservation_key file), checking paths every second, and the
-# map it makes over the LUN's nexuses: MP=/dev/mapper/NAME, MPNAME, MPDM (dm-N).
+# map it makes over the LUN's nexuses: MP=/dev/dm-N (its node), MPNAME, MPDM (dm-N).
 mpath_up() {
     mkdir -p /deb/etc/multipath/conf.d
     cat >/deb/etc/multipath/conf.d/lab.conf <<'CONF'
@@ -329,7 +329,10 @@ CONF
     done
     _name=$(cat /sys/block/$_mp/dm/name)
     [ -e /dev/mapper/$_name ] || { mkdir -p /dev/mapper; mknod /dev/mapper/$_name b $(tr ':' ' ' </sys/block/$_mp/dev); }
-    echo "export MP=/dev/mapper/$_name MPNAME=$_name MPDM=$_mp" >>/tmp/devs.sh
+    # The scenarios open the map by its kernel node, which lives as long as the map: the
+    # /dev/mapper link is udevd's, and once vanished in the middle of scenario 19 (pr-client:
+    # "cannot open /dev/mapper/mpatha: No such file or directory", 2026-12-07).
+    echo "export MP=/dev/$_mp MPNAME=$_name MPDM=$_mp" >>/tmp/devs.sh
     $CH multipathd show topology
 }
 mpath_down() {

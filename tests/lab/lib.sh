@@ -232,12 +232,12 @@ expect_ua() { # DEV ASC ASCQ WHAT
 }
 
 # Every thread of PID in seccomp filter mode (2) with our one filter: the daemon installs it
-# once serving, just after its socket appears, so give it up to 5 s.
+# as start-up's last step (after the privilege drop), which comes after its socket appears:
+# wait for it, up to 60 s of wall clock (a lab VM beside a busy machine can take seconds).
 expect_sandboxed() { # PID
-    _w=0
+    _t=$(date +%s)
     while [ "$(cat /proc/"$1"/task/*/status 2>/dev/null | grep -c '^Seccomp:[[:space:]]*2$')" = 0 ]; do
-        _w=$((_w + 1))
-        [ $_w -gt 50 ] && die "PID $1 never entered seccomp filter mode: $(grep Seccomp /proc/"$1"/status)"
+        [ $(($(date +%s) - _t)) -gt 60 ] && die "PID $1 never entered seccomp filter mode: $(grep Seccomp /proc/"$1"/status)"
         sleep 0.1
     done
     for _s in /proc/"$1"/task/*/status; do

@@ -97,17 +97,27 @@ expect_eq "$(keys_of "$A")" "" "unregistered on both paths"
 B_HOST=$(ls "/sys/block/${B#/dev/}/device/scsi_device")
 B_HOST=${B_HOST%%:*}
 echo 1 >"/sys/block/${B#/dev/}/device/delete"
-w=0
+# Wall-clock limits: multipathd learns of both through udevd in the chroot, which took over
+# 30 s under load (once the rescanned path was still an orphan after the 30 s this waited).
+t=$(date +%s)
 until [ "$(ls "/sys/block/$MPDM/slaves" | wc -l)" -eq 1 ]; do
-    w=$((w + 1))
-    [ $w -gt 300 ] && { $CH multipathd show paths; die "the deleted path stayed in the map"; }
+    [ $(($(date +%s) - t)) -gt 120 ] && { $CH multipathd show paths; die "the deleted path stayed in the map"; }
     sleep 0.1
 done
 echo "- - -" >"/sys/class/scsi_host/host$B_HOST/scan"
-w=0
+t=$(date +%s)
+reloaded=""
 until [ "$(ls "/sys/block/$MPDM/slaves" | wc -l)" -ge 2 ]; do
-    w=$((w + 1))
-    [ $w -gt 300 ] && { $CH multipathd show paths; die "the rescanned path did not come back into the map"; }
+    # Still out after 30 s (multipathd showed it as an orphan once): a reload puts every
+    # path in, as the lab's set-up does; what is tested here is the helper's use of the
+    # new node, not how multipathd takes it back.
+    if [ -z "$reloaded" ] && [ $(($(date +%s) - t)) -gt 30 ]; then
+        $CH multipathd show paths
+        echo "  the rescanned path still outside the map after 30 s: multipath -r"
+        $CH multipath -r -v2 || true
+        reloaded=yes
+    fi
+    [ $(($(date +%s) - t)) -gt 180 ] && { $CH multipathd show paths; die "the rescanned path did not come back into the map after 180 s"; }
     sleep 0.1
 done
 wait_paths 2 "active ready" 20
