@@ -349,6 +349,9 @@ unit_bounding_set() {
 # no_new_privs (the host's setpriv), with ARGS (e.g. -u 65534 -g 65534).
 ours_start_unit() {
     OURS_WRAP="$HL /host/usr/bin/setpriv --bounding-set -all,$(unit_bounding_set) --no-new-privs" ours_start "$@"
+    # The socket comes before the privilege drop: what /proc says of the daemon (its ids and
+    # capabilities) is its own once start-up's last step, the sandbox, is done.
+    expect_sandboxed "$OURS_PID"
 }
 # status_of PID FIELD: that /proc/PID/status line's value, blanks squeezed ("65534 65534 ...").
 status_of() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status" | tr -s ' \t' '  '; }

@@ -331,6 +331,9 @@ helper_stop a
 helper_stop b
 ours_on a $UNIT_WRAP -- -u 65534 -g 65534
 ours_on b $UNIT_WRAP -- -u 65534 -g 65534
+# Their sockets come before the privilege drop: start-up is over once the sandbox is on.
+expect_sandboxed "$HPID_a"
+expect_sandboxed "$HPID_b"
 expect_eq "$(status_of "$HPID_b" Uid)" "65534 65534 65534 65534" "host B's helper runs as uid 65534"
 [ -n "$(children_of "$HPID_b")" ] || die "no path opener under host B's helper"
 # The source's next PR command goes to the new helper (QEMU reconnects); its guest keeps writing.
