@@ -81,7 +81,8 @@ helper_stop() {
     return 0
 }
 # ours_on HOST [WRAP...] [-- ARGS]: our helper (--audit) for HOST on /deb/run/pr-HOST.sock
-# (QEMU's /run/pr-HOST.sock), its log appended to /tmp/helper.HOST.err; HPID_HOST.
+# (QEMU's /run/pr-HOST.sock), its log appended to /tmp/helper.HOST.err; HPID_HOST. Returns
+# once its start-up is over: the socket comes before the privilege drop, the sandbox after.
 ours_on() {
     _h=$1
     shift
@@ -97,6 +98,7 @@ ours_on() {
     $_wrap "$LAB_BIN" qemu-pr-helper --audit -k "/deb/run/pr-$_h.sock" $_args >>"/tmp/helper.$_h.err" 2>&1 &
     eval "HPID_$_h=\$!"
     wait_sock "/deb/run/pr-$_h.sock"
+    eval "expect_sandboxed \$HPID_$_h"
 }
 c_on() { # HOST: QEMU 11's C helper for HOST
     rm -f "/deb/run/pr-$1.sock"
@@ -331,9 +333,6 @@ helper_stop a
 helper_stop b
 ours_on a $UNIT_WRAP -- -u 65534 -g 65534
 ours_on b $UNIT_WRAP -- -u 65534 -g 65534
-# Their sockets come before the privilege drop: start-up is over once the sandbox is on.
-expect_sandboxed "$HPID_a"
-expect_sandboxed "$HPID_b"
 expect_eq "$(status_of "$HPID_b" Uid)" "65534 65534 65534 65534" "host B's helper runs as uid 65534"
 [ -n "$(children_of "$HPID_b")" ] || die "no path opener under host B's helper"
 # The source's next PR command goes to the new helper (QEMU reconnects); its guest keeps writing.
