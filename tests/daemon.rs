@@ -486,8 +486,9 @@ fn requests_beyond_max_workers_wait_their_turn_and_are_all_answered() {
 fn a_request_ready_with_a_slow_one_is_served_meanwhile() {
     // Two requests ready at once (they come while the helper is stopped): the first holds
     // its device (/dev/zero, 1:5) 5 s; the second, on /dev/null, must be answered meanwhile,
-    // not after it: when its answer comes, the slow one's has not. A thread that took both events along (a batch per wait, measured and not
-    // taken: docs/benchmark.md) would have to hand the second back before the command.
+    // not after it: when its answer comes, the slow one's has not. A thread that took both
+    // events along (a batch per wait, measured and not taken: docs/benchmark.md) would have
+    // to hand the second back before the command.
     let helper = Helper::start_with_env(
         Impl::Ours,
         &[],

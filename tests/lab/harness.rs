@@ -103,8 +103,9 @@ fn failure_reasons(out: &str) -> String {
             continue;
         };
         let mut log = Vec::new();
-        while let Some(l) = lines.next_if(|l| l.starts_with("    | ")) {
-            log.push(&l[6..]);
+        while let Some(l) = lines.peek().and_then(|l| l.strip_prefix("    | ")) {
+            log.push(l);
+            lines.next();
         }
         let why: Vec<&str> = match log.iter().position(|l| l.starts_with("ASSERTION FAILED")) {
             Some(i) => log[i..].iter().take(12).copied().collect(),

@@ -419,6 +419,7 @@ fn a_standby_takes_over_once_the_opener_has_exited() {
             start.elapsed() < Duration::from_secs(10),
             "the standby's end never closed"
         );
+        std::thread::sleep(Duration::from_millis(5));
     }
     let r = PathOpener::open(&openers, map_fd.as_fd(), req(dev(8, 0))).unwrap_err();
     assert_eq!(r.errno, libc::EPIPE);
