@@ -335,8 +335,8 @@ for tool in ours mpp; do
         kill -0 $CPID 2>/dev/null || die "ours: the client was answered before the LUN came back"
         echo "  ok: ours: the client still waits for the hung LUN, the map is not suspended"
     else
-        # mpathpersist 0.11.1 (trixie's) does not suspend the map for a PREEMPT of its own key: the same
-        # 15 s, to see whether it waits too.
+        # mpathpersist 0.11.1 (trixie's) does not suspend the map for a PREEMPT of its own
+        # key: the same 15 s, to see whether it waits too.
         w=0
         while kill -0 $CPID 2>/dev/null && [ $w -lt 150 ]; do w=$((w + 1)); sleep 0.1; done
         if kill -0 $CPID 2>/dev/null; then echo "  mpp: still waits after $(($(date +%s) - T1)) s"; else echo "  mpp: done after $(($(date +%s) - T1)) s"; fi
