@@ -31,7 +31,6 @@
 #   5 c-map: the C helper on B's map (no libmpathpersist in Debian's): nexus 4 -> B's map,
 #     what it does recorded, not asserted.
 . "$LAB_TESTS/lib.sh"
-[ -f "$LAB_IMAGE/vmlinuz" ] || die "no kernel in LAB_IMAGE=$LAB_IMAGE"
 HA=$LAB_DEV_3_0 HC=$LAB_DEV_4_0
 [ -b "$MP" ] && [ -b "$HA" ] && [ -b "$HC" ] || die "missing devices: $(cat /tmp/devs.sh)"
 KEY=0x4d49 TYPE=5
