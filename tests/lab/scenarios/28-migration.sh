@@ -1,9 +1,8 @@
 # lab-topology: mpath=1 nexus=4
 # lab-timeout: 2700
-# lab-weight: 420
-# Measured on 2026-12-06 (docs/lab.md#live-migration): 358.6 s before round 3b, beside one
-# other lab VM; 643.5 s with it, beside two; the nested boot 148-158 s of that (391 s once
-# with the VM at 0.4 of a core, the scenario then 862.2 s).
+# lab-weight: 275
+# Measured on 2026-12-07 (docs/lab.md#live-migration): 272.8 s, alone, the nested boot (the
+# lab's own kernel) 45 s of it; with Debian's kernel 643-755 s, its boot 148-272 s.
 # Live migration of a VM that holds a reservation (QEMU 11's migrate-pr, issue 31): two
 # "hosts" on the one LUN, each with its own helper on its own socket, the nested guest of 21
 # migrated between them by QMP over a Unix socket. Host A reaches the LUN through one path,
