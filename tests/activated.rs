@@ -37,25 +37,6 @@ fn gone(pid: u32, limit: Duration) -> bool {
     false
 }
 
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
-        let mut fields = after.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        if fields.next() == Some(&parent.to_string()) && state != "Z" {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// Hang guard of the waits on a condition: only a helper that never gets there reaches it.
 const GUARD: Duration = Duration::from_secs(30);
 

@@ -345,10 +345,7 @@ fn unit_exec_start_runs_under_the_units_capabilities() {
             assert_eq!(&buf[..n], b"READY=1", "{service}");
             let start = Instant::now();
             let pid = loop {
-                let pids: Vec<u32> = sh(&format!("pgrep -P {} || true", guard.id()), 10)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect();
+                let pids = children_of(guard.id());
                 // The probe's instance exits on its own: wait for ours alone.
                 if let [pid] = pids[..] {
                     break pid;
@@ -394,10 +391,7 @@ fn unit_exec_start_runs_under_the_units_capabilities() {
     let pid = guard.id();
     assert_eq!(status_field(pid, "Uid"), "65534\t65534\t65534\t65534");
     assert_eq!(status_field(pid, "CapEff"), "0000000000220000");
-    let opener: Vec<u32> = sh(&format!("pgrep -P {pid} || true"), 10)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
+    let opener = children_of(pid);
     assert_eq!(
         opener.len(),
         usize::from(Path::new("/dev/mapper/control").exists()),

@@ -182,6 +182,27 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
     }
 }
 
+/// The live (not zombie) children of `parent`, read from /proc (no procps on a minimal
+/// Debian).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+        let mut fields = after.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        if fields.next() == Some(&parent.to_string()) && state != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 pub fn wait_for_socket(path: &Path, limit: Duration) {
     let accepts = || path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok();
     assert!(
