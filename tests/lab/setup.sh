@@ -193,8 +193,17 @@ nested_kernel() {
         log "building the nested guests' kernel $nk (linux-source-6.1 $v, tinyconfig + nested-kernel.config)"
         mkdir -p "$cache/debs" "$cache/nested-kernel"
         deb="$cache/debs/linux-source-6.1_${v//:/%3a}_all.deb"
-        [ -f "$deb" ] || (cd "$cache/debs" && apt-get download -qq "linux-source-6.1=$v" >/dev/null 2>&1) ||
-            { log "apt-get download linux-source-6.1=$v failed"; exit 1; }
+        if [ ! -f "$deb" ] && ! (cd "$cache/debs" && apt-get download -qq "linux-source-6.1=$v" >/dev/null 2>&1); then
+            # Lists older than the archive (a security update superseded $v): once more after
+            # an update, with the version it names.
+            if [ $updated = 0 ]; then
+                apt_update
+                nested_kernel
+                return
+            fi
+            log "apt-get download linux-source-6.1=$v failed"
+            exit 1
+        fi
         t=$(mktemp -d "$cache/nested-kernel/.build.XXXXXX")
         if ! (dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/src/linux-source-6.1.tar.xz | tar -xJ -C "$t" &&
             cd "$t/linux-source-6.1" && make -s tinyconfig &&
