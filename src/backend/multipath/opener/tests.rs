@@ -272,6 +272,21 @@ fn take_request(sock: BorrowedFd<'_>) -> Vec<OwnedFd> {
     }
 }
 
+/// Waits until `opener`'s other end is closed for good. Another test's fork may hold a copy
+/// of it until its exec (CLOEXEC closes it only then): a request sent meanwhile is taken by
+/// nobody, and fails with "ended without answering" instead of "has exited" (seen once in 20
+/// runs of the fast tier under stress-ng). Dead means its end reads EOF.
+fn wait_until_exited(opener: &Opener) {
+    let start = std::time::Instant::now();
+    while !opener.exited() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the opener's end never closed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn an_opener_that_never_answers_fails_the_request_at_the_deadline() {
     let (daemon_end, opener_end) = pair();
@@ -313,6 +328,7 @@ fn an_opener_killed_during_a_request_is_a_clear_error() {
         );
     });
     // And every later request at once.
+    wait_until_exited(&opener);
     let r = opener
         .open(open("/dev/null").as_fd(), req(dev(8, 0)))
         .unwrap_err();
@@ -411,16 +427,7 @@ fn a_standby_takes_over_once_the_opener_has_exited() {
         }
     });
     assert_eq!(openers.current.load(Ordering::Acquire), 1);
-    // Another test's fork may hold a copy of the standby's end until its exec: a request sent
-    // meanwhile is taken by nobody ("ended without answering"). Dead means its end reads EOF.
-    let start = std::time::Instant::now();
-    while !openers.openers[1].exited() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the standby's end never closed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until_exited(&openers.openers[1]);
     let r = PathOpener::open(&openers, map_fd.as_fd(), req(dev(8, 0))).unwrap_err();
     assert_eq!(r.errno, libc::EPIPE);
     assert!(
