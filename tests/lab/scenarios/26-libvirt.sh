@@ -29,7 +29,8 @@
 # up to 1,200 s, each wait for the guest's next line 300 s, libvirtd's start and `virsh start`
 # 300 s each. lab-timeout bounds the whole at 60 min. Measured on 2026-12-07 (beside a second
 # lab VM, docs/lab.md): the whole scenario 207 s, the nested boot (the lab's own kernel) 33 s;
-# with Debian's kernel on the same kind of machine 622 s, the nested boot 200-270 s.
+# with Debian's kernel 622 s, the nested boot 200-270 s, on a machine whose TCG was about
+# twice as slow.
 # lab-weight is the 207 s run.
 BOOT_LIMIT=1200 PHASE_LIMIT=300 START_LIMIT=300
 

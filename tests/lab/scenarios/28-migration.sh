@@ -2,7 +2,8 @@
 # lab-timeout: 2700
 # lab-weight: 275
 # Measured on 2026-12-07 (docs/lab.md#live-migration): 272.8 s, alone, the nested boot (the
-# lab's own kernel) 45 s of it; with Debian's kernel 643-755 s, its boot 148-272 s.
+# lab's own kernel) 45 s of it; with Debian's kernel 643-755 s, its boot 148-272 s (other
+# machines; one whose TCG was about twice as slow for 755 s).
 # Live migration of a VM that holds a reservation (QEMU 11's migrate-pr, issue 31): two
 # "hosts" on the one LUN, each with its own helper on its own socket, the nested guest of 21
 # migrated between them by QMP over a Unix socket. Host A reaches the LUN through one path,
