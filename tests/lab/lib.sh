@@ -375,7 +375,7 @@ NESTED=/tmp/inner
 # TCG runs the guest 50-70x slower than one TCG level, so what the boot does is what it costs
 # (docs/lab.md has the figures): qboot, QEMU's minimal firmware, loads the kernel and initramfs
 # and nothing else (SeaBIOS reached the kernel at 8 s); the kernel is ours, with nothing built
-# in that the guest does not use (Debian's took 107-270 s here, its initcalls most of it); the
+# in that the guest does not use (Debian's took 107-272 s, its initcalls most of it); the
 # initramfs is not compressed (nested gunzip). The machine has no ACPI (21, 28:
 # -machine acpi=off; 26: libvirt without <acpi/>), so the guest's `reboot -f` ends QEMU.
 NESTED_BIOS=/usr/share/qemu/qboot.rom
